@@ -1,0 +1,67 @@
+"""Console channel: an interactive chat in the terminal, or one JSON line per input line for scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TextIO
+
+from bot.engine import Reply
+from bot.runner import Incoming, Runner
+
+CHANNEL = "console"
+SLASH_START = "/start"
+
+
+def render_text(reply: Reply) -> str:
+    """A reply as plain text with numbered choices."""
+    lines = [reply.text]
+    if reply.choices:
+        lines.append("")
+        lines += [f"  {i}. {c.label}" for i, c in enumerate(reply.choices, 1)]
+    lines += [f"  🔗 {link}" for link in reply.links]
+    return "\n".join(lines)
+
+
+def parse_line(line: str, user_id: str) -> Incoming:
+    text = line.rstrip("\r\n")
+    stripped = text.strip()
+    if stripped.split(" ")[0].lower() == SLASH_START:
+        payload = stripped[len(SLASH_START) :].strip() or None
+        return Incoming(CHANNEL, user_id, kind="start", text=text, start_payload=payload)
+    return Incoming(CHANNEL, user_id, kind="text", text=text)
+
+
+async def _readline(stream: TextIO) -> str:
+    return await asyncio.to_thread(stream.readline)
+
+
+async def run_json(runner: Runner, user_id: str, stdin: TextIO, stdout: TextIO) -> None:
+    """For each input line print exactly one JSON line, flushed, so a program can chat through a pipe."""
+    while True:
+        line = await _readline(stdin)
+        if not line:
+            return
+        replies = await runner.handle(parse_line(line, user_id)) or []
+        out = {"input": line.rstrip("\r\n"), "replies": [r.as_dict() for r in replies]}
+        stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        stdout.flush()
+
+
+async def run_interactive(runner: Runner, user_id: str, stdin: TextIO, stdout: TextIO) -> None:
+    """A chat in the terminal; the first turn greets or offers to resume."""
+    stdout.write("(Gõ tin nhắn rồi bấm Enter. Gõ số để chọn. Ctrl+D để thoát.)\n\n")
+    replies = await runner.handle(Incoming(CHANNEL, user_id, kind="start")) or []
+    while True:
+        for reply in replies:
+            stdout.write(render_text(reply) + "\n\n")
+        stdout.write("> ")
+        stdout.flush()
+        line = await _readline(stdin)
+        if not line:
+            stdout.write("\nTạm biệt!\n")
+            return
+        if not line.strip():
+            replies = []
+            continue
+        replies = await runner.handle(parse_line(line, user_id)) or []

@@ -1,0 +1,205 @@
+"""Command line: ``python -m bot <subcommand>``. Exit 0 on success, 1 on a reported problem, 2 on bad usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import schema
+from bot.content import ContentHolder, build
+from bot.engine import EngineConfig
+from bot.errors import BotError
+from bot.loader import load_content
+from bot.settings import SETTINGS, default_content_dir, hash_secret, resume_after_seconds, setting
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "dvc-bot: trợ lý hướng dẫn người dân làm thủ tục hành chính trực tuyến.\nChạy không kèm lệnh con thì giống `run`."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with Vietnamese error lines and exit code 2 on bad usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: lỗi cách dùng: {message}\nGõ `{self.prog} --help` để xem hướng dẫn.\n")
+
+
+def _add_content(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--content",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="thư mục chứa procedures.yaml và flows/ (mặc định: BOT_CONTENT hoặc thư mục của dự án)",
+    )
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db", metavar="PATH", default=None, help="tệp cơ sở dữ liệu SQLite (mặc định: BOT_DB hoặc var/bot.db)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings_help = "\n".join(f"  {s.env:<26} {s.help}" for s in SETTINGS)
+    parser = _Parser(
+        prog="python -m bot",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Biến môi trường:\n" + settings_help,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="LỆNH", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "run", help="chạy bot trên các kênh đã cấu hình; chưa có mã kênh nào thì mở trò chuyện trên màn hình"
+    )
+    _add_content(p)
+    _add_db(p)
+
+    p = sub.add_parser("chat", help="trò chuyện với bot ngay trên màn hình (không cần mạng)")
+    _add_content(p)
+    _add_db(p)
+    p.add_argument("--user", metavar="ID", default="console", help="mã người dùng thử (mặc định: console)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="mỗi dòng vào là một tin nhắn; mỗi dòng ra là một dòng JSON (dùng cho chương trình khác)",
+    )
+
+    p = sub.add_parser("validate", help="kiểm tra procedures.yaml và flows/*.yaml, in mọi lỗi kèm tệp:dòng")
+    _add_content(p)
+    p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    p.add_argument("--strict", action="store_true", help="coi cảnh báo cũng là lỗi (thoát mã 1)")
+
+    p = sub.add_parser("schema", help="in JSON Schema của hai loại tệp nội dung")
+    p.add_argument(
+        "--write",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="ghi procedures.schema.json và flow.schema.json vào thư mục này",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=setting("log_level").upper() if setting("log_level").upper() in logging._nameToLevel else "WARNING",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    command = args.command or "run"
+    if args.command is None:
+        args = parser.parse_args(["run"])
+    try:
+        if command == "validate":
+            return cmd_validate(args)
+        if command == "schema":
+            return cmd_schema(args)
+        if command == "chat":
+            return asyncio.run(cmd_chat(args))
+        if command == "run":
+            return cmd_run(args)
+    except BotError as exc:
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\nĐã dừng.", file=sys.stderr)
+        return 130
+    parser.print_help()
+    return 2
+
+
+def _content_dir(args: argparse.Namespace) -> Path:
+    return Path(args.content) if args.content else default_content_dir()
+
+
+def _db_path(args: argparse.Namespace) -> str:
+    return str(args.db or setting("db"))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    content_dir = _content_dir(args)
+    result = load_content(content_dir)
+    errors, warnings = result.errors, result.warnings
+    failed = bool(errors) or (args.strict and bool(warnings))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": not failed,
+                    "version": result.version,
+                    "errors": len(errors),
+                    "warnings": len(warnings),
+                    "problems": [p.as_dict() for p in result.problems],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 1 if failed else 0
+    for problem in result.problems:
+        print(problem.format())
+    if result.catalogue is not None and not failed:
+        cat = result.catalogue
+        procs = sum(1 for p in cat.procedures if not p.is_guide)
+        guides = len(cat.procedures) - procs
+        tail = f", {len(warnings)} cảnh báo" if warnings else ""
+        print(f"Nội dung hợp lệ: {procs} thủ tục, {guides} hướng dẫn, phiên bản {result.version}{tail}.")
+        return 0
+    print(f"Có {len(errors)} lỗi và {len(warnings)} cảnh báo.", file=sys.stderr)
+    return 1
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    schemas = schema.json_schemas()
+    if args.write:
+        args.write.mkdir(parents=True, exist_ok=True)
+        for name, body in schemas.items():
+            (args.write / name).write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return 0
+    print(json.dumps(schemas, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if setting("telegram_token"):
+        raise BotError(
+            "Kênh Telegram chưa có trong phiên bản này. Hãy bỏ TELEGRAM_BOT_TOKEN để dùng bản trò chuyện trên màn hình."
+        )
+    chat_args = argparse.Namespace(content=args.content, db=args.db, user="console", json=False)
+    return asyncio.run(cmd_chat(chat_args))
+
+
+async def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.channels import console
+    from bot.runner import Runner
+    from bot.storage.sqlite import SqliteStore
+
+    content_dir = _content_dir(args)
+    content = build(load_content(content_dir))
+    db = _db_path(args)
+    secret = hash_secret(db)
+    store = await SqliteStore.open(db)
+    try:
+        runner = Runner(
+            ContentHolder(content, content_dir),
+            store,
+            secret,
+            config=EngineConfig(resume_after_seconds=resume_after_seconds()),
+        )
+        if args.json:
+            await console.run_json(runner, args.user, sys.stdin, sys.stdout)
+        else:
+            await console.run_interactive(runner, args.user, sys.stdin, sys.stdout)
+    finally:
+        await store.close()
+    return 0

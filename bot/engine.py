@@ -1,0 +1,1048 @@
+"""Pure conversation logic: (content, session, inbound message, now) -> (new session, replies, events).
+
+No I/O happens here: no network, no database, no clock that is not passed in.
+Replies carry semantic choices (id + label); each channel renders them its own
+way, and a typed number or label selects a choice as well as a tap does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from rapidfuzz import fuzz, process
+
+from bot import texts
+from bot.matcher import Matcher, MatchResult
+from bot.normalize import fold
+from bot.privacy import redact
+from bot.schema import Catalogue, ChecklistItem, Contact, Fact, Fee, Procedure, Step
+
+# ---------------------------------------------------------------------------
+# Messages in and out
+# ---------------------------------------------------------------------------
+
+InboundKind = Literal["text", "choice", "start", "unsupported", "edit"]
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A citizen's message after a channel has parsed it."""
+
+    channel: str
+    user_key: str
+    kind: InboundKind = "text"
+    text: str = ""
+    choice_id: str | None = None
+    start_payload: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    choices: tuple[Choice, ...] = ()
+    links: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "choices": [{"id": c.id, "label": c.label} for c in self.choices],
+            "links": list(self.links),
+        }
+
+
+Via = Literal[
+    "choice",
+    "typed",
+    "back",
+    "command",
+    "match",
+    "menu",
+    "deeplink",
+    "jump",
+    "return",
+    "resume",
+    "restart",
+    "switch",
+]
+
+# Every event type the engine (and the runner) writes; docs/events.md documents each.
+EVENT_TYPES: Final[tuple[str, ...]] = (
+    "flow-started",
+    "step-entered",
+    "guide-entered",
+    "guide-returned",
+    "flow-completed",
+    "flow-cancelled",
+    "flow-exited",
+    "checklist-ticked",
+    "back",
+    "repeat",
+    "help",
+    "handoff-shown",
+    "not-understood",
+    "match-confident",
+    "match-ambiguous",
+    "match-none",
+    "switch-offered",
+    "resume-offered",
+    "step-vanished",
+    "stale-choice",
+    "unsupported-input",
+    "edit-ignored",
+    "error",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One append-only analytics row; never holds a raw chat id or personal number."""
+
+    ts: float
+    user_key: str
+    channel: str
+    type: str
+    procedure_id: str | None = None
+    content_version: str = ""
+    step_id: str | None = None
+    from_step: str | None = None
+    to_step: str | None = None
+    via: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# Session state
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where to come back to after a guide: the calling procedure and its return step."""
+
+    procedure: str
+    step: str
+
+
+@dataclass(frozen=True)
+class Position:
+    procedure: str
+    step: str
+    stack: tuple[Frame, ...] = ()
+
+
+PromptKind = Literal["area", "disambiguate", "resume", "switch", "help", "vanished"]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A question outside the flow's steps that is waiting for an answer."""
+
+    kind: PromptKind
+    data: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Session:
+    """Everything the engine remembers about one citizen."""
+
+    position: Position | None = None
+    history: tuple[Position, ...] = ()
+    answers: Mapping[str, str] = field(default_factory=dict)
+    ticks: frozenset[str] = frozenset()
+    prompt: Prompt | None = None
+    content_version: str = ""
+    last_seen: float | None = None
+    started_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def pos(p: Position) -> dict[str, Any]:
+            return {
+                "procedure": p.procedure,
+                "step": p.step,
+                "stack": [[f.procedure, f.step] for f in p.stack],
+            }
+
+        return {
+            "position": pos(self.position) if self.position else None,
+            "history": [pos(p) for p in self.history],
+            "answers": dict(self.answers),
+            "ticks": sorted(self.ticks),
+            "prompt": [self.prompt.kind, list(self.prompt.data)] if self.prompt else None,
+            "content_version": self.content_version,
+            "last_seen": self.last_seen,
+            "started_at": self.started_at,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Session:
+        def pos(d: Mapping[str, Any]) -> Position:
+            return Position(
+                str(d["procedure"]),
+                str(d["step"]),
+                tuple(Frame(str(a), str(b)) for a, b in d.get("stack", [])),
+            )
+
+        prompt = data.get("prompt")
+        return Session(
+            position=pos(data["position"]) if data.get("position") else None,
+            history=tuple(pos(p) for p in data.get("history", [])),
+            answers={str(k): str(v) for k, v in dict(data.get("answers", {})).items()},
+            ticks=frozenset(str(t) for t in data.get("ticks", [])),
+            prompt=Prompt(prompt[0], tuple(prompt[1])) if prompt else None,
+            content_version=str(data.get("content_version", "")),
+            last_seen=data.get("last_seen"),
+            started_at=data.get("started_at"),
+        )
+
+
+@dataclass(frozen=True)
+class Content:
+    """What the engine needs of the loaded content: the catalogue and its matcher."""
+
+    catalogue: Catalogue
+    matcher: Matcher
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    resume_after_seconds: float = 30 * 60
+    history_limit: int = 50
+
+
+@dataclass(frozen=True)
+class Result:
+    session: Session
+    replies: tuple[Reply, ...]
+    events: tuple[Event, ...]
+
+
+# ---------------------------------------------------------------------------
+# Commands and small talk
+# ---------------------------------------------------------------------------
+
+CMD_MENU: Final = "cmd:menu"
+CMD_BACK: Final = "cmd:back"
+CMD_REPEAT: Final = "cmd:repeat"
+CMD_HELP: Final = "cmd:help"
+CMD_CANCEL: Final = "cmd:cancel"
+
+COMMANDS: Final[Mapping[str, str]] = {
+    **dict.fromkeys(
+        ["menu", "menu chinh", "bat dau lai", "lam lai tu dau", "trang chu", "start", "ve menu", "ve menu chinh"],
+        CMD_MENU,
+    ),
+    **dict.fromkeys(["quay lai", "tro lai", "lui lai", "back", "buoc truoc"], CMD_BACK),
+    **dict.fromkeys(["lap lai", "nhac lai", "noi lai", "xem lai", "repeat"], CMD_REPEAT),
+    **dict.fromkeys(
+        ["huy", "thoat", "dung", "dung lai", "thoi", "cancel", "stop", "huy bo", "ket thuc"],
+        CMD_CANCEL,
+    ),
+    **dict.fromkeys(
+        [
+            "tro giup",
+            "giup",
+            "giup do",
+            "giup toi",
+            "help",
+            "gap can bo",
+            "can nguoi giup",
+            "goi can bo",
+            "hotline",
+            "tong dai",
+        ],
+        CMD_HELP,
+    ),
+}
+SLASH_COMMANDS: Final[Mapping[str, str]] = {
+    "/menu": CMD_MENU,
+    "/help": CMD_HELP,
+    "/cancel": CMD_CANCEL,
+    "/back": CMD_BACK,
+    "/repeat": CMD_REPEAT,
+}
+GREETINGS: Final = frozenset(
+    ["chao", "xin chao", "chao ban", "chao em", "chao ad", "hello", "hi", "alo", "a lo", "chao buoi sang", "chao bot"]
+)
+THANKS: Final = frozenset(
+    [
+        "cam on",
+        "cam on ban",
+        "cam on nhieu",
+        "thanks",
+        "thank you",
+        "tks",
+        "thank",
+        "camon",
+        "cam on em",
+        "cam on ad",
+        "ok cam on",
+    ]
+)
+_NUMBER: Final = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
+
+
+# ---------------------------------------------------------------------------
+# The engine
+# ---------------------------------------------------------------------------
+
+
+def step(
+    content: Content,
+    session: Session,
+    inbound: Inbound,
+    now: datetime,
+    config: EngineConfig | None = None,
+) -> Result:
+    """Handle one inbound message and say what changed, what to answer and what to record."""
+    turn = _Turn(content, session, inbound, now, config or EngineConfig())
+    turn.run()
+    final = replace(turn.session, last_seen=now.timestamp(), content_version=content.catalogue.version)
+    return Result(final, tuple(turn.replies), tuple(turn.events))
+
+
+class _Turn:
+    """One inbound message's worth of work; mutates its own copy of the session."""
+
+    def __init__(
+        self, content: Content, session: Session, inbound: Inbound, now: datetime, config: EngineConfig
+    ) -> None:
+        self.cat = content.catalogue
+        self.matcher = content.matcher
+        self.session = session
+        self.inbound = inbound
+        self.now = now
+        self.config = config
+        self.replies: list[Reply] = []
+        self.events: list[Event] = []
+
+    # -- recording ------------------------------------------------------
+
+    def emit(self, type_: str, **kw: Any) -> None:
+        pos = self.session.position
+        kw.setdefault("procedure_id", pos.procedure if pos else None)
+        kw.setdefault("step_id", pos.step if pos else None)
+        self.events.append(
+            Event(
+                ts=self.now.timestamp(),
+                user_key=self.inbound.user_key,
+                channel=self.inbound.channel,
+                type=type_,
+                content_version=self.cat.version,
+                **kw,
+            )
+        )
+
+    def say(self, text: str, choices: tuple[Choice, ...] = (), links: tuple[str, ...] = ()) -> None:
+        self.replies.append(Reply(text, choices, links))
+
+    def show(self) -> None:
+        """Append the view of where the citizen is now (a step, a prompt or the menu)."""
+        self.replies.extend(self.view())
+
+    # -- main dispatch ----------------------------------------------------
+
+    def run(self) -> None:
+        inbound = self.inbound
+        if inbound.kind == "unsupported":
+            self.emit("unsupported-input")
+            self.say(texts.UNSUPPORTED_INPUT)
+            self.show()
+            return
+        if inbound.kind == "edit":
+            self.emit("edit-ignored")
+            self.say(texts.EDIT_IGNORED)
+            return
+        if self.check_vanished():
+            return
+        if inbound.kind == "start":
+            self.on_start(inbound.start_payload)
+            return
+        if self.returning_after_a_while():
+            self.offer_resume()
+            return
+        choice = self.resolve_choice()
+        if choice is not None:
+            self.apply(choice[0], choice[1])
+            return
+        self.on_text(inbound.text)
+
+    def returning_after_a_while(self) -> bool:
+        s = self.session
+        if s.position is None or s.last_seen is None or self.inbound.kind == "choice":
+            return False
+        return self.now.timestamp() - s.last_seen > self.config.resume_after_seconds
+
+    def check_vanished(self) -> bool:
+        """A session pinned to a step that the current content no longer has."""
+        pos = self.session.position
+        if pos is None:
+            return False
+        if self.current_step() is not None and all(self.step_exists(f.procedure, f.step) for f in pos.stack):
+            return False
+        if self.session.prompt and self.session.prompt.kind == "vanished":
+            return False
+        root = pos.stack[0].procedure if pos.stack else pos.procedure
+        self.emit("step-vanished", detail={"root": root})
+        proc = self.cat.procedure(root)
+        self.session = replace(self.session, position=None, history=(), prompt=None)
+        if proc is None or self.cat.flow(root) is None:
+            self.say(texts.PROCEDURE_GONE)
+            self.show()
+            return True
+        self.session = replace(self.session, prompt=Prompt("vanished", (root,)))
+        self.show()
+        return True
+
+    # -- choices -------------------------------------------------------------
+
+    def resolve_choice(self) -> tuple[str, Via] | None:
+        """The choice a tap or a typed number/label/command stands for, if any."""
+        offered = self.current_choices()
+        ids = {c.id for c in offered}
+        inbound = self.inbound
+        if inbound.kind == "choice" and inbound.choice_id is not None:
+            cid = inbound.choice_id
+            if cid in ids or cid.startswith("cmd:"):
+                return cid, "choice"
+            self.emit("stale-choice", detail={"choice": cid})
+            self.say(texts.STALE_BUTTON)
+            self.show()
+            return ("noop", "choice")
+        text = inbound.text.strip()
+        slash = SLASH_COMMANDS.get(text.split(" ")[0].lower()) if text.startswith("/") else None
+        if slash:
+            return slash, "command"
+        m = _NUMBER.match(text)
+        if m and offered:
+            n = int(m.group(1))
+            if 1 <= n <= len(offered):
+                return offered[n - 1].id, "typed"
+            self.emit("not-understood", detail={"text": redact(text), "reason": "number-out-of-range"})
+            self.say(texts.NUMBER_OUT_OF_RANGE.format(count=len(offered)))
+            self.show()
+            return ("noop", "typed")
+        key = fold(text)
+        if not key:
+            return None
+        labels = {fold(c.label): c.id for c in offered}
+        if key in labels:
+            return labels[key], "typed"
+        if key in COMMANDS:
+            return COMMANDS[key], "command"
+        if len(key) >= 4 and labels:
+            best = process.extract(key, list(labels), scorer=fuzz.ratio, limit=2)
+            if best and best[0][1] >= 85 and (len(best) == 1 or best[0][1] - best[1][1] >= 5):
+                return labels[best[0][0]], "typed"
+        return None
+
+    def apply(self, cid: str, via: Via) -> None:
+        if cid == "noop":
+            return
+        prompt = self.session.prompt
+        if cid == CMD_MENU:
+            self.leave_flow("flow-exited", "menu")
+            self.session = replace(self.session, prompt=None)
+            self.show()
+            return
+        if cid == CMD_CANCEL:
+            self.cancel()
+            return
+        if cid == CMD_BACK:
+            self.back()
+            return
+        if cid == CMD_REPEAT:
+            self.emit("repeat")
+            self.show()
+            return
+        if cid == CMD_HELP:
+            self.help()
+            return
+        if cid == "resume":
+            self.session = replace(self.session, prompt=None)
+            self.show()
+            return
+        if cid == "none":
+            self.session = replace(self.session, prompt=None)
+            self.say(texts.AMBIGUOUS_NONE)
+            self.show()
+            return
+        if cid.startswith("a:"):
+            self.session = replace(self.session, prompt=Prompt("area", (cid[2:],)))
+            self.show()
+            return
+        if cid.startswith("p:"):
+            how: Via = "menu"
+            if prompt and prompt.kind == "disambiguate":
+                how = "match"
+            elif prompt and prompt.kind == "switch":
+                how = "switch"
+            elif prompt and prompt.kind in ("resume", "vanished"):
+                how = "restart"
+            self.start_flow(cid[2:], how)
+            return
+        self.session = replace(self.session, prompt=None)
+        self.apply_step_choice(cid, via)
+
+    def apply_step_choice(self, cid: str, via: Via) -> None:
+        step_ = self.current_step()
+        pos = self.session.position
+        if step_ is None or pos is None:
+            self.show()
+            return
+        if step_.kind == "choice" and cid.startswith("o:"):
+            option = next((o for o in step_.options if o.id == cid[2:]), None)
+            if option is None:
+                self.show()
+                return
+            answers = dict(self.session.answers)
+            answers[f"{pos.procedure}/{step_.id}"] = option.id
+            self.session = replace(self.session, answers=answers)
+            detail = {"option": option.id}
+            if option.goto and option.next:
+                self.enter_guide(option.goto, option.next, via, detail)
+            elif option.next:
+                self.move(option.next, via, detail)
+            return
+        if cid.startswith("t:") and step_.kind == "checklist":
+            key = f"{pos.procedure}/{step_.id}/{cid[2:]}"
+            ticked = key not in self.session.ticks
+            ticks = self.session.ticks | {key} if ticked else self.session.ticks - {key}
+            self.session = replace(self.session, ticks=ticks)
+            self.emit("checklist-ticked", detail={"item": cid[2:], "ticked": ticked})
+            self.show()
+            return
+        if cid == "next":
+            if step_.kind == "message" and step_.goto and step_.next:
+                self.enter_guide(step_.goto, step_.next, via, {})
+            elif step_.next:
+                self.move(step_.next, via, {})
+            return
+        if cid == "missing" and step_.missing_next:
+            self.move(step_.missing_next, via, {"checklist": "missing"})
+            return
+        if cid == "paid" and step_.next:
+            self.move(step_.next, via, {"payment": "paid"})
+            return
+        if cid == "payfail" and step_.failed_next:
+            self.move(step_.failed_next, via, {"payment": "failed"})
+            return
+        if cid == "payguide" and step_.guide:
+            self.enter_guide(step_.guide, step_.id, via, {"payment": "guide"})
+            return
+        self.show()
+
+    # -- movement ------------------------------------------------------------
+
+    def push_history(self) -> None:
+        pos = self.session.position
+        if pos is not None:
+            hist = (*self.session.history, pos)[-self.config.history_limit :]
+            self.session = replace(self.session, history=hist)
+
+    def move(self, target: str, via: Via, detail: Mapping[str, Any]) -> None:
+        pos = self.session.position
+        assert pos is not None
+        self.push_history()
+        self.session = replace(self.session, position=replace(pos, step=target), prompt=None)
+        self.emit("step-entered", from_step=pos.step, to_step=target, via=via, step_id=target, detail=dict(detail))
+        self.arrive()
+
+    def enter_guide(self, guide_id: str, return_step: str, via: Via, detail: Mapping[str, Any]) -> None:
+        pos = self.session.position
+        flow = self.cat.flow(guide_id)
+        if pos is None or flow is None:
+            self.show()
+            return
+        if len(pos.stack) >= 5:  # guides calling guides in a loop: do not go deeper
+            self.move(return_step, via, detail)
+            return
+        self.push_history()
+        self.emit(
+            "guide-entered",
+            detail={"guide": guide_id, "return_to": return_step, **detail},
+            from_step=pos.step,
+            via="jump",
+        )
+        new = Position(guide_id, flow.start, (*pos.stack, Frame(pos.procedure, return_step)))
+        self.session = replace(self.session, position=new, prompt=None)
+        self.emit("step-entered", from_step=None, to_step=flow.start, via="jump")
+        self.arrive()
+
+    def arrive(self) -> None:
+        """Show the step just entered; end steps return from a guide or finish the flow."""
+        step_ = self.current_step()
+        pos = self.session.position
+        assert step_ is not None and pos is not None
+        if step_.kind != "end":
+            if step_.kind == "handoff":
+                self.emit("handoff-shown", detail={"contacts": list(self.handoff_contacts(step_))})
+            self.show()
+            return
+        proc = self.cat.procedure(pos.procedure)
+        self.say(self.fill(step_.text, proc), links=step_.links)
+        if pos.stack:
+            frame = pos.stack[-1]
+            caller = self.cat.procedure(frame.procedure)
+            self.session = replace(self.session, position=Position(frame.procedure, frame.step, pos.stack[:-1]))
+            self.emit(
+                "guide-returned", from_step=step_.id, to_step=frame.step, via="return", detail={"guide": pos.procedure}
+            )
+            if caller is not None:
+                self.say(texts.BACK_TO_PROCEDURE.format(name=caller.name))
+            self.show()
+            return
+        started = self.session.started_at
+        self.emit("flow-completed", detail={"seconds": round(self.now.timestamp() - started, 1) if started else None})
+        self.session = replace(self.session, position=None, history=(), prompt=None, started_at=None)
+        self.show()
+
+    def start_flow(self, proc_id: str, via: Via) -> None:
+        proc = self.cat.procedure(proc_id)
+        flow = self.cat.flow(proc_id)
+        if proc is None or flow is None:
+            self.show()
+            return
+        if self.session.position is not None:
+            self.leave_flow("flow-exited", via)
+        keep = {k: v for k, v in self.session.answers.items() if not k.startswith(proc_id + "/")}
+        ticks = frozenset(t for t in self.session.ticks if not t.startswith(proc_id + "/"))
+        self.session = replace(
+            self.session,
+            position=Position(proc_id, flow.start),
+            history=(),
+            answers=keep,
+            ticks=ticks,
+            prompt=None,
+            started_at=self.now.timestamp(),
+        )
+        self.emit("flow-started", via=via, to_step=flow.start, step_id=flow.start)
+        self.emit("step-entered", from_step=None, to_step=flow.start, via=via, step_id=flow.start)
+        self.say(texts.STARTING.format(name=proc.name))
+        self.arrive()
+
+    def leave_flow(self, type_: str, reason: str) -> None:
+        if self.session.position is None:
+            return
+        self.emit(type_, detail={"reason": reason})
+        self.session = replace(self.session, position=None, history=(), started_at=None)
+
+    def back(self) -> None:
+        self.emit("back")
+        hist = self.session.history
+        if not hist or self.session.position is None:
+            if self.session.prompt is not None:
+                self.session = replace(self.session, prompt=None)
+            elif self.session.position is not None:
+                self.say(texts.FIRST_STEP)
+            self.show()
+            return
+        prev = hist[-1]
+        current = self.session.position
+        self.session = replace(self.session, position=prev, history=hist[:-1], prompt=None)
+        self.emit(
+            "step-entered",
+            from_step=current.step,
+            to_step=prev.step,
+            via="back",
+            procedure_id=prev.procedure,
+            step_id=prev.step,
+        )
+        self.show()
+
+    def cancel(self) -> None:
+        pos = self.session.position
+        if pos is None:
+            self.session = replace(self.session, prompt=None)
+            self.show()
+            return
+        root = pos.stack[0].procedure if pos.stack else pos.procedure
+        proc = self.cat.procedure(root)
+        self.leave_flow("flow-cancelled", "command")
+        self.session = replace(self.session, prompt=None)
+        self.say(texts.CANCELLED.format(name=proc.name if proc else root))
+        self.show()
+
+    def help(self) -> None:
+        self.emit("help")
+        self.session = replace(self.session, prompt=Prompt("help"))
+        self.show()
+
+    def offer_resume(self) -> None:
+        self.emit("resume-offered")
+        self.session = replace(self.session, prompt=Prompt("resume"))
+        self.show()
+
+    # -- start and free text ---------------------------------------------------
+
+    def on_start(self, payload: str | None) -> None:
+        if payload:
+            if self.cat.flow(payload) is not None:
+                self.start_flow(payload, "deeplink")
+                return
+            self.say(texts.UNKNOWN_DEEPLINK)
+        if self.session.position is not None:
+            self.offer_resume()
+            return
+        self.session = replace(self.session, prompt=None)
+        self.say(texts.WELCOME)
+        self.show()
+
+    def on_text(self, text: str) -> None:
+        key = fold(text)
+        if key in GREETINGS or key in THANKS:
+            self.say(texts.THANKS_REPLY if key in THANKS else texts.GREETING_REPLY)
+            if self.session.position is None and key in GREETINGS:
+                self.say(texts.WELCOME)
+            self.show()
+            return
+        result = self.matcher.match(text) if key else MatchResult("none", ())
+        pos = self.session.position
+        if pos is not None:
+            current = {f.procedure for f in pos.stack} | {pos.procedure}
+            others = [c for c in result.candidates if c.procedure_id not in current]
+            if result.status != "none" and others:
+                self.emit("switch-offered", detail={"candidates": [c.procedure_id for c in others]})
+                self.session = replace(self.session, prompt=Prompt("switch", tuple(c.procedure_id for c in others)))
+                self.show()
+                return
+            self.emit("not-understood", detail={"text": redact(key)})
+            self.say(texts.NOT_UNDERSTOOD_STEP)
+            self.show()
+            return
+        detail = {
+            "text": redact(key),
+            "candidates": [{"id": c.procedure_id, "score": c.score} for c in result.candidates],
+        }
+        if result.status == "confident" and result.procedure_id:
+            self.emit("match-confident", detail=detail)
+            self.start_flow(result.procedure_id, "match")
+            return
+        if result.status == "ambiguous":
+            self.emit("match-ambiguous", detail=detail)
+            self.session = replace(
+                self.session,
+                prompt=Prompt("disambiguate", tuple(c.procedure_id for c in result.candidates)),
+            )
+            self.show()
+            return
+        self.emit("match-none", detail=detail)
+        self.session = replace(self.session, prompt=None)
+        self.say(texts.NO_MATCH + "\n" + texts.NO_MATCH_HOTLINE.format(hotline=self.hotline(None)))
+        self.show()
+
+    # -- views -------------------------------------------------------------------
+
+    def step_exists(self, proc_id: str, step_id: str) -> bool:
+        flow = self.cat.flow(proc_id)
+        return flow is not None and flow.step(step_id) is not None
+
+    def current_step(self) -> Step | None:
+        pos = self.session.position
+        if pos is None:
+            return None
+        flow = self.cat.flow(pos.procedure)
+        return flow.step(pos.step) if flow else None
+
+    def current_choices(self) -> tuple[Choice, ...]:
+        view = self.view()
+        return view[-1].choices if view else ()
+
+    def nav(self, include_back: bool = True) -> tuple[Choice, ...]:
+        out = []
+        if include_back and (self.session.history or self.session.prompt):
+            out.append(Choice(CMD_BACK, texts.BACK))
+        out.append(Choice(CMD_HELP, texts.HELP))
+        out.append(Choice(CMD_MENU, texts.MENU))
+        return tuple(out)
+
+    def view(self) -> list[Reply]:
+        prompt = self.session.prompt
+        if prompt is not None:
+            return self.view_prompt(prompt)
+        step_ = self.current_step()
+        if step_ is None:
+            return [self.menu()]
+        return self.view_step(step_)
+
+    def menu(self) -> Reply:
+        areas = self.cat.areas()
+        choices = [Choice(f"a:{i}", a[:1].upper() + a[1:]) for i, a in enumerate(areas)]
+        if any(p.is_guide for p in self.cat.procedures):
+            choices.append(Choice("a:g", texts.GUIDES_AREA))
+        return Reply(texts.MENU_PROMPT, tuple(choices))
+
+    def view_prompt(self, prompt: Prompt) -> list[Reply]:
+        cat = self.cat
+        if prompt.kind == "area":
+            code = prompt.data[0] if prompt.data else ""
+            areas = cat.areas()
+            if code == "g":
+                procs = [p for p in cat.procedures if p.is_guide]
+                title = texts.GUIDES_AREA
+            elif code.isdigit() and int(code) < len(areas):
+                title = areas[int(code)]
+                procs = [p for p in cat.procedures if not p.is_guide and p.area == title]
+            else:
+                return [self.menu()]
+            choices = tuple(Choice(f"p:{p.id}", p.name) for p in procs if cat.flow(p.id))
+            return [Reply(texts.AREA_PROMPT.format(area=title[:1].upper() + title[1:]), choices + self.nav())]
+        if prompt.kind == "disambiguate":
+            choices = tuple(Choice(f"p:{pid}", p.name) for pid in prompt.data if (p := cat.procedure(pid)))
+            return [Reply(texts.AMBIGUOUS, (*choices, Choice("none", texts.NONE_OF_THESE)))]
+        if prompt.kind == "switch":
+            pos = self.session.position
+            root = (pos.stack[0].procedure if pos.stack else pos.procedure) if pos else ""
+            current = cat.procedure(root)
+            choices = tuple(Choice(f"p:{pid}", p.name) for pid in prompt.data if (p := cat.procedure(pid)))
+            text = texts.SWITCH_OFFER.format(current=current.name if current else root)
+            return [Reply(text, (*choices, Choice("resume", texts.STAY)))]
+        if prompt.kind == "resume":
+            return [self.resume_reply()]
+        if prompt.kind == "vanished":
+            root = prompt.data[0] if prompt.data else ""
+            proc = cat.procedure(root)
+            name = proc.name if proc else root
+            return [
+                Reply(
+                    texts.STEP_GONE.format(name=name),
+                    (Choice(f"p:{root}", texts.RESTART), Choice(CMD_MENU, texts.MENU)),
+                )
+            ]
+        # help
+        return [self.help_reply()]
+
+    def resume_reply(self) -> Reply:
+        pos = self.session.position
+        assert pos is not None
+        root_proc, root_step = (pos.stack[0].procedure, pos.stack[0].step) if pos.stack else (pos.procedure, pos.step)
+        proc = self.cat.procedure(root_proc)
+        flow = self.cat.flow(root_proc)
+        name = proc.name if proc else root_proc
+        if pos.stack:
+            guide = self.cat.procedure(pos.procedure)
+            text = texts.RESUME_OFFER_GUIDE.format(guide=guide.name if guide else pos.procedure, name=name)
+        else:
+            text = texts.RESUME_OFFER.format(
+                pos=flow.position(root_step) if flow else 1,
+                total=len(flow.steps) if flow else 1,
+                name=name,
+            )
+        return Reply(
+            text,
+            (Choice("resume", texts.CONTINUE), Choice(f"p:{root_proc}", texts.RESTART), Choice(CMD_MENU, texts.MENU)),
+        )
+
+    def help_reply(self) -> Reply:
+        pos = self.session.position
+        root = (pos.stack[0].procedure if pos.stack else pos.procedure) if pos else None
+        proc = self.cat.procedure(root) if root else None
+        contacts = proc.contacts if proc and proc.contacts else self.cat.default_contacts
+        lines = [texts.HELP_INTRO_PROC.format(name=proc.name) if proc else texts.HELP_INTRO]
+        lines += [self.contact_line(self.cat.contacts[c]) for c in contacts if c in self.cat.contacts]
+        bring = proc.bring if proc and proc.bring else texts.DEFAULT_BRING
+        lines += ["", texts.BRING_INTRO, *[f"• {b}" for b in bring]]
+        choices: tuple[Choice, ...] = (Choice("resume", texts.RESUME),) if pos else ()
+        return Reply("\n".join(lines), (*choices, Choice(CMD_MENU, texts.MENU)))
+
+    def contact_line(self, c: Contact) -> str:
+        parts = [c.name]
+        if c.phone:
+            parts.append(f"số {c.phone}")
+        if c.address:
+            parts.append(c.address)
+        if c.hours:
+            parts.append(c.hours)
+        line = "• " + ", ".join(parts)
+        if c.url:
+            line += f" ({c.url})"
+        if not c.verification.verified:
+            line += f" — số/địa chỉ này {texts.UNVERIFIED}"
+        return line
+
+    def handoff_contacts(self, step_: Step) -> tuple[str, ...]:
+        if step_.contacts:
+            return step_.contacts
+        pos = self.session.position
+        proc = self.cat.procedure(pos.procedure) if pos else None
+        return proc.contacts if proc and proc.contacts else self.cat.default_contacts
+
+    def view_step(self, step_: Step) -> list[Reply]:
+        pos = self.session.position
+        assert pos is not None
+        proc = self.cat.procedure(pos.procedure)
+        text = self.fill(step_.text, proc)
+        links = step_.links
+        kind = step_.kind
+        if kind == "message":
+            return [Reply(text, (Choice("next", texts.CONTINUE), *self.nav()), links)]
+        if kind == "choice":
+            options = tuple(Choice(f"o:{o.id}", o.label) for o in step_.options)
+            return [Reply(text, options + self.nav(), links)]
+        if kind == "checklist":
+            items = self.checklist_items(step_)
+            lines = [text, ""]
+            choices = []
+            for i, item in enumerate(items, 1):
+                on = f"{pos.procedure}/{step_.id}/{item.id}" in self.session.ticks
+                mark = texts.CHECK_ON if on else texts.CHECK_OFF
+                lines.append(f"{mark} {i}. {self.fill(item.text, proc)}")
+                choices.append(Choice(f"t:{item.id}", f"{mark} {_short(self.fill(item.text, proc))}"))
+            lines += ["", texts.CHECKLIST_HINT]
+            choices.append(Choice("next", texts.CHECKLIST_DONE))
+            if step_.missing_next:
+                choices.append(Choice("missing", texts.CHECKLIST_MISSING))
+            return [Reply("\n".join(lines), (*choices, *self.nav()), links)]
+        if kind == "payment":
+            parts = [text] if text else []
+            parts += [self.fee_table(proc), texts.FEE_UNPAID, texts.SAFETY]
+            choices = [Choice("payguide", texts.PAY_GUIDE)] if step_.guide and self.cat.flow(step_.guide) else []
+            choices.append(Choice("paid", texts.PAY_DONE))
+            if step_.failed_next:
+                choices.append(Choice("payfail", texts.PAY_FAILED))
+            return [Reply("\n\n".join(parts), (*choices, *self.nav()), links)]
+        if kind == "handoff":
+            lines = [text, ""]
+            lines += [
+                self.contact_line(self.cat.contacts[c]) for c in self.handoff_contacts(step_) if c in self.cat.contacts
+            ]
+            if step_.bring:
+                lines += ["", texts.BRING_INTRO, *[f"• {self.fill(b, proc)}" for b in step_.bring]]
+            nxt = (Choice("next", texts.CONTINUE),) if step_.next else ()
+            return [Reply("\n".join(lines).strip(), (*nxt, *self.nav()), links)]
+        # end (only shown when a session rests on it, e.g. after "back")
+        return [Reply(text, self.nav(), links)]
+
+    def checklist_items(self, step_: Step) -> list[ChecklistItem]:
+        pos = self.session.position
+        assert pos is not None
+        answers = {k.split("/", 1)[1]: v for k, v in self.session.answers.items() if k.startswith(pos.procedure + "/")}
+        return [i for i in step_.items if i.applies(answers)]
+
+    # -- facts -------------------------------------------------------------------
+
+    def fill(self, text: str, proc: Procedure | None) -> str:
+        """Replace {placeholders} with catalogue facts, flagging unverified ones."""
+        if proc is None or "{" not in text:
+            return text.replace("{{", "{").replace("}}", "}")
+
+        def fact(f: Fact | None) -> str:
+            if f is None:
+                return ""
+            return f.value + ("" if f.verification.verified else self.unverified_note(proc))
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name == "name":
+                return proc.name
+            if name == "code":
+                return fact(proc.code)
+            if name == "agency":
+                a = proc.agency
+                if a is None:
+                    return ""
+                return a.name + ("" if a.verification.verified else self.unverified_note(proc))
+            if name == "fee":
+                return self.fee_inline(proc)
+            if name == "time":
+                return fact(proc.processing_time)
+            if name == "url":
+                return fact(proc.url)
+            if name == "hotline":
+                return self.hotline(proc)
+            return m.group(0)
+
+        out = _PLACEHOLDER.sub(sub, text)
+        if texts.UNVERIFIED_MARK in out:
+            out += "\n" + texts.UNVERIFIED_FOOTNOTE
+        return out.replace("{{", "{").replace("}}", "}")
+
+    def unverified_note(self, proc: Procedure) -> str:
+        return texts.UNVERIFIED_MARK
+
+    def hotline(self, proc: Procedure | None) -> str:
+        ids = proc.contacts if proc and proc.contacts else self.cat.default_contacts
+        parts = []
+        for cid in ids:
+            c = self.cat.contacts.get(cid)
+            if c and c.phone:
+                note = "" if c.verification.verified else f" ({texts.UNVERIFIED})"
+                parts.append(f"{c.name} {c.phone}{note}")
+        return "; ".join(parts) or texts.UNVERIFIED_WHERE_DEFAULT
+
+    def current_fees(self, proc: Procedure) -> list[Fee]:
+        today = self.now.date()
+        return [f for f in proc.fees if f.applies_on(today)]
+
+    def fee_inline(self, proc: Procedure) -> str:
+        fees = self.current_fees(proc)
+        if not fees:
+            return proc.fee_note or texts.FEE_NONE
+        parts = []
+        unverified = False
+        for f in fees:
+            amounts = _amounts(f.online, f.counter, f.unit)
+            parts.append(f"{f.label}: {amounts}" if len(fees) > 1 else amounts)
+            unverified |= not f.verification.verified
+        text = "; ".join(parts)
+        return text + (self.unverified_note(proc) if unverified else "")
+
+    def fee_table(self, proc: Procedure | None) -> str:
+        if proc is None:
+            return texts.FEE_NONE
+        fees = self.current_fees(proc)
+        lines = [texts.FEE_TITLE.format(name=proc.name)]
+        if not fees:
+            lines.append(proc.fee_note or texts.FEE_NONE)
+            return "\n".join(lines)
+        for f in fees:
+            lines.append(f"• {f.label}: {_amounts(f.online, f.counter, f.unit)}.")
+            end = texts.FEE_UNTIL.format(end=_date(f.valid_to)) if f.valid_to else ""
+            lines.append("  " + texts.FEE_BASIS.format(basis=f.legal_basis, start=_date(f.valid_from), end=end))
+            if f.exemptions:
+                lines.append("  " + texts.FEE_EXEMPT.format(who="; ".join(f.exemptions)))
+            if f.note:
+                lines.append("  " + f.note)
+            if not f.verification.verified:
+                lines.append("  " + texts.FEE_UNVERIFIED.format(unverified=texts.UNVERIFIED))
+        return "\n".join(lines)
+
+
+_PLACEHOLDER: Final = re.compile(r"(?<!\{)\{([a-z_]+)\}(?!\})")
+
+
+def _short(text: str, limit: int = 40) -> str:
+    first = re.split(r"[(:;,.]", text, maxsplit=1)[0].strip() or text
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+def money(amount: int, unit: str = "đồng") -> str:
+    """Vietnamese money format: 0 is free, thousands separated by dots."""
+    if amount == 0:
+        return texts.FEE_FREE
+    return f"{amount:,}".replace(",", ".") + " " + (unit or "đồng")
+
+
+def _amounts(online: int | None, counter: int | None, unit: str) -> str:
+    if online is not None and online == counter:
+        return money(online, unit)
+    parts = []
+    if online is not None:
+        parts.append(texts.FEE_ONLINE.format(amount=money(online, unit)))
+    if counter is not None:
+        parts.append(texts.FEE_COUNTER.format(amount=money(counter, unit)))
+    return ", ".join(parts)
+
+
+def _date(d: Any) -> str:
+    return d.strftime("%d/%m/%Y") if d else ""

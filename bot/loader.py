@@ -1,0 +1,1031 @@
+"""Load ``procedures.yaml`` and ``flows/*.yaml`` into a Catalogue, collecting every problem with file:line:col.
+
+Nothing here raises on bad content: a run reports all problems of all files,
+each in plain Vietnamese with a hint on how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from rapidfuzz import fuzz, process
+
+from bot import schema
+from bot.schema import (
+    OBJECTS,
+    PLACEHOLDERS,
+    SLUG_RE,
+    STEP_FIELDS,
+    STEP_KINDS,
+    STRICTEST_TEXT_LIMIT,
+    Agency,
+    Catalogue,
+    ChecklistItem,
+    Condition,
+    Contact,
+    Fact,
+    Fee,
+    Field,
+    Flow,
+    Option,
+    Procedure,
+    Step,
+    Verification,
+)
+
+logger = logging.getLogger(__name__)
+
+CATALOGUE_FILE: Final = "procedures.yaml"
+FLOWS_DIR: Final = "flows"
+PLACEHOLDER_RE: Final = re.compile(r"(?<!\{)\{([^{}\s]*)\}(?!\})")
+DEFAULT_PAYMENT_GUIDE: Final = "thanh-toan-truc-tuyen"
+
+Severity = Literal["error", "warning"]
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong in the content, located in a file."""
+
+    file: str
+    line: int
+    col: int
+    severity: Severity
+    message: str
+    hint: str = ""
+    path: str = ""
+
+    def format(self) -> str:
+        label = "lỗi" if self.severity == "error" else "cảnh báo"
+        text = f"{self.file}:{self.line}:{self.col}: {label}: {self.message}"
+        if self.hint:
+            text += f" {self.hint}"
+        if self.path:
+            text += f" [{self.path}]"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "severity": self.severity,
+            "message": self.message,
+            "hint": self.hint,
+            "path": self.path,
+        }
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A Vietnamese "did you mean" sentence, or empty when nothing is close."""
+    found = process.extractOne(name, list(candidates), scorer=fuzz.ratio, score_cutoff=60)
+    return f'Có phải ý bạn là "{found[0]}"?' if found else ""
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+class _Invalid:
+    """Marker for a value that failed its check (the problem is already recorded)."""
+
+
+INVALID: Final = _Invalid()
+_constructor = yaml.constructor.SafeConstructor()
+
+
+def _type_name(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "một bảng khoá: giá trị"
+    if isinstance(node, yaml.SequenceNode):
+        return "một danh sách"
+    if node.tag.endswith(":null"):
+        return "để trống"
+    return f'"{node.value}"'
+
+
+class _Doc:
+    """One YAML file: its relative name and the marks of every path checked in it."""
+
+    def __init__(self, rel: str) -> None:
+        self.rel = rel
+        self.marks: dict[Path_, tuple[int, int]] = {}
+
+    def mark(self, path: Path_) -> tuple[int, int]:
+        while path not in self.marks and path:
+            path = path[:-1]
+        return self.marks.get(path, (1, 1))
+
+
+class _Checker:
+    """Walks YAML nodes against the field specs, recording problems and returning plain values."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(
+        self,
+        doc: _Doc,
+        where: Path_ | yaml.Node,
+        message: str,
+        hint: str = "",
+        severity: Severity = "error",
+        path: Path_ = (),
+    ) -> None:
+        if isinstance(where, yaml.Node):
+            line, col = where.start_mark.line + 1, where.start_mark.column + 1
+        else:
+            line, col = doc.mark(where)
+            path = path or where
+        self.problems.append(Problem(doc.rel, line, col, severity, message, hint, format_path(path)))
+
+    # -- parsing ---------------------------------------------------------
+
+    def parse(self, path: Path, doc: _Doc, what: str) -> yaml.Node | None:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            self.add(doc, (), f"không đọc được tệp ({exc.strerror}).", "Hãy kiểm tra tệp có tồn tại và quyền đọc.")
+            return None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.add(doc, (), "tệp không phải văn bản UTF-8.", "Hãy lưu lại tệp dưới dạng văn bản UTF-8.")
+            return None
+        if "\x00" in text:
+            self.add(
+                doc,
+                (),
+                "tệp chứa ký tự lạ, không phải văn bản YAML.",
+                "Hãy mở tệp bằng trình soạn thảo văn bản và lưu lại.",
+            )
+            return None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            detail = (exc.problem or "cú pháp không hợp lệ").strip()
+            self.problems.append(
+                Problem(
+                    doc.rel,
+                    line,
+                    col,
+                    "error",
+                    f"lỗi cú pháp YAML ({detail}).",
+                    "Hãy kiểm tra thụt lề (dùng dấu cách, không dùng Tab), dấu hai chấm sau tên khoá "
+                    "và dấu ngoặc kép đóng mở đủ cặp.",
+                )
+            )
+            return None
+        except yaml.YAMLError as exc:
+            self.add(doc, (), f"lỗi cú pháp YAML ({exc}).", "Hãy kiểm tra lại cú pháp tệp.")
+            return None
+        if node is None:
+            self.add(doc, (), "tệp rỗng.", f"Tệp cần có nội dung {what}.")
+            return None
+        return node
+
+    # -- values ----------------------------------------------------------
+
+    def value(self, doc: _Doc, node: yaml.Node, f: Field, path: Path_) -> Any:
+        doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        is_null = isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
+        if is_null and f.nullable:
+            return None
+        kind = f.kind
+        if kind == "obj":
+            assert f.obj is not None
+            return self.mapping(doc, node, OBJECTS[f.obj], path, f.doc)
+        if kind == "step":
+            return self.step(doc, node, path)
+        if kind == "list":
+            assert f.item is not None
+            if not isinstance(node, yaml.SequenceNode):
+                self.add(
+                    doc,
+                    node,
+                    f"cần {f.doc} dạng danh sách nhưng lại là {_type_name(node)}.",
+                    'Viết mỗi mục trên một dòng bắt đầu bằng dấu gạch ngang "- ".',
+                    path=path,
+                )
+                return INVALID
+            return [self.value(doc, child, f.item, (*path, i)) for i, child in enumerate(node.value)]
+        if kind == "fact":
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(doc, node, OBJECTS["fact"], path, f.doc)
+            if isinstance(node, yaml.ScalarNode) and not is_null:
+                return {"value": node.value}
+            self.add(
+                doc,
+                node,
+                f"{f.doc} cần là một giá trị hoặc bảng có khoá value.",
+                'Ví dụ: code: "1.001193" hoặc code: {value: "1.001193", verified: false}.',
+                path=path,
+            )
+            return INVALID
+        if kind == "when":
+            return self.when(doc, node, path)
+        if not isinstance(node, yaml.ScalarNode) or is_null:
+            self.add(doc, node, f"{f.doc} không được là {_type_name(node)}.", _example(f), path=path)
+            return INVALID
+        return self.scalar(doc, node, f, path)
+
+    def scalar(self, doc: _Doc, node: yaml.ScalarNode, f: Field, path: Path_) -> Any:
+        raw: str = node.value
+        tag = node.tag
+        if f.kind in ("str", "slug", "url", "enum"):
+            if f.kind == "str":
+                if not raw.strip():
+                    self.add(doc, node, f"{f.doc} đang để trống.", "Hãy điền nội dung hoặc xoá khoá này.", path=path)
+                    return INVALID
+                return raw
+            if f.kind == "slug" and not SLUG_RE.match(raw):
+                self.add(
+                    doc,
+                    node,
+                    f'mã "{raw}" không hợp lệ.',
+                    'Mã chỉ gồm chữ thường không dấu, số và dấu gạch ngang, ví dụ "nop-ho-so".',
+                    path=path,
+                )
+                return INVALID
+            if f.kind == "url" and not raw.startswith("https://"):
+                self.add(
+                    doc,
+                    node,
+                    f'link "{raw}" không dùng https.',
+                    "Chỉ dẫn link https:// tới trang chính thức.",
+                    path=path,
+                )
+                return INVALID
+            if f.kind == "enum" and raw not in f.choices:
+                hint = did_you_mean(raw, f.choices) or "Các giá trị được phép: " + ", ".join(f.choices) + "."
+                self.add(doc, node, f'giá trị "{raw}" không hợp lệ cho {f.doc}.', hint, path=path)
+                return INVALID
+            return raw
+        if f.kind == "bool":
+            if tag.endswith(":bool"):
+                return bool(_constructor.construct_object(node))
+            self.add(
+                doc, node, f'{f.doc} cần là true hoặc false, không phải "{raw}".', "Viết true hoặc false.", path=path
+            )
+            return INVALID
+        if f.kind == "int":
+            if tag.endswith(":int") and raw.isdigit():
+                return int(raw)
+            hint = "Viết số tiền liền, không dấu chấm, ví dụ 20000."
+            self.add(doc, node, f'{f.doc} cần là số nguyên, không phải "{raw}".', hint, path=path)
+            return INVALID
+        # date
+        if tag.endswith(":timestamp"):
+            value = _constructor.construct_object(node)
+            if isinstance(value, datetime):
+                return value.date()
+            if isinstance(value, date):
+                return value
+        self.add(
+            doc,
+            node,
+            f'{f.doc} cần là ngày dạng YYYY-MM-DD, không phải "{raw}".',
+            "Ví dụ 2025-07-01 cho ngày 1 tháng 7 năm 2025.",
+            path=path,
+        )
+        return INVALID
+
+    def mapping(
+        self, doc: _Doc, node: yaml.Node, fields: Mapping[str, Field], path: Path_, what: str
+    ) -> dict[str, Any] | _Invalid:
+        if not isinstance(node, yaml.MappingNode):
+            self.add(
+                doc,
+                node,
+                f"cần {what} dạng bảng khoá: giá trị nhưng lại là {_type_name(node)}.",
+                "Viết mỗi khoá trên một dòng, dạng ten_khoa: gia_tri.",
+                path=path,
+            )
+            return INVALID
+        doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                self.add(doc, key_node, "tên khoá không hợp lệ.", "Tên khoá là chữ thường, ví dụ name.", path=path)
+                continue
+            if key in out:
+                self.add(doc, key_node, f'khoá "{key}" bị lặp lại.', "Hãy xoá một trong hai dòng.", path=(*path, key))
+                continue
+            spec = fields.get(key)
+            if spec is None:
+                hint = did_you_mean(key, fields) or "Các khoá được phép: " + ", ".join(fields) + "."
+                self.add(doc, key_node, f'khoá "{key}" không có trong định dạng.', hint, path=(*path, key))
+                out[key] = INVALID
+                continue
+            doc.marks[(*path, key)] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+            out[key] = self.value(doc, value_node, spec, (*path, key))
+        for key, spec in fields.items():
+            if spec.required and key not in out:
+                self.add(
+                    doc, node, f'thiếu khoá bắt buộc "{key}" ({spec.doc}).', f"Hãy thêm dòng {key}: ...", path=path
+                )
+        return out
+
+    def step(self, doc: _Doc, node: yaml.Node, path: Path_) -> dict[str, Any] | _Invalid:
+        kind = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if getattr(key_node, "value", None) == "kind" and isinstance(value_node, yaml.ScalarNode):
+                    kind = value_node.value
+        if kind not in STEP_KINDS:
+            if isinstance(node, yaml.MappingNode) and kind is not None:
+                hint = did_you_mean(kind, STEP_KINDS) or "Các loại bước: " + ", ".join(STEP_KINDS) + "."
+                self.add(doc, node, f'loại bước "{kind}" không có.', hint, path=(*path, "kind"))
+                return INVALID
+            fields = STEP_FIELDS["message"]  # reports the missing kind and checks the rest
+        else:
+            fields = STEP_FIELDS[kind]
+        return self.mapping(doc, node, fields, path, "một bước")
+
+    def when(self, doc: _Doc, node: yaml.Node, path: Path_) -> dict[str, frozenset[str]] | _Invalid:
+        hint = "Ví dụ: when: {hoi-dung-han: tre-han} hoặc when: {hoi-dung-han: [tre-han, qua-han]}."
+        if not isinstance(node, yaml.MappingNode):
+            self.add(doc, node, "điều kiện when cần dạng bảng bước: lựa chọn.", hint, path=path)
+            return INVALID
+        out: dict[str, frozenset[str]] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            doc.marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            values: list[yaml.Node]
+            values = list(value_node.value) if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            answers = []
+            for v in values:
+                if not isinstance(v, yaml.ScalarNode) or not SLUG_RE.match(v.value):
+                    self.add(doc, v, "điều kiện when chỉ gồm mã lựa chọn.", hint, path=(*path, key))
+                    return INVALID
+                answers.append(v.value)
+            out[key] = frozenset(answers)
+        return out
+
+
+def _example(f: Field) -> str:
+    return {
+        "str": "Viết nội dung chữ sau dấu hai chấm.",
+        "slug": "Viết một mã, ví dụ nop-ho-so.",
+        "url": "Viết một link https://...",
+        "bool": "Viết true hoặc false.",
+        "int": "Viết một số nguyên, ví dụ 20000.",
+        "date": "Viết ngày dạng YYYY-MM-DD.",
+        "enum": "Chọn một trong: " + ", ".join(f.choices) + ".",
+    }.get(f.kind, "")
+
+
+# --------------------------------------------------------------------------
+# Building objects and cross-checking.
+# --------------------------------------------------------------------------
+
+
+def _ok(value: Any) -> bool:
+    return value is not INVALID and value is not None
+
+
+def _verification(raw: Mapping[str, Any], default: Verification | None = None) -> Verification:
+    base = default or Verification(False)
+    verified = raw.get("verified")
+    source = raw.get("source")
+    as_of = raw.get("as_of")
+    return Verification(
+        verified=verified if isinstance(verified, bool) else base.verified,
+        source=source if isinstance(source, str) else base.source,
+        as_of=as_of if isinstance(as_of, date) else base.as_of,
+    )
+
+
+def _fact(raw: Any, default: Verification) -> Fact | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("value"), str):
+        return None
+    return Fact(raw["value"], _verification(raw, default))
+
+
+def _strs(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple(x for x in raw if isinstance(x, str))
+
+
+def _str(raw: Any) -> str:
+    return raw if isinstance(raw, str) else ""
+
+
+def _list(raw: Any) -> list[Any]:
+    return raw if isinstance(raw, list) else []
+
+
+def _slug(raw: Any) -> str | None:
+    return raw if isinstance(raw, str) else None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A catalogue when the content has no errors, and every problem found either way."""
+
+    catalogue: Catalogue | None
+    problems: tuple[Problem, ...]
+    version: str
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def content_files(content_dir: Path) -> list[Path]:
+    """The files a content set is made of, in a stable order."""
+    files = [content_dir / CATALOGUE_FILE]
+    flows = content_dir / FLOWS_DIR
+    if flows.is_dir():
+        files += sorted(p for p in flows.glob("*.yaml") if p.is_file())
+    return files
+
+
+def content_version(content_dir: Path) -> str:
+    """A short hash of every content file's name and bytes."""
+    h = hashlib.sha256()
+    for path in content_files(content_dir):
+        h.update(path.relative_to(content_dir).as_posix().encode())
+        h.update(b"\0")
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"<missing>")
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def load_content(content_dir: Path) -> LoadResult:
+    """Load and check a whole content set; never raises for bad content."""
+    return _Loader(Path(content_dir)).run()
+
+
+class _Loader:
+    def __init__(self, content_dir: Path) -> None:
+        self.dir = content_dir
+        self.c = _Checker()
+        self.version = content_version(content_dir)
+        self._catalogue_doc = _Doc(CATALOGUE_FILE)
+        self._flow_docs: dict[str, tuple[_Doc, dict[str, Path_]]] = {}
+
+    def run(self) -> LoadResult:
+        doc = self._catalogue_doc
+        path = self.dir / CATALOGUE_FILE
+        if not path.is_file():
+            self.c.add(
+                doc,
+                (),
+                f"không tìm thấy tệp {CATALOGUE_FILE} trong thư mục {self.dir}.",
+                "Hãy chạy lệnh trong thư mục nội dung hoặc dùng --content THU_MUC.",
+            )
+            return self._result(None)
+        node = self.c.parse(path, doc, "danh mục thủ tục")
+        if node is None:
+            return self._result(None)
+        raw = self.c.mapping(doc, node, OBJECTS["catalogue"], (), "danh mục thủ tục")
+        if not isinstance(raw, dict):
+            return self._result(None)
+        contacts = self._contacts(doc, raw.get("contacts"))
+        procedures = self._procedures(doc, raw.get("procedures"), contacts)
+        defaults = self._contact_refs(doc, raw.get("default_contacts"), ("default_contacts",), contacts)
+        allowed = tuple(d.lower().lstrip(".") for d in _strs(raw.get("allowed_domains")))
+        flows = self._flows(procedures)
+        self._cross_check(procedures, flows, contacts, allowed)
+        catalogue = Catalogue(
+            procedures=tuple(p for p, _ in procedures.values()),
+            flows=flows,
+            contacts=contacts,
+            default_contacts=defaults,
+            allowed_domains=allowed,
+            version=self.version,
+        )
+        return self._result(catalogue)
+
+    def _result(self, catalogue: Catalogue | None) -> LoadResult:
+        problems = tuple(
+            sorted(set(self.c.problems), key=lambda p: (p.file != CATALOGUE_FILE, p.file, p.line, p.col, p.message))
+        )
+        has_error = any(p.severity == "error" for p in problems)
+        return LoadResult(None if has_error else catalogue, problems, self.version)
+
+    # -- catalogue -------------------------------------------------------
+
+    def _contacts(self, doc: _Doc, raw: Any) -> dict[str, Contact]:
+        out: dict[str, Contact] = {}
+        if not isinstance(raw, list):
+            return out
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            cid = item["id"]
+            if cid in out:
+                self.c.add(doc, ("contacts", i, "id"), f'mã liên hệ "{cid}" bị trùng.', "Mỗi liên hệ cần một mã riêng.")
+                continue
+            out[cid] = Contact(
+                id=cid,
+                name=_str(item.get("name")),
+                phone=_str(item.get("phone")),
+                url=_str(item.get("url")),
+                address=_str(item.get("address")),
+                hours=_str(item.get("hours")),
+                note=_str(item.get("note")),
+                verification=_verification(item),
+            )
+        return out
+
+    def _contact_refs(self, doc: _Doc, raw: Any, path: Path_, contacts: Mapping[str, Contact]) -> tuple[str, ...]:
+        out = []
+        if not isinstance(raw, list):
+            return ()
+        for i, cid in enumerate(raw):
+            if not isinstance(cid, str):
+                continue
+            if cid not in contacts:
+                self.c.add(
+                    doc,
+                    (*path, i),
+                    f'liên hệ "{cid}" không có trong mục contacts.',
+                    did_you_mean(cid, contacts) or "Hãy khai báo liên hệ này trong mục contacts của procedures.yaml.",
+                )
+                continue
+            out.append(cid)
+        return tuple(out)
+
+    def _procedures(self, doc: _Doc, raw: Any, contacts: Mapping[str, Contact]) -> dict[str, tuple[Procedure, Path_]]:
+        out: dict[str, tuple[Procedure, Path_]] = {}
+        if not isinstance(raw, list):
+            return out
+        for i, item in enumerate(raw):
+            path: Path_ = ("procedures", i)
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            pid = item["id"]
+            if pid in out:
+                first = doc.mark(out[pid][1])[0]
+                self.c.add(
+                    doc,
+                    (*path, "id"),
+                    f'mã thủ tục "{pid}" bị trùng (đã có ở dòng {first}).',
+                    "Mỗi thủ tục cần một mã riêng; hãy đổi mã hoặc gộp hai mục.",
+                )
+                continue
+            ver = item.get("verification")
+            default = _verification(ver) if isinstance(ver, dict) else Verification(False)
+            agency_raw = item.get("agency")
+            agency = None
+            if isinstance(agency_raw, dict) and isinstance(agency_raw.get("as_of"), date):
+                agency = Agency(
+                    name=_str(agency_raw.get("name")),
+                    level=_str(agency_raw.get("level")),
+                    as_of=agency_raw["as_of"],
+                    verification=_verification(agency_raw, default),
+                )
+            fees = []
+            fees_raw = item.get("fees")
+            for fee in fees_raw if isinstance(fees_raw, list) else []:
+                if not isinstance(fee, dict) or not isinstance(fee.get("valid_from"), date):
+                    continue
+                valid_to = fee.get("valid_to")
+                fees.append(
+                    Fee(
+                        label=_str(fee.get("label")),
+                        online=fee.get("online") if isinstance(fee.get("online"), int) else None,
+                        counter=fee.get("counter") if isinstance(fee.get("counter"), int) else None,
+                        unit=_str(fee.get("unit")) or "đồng",
+                        exemptions=_strs(fee.get("exemptions")),
+                        legal_basis=_str(fee.get("legal_basis")),
+                        valid_from=fee["valid_from"],
+                        valid_to=valid_to if isinstance(valid_to, date) else None,
+                        note=_str(fee.get("note")),
+                        verification=_verification(fee, default),
+                    )
+                )
+            kind = item.get("kind")
+            proc = Procedure(
+                id=pid,
+                kind="guide" if kind == "guide" else "procedure",
+                name=_str(item.get("name")),
+                area=_str(item.get("area")),
+                aliases=_strs(item.get("aliases")),
+                examples=_strs(item.get("examples")),
+                code=_fact(item.get("code"), default),
+                agency=agency,
+                fees=tuple(fees),
+                fee_note=_str(item.get("fee_note")),
+                processing_time=_fact(item.get("processing_time"), default),
+                url=_fact(item.get("url"), default),
+                fully_online=item.get("fully_online") if isinstance(item.get("fully_online"), bool) else None,
+                verification=default,
+                contacts=self._contact_refs(doc, item.get("contacts"), (*path, "contacts"), contacts),
+                bring=_strs(item.get("bring")),
+                flow_path=_str(item.get("flow")),
+            )
+            out[pid] = (proc, path)
+            self._check_procedure(doc, proc, item, path)
+        return out
+
+    def _check_procedure(self, doc: _Doc, proc: Procedure, item: Mapping[str, Any], path: Path_) -> None:
+        fees = item.get("fees")
+        for i, fee in enumerate(fees if isinstance(fees, list) else []):
+            if not isinstance(fee, dict):
+                continue
+            fpath = (*path, "fees", i)
+            if fee.get("online") is None and fee.get("counter") is None and "online" in fee and "counter" in fee:
+                self.c.add(
+                    doc,
+                    fpath,
+                    "mức lệ phí không có số tiền nào.",
+                    "Hãy ghi số tiền online hoặc counter; nếu chưa rõ, xoá mục này và ghi fee_note.",
+                )
+            vf, vt = fee.get("valid_from"), fee.get("valid_to")
+            if isinstance(vf, date) and isinstance(vt, date) and vt < vf:
+                self.c.add(
+                    doc,
+                    (*fpath, "valid_to"),
+                    "ngày hết hiệu lực đứng trước ngày bắt đầu.",
+                    "Hãy kiểm tra lại valid_from và valid_to.",
+                )
+        if proc.url is not None and not proc.url.value.startswith("https://"):
+            self.c.add(
+                doc,
+                (*path, "url"),
+                f'link "{proc.url.value}" không dùng https.',
+                "Chỉ dẫn link https:// tới trang chính thức.",
+            )
+        if not proc.is_guide and len(proc.aliases) + len(proc.examples) == 0:
+            self.c.add(
+                doc,
+                (*path, "name"),
+                f'thủ tục "{proc.id}" chưa có cách gọi (aliases) hay câu hỏi mẫu (examples).',
+                "Hãy thêm vài cách người dân hay gọi thủ tục này để bot nhận ra.",
+                "warning",
+            )
+
+    # -- flows -----------------------------------------------------------
+
+    def _flows(self, procedures: Mapping[str, tuple[Procedure, Path_]]) -> dict[str, Flow]:
+        cat = self._catalogue_doc
+        flows: dict[str, Flow] = {}
+        used: set[Path] = set()
+        for pid, (proc, path) in procedures.items():
+            if not proc.flow_path:
+                continue
+            fpath = self.dir / proc.flow_path
+            if not fpath.is_file():
+                self.c.add(
+                    cat,
+                    (*path, "flow"),
+                    f'không tìm thấy tệp kịch bản "{proc.flow_path}" của thủ tục "{pid}".',
+                    f"Hãy tạo tệp {FLOWS_DIR}/{pid}.yaml hoặc sửa đường dẫn flow.",
+                )
+                continue
+            used.add(fpath.resolve())
+            flow = self._flow(fpath, proc)
+            if flow is not None:
+                flows[pid] = flow
+        for extra in content_files(self.dir)[1:]:
+            if extra.resolve() not in used:
+                self.c.add(
+                    _Doc(extra.relative_to(self.dir).as_posix()),
+                    (),
+                    "tệp kịch bản này không thuộc thủ tục nào trong procedures.yaml.",
+                    "Hãy thêm thủ tục vào procedures.yaml với flow trỏ tới tệp này, hoặc xoá tệp.",
+                    "warning",
+                )
+        return flows
+
+    def _flow(self, path: Path, proc: Procedure) -> Flow | None:
+        rel = path.relative_to(self.dir).as_posix() if path.is_relative_to(self.dir) else str(path)
+        doc = _Doc(rel)
+        node = self.c.parse(path, doc, "kịch bản các bước")
+        if node is None:
+            return None
+        raw = self.c.mapping(doc, node, OBJECTS["flow"], (), "kịch bản")
+        if not isinstance(raw, dict):
+            return None
+        if isinstance(raw.get("procedure"), str) and raw["procedure"] != proc.id:
+            self.c.add(
+                doc,
+                ("procedure",),
+                f'tệp khai báo thủ tục "{raw["procedure"]}" nhưng procedures.yaml gán nó cho "{proc.id}".',
+                f"Hãy sửa thành procedure: {proc.id}.",
+            )
+        steps: list[Step] = []
+        step_paths: dict[str, Path_] = {}
+        raw_steps = raw.get("steps")
+        for i, s in enumerate(raw_steps if isinstance(raw_steps, list) else []):
+            if not isinstance(s, dict) or not isinstance(s.get("id"), str) or s.get("kind") not in STEP_KINDS:
+                continue
+            sid = s["id"]
+            if sid in step_paths:
+                first = doc.mark(step_paths[sid])[0]
+                self.c.add(
+                    doc,
+                    ("steps", i, "id"),
+                    f'mã bước "{sid}" bị trùng (đã có ở dòng {first}).',
+                    "Mỗi bước cần một mã riêng trong tệp.",
+                )
+                continue
+            step_paths[sid] = ("steps", i)
+            steps.append(self._step(doc, s, ("steps", i)))
+        if not steps:
+            if isinstance(raw_steps, list) and not raw_steps:
+                self.c.add(doc, ("steps",), "kịch bản chưa có bước nào.", "Hãy thêm ít nhất một bước.")
+            return None
+        start = _slug(raw.get("start")) or steps[0].id
+        flow = Flow(proc.id, start, tuple(steps), {s.id: s for s in steps})
+        self._flow_docs[proc.id] = (doc, step_paths)
+        return flow
+
+    def _step(self, doc: _Doc, s: Mapping[str, Any], path: Path_) -> Step:
+        options = []
+        seen: dict[str, int] = {}
+        for j, o in enumerate(_list(s.get("options"))):
+            if not isinstance(o, dict) or not isinstance(o.get("id"), str):
+                continue
+            if o["id"] in seen:
+                self.c.add(
+                    doc,
+                    (*path, "options", j, "id"),
+                    f'mã lựa chọn "{o["id"]}" bị trùng trong bước này.',
+                    "Mỗi lựa chọn trong một bước cần mã riêng.",
+                )
+                continue
+            seen[o["id"]] = j
+            options.append(Option(o["id"], _str(o.get("label")), _slug(o.get("next")), _slug(o.get("goto"))))
+        items = []
+        seen_items: set[str] = set()
+        for j, it in enumerate(_list(s.get("items"))):
+            if not isinstance(it, dict) or not isinstance(it.get("id"), str):
+                continue
+            if it["id"] in seen_items:
+                self.c.add(
+                    doc,
+                    (*path, "items", j, "id"),
+                    f'mã giấy tờ "{it["id"]}" bị trùng trong bước này.',
+                    "Mỗi giấy tờ cần mã riêng.",
+                )
+                continue
+            seen_items.add(it["id"])
+            when_raw = it.get("when")
+            when: dict[str, frozenset[str]] = when_raw if isinstance(when_raw, dict) else {}
+            items.append(ChecklistItem(it["id"], _str(it.get("text")), tuple(Condition(k, v) for k, v in when.items())))
+        return Step(
+            id=s["id"],
+            kind=s["kind"],
+            text=_str(s.get("text")),
+            next=_slug(s.get("next")),
+            goto=_slug(s.get("goto")),
+            links=_strs(s.get("links")),
+            options=tuple(options),
+            items=tuple(items),
+            missing_next=_slug(s.get("missing_next")),
+            failed_next=_slug(s.get("failed_next")),
+            guide=_slug(s.get("guide")) or (DEFAULT_PAYMENT_GUIDE if s["kind"] == "payment" else None),
+            contacts=_strs(s.get("contacts")),
+            bring=_strs(s.get("bring")),
+        )
+
+    # -- cross references ------------------------------------------------
+
+    def _cross_check(
+        self,
+        procedures: Mapping[str, tuple[Procedure, Path_]],
+        flows: Mapping[str, Flow],
+        contacts: Mapping[str, Contact],
+        allowed: tuple[str, ...],
+    ) -> None:
+        for pid, flow in flows.items():
+            proc = procedures[pid][0]
+            doc, step_paths = self._flow_docs[pid]
+            self._check_flow(doc, step_paths, proc, flow, procedures, flows, contacts, allowed)
+        cat = self._catalogue_doc
+        for proc, path in procedures.values():
+            if proc.url is not None:
+                self._check_domain(cat, (*path, "url"), proc.url.value, allowed)
+
+    def _check_domain(self, doc: _Doc, path: Path_, url: str, allowed: tuple[str, ...]) -> None:
+        host = (urlsplit(url).hostname or "").lower()
+        if not url.startswith("https://"):
+            return
+        if host.endswith(".gov.vn") or any(host == d or host.endswith("." + d) for d in allowed):
+            return
+        self.c.add(
+            doc,
+            path,
+            f'link "{url}" không thuộc trang chính thức (.gov.vn hoặc allowed_domains).',
+            "Chỉ dẫn tới trang của cơ quan nhà nước; nếu đây là trang chính thức, thêm tên miền vào allowed_domains.",
+            "warning",
+        )
+
+    def _check_flow(
+        self,
+        doc: _Doc,
+        step_paths: Mapping[str, Path_],
+        proc: Procedure,
+        flow: Flow,
+        procedures: Mapping[str, tuple[Procedure, Path_]],
+        flows: Mapping[str, Flow],
+        contacts: Mapping[str, Contact],
+        allowed: tuple[str, ...],
+    ) -> None:
+        ids = [s.id for s in flow.steps]
+        if flow.start not in flow.by_id:
+            self.c.add(
+                doc,
+                ("start",),
+                f'bước bắt đầu "{flow.start}" không có trong tệp.',
+                did_you_mean(flow.start, ids) or "Hãy ghi mã một bước có trong tệp.",
+            )
+
+        def target(path: Path_, src: str, name: str | None) -> None:
+            if name is not None and name not in flow.by_id:
+                self.c.add(
+                    doc,
+                    path,
+                    f'bước "{src}" trỏ tới "{name}" nhưng không có bước nào tên như vậy.',
+                    did_you_mean(name, ids) or "Hãy ghi mã một bước có trong tệp này.",
+                )
+
+        def guide(path: Path_, src: str, name: str | None) -> None:
+            if name is None:
+                return
+            if name not in procedures:
+                self.c.add(
+                    doc,
+                    path,
+                    f'bước "{src}" nhảy tới hướng dẫn "{name}" nhưng không có thủ tục nào mã như vậy.',
+                    did_you_mean(name, procedures) or "Hãy ghi mã một hướng dẫn trong procedures.yaml.",
+                )
+            elif name == proc.id:
+                self.c.add(
+                    doc, path, f'bước "{src}" nhảy vào chính thủ tục này.', "Dùng next để sang bước khác trong tệp."
+                )
+            elif not procedures[name][0].is_guide:
+                self.c.add(
+                    doc,
+                    path,
+                    f'"{name}" là thủ tục, không phải hướng dẫn dùng chung.',
+                    "Chỉ nên nhảy vào các mục kind: guide.",
+                    "warning",
+                )
+
+        for s in flow.steps:
+            p = step_paths[s.id]
+            target((*p, "next"), s.id, s.next)
+            target((*p, "missing_next"), s.id, s.missing_next)
+            target((*p, "failed_next"), s.id, s.failed_next)
+            guide((*p, "goto"), s.id, s.goto)
+            if s.kind == "payment":
+                guide((*p, "guide"), s.id, s.guide)
+            if s.kind == "message" and s.next is None:
+                self.c.add(
+                    doc,
+                    p,
+                    f'bước "{s.id}" không có đường đi tiếp (ngõ cụt).',
+                    "Hãy thêm next: <mã bước>, hoặc đổi kind thành end nếu đây là bước cuối.",
+                )
+            labels: dict[str, int] = {}
+            for j, o in enumerate(s.options):
+                op = (*p, "options", j)
+                target((*op, "next"), s.id, o.next)
+                guide((*op, "goto"), s.id, o.goto)
+                if o.next is None:
+                    self.c.add(
+                        doc,
+                        op,
+                        f'lựa chọn "{o.id}" của bước "{s.id}" không dẫn tới đâu (ngõ cụt).',
+                        "Hãy thêm next: <mã bước> (với goto, next là bước quay về sau hướng dẫn).",
+                    )
+                folded = " ".join(o.label.lower().split())
+                if folded in labels:
+                    self.c.add(
+                        doc,
+                        (*op, "label"),
+                        f'hai lựa chọn trong bước "{s.id}" có cùng chữ "{o.label}".',
+                        "Người dân sẽ không phân biệt được; hãy đổi chữ một lựa chọn.",
+                    )
+                labels[folded] = j
+            if s.kind == "choice" and not s.options:
+                self.c.add(doc, p, f'bước "{s.id}" là câu hỏi nhưng không có lựa chọn nào.', "Hãy thêm options.")
+            for j, it in enumerate(s.items):
+                for cond in it.when:
+                    cp = (*p, "items", j, "when", cond.step)
+                    ref = flow.by_id.get(cond.step)
+                    if ref is None:
+                        self.c.add(
+                            doc,
+                            cp,
+                            f'điều kiện when nhắc tới bước "{cond.step}" không có trong tệp.',
+                            did_you_mean(cond.step, ids) or "Hãy ghi mã một bước câu hỏi.",
+                        )
+                        continue
+                    known = {o.id for o in ref.options}
+                    for ans in sorted(cond.answers - known):
+                        self.c.add(
+                            doc,
+                            cp,
+                            f'bước "{cond.step}" không có lựa chọn "{ans}".',
+                            did_you_mean(ans, known) or "Các lựa chọn: " + ", ".join(sorted(known)) + ".",
+                        )
+            for j, cid in enumerate(s.contacts):
+                if cid not in contacts:
+                    self.c.add(
+                        doc,
+                        (*p, "contacts", j),
+                        f'liên hệ "{cid}" không có trong mục contacts của procedures.yaml.',
+                        did_you_mean(cid, contacts) or "Hãy khai báo liên hệ trong procedures.yaml.",
+                    )
+            for j, link in enumerate(s.links):
+                self._check_domain(doc, (*p, "links", j), link, allowed)
+            self._check_text(doc, (*p, "text"), s, proc)
+        self._reachability(doc, step_paths, flow)
+
+    def _check_text(self, doc: _Doc, path: Path_, step: Step, proc: Procedure) -> None:
+        text = step.text
+        if len(text) > STRICTEST_TEXT_LIMIT:
+            self.c.add(
+                doc,
+                path,
+                f"nội dung bước dài {len(text)} ký tự, quá {STRICTEST_TEXT_LIMIT} ký tự Zalo cho phép.",
+                "Hãy tách thành nhiều bước ngắn, mỗi bước một ý.",
+            )
+        available = {
+            "name": True,
+            "code": proc.code is not None,
+            "agency": proc.agency is not None,
+            "fee": bool(proc.fees or proc.fee_note),
+            "time": proc.processing_time is not None,
+            "url": proc.url is not None,
+            "hotline": True,
+        }
+        for m in PLACEHOLDER_RE.finditer(text):
+            name = m.group(1)
+            if name not in PLACEHOLDERS:
+                self.c.add(
+                    doc,
+                    path,
+                    f'chỗ điền "{{{name}}}" không có.',
+                    did_you_mean(name, PLACEHOLDERS)
+                    or "Các chỗ điền: " + ", ".join("{" + k + "}" for k in PLACEHOLDERS) + ".",
+                )
+            elif not available[name]:
+                self.c.add(
+                    doc,
+                    path,
+                    f'chỗ điền "{{{name}}}" cần mục {_FIELD_OF[name]} của thủ tục "{proc.id}" nhưng mục đó chưa có.',
+                    f"Hãy thêm {_FIELD_OF[name]} vào thủ tục trong procedures.yaml hoặc bỏ chỗ điền này.",
+                )
+
+    def _reachability(self, doc: _Doc, step_paths: Mapping[str, Path_], flow: Flow) -> None:
+        seen = set()
+        todo = [flow.start]
+        while todo:
+            sid = todo.pop()
+            step = flow.by_id.get(sid)
+            if step is None or sid in seen:
+                continue
+            seen.add(sid)
+            todo += [x for x in (step.next, step.missing_next, step.failed_next) if x]
+            todo += [o.next for o in step.options if o.next]
+        for s in flow.steps:
+            if s.id not in seen:
+                self.c.add(
+                    doc,
+                    step_paths[s.id],
+                    f'không có đường nào dẫn tới bước "{s.id}".',
+                    "Hãy trỏ next của một bước khác tới bước này, hoặc xoá bước.",
+                    "warning",
+                )
+
+
+_FIELD_OF: Final = {
+    "code": "code",
+    "agency": "agency",
+    "fee": "fees hoặc fee_note",
+    "time": "processing_time",
+    "url": "url",
+}
+
+__all__ = ["LoadResult", "Problem", "content_version", "load_content", "schema"]

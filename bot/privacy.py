@@ -1,0 +1,44 @@
+"""Pseudonymous user keys and redaction of personal numbers before anything is stored or logged."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Final
+
+_EMAIL: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# "email" folded by the normaliser: punctuation became spaces ("an gmail com").
+_EMAIL_FOLDED: Final = re.compile(
+    r"\b[a-z0-9]+(?: [a-z0-9]+)? (?:gmail|yahoo|hotmail|outlook|icloud)(?: com)?(?: vn)?\b"
+)
+# A run of digits, possibly broken by spaces, dots or dashes ("0912 345 678", "0912.345.678").
+_DIGITS: Final = re.compile(r"\+?\d(?:[ .\-]?\d){5,}")
+
+
+def user_key(secret: bytes, channel: str, chat_user_id: str) -> str:
+    """HMAC-SHA256 of channel and chat user id: stable per user, not reversible without the secret."""
+    mac = hmac.new(secret, f"{channel}:{chat_user_id}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def _classify(match: re.Match[str]) -> str:
+    raw = match.group(0)
+    digits = re.sub(r"\D", "", raw)
+    n = len(digits)
+    if (raw.startswith("+84") or digits.startswith("84")) and n in (11, 12):
+        return "<so-dien-thoai>"
+    if digits.startswith("0") and n in (10, 11):
+        return "<so-dien-thoai>"
+    if n in (9, 12):
+        return "<so-giay-to>"
+    if 13 <= n <= 19:
+        return "<so-the-ngan-hang>"
+    return "<so-tai-khoan>"
+
+
+def redact(text: str) -> str:
+    """Replace CCCD/CMND, phone, e-mail, card and account numbers with placeholders."""
+    text = _EMAIL.sub("<email>", text)
+    text = _EMAIL_FOLDED.sub("<email>", text)
+    return _DIGITS.sub(_classify, text)

@@ -1,0 +1,114 @@
+"""The runner: dedupe, per-user lock, load session, engine step, commit, then hand back replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from bot import engine, texts
+from bot.content import ContentHolder
+from bot.engine import EngineConfig, Event, Inbound, InboundKind, Reply, Session
+from bot.privacy import user_key
+from bot.settings import VIETNAM_TZ
+from bot.storage import Store
+
+logger = logging.getLogger(__name__)
+
+
+def vietnam_now() -> datetime:
+    return datetime.now(VIETNAM_TZ)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What a channel hands the runner: the raw chat user id stays here and is never stored."""
+
+    channel: str
+    user_id: str
+    kind: InboundKind = "text"
+    text: str = ""
+    choice_id: str | None = None
+    start_payload: str | None = None
+    event_id: str | None = None
+
+
+class Runner:
+    """Turns one incoming message into committed state and events, then replies."""
+
+    def __init__(
+        self,
+        content: ContentHolder,
+        store: Store,
+        secret: bytes,
+        clock: Callable[[], datetime] = vietnam_now,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.content = content
+        self.store = store
+        self.secret = secret
+        self.clock = clock
+        self.config = config or EngineConfig()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiters: dict[str, int] = {}
+
+    def key(self, channel: str, user_id: str) -> str:
+        return user_key(self.secret, channel, user_id)
+
+    async def handle(self, msg: Incoming) -> list[Reply] | None:
+        """The replies to send, or None when this update was already handled."""
+        if msg.event_id is not None and await self.store.is_processed(msg.channel, msg.event_id):
+            return None
+        key = self.key(msg.channel, msg.user_id)
+        self._waiters[key] = self._waiters.get(key, 0) + 1
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._turn(key, msg)
+        finally:
+            self._waiters[key] -= 1
+            if self._waiters[key] == 0:
+                del self._waiters[key]
+                self._locks.pop(key, None)
+
+    async def _turn(self, key: str, msg: Incoming) -> list[Reply] | None:
+        processed = (msg.channel, msg.event_id) if msg.event_id is not None else None
+        inbound = Inbound(
+            channel=msg.channel,
+            user_key=key,
+            kind=msg.kind,
+            text=msg.text,
+            choice_id=msg.choice_id,
+            start_payload=msg.start_payload,
+            event_id=msg.event_id,
+        )
+        now = self.clock()
+        session = await self.store.load_session(key) or Session()
+        content = self.content.current
+        try:
+            result = engine.step(content, session, inbound, now, self.config)
+        except Exception:
+            logger.exception(
+                "engine failed (channel=%s, procedure=%s, step=%s, content=%s)",
+                msg.channel,
+                session.position.procedure if session.position else None,
+                session.position.step if session.position else None,
+                content.catalogue.version,
+            )
+            error = Event(
+                ts=now.timestamp(),
+                user_key=key,
+                channel=msg.channel,
+                type="error",
+                content_version=content.catalogue.version,
+                procedure_id=session.position.procedure if session.position else None,
+                step_id=session.position.step if session.position else None,
+            )
+            ok = await self.store.commit_turn(
+                key, msg.channel, replace(session, last_seen=now.timestamp()), [error], processed
+            )
+            return [Reply(texts.INTERNAL_ERROR)] if ok else None
+        ok = await self.store.commit_turn(key, msg.channel, result.session, result.events, processed)
+        return list(result.replies) if ok else None

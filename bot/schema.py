@@ -1,0 +1,448 @@
+"""The one definition of the content format: field specs for the YAML files and the frozen objects built from them.
+
+The field specs drive three things: the loader's checks (unknown, missing and
+mistyped keys), the JSON Schema shipped under ``schemas/`` for officials'
+editors, and the documentation.  The dataclasses are what the engine reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final, Literal
+
+SLUG_RE: Final = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+FieldKind = Literal["str", "slug", "bool", "int", "date", "url", "list", "obj", "enum", "fact", "when", "step"]
+
+StepKind = Literal["message", "choice", "checklist", "payment", "handoff", "end"]
+STEP_KINDS: Final[tuple[StepKind, ...]] = (
+    "message",
+    "choice",
+    "checklist",
+    "payment",
+    "handoff",
+    "end",
+)
+PROCEDURE_KINDS: Final = ("procedure", "guide")
+
+# Telegram allows 4,096 characters, Zalo 2,000: content must fit the strictest.
+STRICTEST_TEXT_LIMIT: Final = 2000
+
+# Placeholders a step text may use, filled from the procedure's catalogue entry.
+PLACEHOLDERS: Final[Mapping[str, str]] = {
+    "name": "tên thủ tục",
+    "code": "mã thủ tục hành chính",
+    "agency": "cơ quan giải quyết",
+    "fee": "lệ phí (nộp trực tuyến và tại quầy)",
+    "time": "thời gian giải quyết",
+    "url": "địa chỉ trang nộp hồ sơ",
+    "hotline": "các số điện thoại hỗ trợ",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a YAML mapping: its type, whether it is required, and a Vietnamese description."""
+
+    kind: FieldKind
+    doc: str
+    required: bool = False
+    item: Field | None = None
+    obj: str | None = None
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+
+
+def _s(doc: str, required: bool = False) -> Field:
+    return Field("str", doc, required)
+
+
+def _list(item: Field, doc: str, required: bool = False) -> Field:
+    return Field("list", doc, required, item=item)
+
+
+_VERIFICATION_KEYS: Final[dict[str, Field]] = {
+    "verified": Field("bool", "true nếu thông tin đã được kiểm tra với nguồn chính thức"),
+    "source": _s("nguồn của thông tin (địa chỉ trang hoặc văn bản)"),
+    "as_of": Field("date", "ngày kiểm tra thông tin (YYYY-MM-DD)"),
+}
+
+OBJECTS: Final[dict[str, dict[str, Field]]] = {
+    "catalogue": {
+        "version": Field("int", "phiên bản định dạng, hiện là 1"),
+        "allowed_domains": _list(_s("tên miền"), "tên miền chính thức được phép dẫn link, ngoài các tên miền .gov.vn"),
+        "default_contacts": _list(Field("slug", "mã liên hệ"), "các liên hệ hỗ trợ chung, dùng khi thủ tục không nêu"),
+        "contacts": _list(Field("obj", "một đầu mối hỗ trợ", obj="contact"), "các đầu mối hỗ trợ"),
+        "procedures": _list(
+            Field("obj", "một thủ tục hoặc hướng dẫn", obj="procedure"),
+            "danh sách thủ tục và hướng dẫn",
+            required=True,
+        ),
+    },
+    "contact": {
+        "id": Field("slug", "mã liên hệ, chữ thường không dấu nối bằng gạch ngang", True),
+        "name": _s("tên đầu mối, ví dụ Tổng đài dịch vụ công", True),
+        "phone": _s("số điện thoại"),
+        "url": Field("url", "trang web (https)"),
+        "address": _s("địa chỉ"),
+        "hours": _s("giờ làm việc"),
+        "note": _s("ghi chú"),
+        **_VERIFICATION_KEYS,
+    },
+    "procedure": {
+        "id": Field("slug", "mã thủ tục, chữ thường không dấu nối bằng gạch ngang", True),
+        "kind": Field("enum", "procedure (thủ tục) hoặc guide (hướng dẫn dùng chung)", choices=PROCEDURE_KINDS),
+        "name": _s("tên thủ tục, viết như người dân đọc", True),
+        "area": _s("lĩnh vực, ví dụ hộ tịch, cư trú", True),
+        "aliases": _list(_s("một cách gọi"), "các cách người dân gọi thủ tục này"),
+        "examples": _list(_s("một câu hỏi"), "câu hỏi mẫu người dân hay gõ"),
+        "code": Field("fact", "mã thủ tục hành chính (mã TTHC)"),
+        "agency": Field("obj", "cơ quan giải quyết", obj="agency"),
+        "fees": _list(Field("obj", "một mức lệ phí", obj="fee"), "lệ phí theo cách nộp"),
+        "fee_note": _s("ghi chú về lệ phí khi không có số tiền cụ thể"),
+        "processing_time": Field("fact", "thời gian giải quyết"),
+        "url": Field("fact", "trang nộp hồ sơ chính thức (https)"),
+        "fully_online": Field("bool", "true nếu làm trọn vẹn trực tuyến được"),
+        "verification": Field("obj", "tình trạng kiểm tra thông tin", True, obj="verification"),
+        "contacts": _list(Field("slug", "mã liên hệ"), "đầu mối hỗ trợ riêng cho thủ tục này"),
+        "bring": _list(_s("một thứ cần mang"), "những gì cần mang khi đi gặp cán bộ"),
+        "flow": _s("tệp kịch bản, ví dụ flows/dang-ky-khai-sinh.yaml", True),
+    },
+    "verification": dict(_VERIFICATION_KEYS)
+    | {"verified": Field("bool", "true nếu đã kiểm tra với nguồn chính thức", True)},
+    "fact": {
+        "value": _s("giá trị", True),
+        **_VERIFICATION_KEYS,
+    },
+    "agency": {
+        "name": _s("tên cơ quan", True),
+        "level": _s("cấp: xã, tỉnh, trung ương", True),
+        **_VERIFICATION_KEYS,
+        "as_of": Field("date", "ngày áp dụng cấp này (YYYY-MM-DD)", True),
+    },
+    "fee": {
+        "label": _s("trường hợp áp dụng, ví dụ Cấp lại thẻ", True),
+        "online": Field("int", "số tiền khi nộp trực tuyến (đồng)", nullable=True),
+        "counter": Field("int", "số tiền khi nộp tại quầy (đồng)", nullable=True),
+        "unit": _s("đơn vị, ví dụ đồng/lần"),
+        "exemptions": _list(_s("một trường hợp"), "những người được miễn"),
+        "legal_basis": _s("văn bản quy định", True),
+        "valid_from": Field("date", "áp dụng từ ngày (YYYY-MM-DD)", True),
+        "valid_to": Field("date", "áp dụng đến hết ngày (YYYY-MM-DD)", nullable=True),
+        "note": _s("ghi chú"),
+        **_VERIFICATION_KEYS,
+    },
+    "flow": {
+        "procedure": Field("slug", "mã thủ tục của kịch bản này", True),
+        "start": Field("slug", "bước bắt đầu; mặc định là bước đầu tiên"),
+        "steps": _list(Field("step", "một bước"), "các bước theo thứ tự", True),
+    },
+    "option": {
+        "id": Field("slug", "mã lựa chọn", True),
+        "label": _s("chữ trên nút bấm", True),
+        "next": Field("slug", "bước tiếp theo (hoặc bước quay về sau hướng dẫn)"),
+        "goto": Field("slug", "mã hướng dẫn dùng chung cần nhảy vào"),
+    },
+    "item": {
+        "id": Field("slug", "mã giấy tờ", True),
+        "text": _s("tên giấy tờ và yêu cầu", True),
+        "when": Field("when", "chỉ hiện khi câu trả lời trước khớp, ví dụ {hoi-dung-han: tre-han}"),
+    },
+}
+
+_STEP_COMMON: Final[dict[str, Field]] = {
+    "id": Field("slug", "mã bước, không đổi sau khi đã dùng", True),
+    "kind": Field("enum", "loại bước", True, choices=STEP_KINDS),
+    "text": _s("nội dung hiển thị", True),
+    "links": _list(Field("url", "một địa chỉ https"), "các đường link kèm theo"),
+}
+
+STEP_FIELDS: Final[dict[StepKind, dict[str, Field]]] = {
+    "message": _STEP_COMMON
+    | {
+        "next": Field("slug", "bước tiếp theo"),
+        "goto": Field("slug", "mã hướng dẫn dùng chung cần nhảy vào trước khi sang bước tiếp theo"),
+    },
+    "choice": _STEP_COMMON | {"options": _list(Field("obj", "một lựa chọn", obj="option"), "các lựa chọn", True)},
+    "checklist": _STEP_COMMON
+    | {
+        "items": _list(Field("obj", "một giấy tờ", obj="item"), "giấy tờ cần chuẩn bị", True),
+        "next": Field("slug", "bước tiếp theo khi đã đủ giấy tờ", True),
+        "missing_next": Field("slug", "bước khi người dân còn thiếu giấy tờ"),
+    },
+    "payment": _STEP_COMMON
+    | {
+        "text": _s("lời dẫn trước bảng lệ phí"),
+        "next": Field("slug", "bước tiếp theo khi đã thanh toán", True),
+        "failed_next": Field("slug", "bước khi thanh toán bị lỗi"),
+        "guide": Field("slug", "hướng dẫn thanh toán; mặc định thanh-toan-truc-tuyen"),
+    },
+    "handoff": _STEP_COMMON
+    | {
+        "contacts": _list(Field("slug", "mã liên hệ"), "đầu mối hỗ trợ; mặc định theo thủ tục"),
+        "bring": _list(_s("một thứ cần mang"), "những gì cần mang theo"),
+        "next": Field("slug", "bước tiếp theo nếu người dân muốn tiếp tục"),
+    },
+    "end": _STEP_COMMON,
+}
+
+
+# --------------------------------------------------------------------------
+# Objects the engine reads.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Whether a fact was checked, where, and when."""
+
+    verified: bool
+    source: str = ""
+    as_of: date | None = None
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A catalogue value with its own verification status."""
+
+    value: str
+    verification: Verification
+
+
+@dataclass(frozen=True)
+class Agency:
+    name: str
+    level: str
+    as_of: date
+    verification: Verification
+
+
+@dataclass(frozen=True)
+class Fee:
+    label: str
+    online: int | None
+    counter: int | None
+    unit: str
+    exemptions: tuple[str, ...]
+    legal_basis: str
+    valid_from: date
+    valid_to: date | None
+    note: str
+    verification: Verification
+
+    def applies_on(self, day: date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    name: str
+    phone: str = ""
+    url: str = ""
+    address: str = ""
+    hours: str = ""
+    note: str = ""
+    verification: Verification = Verification(False)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``when`` of a checklist item: every named step must have one of the listed answers."""
+
+    step: str
+    answers: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Option:
+    id: str
+    label: str
+    next: str | None = None
+    goto: str | None = None
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    id: str
+    text: str
+    when: tuple[Condition, ...] = ()
+
+    def applies(self, answers: Mapping[str, str]) -> bool:
+        return all(answers.get(c.step) in c.answers for c in self.when)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a flow; fields that a kind does not use stay empty."""
+
+    id: str
+    kind: StepKind
+    text: str
+    next: str | None = None
+    goto: str | None = None
+    links: tuple[str, ...] = ()
+    options: tuple[Option, ...] = ()
+    items: tuple[ChecklistItem, ...] = ()
+    missing_next: str | None = None
+    failed_next: str | None = None
+    guide: str | None = None
+    contacts: tuple[str, ...] = ()
+    bring: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Flow:
+    procedure_id: str
+    start: str
+    steps: tuple[Step, ...]
+    by_id: Mapping[str, Step] = field(default_factory=dict, compare=False)
+
+    def step(self, step_id: str) -> Step | None:
+        return self.by_id.get(step_id)
+
+    def position(self, step_id: str) -> int:
+        """1-based position of a step in the file, for "bước 3/7"."""
+        for i, s in enumerate(self.steps, 1):
+            if s.id == step_id:
+                return i
+        return 0
+
+
+@dataclass(frozen=True)
+class Procedure:
+    id: str
+    kind: Literal["procedure", "guide"]
+    name: str
+    area: str
+    aliases: tuple[str, ...]
+    examples: tuple[str, ...]
+    code: Fact | None
+    agency: Agency | None
+    fees: tuple[Fee, ...]
+    fee_note: str
+    processing_time: Fact | None
+    url: Fact | None
+    fully_online: bool | None
+    verification: Verification
+    contacts: tuple[str, ...]
+    bring: tuple[str, ...]
+    flow_path: str
+
+    @property
+    def is_guide(self) -> bool:
+        return self.kind == "guide"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """A whole validated content set; ``version`` is a hash of the files it came from."""
+
+    procedures: tuple[Procedure, ...]
+    flows: Mapping[str, Flow]
+    contacts: Mapping[str, Contact]
+    default_contacts: tuple[str, ...]
+    allowed_domains: tuple[str, ...]
+    version: str
+
+    def procedure(self, proc_id: str) -> Procedure | None:
+        for p in self.procedures:
+            if p.id == proc_id:
+                return p
+        return None
+
+    def flow(self, proc_id: str) -> Flow | None:
+        return self.flows.get(proc_id)
+
+    def areas(self) -> list[str]:
+        """Areas of the procedures (not guides), in catalogue order."""
+        seen: list[str] = []
+        for p in self.procedures:
+            if not p.is_guide and p.area not in seen:
+                seen.append(p.area)
+        return seen
+
+
+# --------------------------------------------------------------------------
+# JSON Schema for editors.
+# --------------------------------------------------------------------------
+
+
+def _json_field(f: Field) -> dict[str, Any]:
+    out: dict[str, Any]
+    if f.kind in ("str",):
+        out = {"type": "string"}
+    elif f.kind == "slug":
+        out = {"type": "string", "pattern": SLUG_RE.pattern}
+    elif f.kind == "url":
+        out = {"type": "string", "pattern": "^https://"}
+    elif f.kind == "bool":
+        out = {"type": "boolean"}
+    elif f.kind == "int":
+        out = {"type": "integer", "minimum": 0}
+    elif f.kind == "date":
+        out = {"type": "string", "format": "date"}
+    elif f.kind == "enum":
+        out = {"enum": list(f.choices)}
+    elif f.kind == "list":
+        assert f.item is not None
+        out = {"type": "array", "items": _json_field(f.item)}
+    elif f.kind == "obj":
+        out = {"$ref": f"#/$defs/{f.obj}"}
+    elif f.kind == "fact":
+        out = {"anyOf": [{"type": ["string", "number"]}, {"$ref": "#/$defs/fact"}]}
+    elif f.kind == "when":
+        out = {
+            "type": "object",
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}},
+                ]
+            },
+        }
+    else:  # step
+        out = {"$ref": "#/$defs/step"}
+    if f.nullable:
+        out = {"anyOf": [out, {"type": "null"}]}
+    out["description"] = f.doc
+    return out
+
+
+def _json_object(fields: Mapping[str, Field]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [k for k, f in fields.items() if f.required],
+        "properties": {k: _json_field(f) for k, f in fields.items()},
+    }
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of ``procedures.yaml`` and of a flow file, keyed by file name."""
+    defs = {name: _json_object(fields) for name, fields in OBJECTS.items()}
+    step_variants = []
+    for kind, fields in STEP_FIELDS.items():
+        obj = _json_object(fields)
+        obj["properties"]["kind"] = {"const": kind, "description": fields["kind"].doc}
+        step_variants.append(obj)
+    defs["step"] = {"oneOf": step_variants}
+    base = "https://dvc-bot.example/schemas/"
+    catalogue = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": base + "procedures.schema.json",
+        "title": "dvc-bot: danh mục thủ tục (procedures.yaml)",
+        **defs["catalogue"],
+        "$defs": defs,
+    }
+    flow = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": base + "flow.schema.json",
+        "title": "dvc-bot: kịch bản một thủ tục (flows/*.yaml)",
+        **defs["flow"],
+        "$defs": defs,
+    }
+    return {"procedures.schema.json": catalogue, "flow.schema.json": flow}

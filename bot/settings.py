@@ -1,0 +1,107 @@
+"""Settings as data: each has a name, an environment variable, a default and a help line."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta, timezone
+from pathlib import Path
+from typing import Final
+
+from bot.errors import BotError
+
+# Vietnam has one time zone and no daylight saving: fee dates are read in it.
+VIETNAM_TZ: Final = timezone(timedelta(hours=7), "ICT")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    default: str
+    help: str
+
+
+SETTINGS: Final[tuple[Setting, ...]] = (
+    Setting(
+        "content",
+        "BOT_CONTENT",
+        "",
+        "Thư mục chứa procedures.yaml và flows/ (mặc định: thư mục hiện tại hoặc thư mục của dự án).",
+    ),
+    Setting("db", "BOT_DB", "var/bot.db", "Tệp cơ sở dữ liệu SQLite cho phiên trò chuyện và nhật ký sự kiện."),
+    Setting(
+        "hash_secret",
+        "BOT_HASH_SECRET",
+        "",
+        "Khoá bí mật để mã hoá mã người dùng; nếu trống, tạo tự động cạnh tệp cơ sở dữ liệu.",
+    ),
+    Setting(
+        "resume_after_minutes",
+        "BOT_RESUME_AFTER_MINUTES",
+        "30",
+        "Sau bao nhiêu phút im lặng thì hỏi người dân muốn tiếp tục hay bắt đầu lại.",
+    ),
+    Setting("log_level", "BOT_LOG_LEVEL", "WARNING", "Mức ghi log: DEBUG, INFO, WARNING, ERROR."),
+    Setting(
+        "telegram_token",
+        "TELEGRAM_BOT_TOKEN",
+        "",
+        "Mã bot Telegram (lấy từ BotFather). Trống: chạy bản trò chuyện trên màn hình.",
+    ),
+)
+
+
+def setting(name: str) -> str:
+    """The value of a setting from the environment, or its default."""
+    for s in SETTINGS:
+        if s.name == name:
+            return os.environ.get(s.env, s.default)
+    raise KeyError(name)
+
+
+def resume_after_seconds() -> float:
+    raw = setting("resume_after_minutes")
+    try:
+        minutes = float(raw)
+    except ValueError:
+        raise BotError(f"BOT_RESUME_AFTER_MINUTES phải là một số phút, không phải “{raw}”.") from None
+    return max(minutes, 0.0) * 60
+
+
+def default_content_dir() -> Path:
+    """BOT_CONTENT, else the current directory if it holds procedures.yaml, else the project's own."""
+    env = setting("content")
+    if env:
+        return Path(env)
+    cwd = Path.cwd()
+    if (cwd / "procedures.yaml").is_file():
+        return cwd
+    project = Path(__file__).resolve().parent.parent
+    if (project / "procedures.yaml").is_file():
+        return project
+    return cwd
+
+
+def hash_secret(db_path: str) -> bytes:
+    """The secret for pseudonymous user keys: BOT_HASH_SECRET, else a file made on first run next to the database."""
+    env = setting("hash_secret")
+    if env:
+        return env.encode()
+    if db_path == ":memory:":
+        return secrets.token_bytes(32)
+    path = Path(db_path).parent / "hash-secret"
+    try:
+        if path.is_file():
+            return path.read_bytes()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_hex(32).encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secret)
+        return secret
+    except FileExistsError:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BotError(f"Không tạo được tệp khoá bí mật {path}: {exc.strerror}.") from exc

@@ -1,0 +1,209 @@
+"""SQLite backend of the Store (aiosqlite, WAL, versioned schema with migrations)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import aiosqlite
+
+from bot.engine import Event, Session
+from bot.errors import BotError
+
+logger = logging.getLogger(__name__)
+
+# Each entry moves the schema from version i to i+1. Never edit a shipped entry: append.
+MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE sessions (
+        user_key TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        content_version TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        user_key TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        procedure_id TEXT,
+        content_version TEXT NOT NULL,
+        step_id TEXT,
+        type TEXT NOT NULL,
+        from_step TEXT,
+        to_step TEXT,
+        via TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_ts ON events (ts);
+    CREATE INDEX events_proc_type_ts ON events (procedure_id, type, ts);
+    CREATE INDEX events_user_ts ON events (user_key, ts);
+    CREATE TABLE processed_updates (
+        channel TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (channel, event_id)
+    );
+    CREATE INDEX processed_seen ON processed_updates (seen_at);
+    """,
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+class SqliteStore:
+    """Sessions, events and processed updates in one SQLite file."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SqliteStore:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            await conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed turn survives even a power cut, not only kill -9.
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            store = cls(conn, path)
+            await store.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise BotError(f"Không mở được cơ sở dữ liệu {path}: {exc}.") from exc
+        except OSError as exc:
+            raise BotError(f"Không mở được cơ sở dữ liệu {path}: {exc.strerror}.") from exc
+        return store
+
+    async def schema_version(self) -> int:
+        async with self.conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def migrate(self) -> None:
+        current = await self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise BotError(
+                f"Cơ sở dữ liệu ở phiên bản {current}, mới hơn chương trình ({SCHEMA_VERSION}). "
+                "Hãy cập nhật chương trình."
+            )
+        for version in range(current, SCHEMA_VERSION):
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        await self.conn.execute(statement)
+                await self.conn.execute(f"PRAGMA user_version={version + 1}")
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            logger.info("database migrated to schema version %d", version + 1)
+
+    async def load_session(self, user_key: str) -> Session | None:
+        async with self.conn.execute("SELECT state FROM sessions WHERE user_key = ?", (user_key,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        try:
+            return Session.from_json(json.loads(row[0]))
+        except (ValueError, KeyError, TypeError, IndexError):
+            logger.warning("unreadable session state replaced by a fresh one")
+            return None
+
+    async def is_processed(self, channel: str, event_id: str) -> bool:
+        async with self.conn.execute(
+            "SELECT 1 FROM processed_updates WHERE channel = ? AND event_id = ?",
+            (channel, event_id),
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def commit_turn(
+        self,
+        user_key: str,
+        channel: str,
+        session: Session,
+        events: Sequence[Event],
+        processed: tuple[str, str] | None = None,
+    ) -> bool:
+        conn = self.conn
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            if processed is not None:
+                cur = await conn.execute(
+                    "INSERT OR IGNORE INTO processed_updates (channel, event_id, seen_at) VALUES (?, ?, ?)",
+                    (processed[0], processed[1], session.last_seen or 0.0),
+                )
+                if cur.rowcount == 0:
+                    await conn.execute("ROLLBACK")
+                    return False
+            await conn.execute(
+                "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_key) DO UPDATE SET "
+                "channel = excluded.channel, state = excluded.state, "
+                "content_version = excluded.content_version, updated_at = excluded.updated_at",
+                (
+                    user_key,
+                    channel,
+                    json.dumps(session.to_json(), ensure_ascii=False),
+                    session.content_version,
+                    session.last_seen or 0.0,
+                ),
+            )
+            await conn.executemany(
+                "INSERT INTO events (ts, user_key, channel, procedure_id, content_version, step_id, "
+                "type, from_step, to_step, via, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_event_row(e) for e in events],
+            )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        return True
+
+    async def events(self, user_key: str | None = None) -> list[dict[str, Any]]:
+        """Events in insertion order (for tests, previews and reports)."""
+        sql = "SELECT * FROM events"
+        args: tuple[Any, ...] = ()
+        if user_key is not None:
+            sql += " WHERE user_key = ?"
+            args = (user_key,)
+        conn = self.conn
+        conn.row_factory = aiosqlite.Row
+        try:
+            async with conn.execute(sql + " ORDER BY id", args) as cur:
+                rows = await cur.fetchall()
+        finally:
+            conn.row_factory = None
+        out = []
+        for row in rows:
+            d = dict(row)
+            d["detail"] = json.loads(d["detail"])
+            out.append(d)
+        return out
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+def _event_row(e: Event) -> tuple[Any, ...]:
+    return (
+        e.ts,
+        e.user_key,
+        e.channel,
+        e.procedure_id,
+        e.content_version,
+        e.step_id,
+        e.type,
+        e.from_step,
+        e.to_step,
+        e.via,
+        json.dumps(dict(e.detail), ensure_ascii=False, sort_keys=True),
+    )

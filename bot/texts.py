@@ -1,0 +1,112 @@
+"""Fixed user-facing Vietnamese strings, in one place so they read consistently."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Buttons
+CONTINUE: Final = "Tiếp tục"
+BACK: Final = "Quay lại"
+HELP: Final = "Gặp cán bộ / Trợ giúp"
+MENU: Final = "Về menu chính"
+REPEAT: Final = "Lặp lại"
+RESUME: Final = "Tiếp tục bước đang làm"
+RESTART: Final = "Bắt đầu lại thủ tục này"
+NONE_OF_THESE: Final = "Không phải các mục trên"
+STAY: Final = "Ở lại thủ tục đang làm"
+CHECKLIST_DONE: Final = "Tôi đã có đủ giấy tờ"
+CHECKLIST_MISSING: Final = "Tôi còn thiếu giấy tờ"
+PAY_GUIDE: Final = "Xem cách thanh toán an toàn"
+PAY_DONE: Final = "Đã thanh toán xong"
+PAY_FAILED: Final = "Thanh toán bị lỗi"
+GUIDES_AREA: Final = "Hướng dẫn chung (VNeID, thanh toán, tra cứu)"
+
+# Conversation
+WELCOME: Final = (
+    "Xin chào! Tôi là trợ lý hướng dẫn làm thủ tục hành chính trực tuyến. "
+    "Tôi sẽ chỉ bạn từng bước: cần giấy tờ gì, nộp thế nào, trả phí ra sao cho an toàn."
+)
+MENU_PROMPT: Final = (
+    "Bạn cần làm thủ tục gì? Hãy gõ vài chữ, ví dụ: “làm lại căn cước”, “khai sinh cho con”.\n"
+    "Hoặc chọn một nhóm bên dưới."
+)
+AREA_PROMPT: Final = "Nhóm “{area}”. Bạn chọn thủ tục cần làm:"
+MENU_HINT: Final = "Lúc nào cũng có thể gõ: “quay lại”, “lặp lại”, “trợ giúp” hoặc “menu”."
+THANKS_REPLY: Final = "Dạ không có gì ạ. Chúc bạn làm thủ tục thuận lợi!"
+GREETING_REPLY: Final = "Xin chào bạn!"
+NOT_UNDERSTOOD_STEP: Final = (
+    "Xin lỗi, tôi chưa hiểu ý bạn. Bạn hãy bấm một nút bên dưới, hoặc gõ số thứ tự của lựa chọn (ví dụ: 1)."
+)
+NO_MATCH: Final = (
+    "Xin lỗi, tôi chưa tìm được thủ tục phù hợp với câu bạn hỏi. "
+    "Bạn thử gõ lại ngắn gọn hơn, ví dụ: “đăng ký tạm trú”, hoặc chọn trong danh sách."
+)
+NO_MATCH_HOTLINE: Final = "Nếu cần người giúp ngay, bạn gọi: {hotline}."
+AMBIGUOUS: Final = "Có phải bạn muốn hỏi một trong các thủ tục này? Bạn chọn giúp tôi:"
+AMBIGUOUS_NONE: Final = "Vâng. Bạn thử gõ lại bằng lời khác, hoặc chọn một nhóm bên dưới."
+SWITCH_OFFER: Final = "Bạn đang làm thủ tục “{current}”. Có phải bạn muốn chuyển sang thủ tục khác?"
+STARTING: Final = "Bắt đầu thủ tục “{name}”."
+RESUME_OFFER: Final = "Bạn đang ở bước {pos}/{total} của thủ tục “{name}”. Bạn muốn tiếp tục hay bắt đầu lại?"
+RESUME_OFFER_GUIDE: Final = (
+    "Bạn đang xem hướng dẫn “{guide}” trong thủ tục “{name}”. Bạn muốn tiếp tục hay bắt đầu lại?"
+)
+FIRST_STEP: Final = "Đây đã là bước đầu tiên."
+CANCELLED: Final = "Đã dừng thủ tục “{name}”. Khi cần, bạn cứ nhắn lại cho tôi."
+COMPLETED: Final = "Bạn đã xem hết hướng dẫn thủ tục “{name}”."
+BACK_TO_PROCEDURE: Final = "Xong phần hướng dẫn. Mời bạn quay lại thủ tục “{name}”."
+STEP_GONE: Final = (
+    "Nội dung thủ tục “{name}” vừa được cán bộ cập nhật, bước bạn đang làm không còn nữa. "
+    "Xin lỗi vì sự bất tiện. Bạn bắt đầu lại thủ tục này nhé?"
+)
+PROCEDURE_GONE: Final = (
+    "Thủ tục bạn đang làm vừa được cán bộ cập nhật và tạm thời không còn trong danh sách. "
+    "Xin lỗi vì sự bất tiện. Bạn chọn thủ tục khác nhé."
+)
+STALE_BUTTON: Final = "Nút này thuộc tin nhắn cũ. Đây là bước bạn đang làm:"
+UNSUPPORTED_INPUT: Final = "Xin lỗi, tôi chỉ đọc được tin nhắn chữ. Bạn hãy gõ chữ hoặc bấm nút nhé."
+EDIT_IGNORED: Final = "Tôi không đọc lại tin nhắn đã sửa. Nếu muốn trả lời khác, bạn hãy gửi tin nhắn mới."
+UNKNOWN_DEEPLINK: Final = "Không tìm thấy thủ tục trong đường link bạn bấm."
+INTERNAL_ERROR: Final = (
+    "Xin lỗi, hệ thống đang gặp trục trặc. Bạn thử lại sau ít phút, hoặc gọi tổng đài hỗ trợ nếu cần gấp."
+)
+
+# Help / handoff
+HELP_INTRO: Final = "Bạn có thể nhờ cán bộ giúp trực tiếp:"
+HELP_INTRO_PROC: Final = "Để được giúp về thủ tục “{name}”, bạn có thể liên hệ:"
+BRING_INTRO: Final = "Khi đi, bạn mang theo:"
+DEFAULT_BRING: Final = (
+    "Thẻ căn cước (hoặc căn cước công dân) của bạn",
+    "Điện thoại đang dùng số đã đăng ký VNeID",
+    "Mã hồ sơ, nếu bạn đã nộp",
+    "Giấy tờ bạn đang chuẩn bị cho thủ tục",
+)
+UNVERIFIED: Final = "chưa được xác minh"
+UNVERIFIED_MARK: Final = " (*)"
+UNVERIFIED_FOOTNOTE: Final = "(*) Thông tin này chưa được xác minh. Bạn hãy hỏi lại bộ phận một cửa cho chắc."
+NUMBER_OUT_OF_RANGE: Final = "Bạn hãy chọn một số từ 1 đến {count}."
+UNVERIFIED_WHERE_DEFAULT: Final = "bộ phận một cửa"
+
+# Checklist
+CHECKLIST_HINT: Final = "Bấm vào giấy tờ bạn đã có để đánh dấu ✅."
+CHECK_ON: Final = "✅"
+CHECK_OFF: Final = "⬜"
+
+# Payment
+FEE_TITLE: Final = "Lệ phí “{name}”:"
+FEE_FREE: Final = "miễn phí"
+FEE_ONLINE: Final = "nộp trực tuyến: {amount}"
+FEE_COUNTER: Final = "nộp tại quầy: {amount}"
+FEE_BASIS: Final = "Căn cứ: {basis}, áp dụng từ {start}{end}."
+FEE_UNTIL: Final = " đến hết {end}"
+FEE_EXEMPT: Final = "Được miễn: {who}."
+FEE_UNVERIFIED: Final = (
+    "⚠️ Mức phí này {unverified}. Trước khi trả, bạn hãy xem lại trên trang nộp hồ sơ hoặc hỏi bộ phận một cửa."
+)
+FEE_NONE: Final = "Chưa có thông tin lệ phí chính thức cho thủ tục này. Bạn hãy hỏi bộ phận một cửa trước khi nộp tiền."
+FEE_UNPAID: Final = "Lưu ý: hồ sơ chỉ được chuyển tới cơ quan giải quyết sau khi thanh toán thành công."
+SAFETY: Final = (
+    "🔒 Để thanh toán an toàn:\n"
+    "• Chỉ trả tiền trên trang có đuôi .gov.vn hoặc trong ứng dụng VNeID chính thức.\n"
+    "• Không bao giờ đọc mã OTP hay passcode cho bất kỳ ai, kể cả người xưng là cán bộ.\n"
+    "• Công an không bao giờ gọi điện hướng dẫn cài ứng dụng hay chuyển tiền."
+)
