@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -61,6 +62,8 @@ class SqliteStore:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self.conn = conn
         self.path = path
+        # One connection is shared by all users' turns: transactions on it must not overlap.
+        self._tx = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
@@ -69,17 +72,20 @@ class SqliteStore:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise BotError(f"Không mở được cơ sở dữ liệu {path}: {exc}.") from exc
+        store = cls(conn, path)
+        try:
             await conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed turn survives even a power cut, not only kill -9.
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA busy_timeout=5000")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            store = cls(conn, path)
             await store.migrate()
-        except sqlite3.DatabaseError as exc:
-            raise BotError(f"Không mở được cơ sở dữ liệu {path}: {exc}.") from exc
-        except OSError as exc:
-            raise BotError(f"Không mở được cơ sở dữ liệu {path}: {exc.strerror}.") from exc
+        except BaseException as exc:
+            await conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise BotError(f"Không mở được cơ sở dữ liệu {path}: {exc}.") from exc
+            raise
         return store
 
     async def schema_version(self) -> int:
@@ -132,6 +138,17 @@ class SqliteStore:
         session: Session,
         events: Sequence[Event],
         processed: tuple[str, str] | None = None,
+    ) -> bool:
+        async with self._tx:
+            return await self._commit_turn(user_key, channel, session, events, processed)
+
+    async def _commit_turn(
+        self,
+        user_key: str,
+        channel: str,
+        session: Session,
+        events: Sequence[Event],
+        processed: tuple[str, str] | None,
     ) -> bool:
         conn = self.conn
         await conn.execute("BEGIN IMMEDIATE")

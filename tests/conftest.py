@@ -1,0 +1,48 @@
+"""Shared fixtures: no real network, the small test content set, a fixed clock."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.content import load
+from bot.engine import Content
+from bot.settings import VIETNAM_TZ
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+GOOD = DATA / "good"
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=VIETNAM_TZ)
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _guard(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        raise RuntimeError(f"tests must not open network connections (tried {address!r})")
+    return _real_connect(self, address)
+
+
+def _guard_ex(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        raise RuntimeError(f"tests must not open network connections (tried {address!r})")
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail any test that tries to reach the network."""
+    monkeypatch.setattr(socket.socket, "connect", _guard)
+    monkeypatch.setattr(socket.socket, "connect_ex", _guard_ex)
+    yield
+
+
+@pytest.fixture(scope="session")
+def content() -> Content:
+    return load(GOOD)

@@ -1,0 +1,139 @@
+"""SQLite store: one transaction per turn, dedupe, migrations, and the runner's commit-before-reply."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.content import ContentHolder
+from bot.engine import Content, Event, Position, Session
+from bot.errors import BotError
+from bot.runner import Incoming, Runner
+from bot.storage.sqlite import SCHEMA_VERSION, SqliteStore
+from tests.conftest import GOOD, NOW
+
+
+def _event(kind: str = "step-entered") -> Event:
+    return Event(ts=1.0, user_key="k", channel="test", type=kind, procedure_id="p", content_version="v",
+                 step_id="s", from_step="a", to_step="s", via="choice", detail={"option": "x"})
+
+
+async def test_session_and_events_round_trip(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    session = Session(position=Position("p", "s"), answers={"p/q": "a"}, content_version="v", last_seen=5.0)
+    assert await store.commit_turn("k", "test", session, [_event(), _event("back")])
+    await store.close()
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    assert await store.load_session("k") == session
+    rows = await store.events()
+    assert [r["type"] for r in rows] == ["step-entered", "back"]
+    assert rows[0]["detail"] == {"option": "x"}
+    assert (rows[0]["from_step"], rows[0]["to_step"], rows[0]["via"]) == ("a", "s", "choice")
+    await store.close()
+
+
+async def test_processed_update_is_committed_once(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    assert await store.commit_turn("k", "test", Session(), [_event()], ("test", "7"))
+    assert await store.is_processed("test", "7")
+    assert not await store.commit_turn("k", "test", Session(last_seen=9.0), [_event()], ("test", "7"))
+    assert len(await store.events()) == 1, "a duplicate writes nothing"
+    await store.close()
+
+
+async def test_failed_turn_writes_nothing(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    bad = Event(ts=1.0, user_key="k", channel="test", type="x", detail={"not json": object()})
+    with pytest.raises(TypeError):
+        await store.commit_turn("k", "test", Session(last_seen=1.0), [_event(), bad])
+    assert await store.load_session("k") is None
+    assert await store.events() == []
+    await store.close()
+
+
+async def test_schema_is_versioned_and_wal(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    assert await store.schema_version() == SCHEMA_VERSION
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "bot.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(BotError, match="mới hơn chương trình"):
+        await SqliteStore.open(tmp_path / "bot.db")
+
+
+async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(BotError, match="Không mở được cơ sở dữ liệu"):
+        await SqliteStore.open(path)
+
+
+async def test_unreadable_session_state_starts_fresh(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    await store.conn.execute(
+        "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) VALUES ('k','t','{bad','v',0)"
+    )
+    assert await store.load_session("k") is None
+    await store.close()
+
+
+async def _runner(tmp_path: Path, content: Content) -> tuple[Runner, SqliteStore]:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    return Runner(ContentHolder(content, GOOD), store, b"secret", clock=lambda: NOW), store
+
+
+async def test_runner_never_stores_the_raw_chat_id(tmp_path: Path, content: Content) -> None:
+    runner, store = await _runner(tmp_path, content)
+    await runner.handle(Incoming("telegram", "987654321", text="dk tam tru cho nguoi thue tro"))
+    await store.close()
+    raw = (tmp_path / "bot.db").read_bytes() + b"".join(
+        p.read_bytes() for p in tmp_path.glob("bot.db-*")
+    )
+    assert b"987654321" not in raw
+
+
+async def test_runner_dedupes_redelivered_updates(tmp_path: Path, content: Content) -> None:
+    runner, store = await _runner(tmp_path, content)
+    first = await runner.handle(Incoming("telegram", "42", text="dk tam tru cho nguoi thue tro", event_id="100"))
+    again = await runner.handle(Incoming("telegram", "42", text="dk tam tru cho nguoi thue tro", event_id="100"))
+    assert first and again is None
+    assert [e["type"] for e in await store.events()].count("flow-started") == 1
+    await store.close()
+
+
+async def test_one_user_is_handled_one_message_at_a_time(tmp_path: Path, content: Content) -> None:
+    runner, store = await _runner(tmp_path, content)
+    await runner.handle(Incoming("t", "42", text="dk tam tru cho nguoi thue tro"))
+    # A double tap on "Tiếp tục" and a second message arrive together: they must not interleave.
+    await asyncio.gather(
+        runner.handle(Incoming("t", "42", kind="choice", choice_id="next")),
+        runner.handle(Incoming("t", "42", kind="choice", choice_id="o:tu-nop")),
+        runner.handle(Incoming("t", "43", text="khai sinh")),
+    )
+    session = await store.load_session(runner.key("t", "42"))
+    assert session is not None and session.position is not None
+    assert session.position.step == "giay-to"
+    steps = [e["to_step"] for e in await store.events(runner.key("t", "42")) if e["type"] == "step-entered"]
+    assert steps == ["gioi-thieu", "ai-nop", "giay-to"]
+    assert runner._locks == {}, "locks of idle users are released"
+    await store.close()
+
+
+async def test_engine_crash_gets_an_apology_and_is_recorded(tmp_path: Path, content: Content,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    runner, store = await _runner(tmp_path, content)
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("bot.engine.step", boom)
+    replies = await runner.handle(Incoming("t", "42", text="xin chao"))
+    assert replies and "hệ thống đang gặp trục trặc" in replies[0].text
+    assert [e["type"] for e in await store.events()] == ["error"]
+    await store.close()
