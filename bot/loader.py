@@ -135,6 +135,8 @@ class _Checker:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        # Known once the catalogue is read; links in flows are then checked against it.
+        self.allowed_domains: tuple[str, ...] | None = None
 
     def add(
         self,
@@ -151,6 +153,19 @@ class _Checker:
             line, col = doc.mark(where)
             path = path or where
         self.problems.append(Problem(doc.rel, line, col, severity, message, hint, format_path(path)))
+
+    def check_domain(self, doc: _Doc, path: Path_, url: str, allowed: tuple[str, ...]) -> None:
+        """Warn about https links outside .gov.vn and the declared official domains."""
+        host = (urlsplit(url).hostname or "").lower()
+        if host.endswith(".gov.vn") or any(host == d or host.endswith("." + d) for d in allowed):
+            return
+        self.add(
+            doc,
+            path,
+            f'link "{url}" không thuộc trang chính thức (.gov.vn hoặc allowed_domains).',
+            "Chỉ dẫn tới trang của cơ quan nhà nước; nếu đây là trang chính thức, thêm tên miền vào allowed_domains.",
+            "warning",
+        )
 
     # -- parsing ---------------------------------------------------------
 
@@ -176,16 +191,14 @@ class _Checker:
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            detail = (exc.problem or "cú pháp không hợp lệ").strip()
+            line, col, detail = _syntax_problem(exc)
             self.problems.append(
                 Problem(
                     doc.rel,
                     line,
                     col,
                     "error",
-                    f"lỗi cú pháp YAML ({detail}).",
+                    f"lỗi cú pháp YAML: {detail}.",
                     "Hãy kiểm tra thụt lề (dùng dấu cách, không dùng Tab), dấu hai chấm sau tên khoá "
                     "và dấu ngoặc kép đóng mở đủ cặp.",
                 )
@@ -271,6 +284,8 @@ class _Checker:
                     path=path,
                 )
                 return INVALID
+            if f.kind == "url" and self.allowed_domains is not None:
+                self.check_domain(doc, path, raw, self.allowed_domains)
             if f.kind == "enum" and raw not in f.choices:
                 hint = did_you_mean(raw, f.choices) or "Các giá trị được phép: " + ", ".join(f.choices) + "."
                 self.add(doc, node, f'giá trị "{raw}" không hợp lệ cho {f.doc}.', hint, path=path)
@@ -377,6 +392,37 @@ class _Checker:
                 answers.append(v.value)
             out[key] = frozenset(answers)
         return out
+
+
+_SYNTAX_VI: Final = (
+    ("while scanning a quoted scalar", "dấu ngoặc kép mở ở đây chưa được đóng"),
+    ("mapping values are not allowed", "dấu hai chấm đặt sai chỗ (thường do thụt lề sai hoặc thiếu ngoặc kép)"),
+    ("found character '\\t'", "có ký tự Tab"),
+    ("could not find expected ':'", "thiếu dấu hai chấm sau tên khoá"),
+    ("expected <block end>", "thụt lề không khớp với các dòng phía trên"),
+    ("did not find expected key", "thụt lề không khớp với các dòng phía trên"),
+    ("did not find expected '-'", "thiếu dấu gạch ngang ở đầu mục danh sách"),
+    ("found duplicate anchor", "tên neo (&) bị trùng"),
+    ("found undefined alias", "dùng tên neo (*) chưa được khai báo"),
+)
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> tuple[int, int, str]:
+    """Where a YAML syntax error really is, and what it means in plain Vietnamese."""
+    problem = (exc.problem or "").strip()
+    context = (exc.context or "").strip()
+    mark = exc.problem_mark
+    # An unclosed quote is reported at the end of the file; its opening is what to fix.
+    if context.startswith("while scanning") and exc.context_mark is not None:
+        mark = exc.context_mark
+    for english, vietnamese in _SYNTAX_VI:
+        if english in context or english in problem:
+            detail = vietnamese
+            break
+    else:
+        detail = f"cú pháp không hợp lệ ({context + ' ' if context else ''}{problem})"
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return line, col, detail
 
 
 def _example(f: Field) -> str:
@@ -488,6 +534,8 @@ class _Loader:
         self.version = content_version(content_dir)
         self._catalogue_doc = _Doc(CATALOGUE_FILE)
         self._flow_docs: dict[str, tuple[_Doc, dict[str, Path_]]] = {}
+        # Procedures whose fees were written, even if a row was invalid (avoids a second, misleading error).
+        self._declared_fees: set[str] = set()
 
     def run(self) -> LoadResult:
         doc = self._catalogue_doc
@@ -506,10 +554,11 @@ class _Loader:
         raw = self.c.mapping(doc, node, OBJECTS["catalogue"], (), "danh mục thủ tục")
         if not isinstance(raw, dict):
             return self._result(None)
+        allowed = tuple(d.lower().lstrip(".") for d in _strs(raw.get("allowed_domains")))
+        self.c.allowed_domains = allowed
         contacts = self._contacts(doc, raw.get("contacts"))
         procedures = self._procedures(doc, raw.get("procedures"), contacts)
         defaults = self._contact_refs(doc, raw.get("default_contacts"), ("default_contacts",), contacts)
-        allowed = tuple(d.lower().lstrip(".") for d in _strs(raw.get("allowed_domains")))
         flows = self._flows(procedures)
         self._cross_check(procedures, flows, contacts, allowed)
         catalogue = Catalogue(
@@ -542,6 +591,8 @@ class _Loader:
             if cid in out:
                 self.c.add(doc, ("contacts", i, "id"), f'mã liên hệ "{cid}" bị trùng.', "Mỗi liên hệ cần một mã riêng.")
                 continue
+            if isinstance(item.get("url"), str):
+                self.c.check_domain(doc, ("contacts", i, "url"), item["url"], self.c.allowed_domains or ())
             out[cid] = Contact(
                 id=cid,
                 name=_str(item.get("name")),
@@ -603,6 +654,8 @@ class _Loader:
                 )
             fees = []
             fees_raw = item.get("fees")
+            if fees_raw or item.get("fee_note"):
+                self._declared_fees.add(pid)
             for fee in fees_raw if isinstance(fees_raw, list) else []:
                 if not isinstance(fee, dict) or not isinstance(fee.get("valid_from"), date):
                     continue
@@ -823,21 +876,7 @@ class _Loader:
         cat = self._catalogue_doc
         for proc, path in procedures.values():
             if proc.url is not None:
-                self._check_domain(cat, (*path, "url"), proc.url.value, allowed)
-
-    def _check_domain(self, doc: _Doc, path: Path_, url: str, allowed: tuple[str, ...]) -> None:
-        host = (urlsplit(url).hostname or "").lower()
-        if not url.startswith("https://"):
-            return
-        if host.endswith(".gov.vn") or any(host == d or host.endswith("." + d) for d in allowed):
-            return
-        self.c.add(
-            doc,
-            path,
-            f'link "{url}" không thuộc trang chính thức (.gov.vn hoặc allowed_domains).',
-            "Chỉ dẫn tới trang của cơ quan nhà nước; nếu đây là trang chính thức, thêm tên miền vào allowed_domains.",
-            "warning",
-        )
+                self.c.check_domain(cat, (*path, "url"), proc.url.value, allowed)
 
     def _check_flow(
         self,
@@ -957,8 +996,6 @@ class _Loader:
                         f'liên hệ "{cid}" không có trong mục contacts của procedures.yaml.',
                         did_you_mean(cid, contacts) or "Hãy khai báo liên hệ trong procedures.yaml.",
                     )
-            for j, link in enumerate(s.links):
-                self._check_domain(doc, (*p, "links", j), link, allowed)
             self._check_text(doc, (*p, "text"), s, proc)
         self._reachability(doc, step_paths, flow)
 
@@ -975,7 +1012,7 @@ class _Loader:
             "name": True,
             "code": proc.code is not None,
             "agency": proc.agency is not None,
-            "fee": bool(proc.fees or proc.fee_note),
+            "fee": proc.id in self._declared_fees,
             "time": proc.processing_time is not None,
             "url": proc.url is not None,
             "hotline": True,
