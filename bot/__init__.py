@@ -1,0 +1,1 @@
+"""dvc-bot: a chat assistant for Vietnamese online public-service procedures."""

@@ -16,71 +16,127 @@ BAD = DATA / "bad"
 
 # fixture file in tests/data/bad (None: delete the target), the file it replaces, the exact problem lines.
 CASES: list[tuple[str | None, str, list[str]]] = [
-    ("syntax-error.yaml", "flows/dang-ky-khai-sinh.yaml", [
-        "flows/dang-ky-khai-sinh.yaml:5:11: lỗi: lỗi cú pháp YAML: dấu ngoặc kép mở ở đây chưa được đóng. "
-        "Hãy kiểm tra thụt lề (dùng dấu cách, không dùng Tab), dấu hai chấm sau tên khoá và dấu ngoặc kép đóng mở đủ cặp.",
-    ]),
-    ("dangling-next.yaml", "flows/dang-ky-tam-tru.yaml", [
-        'flows/dang-ky-tam-tru.yaml:20:11: lỗi: bước "giay-to" trỏ tới "dang-nhapp" nhưng không có bước nào tên như vậy. '
-        'Có phải ý bạn là "dang-nhap"? [steps[2].next]',
-    ]),
-    ("duplicate-step-id.yaml", "flows/dang-ky-tam-tru.yaml", [
-        'flows/dang-ky-tam-tru.yaml:37:18: lỗi: bước "thanh-toan" trỏ tới "loi-thanh-toan" nhưng không có bước nào '
-        'tên như vậy. Có phải ý bạn là "thanh-toan"? [steps[5].failed_next]',
-        'flows/dang-ky-tam-tru.yaml:38:9: lỗi: mã bước "thanh-toan" bị trùng (đã có ở dòng 33). '
-        "Mỗi bước cần một mã riêng trong tệp. [steps[6].id]",
-    ]),
-    ("wrong-type.yaml", "procedures.yaml", [
-        'procedures.yaml:23:17: lỗi: số tiền khi nộp trực tuyến (đồng) cần là số nguyên, không phải "7.000". '
-        "Viết số tiền liền, không dấu chấm, ví dụ 20000. [procedures[0].fees[0].online]",
-        'procedures.yaml:32:19: lỗi: true nếu làm trọn vẹn trực tuyến được cần là true hoặc false, không phải "co". '
-        "Viết true hoặc false. [procedures[0].fully_online]",
-    ]),
-    ("unknown-key.yaml", "procedures.yaml", [
-        'procedures.yaml:30:5: lỗi: khoá "procesing_time" không có trong định dạng. Có phải ý bạn là "processing_time"? '
-        "[procedures[0].procesing_time]",
-        'flows/dang-ky-tam-tru.yaml:5:11: lỗi: chỗ điền "{time}" cần mục processing_time của thủ tục "dang-ky-tam-tru" '
-        "nhưng mục đó chưa có. Hãy thêm processing_time vào thủ tục trong procedures.yaml hoặc bỏ chỗ điền này. "
-        "[steps[0].text]",
-    ]),
-    ("duplicate-procedure-id.yaml", "procedures.yaml", [
-        'procedures.yaml:37:9: lỗi: mã thủ tục "dang-ky-tam-tru" bị trùng (đã có ở dòng 16). '
-        "Mỗi thủ tục cần một mã riêng; hãy đổi mã hoặc gộp hai mục. [procedures[1].id]",
-    ]),
-    ("fee-without-date.yaml", "procedures.yaml", [
-        'procedures.yaml:22:9: lỗi: thiếu khoá bắt buộc "valid_from" (áp dụng từ ngày (YYYY-MM-DD)). '
-        "Hãy thêm dòng valid_from: ... [procedures[0].fees[0]]",
-    ]),
-    ("list-not-mapping.yaml", "procedures.yaml", [
-        "procedures.yaml:20:13: lỗi: cần cơ quan giải quyết dạng bảng khoá: giá trị nhưng lại là một danh sách. "
-        "Viết mỗi khoá trên một dòng, dạng ten_khoa: gia_tri. [procedures[0].agency]",
-    ]),
-    ("placeholder-missing-field.yaml", "flows/dang-ky-khai-sinh.yaml", [
-        'flows/dang-ky-khai-sinh.yaml:5:11: lỗi: chỗ điền "{phi}" không có. Các chỗ điền: {name}, {code}, {agency}, '
-        "{fee}, {time}, {url}, {hotline}. [steps[0].text]",
-        'flows/dang-ky-khai-sinh.yaml:5:11: lỗi: chỗ điền "{url}" cần mục url của thủ tục "dang-ky-khai-sinh" nhưng '
-        "mục đó chưa có. Hãy thêm url vào thủ tục trong procedures.yaml hoặc bỏ chỗ điền này. [steps[0].text]",
-    ]),
-    ("dead-end.yaml", "flows/dang-ky-khai-sinh.yaml", [
-        'flows/dang-ky-khai-sinh.yaml:3:5: lỗi: bước "gioi-thieu" không có đường đi tiếp (ngõ cụt). '
-        "Hãy thêm next: <mã bước>, hoặc đổi kind thành end nếu đây là bước cuối. [steps[0]]",
-        'flows/dang-ky-khai-sinh.yaml:6:5: cảnh báo: không có đường nào dẫn tới bước "xong". '
-        "Hãy trỏ next của một bước khác tới bước này, hoặc xoá bước. [steps[1]]",
-    ]),
-    ("empty.yaml", "flows/tai-khoan-vneid.yaml", [
-        "flows/tai-khoan-vneid.yaml:1:1: lỗi: tệp rỗng. Tệp cần có nội dung kịch bản các bước.",
-    ]),
-    ("binary-junk.yaml", "procedures.yaml", [
-        "procedures.yaml:1:1: lỗi: tệp không phải văn bản UTF-8. Hãy lưu lại tệp dưới dạng văn bản UTF-8.",
-    ]),
-    ("list-root.yaml", "procedures.yaml", [
-        "procedures.yaml:1:1: lỗi: cần danh mục thủ tục dạng bảng khoá: giá trị nhưng lại là một danh sách. "
-        "Viết mỗi khoá trên một dòng, dạng ten_khoa: gia_tri.",
-    ]),
-    (None, "flows/dang-ky-khai-sinh.yaml", [
-        'procedures.yaml:46:11: lỗi: không tìm thấy tệp kịch bản "flows/dang-ky-khai-sinh.yaml" của thủ tục '
-        '"dang-ky-khai-sinh". Hãy tạo tệp flows/dang-ky-khai-sinh.yaml hoặc sửa đường dẫn flow. [procedures[1].flow]',
-    ]),
+    (
+        "syntax-error.yaml",
+        "flows/dang-ky-khai-sinh.yaml",
+        [
+            "flows/dang-ky-khai-sinh.yaml:5:11: lỗi: lỗi cú pháp YAML: dấu ngoặc kép mở ở đây chưa được đóng. "
+            "Hãy kiểm tra thụt lề (dùng dấu cách, không dùng Tab), dấu hai chấm sau tên khoá và dấu ngoặc kép đóng mở đủ cặp.",
+        ],
+    ),
+    (
+        "dangling-next.yaml",
+        "flows/dang-ky-tam-tru.yaml",
+        [
+            'flows/dang-ky-tam-tru.yaml:20:11: lỗi: bước "giay-to" trỏ tới "dang-nhapp" nhưng không có bước nào tên như vậy. '
+            'Có phải ý bạn là "dang-nhap"? [steps[2].next]',
+        ],
+    ),
+    (
+        "duplicate-step-id.yaml",
+        "flows/dang-ky-tam-tru.yaml",
+        [
+            'flows/dang-ky-tam-tru.yaml:37:18: lỗi: bước "thanh-toan" trỏ tới "loi-thanh-toan" nhưng không có bước nào '
+            'tên như vậy. Có phải ý bạn là "thanh-toan"? [steps[5].failed_next]',
+            'flows/dang-ky-tam-tru.yaml:38:9: lỗi: mã bước "thanh-toan" bị trùng (đã có ở dòng 33). '
+            "Mỗi bước cần một mã riêng trong tệp. [steps[6].id]",
+        ],
+    ),
+    (
+        "wrong-type.yaml",
+        "procedures.yaml",
+        [
+            'procedures.yaml:23:17: lỗi: số tiền khi nộp trực tuyến (đồng) cần là số nguyên, không phải "7.000". '
+            "Viết số tiền liền, không dấu chấm, ví dụ 20000. [procedures[0].fees[0].online]",
+            'procedures.yaml:32:19: lỗi: true nếu làm trọn vẹn trực tuyến được cần là true hoặc false, không phải "co". '
+            "Viết true hoặc false. [procedures[0].fully_online]",
+        ],
+    ),
+    (
+        "unknown-key.yaml",
+        "procedures.yaml",
+        [
+            'procedures.yaml:30:5: lỗi: khoá "procesing_time" không có trong định dạng. Có phải ý bạn là "processing_time"? '
+            "[procedures[0].procesing_time]",
+            'flows/dang-ky-tam-tru.yaml:5:11: lỗi: chỗ điền "{time}" cần mục processing_time của thủ tục "dang-ky-tam-tru" '
+            "nhưng mục đó chưa có. Hãy thêm processing_time vào thủ tục trong procedures.yaml hoặc bỏ chỗ điền này. "
+            "[steps[0].text]",
+        ],
+    ),
+    (
+        "duplicate-procedure-id.yaml",
+        "procedures.yaml",
+        [
+            'procedures.yaml:37:9: lỗi: mã thủ tục "dang-ky-tam-tru" bị trùng (đã có ở dòng 16). '
+            "Mỗi thủ tục cần một mã riêng; hãy đổi mã hoặc gộp hai mục. [procedures[1].id]",
+        ],
+    ),
+    (
+        "fee-without-date.yaml",
+        "procedures.yaml",
+        [
+            'procedures.yaml:22:9: lỗi: thiếu khoá bắt buộc "valid_from" (áp dụng từ ngày (YYYY-MM-DD)). '
+            "Hãy thêm dòng valid_from: ... [procedures[0].fees[0]]",
+        ],
+    ),
+    (
+        "list-not-mapping.yaml",
+        "procedures.yaml",
+        [
+            "procedures.yaml:20:13: lỗi: cần cơ quan giải quyết dạng bảng khoá: giá trị nhưng lại là một danh sách. "
+            "Viết mỗi khoá trên một dòng, dạng ten_khoa: gia_tri. [procedures[0].agency]",
+        ],
+    ),
+    (
+        "placeholder-missing-field.yaml",
+        "flows/dang-ky-khai-sinh.yaml",
+        [
+            'flows/dang-ky-khai-sinh.yaml:5:11: lỗi: chỗ điền "{phi}" không có. Các chỗ điền: {name}, {code}, {agency}, '
+            "{fee}, {time}, {url}, {hotline}. [steps[0].text]",
+            'flows/dang-ky-khai-sinh.yaml:5:11: lỗi: chỗ điền "{url}" cần mục url của thủ tục "dang-ky-khai-sinh" nhưng '
+            "mục đó chưa có. Hãy thêm url vào thủ tục trong procedures.yaml hoặc bỏ chỗ điền này. [steps[0].text]",
+        ],
+    ),
+    (
+        "dead-end.yaml",
+        "flows/dang-ky-khai-sinh.yaml",
+        [
+            'flows/dang-ky-khai-sinh.yaml:3:5: lỗi: bước "gioi-thieu" không có đường đi tiếp (ngõ cụt). '
+            "Hãy thêm next: <mã bước>, hoặc đổi kind thành end nếu đây là bước cuối. [steps[0]]",
+            'flows/dang-ky-khai-sinh.yaml:6:5: cảnh báo: không có đường nào dẫn tới bước "xong". '
+            "Hãy trỏ next của một bước khác tới bước này, hoặc xoá bước. [steps[1]]",
+        ],
+    ),
+    (
+        "empty.yaml",
+        "flows/tai-khoan-vneid.yaml",
+        [
+            "flows/tai-khoan-vneid.yaml:1:1: lỗi: tệp rỗng. Tệp cần có nội dung kịch bản các bước.",
+        ],
+    ),
+    (
+        "binary-junk.yaml",
+        "procedures.yaml",
+        [
+            "procedures.yaml:1:1: lỗi: tệp không phải văn bản UTF-8. Hãy lưu lại tệp dưới dạng văn bản UTF-8.",
+        ],
+    ),
+    (
+        "list-root.yaml",
+        "procedures.yaml",
+        [
+            "procedures.yaml:1:1: lỗi: cần danh mục thủ tục dạng bảng khoá: giá trị nhưng lại là một danh sách. "
+            "Viết mỗi khoá trên một dòng, dạng ten_khoa: gia_tri.",
+        ],
+    ),
+    (
+        None,
+        "flows/dang-ky-khai-sinh.yaml",
+        [
+            'procedures.yaml:46:11: lỗi: không tìm thấy tệp kịch bản "flows/dang-ky-khai-sinh.yaml" của thủ tục '
+            '"dang-ky-khai-sinh". Hãy tạo tệp flows/dang-ky-khai-sinh.yaml hoặc sửa đường dẫn flow. [procedures[1].flow]',
+        ],
+    ),
 ]
 
 
@@ -114,8 +170,13 @@ def test_broken_content(tmp_path: Path, fixture: str | None, target: str, expect
 @pytest.mark.parametrize(("fixture", "target", "expected"), CASES, ids=[c[0] or "missing-flow-file" for c in CASES])
 def test_validate_cli_on_broken_content(tmp_path: Path, fixture: str | None, target: str, expected: list[str]) -> None:
     content = broken_copy(tmp_path, fixture, target)
-    proc = subprocess.run([sys.executable, "-m", "bot", "validate", "--content", str(content)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "validate", "--content", str(content)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr
     for line in expected:
@@ -132,9 +193,7 @@ def test_every_problem_of_every_file_in_one_run(tmp_path: Path) -> None:
 
 def test_missing_catalogue(tmp_path: Path) -> None:
     result = load_content(tmp_path)
-    assert [p.message for p in result.problems] == [
-        f"không tìm thấy tệp procedures.yaml trong thư mục {tmp_path}."
-    ]
+    assert [p.message for p in result.problems] == [f"không tìm thấy tệp procedures.yaml trong thư mục {tmp_path}."]
 
 
 def test_same_labels_long_texts_and_links_are_reported(tmp_path: Path) -> None:
@@ -156,6 +215,8 @@ def test_same_labels_long_texts_and_links_are_reported(tmp_path: Path) -> None:
     )
     lines = [p.format() for p in load_content(content).problems]
     assert any(':6:13: lỗi: link "http://example.com" không dùng https.' in line for line in lines)
-    assert any(':6:33: cảnh báo: link "https://lua-dao.com/vneid" không thuộc trang chính thức' in line for line in lines)
+    assert any(
+        ':6:33: cảnh báo: link "https://lua-dao.com/vneid" không thuộc trang chính thức' in line for line in lines
+    )
     assert any('hai lựa chọn trong bước "hoi" có cùng chữ "có"' in line for line in lines)
     assert any("quá 2000 ký tự Zalo cho phép" in line for line in lines)

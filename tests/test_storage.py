@@ -17,8 +17,19 @@ from tests.conftest import GOOD, NOW
 
 
 def _event(kind: str = "step-entered") -> Event:
-    return Event(ts=1.0, user_key="k", channel="test", type=kind, procedure_id="p", content_version="v",
-                 step_id="s", from_step="a", to_step="s", via="choice", detail={"option": "x"})
+    return Event(
+        ts=1.0,
+        user_key="k",
+        channel="test",
+        type=kind,
+        procedure_id="p",
+        content_version="v",
+        step_id="s",
+        from_step="a",
+        to_step="s",
+        via="choice",
+        detail={"option": "x"},
+    )
 
 
 async def test_session_and_events_round_trip(tmp_path: Path) -> None:
@@ -92,9 +103,7 @@ async def test_runner_never_stores_the_raw_chat_id(tmp_path: Path, content: Cont
     runner, store = await _runner(tmp_path, content)
     await runner.handle(Incoming("telegram", "987654321", text="dk tam tru cho nguoi thue tro"))
     await store.close()
-    raw = (tmp_path / "bot.db").read_bytes() + b"".join(
-        p.read_bytes() for p in tmp_path.glob("bot.db-*")
-    )
+    raw = (tmp_path / "bot.db").read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("bot.db-*"))
     assert b"987654321" not in raw
 
 
@@ -125,8 +134,9 @@ async def test_one_user_is_handled_one_message_at_a_time(tmp_path: Path, content
     await store.close()
 
 
-async def test_engine_crash_gets_an_apology_and_is_recorded(tmp_path: Path, content: Content,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_engine_crash_gets_an_apology_and_is_recorded(
+    tmp_path: Path, content: Content, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runner, store = await _runner(tmp_path, content)
 
     def boom(*args: object, **kwargs: object) -> None:

@@ -1,0 +1,135 @@
+"""CLI conventions: exit codes, one-line errors without tracebacks, shipped schemas and content."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import schema
+from tests.conftest import GOOD, ROOT
+
+
+def run(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**base, **env},
+    )
+
+
+def test_shipped_content_is_valid_and_strict() -> None:
+    proc = run("validate", "--strict")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("Nội dung hợp lệ:")
+
+
+def test_validate_json() -> None:
+    proc = run("validate", "--json", "--content", str(GOOD))
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 0
+    assert data["ok"] is True and data["errors"] == 0 and data["problems"] == []
+
+
+def test_warnings_fail_only_with_strict(tmp_path: Path) -> None:
+    content = tmp_path / "c"
+    import shutil
+
+    shutil.copytree(GOOD, content)
+    (content / "flows" / "thua.yaml").write_text("procedure: thua\nsteps: []\n", encoding="utf-8")
+    assert run("validate", "--content", str(content)).returncode == 0
+    strict = run("validate", "--strict", "--content", str(content))
+    assert strict.returncode == 1
+    assert "flows/thua.yaml:1:1: cảnh báo: tệp kịch bản này không thuộc thủ tục nào" in strict.stdout
+
+
+def test_shipped_schemas_match_the_format() -> None:
+    for name, body in schema.json_schemas().items():
+        shipped = json.loads((ROOT / "schemas" / name).read_text(encoding="utf-8"))
+        assert shipped == body, f"schemas/{name} is stale: run python -m bot schema --write schemas"
+
+
+def test_content_files_point_editors_at_the_schemas() -> None:
+    assert (
+        (ROOT / "procedures.yaml")
+        .read_text(encoding="utf-8")
+        .startswith("# yaml-language-server: $schema=schemas/procedures.schema.json")
+    )
+    for flow in (ROOT / "flows").glob("*.yaml"):
+        assert flow.read_text(encoding="utf-8").startswith(
+            "# yaml-language-server: $schema=../schemas/flow.schema.json"
+        ), flow
+
+
+def test_schema_prints_both_kinds() -> None:
+    proc = run("schema")
+    assert proc.returncode == 0
+    assert set(json.loads(proc.stdout)) == {"procedures.schema.json", "flow.schema.json"}
+
+
+@pytest.mark.parametrize("args", [["nope"], ["validate", "--bogus"], ["chat", "--db"]])
+def test_bad_usage_exits_2(args: list[str]) -> None:
+    proc = run(*args)
+    assert proc.returncode == 2
+    assert "lỗi cách dùng" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_is_plain_words() -> None:
+    proc = run("--help")
+    assert proc.returncode == 0
+    for word in ("validate", "chat", "run", "BOT_DB", "BOT_CONTENT"):
+        assert word in proc.stdout
+
+
+def test_broken_content_stops_chat_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "procedures.yaml").write_text("procedures: [\n", encoding="utf-8")
+    proc = run("chat", "--json", "--content", str(tmp_path), "--db", str(tmp_path / "b.db"))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 3
+    assert "python -m bot validate" in proc.stderr
+
+
+def test_unusable_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 200)
+    proc = run("chat", "--json", "--content", str(GOOD), "--db", str(tmp_path / "junk.db"), BOT_HASH_SECRET="x")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Lỗi: Không mở được cơ sở dữ liệu")
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_without_token_is_the_console_chat(tmp_path: Path) -> None:
+    proc = run("run", "--content", str(GOOD), "--db", str(tmp_path / "b.db"), stdin="")
+    assert proc.returncode == 0
+    assert "Xin chào!" in proc.stdout
+
+
+def test_no_subcommand_runs(tmp_path: Path) -> None:
+    proc = run(stdin="", BOT_DB=str(tmp_path / "b.db"), BOT_CONTENT=str(GOOD))
+    assert proc.returncode == 0
+    assert "Xin chào!" in proc.stdout
+    assert (tmp_path / "hash-secret").is_file(), "the user-key secret is created next to the database"
+
+
+def test_db_defaults_to_var_bot_db(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "chat", "--json", "--content", str(GOOD)],
+        input="chao\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("BOT_")} | {"PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "var" / "bot.db").is_file()
