@@ -905,7 +905,10 @@ class _Turn:
             return [Reply("\n".join(lines), (*choices, *self.nav()), links)]
         if kind == "payment":
             parts = [text] if text else []
-            parts += [self.fee_table(proc), texts.FEE_UNPAID, texts.SAFETY]
+            parts.append(self.fee_table(proc))
+            if not self.all_free(proc):
+                parts.append(texts.FEE_UNPAID)
+            parts.append(texts.SAFETY)
             choices = [Choice("payguide", texts.PAY_GUIDE)] if step_.guide and self.cat.flow(step_.guide) else []
             choices.append(Choice("paid", texts.PAY_DONE))
             if step_.failed_next:
@@ -998,6 +1001,7 @@ class _Turn:
         return text + (self.unverified_note(proc) if unverified else "")
 
     def fee_table(self, proc: Procedure | None) -> str:
+        """Fees in force today with basis, dates and exemptions; never a number the catalogue lacks."""
         if proc is None:
             return texts.FEE_NONE
         fees = self.current_fees(proc)
@@ -1005,17 +1009,27 @@ class _Turn:
         if not fees:
             lines.append(proc.fee_note or texts.FEE_NONE)
             return "\n".join(lines)
+        shared = {f.exemptions for f in fees}
+        common = fees[0].exemptions if len(shared) == 1 and len(fees) > 1 else ()
         for f in fees:
             lines.append(f"• {f.label}: {_amounts(f.online, f.counter, f.unit)}.")
             end = texts.FEE_UNTIL.format(end=_date(f.valid_to)) if f.valid_to else ""
             lines.append("  " + texts.FEE_BASIS.format(basis=f.legal_basis, start=_date(f.valid_from), end=end))
-            if f.exemptions:
+            if f.exemptions and not common:
                 lines.append("  " + texts.FEE_EXEMPT.format(who="; ".join(f.exemptions)))
             if f.note:
                 lines.append("  " + f.note)
             if not f.verification.verified:
                 lines.append("  " + texts.FEE_UNVERIFIED.format(unverified=texts.UNVERIFIED))
+        if common:
+            lines.append(texts.FEE_EXEMPT.format(who="; ".join(common)))
+        if proc.fee_note:
+            lines.append(proc.fee_note)
         return "\n".join(lines)
+
+    def all_free(self, proc: Procedure | None) -> bool:
+        fees = self.current_fees(proc) if proc else []
+        return bool(fees) and all(not f.online and not f.counter for f in fees)
 
 
 _PLACEHOLDER: Final = re.compile(r"(?<!\{)\{([a-z_]+)\}(?!\})")
