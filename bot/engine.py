@@ -381,6 +381,9 @@ class _Turn:
         s = self.session
         if s.position is None or s.last_seen is None or self.inbound.kind == "choice":
             return False
+        text = self.inbound.text.strip()
+        if fold(text) in COMMANDS or text.split(" ")[0].lower() in SLASH_COMMANDS:
+            return False  # an explicit command after a pause means what it says
         return self.now.timestamp() - s.last_seen > self.config.resume_after_seconds
 
     def check_vanished(self) -> bool:

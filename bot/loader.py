@@ -745,6 +745,14 @@ class _Loader:
             if not proc.flow_path:
                 continue
             fpath = self.dir / proc.flow_path
+            if not fpath.resolve().is_relative_to((self.dir / FLOWS_DIR).resolve()):
+                self.c.add(
+                    cat,
+                    (*path, "flow"),
+                    f'tệp kịch bản "{proc.flow_path}" nằm ngoài thư mục {FLOWS_DIR}/.',
+                    f"Hãy đặt kịch bản trong {FLOWS_DIR}/, ví dụ flow: {FLOWS_DIR}/{pid}.yaml.",
+                )
+                continue
             if not fpath.is_file():
                 self.c.add(
                     cat,

@@ -133,3 +133,20 @@ def test_db_defaults_to_var_bot_db(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "var" / "bot.db").is_file()
+
+
+def test_missing_dependency_is_one_line(tmp_path: Path) -> None:
+    # A stand-in "rapidfuzz" that fails to import, first on the path.
+    fake = tmp_path / "rapidfuzz"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError('no', name='rapidfuzz')\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "validate"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"},
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "Lỗi: thiếu thư viện rapidfuzz. Hãy cài đặt trước: pip install -e . (xem README)."

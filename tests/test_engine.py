@@ -456,3 +456,10 @@ def chat_config() -> Any:
     from bot.engine import EngineConfig
 
     return EngineConfig()
+
+
+def test_command_after_silence_is_obeyed(content: Content) -> None:
+    chat = walk(content, START_TAM_TRU, "1")
+    chat.send("hủy", wait_minutes=120)
+    assert chat.at is None
+    assert "Đã dừng thủ tục" in chat.text

@@ -220,3 +220,51 @@ def test_same_labels_long_texts_and_links_are_reported(tmp_path: Path) -> None:
     )
     assert any('hai lựa chọn trong bước "hoi" có cùng chữ "có"' in line for line in lines)
     assert any("quá 2000 ký tự Zalo cho phép" in line for line in lines)
+
+
+ODD_CATALOGUES = [
+    "just a string\n",
+    "42\n",
+    "procedures: 7\n",
+    "procedures:\n  - 1\n  - [a, b]\n  - {id: 5, flow: 3}\n",
+    "? [complex, key]\n: value\nprocedures: []\n",
+    "procedures:\n  - &a {id: x-y, name: n, area: a, verification: {verified: true}, flow: flows/none.yaml}\n  - *a\n",
+    "procedures:\n  - id: a\n    name: n\n    area: a\n    verification: yes\n    flow: ../../../../etc/passwd\n",
+    "\t- tab\n",
+    "%YAML 9.9\n---\nprocedures: []\n",
+    "procedures: []\n---\nsecond: doc\n",
+]
+
+
+@pytest.mark.parametrize("text", ODD_CATALOGUES)
+def test_odd_input_never_raises(tmp_path: Path, text: str) -> None:
+    (tmp_path / "procedures.yaml").write_text(text, encoding="utf-8")
+    result = load_content(tmp_path)
+    assert all(p.line >= 1 and p.col >= 1 and p.message for p in result.problems)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "steps: 5\nprocedure: 7\n",
+        "- a\n",
+        "steps:\n  - kind: choice\n    options: x\n",
+        "procedure: dang-ky-khai-sinh\nsteps:\n  - {id: a, kind: end, text: x, links: 5}\n",
+    ],
+)
+def test_odd_flow_never_raises(tmp_path: Path, text: str) -> None:
+    content = broken_copy(tmp_path, None, "flows/dang-ky-khai-sinh.yaml")
+    (content / "flows/dang-ky-khai-sinh.yaml").write_text(text, encoding="utf-8")
+    result = load_content(content)
+    assert result.catalogue is None
+    assert any(p.file == "flows/dang-ky-khai-sinh.yaml" for p in result.errors)
+
+
+def test_flow_outside_the_flows_directory_is_refused(tmp_path: Path) -> None:
+    content = broken_copy(tmp_path, None, "flows/dang-ky-khai-sinh.yaml")
+    catalogue = (content / "procedures.yaml").read_text(encoding="utf-8")
+    (content / "procedures.yaml").write_text(
+        catalogue.replace("flow: flows/dang-ky-khai-sinh.yaml", "flow: ../../etc/passwd"), encoding="utf-8"
+    )
+    messages = [p.message for p in load_content(content).errors]
+    assert messages == ['tệp kịch bản "../../etc/passwd" nằm ngoài thư mục flows/.']
