@@ -945,7 +945,7 @@ class _Turn:
         def fact(f: Fact | None) -> str:
             if f is None:
                 return ""
-            return f.value + ("" if f.verification.verified else self.unverified_note(proc))
+            return f.value + ("" if f.verification.verified else texts.UNVERIFIED_MARK)
 
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
@@ -957,7 +957,7 @@ class _Turn:
                 a = proc.agency
                 if a is None:
                     return ""
-                return a.name + ("" if a.verification.verified else self.unverified_note(proc))
+                return a.name + ("" if a.verification.verified else texts.UNVERIFIED_MARK)
             if name == "fee":
                 return self.fee_inline(proc)
             if name == "time":
@@ -972,9 +972,6 @@ class _Turn:
         if texts.UNVERIFIED_MARK in out:
             out += "\n" + texts.UNVERIFIED_FOOTNOTE
         return out.replace("{{", "{").replace("}}", "}")
-
-    def unverified_note(self, proc: Procedure) -> str:
-        return texts.UNVERIFIED_MARK
 
     def hotline(self, proc: Procedure | None) -> str:
         ids = proc.contacts if proc and proc.contacts else self.cat.default_contacts
@@ -1001,7 +998,7 @@ class _Turn:
             parts.append(f"{f.label}: {amounts}" if len(fees) > 1 else amounts)
             unverified |= not f.verification.verified
         text = "; ".join(parts)
-        return text + (self.unverified_note(proc) if unverified else "")
+        return text + (texts.UNVERIFIED_MARK if unverified else "")
 
     def fee_table(self, proc: Procedure | None) -> str:
         """Fees in force today with basis, dates and exemptions; never a number the catalogue lacks."""

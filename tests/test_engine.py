@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot import texts
-from bot.engine import Content, Inbound, Position, Reply, Session, step
+from bot.engine import Content, EngineConfig, Inbound, Position, Reply, Session, _Turn, step
 from tests.conftest import NOW
 
 
@@ -438,24 +438,13 @@ def test_session_round_trips_through_json(content: Content) -> None:
 
 
 def test_fee_validity_follows_the_date(content: Content) -> None:
-    chat = Chat(content)
-    result = step(
-        content, Session(), Inbound("test", "u1", kind="start", start_payload="dang-ky-tam-tru"), NOW.replace(year=2022)
-    )
-    chat.session = result.session
-    text = "\n".join(r.text for r in result.replies)
-    assert "Bắt đầu thủ tục" in text
-    # before the fee row's valid_from, the fee is not stated
-    from bot.engine import _Turn
-
-    turn = _Turn(content, result.session, Inbound("test", "u1"), NOW.replace(year=2022), chat_config())
-    assert "Chưa có thông tin lệ phí" in turn.fee_inline(content.catalogue.procedure("dang-ky-tam-tru"))  # type: ignore[arg-type]
-
-
-def chat_config() -> Any:
-    from bot.engine import EngineConfig
-
-    return EngineConfig()
+    # Before the fee row's valid_from, the bot states no amount rather than an unapplicable one.
+    before = NOW.replace(year=2022)
+    result = step(content, Session(), Inbound("test", "u1", kind="start", start_payload="dang-ky-tam-tru"), before)
+    turn = _Turn(content, result.session, Inbound("test", "u1"), before, EngineConfig())
+    proc = content.catalogue.procedure("dang-ky-tam-tru")
+    assert proc is not None
+    assert "Chưa có thông tin lệ phí" in turn.fee_inline(proc)
 
 
 def test_command_after_silence_is_obeyed(content: Content) -> None:
