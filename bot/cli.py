@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot import schema
 from bot.content import ContentHolder, build
-from bot.engine import EngineConfig
+from bot.engine import Content, EngineConfig
 from bot.errors import BotError
 from bot.loader import load_content
 from bot.settings import SETTINGS, default_content_dir, hash_secret, resume_after_seconds, setting
@@ -78,6 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     p.add_argument("--strict", action="store_true", help="coi cảnh báo cũng là lỗi (thoát mã 1)")
 
+    p = sub.add_parser(
+        "test", help="chạy các kịch bản kiểm thử hội thoại (YAML), in chỗ sai và độ phủ các bước"
+    )
+    _add_content(p)
+    p.add_argument(
+        "paths",
+        metavar="PATH",
+        nargs="*",
+        type=Path,
+        help="tệp hoặc thư mục kiểm thử (mặc định: tests/conversations trong thư mục nội dung)",
+    )
+    p.add_argument("--no-coverage", action="store_true", help="không in bảng độ phủ các bước")
+
     p = sub.add_parser("schema", help="in JSON Schema của hai loại tệp nội dung")
     p.add_argument(
         "--write",
@@ -104,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_validate(args)
         if command == "schema":
             return cmd_schema(args)
+        if command == "test":
+            return cmd_test(args)
         if command == "chat":
             return asyncio.run(cmd_chat(args))
         if command == "run":
@@ -157,6 +172,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 0
     print(f"Có {len(errors)} lỗi và {len(warnings)} cảnh báo.", file=sys.stderr)
     return 1
+
+
+def _load_or_report(content_dir: Path) -> Content:
+    """The content, or exit 1 after printing every problem (for commands that need valid content)."""
+    result = load_content(content_dir)
+    if result.catalogue is None:
+        for problem in result.problems:
+            print(problem.format(), file=sys.stderr)
+    return build(result)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from bot import convtest
+
+    content_dir = _content_dir(args)
+    content = _load_or_report(content_dir)
+    paths = list(args.paths) or [content_dir / "tests" / "conversations"]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise BotError(f"Không thấy tệp hoặc thư mục kiểm thử: {missing[0]}")
+    files = convtest.find_files(paths)
+    outcome = convtest.run_files(content, files, base=Path.cwd())
+    print(convtest.report(content, outcome, verbose_coverage=not args.no_coverage))
+    return 0 if outcome.ok else 1
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
