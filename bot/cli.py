@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot import schema
-from bot.content import ContentHolder, build
+from bot.content import build
 from bot.engine import Content, EngineConfig
 from bot.errors import BotError
 from bot.loader import load_content
-from bot.settings import SETTINGS, default_content_dir, hash_secret, resume_after_seconds, setting
+from bot.settings import SETTINGS, default_content_dir, reload_seconds, resume_after_seconds, setting
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="coi cảnh báo cũng là lỗi (thoát mã 1)")
 
     p = sub.add_parser(
-        "test", help="chạy các kịch bản kiểm thử hội thoại (YAML), in chỗ sai và độ phủ các bước"
+        "status", help="bot đang dùng phiên bản nội dung nào, nạp lúc nào, lần nạp lại gần nhất có lỗi gì"
     )
+    _add_db(p)
+    p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+
+    p = sub.add_parser("reload", help="bảo bot đang chạy nạp lại nội dung ngay (như gửi SIGHUP) và in kết quả")
+    _add_db(p)
+    p.add_argument(
+        "--timeout", type=float, default=15.0, metavar="GIÂY", help="chờ kết quả tối đa bao nhiêu giây (mặc định 15)"
+    )
+
+    p = sub.add_parser("test", help="chạy các kịch bản kiểm thử hội thoại (YAML), in chỗ sai và độ phủ các bước")
     _add_content(p)
     p.add_argument(
         "paths",
@@ -123,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_chat(args))
         if command == "run":
             return cmd_run(args)
+        if command == "status":
+            return asyncio.run(cmd_status(args))
+        if command == "reload":
+            return asyncio.run(cmd_reload(args))
     except BotError as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -220,25 +234,57 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def cmd_chat(args: argparse.Namespace) -> int:
     from bot.channels import console
-    from bot.runner import Runner
+    from bot.service import Service
+
+    service = await Service.open(
+        _content_dir(args),
+        _db_path(args),
+        mode="chat",
+        reload_interval=reload_seconds(),
+        config=EngineConfig(resume_after_seconds=resume_after_seconds()),
+    )
+    try:
+        service.start_reloading()
+        if args.json:
+            await console.run_json(service.runner, args.user, sys.stdin, sys.stdout)
+        else:
+            await console.run_interactive(service.runner, args.user, sys.stdin, sys.stdout)
+    finally:
+        await service.close()
+    return 0
+
+
+def _existing_db(args: argparse.Namespace) -> str:
+    db = _db_path(args)
+    if not Path(db).is_file():
+        raise BotError(f"Không thấy cơ sở dữ liệu {db}: bot chưa chạy lần nào với tệp này (xem --db hoặc BOT_DB).")
+    return db
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    from bot import status
     from bot.storage.sqlite import SqliteStore
 
-    content_dir = _content_dir(args)
-    content = build(load_content(content_dir))
-    db = _db_path(args)
-    secret = hash_secret(db)
-    store = await SqliteStore.open(db)
+    store = await SqliteStore.open(_existing_db(args))
     try:
-        runner = Runner(
-            ContentHolder(content, content_dir),
-            store,
-            secret,
-            config=EngineConfig(resume_after_seconds=resume_after_seconds()),
-        )
-        if args.json:
-            await console.run_json(runner, args.user, sys.stdin, sys.stdout)
-        else:
-            await console.run_interactive(runner, args.user, sys.stdin, sys.stdout)
+        report = await status.gather(store)
     finally:
         await store.close()
-    return 0
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(status.format_report(report, _db_path(args)))
+    return 0 if report.healthy else 1
+
+
+async def cmd_reload(args: argparse.Namespace) -> int:
+    from bot import status
+    from bot.storage.sqlite import SqliteStore
+
+    store = await SqliteStore.open(_existing_db(args))
+    try:
+        lines, ok = await status.request_reload(store, wait_seconds=args.timeout)
+    finally:
+        await store.close()
+    print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1

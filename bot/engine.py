@@ -396,14 +396,24 @@ class _Turn:
         if self.session.prompt and self.session.prompt.kind == "vanished":
             return False
         root = pos.stack[0].procedure if pos.stack else pos.procedure
-        self.emit("step-vanished", detail={"root": root})
+        # The nearest earlier step of the same procedure that the new content still has.
+        survivor = next(
+            (
+                h
+                for h in reversed(self.session.history)
+                if h.procedure == root and not h.stack and self.step_exists(h.procedure, h.step)
+            ),
+            None,
+        )
+        self.emit("step-vanished", detail={"root": root, "resume_at": survivor.step if survivor else None})
         proc = self.cat.procedure(root)
         self.session = replace(self.session, position=None, history=(), prompt=None)
         if proc is None or self.cat.flow(root) is None:
             self.say(texts.PROCEDURE_GONE)
             self.show()
             return True
-        self.session = replace(self.session, prompt=Prompt("vanished", (root,)))
+        data = (root, survivor.step) if survivor else (root,)
+        self.session = replace(self.session, prompt=Prompt("vanished", data))
         self.show()
         return True
 
@@ -475,6 +485,13 @@ class _Turn:
             self.session = replace(self.session, prompt=None)
             self.show()
             return
+        if cid == "resume-at" and prompt and prompt.kind == "vanished" and len(prompt.data) > 1:
+            root, step_id = prompt.data[0], prompt.data[1]
+            if self.step_exists(root, step_id):
+                self.session = replace(self.session, position=Position(root, step_id), history=(), prompt=None)
+                self.emit("step-entered", from_step=None, to_step=step_id, via="resume", step_id=step_id)
+                self.arrive()
+                return
         if cid == "none":
             self.session = replace(self.session, prompt=None)
             self.say(texts.AMBIGUOUS_NONE)
@@ -816,12 +833,10 @@ class _Turn:
             root = prompt.data[0] if prompt.data else ""
             proc = cat.procedure(root)
             name = proc.name if proc else root
-            return [
-                Reply(
-                    texts.STEP_GONE.format(name=name),
-                    (Choice(f"p:{root}", texts.RESTART), Choice(CMD_MENU, texts.MENU)),
-                )
-            ]
+            restart = (Choice(f"p:{root}", texts.RESTART), Choice(CMD_MENU, texts.MENU))
+            if len(prompt.data) > 1 and self.step_exists(root, prompt.data[1]):
+                return [Reply(texts.STEP_GONE_RESUME.format(name=name), (Choice("resume-at", texts.RESUME_EARLIER), *restart))]
+            return [Reply(texts.STEP_GONE.format(name=name), restart)]
         # help
         return [self.help_reply()]
 

@@ -43,6 +43,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "30",
         "Sau bao nhiêu phút im lặng thì hỏi người dân muốn tiếp tục hay bắt đầu lại.",
     ),
+    Setting(
+        "reload_seconds",
+        "BOT_RELOAD_SECONDS",
+        "2",
+        "Cứ bao nhiêu giây thì xem các tệp nội dung có bị sửa không, để nạp lại ngay (0: chỉ nạp lại khi có lệnh reload).",
+    ),
     Setting("log_level", "BOT_LOG_LEVEL", "WARNING", "Mức ghi log: DEBUG, INFO, WARNING, ERROR."),
     Setting(
         "telegram_token",
@@ -68,6 +74,15 @@ def resume_after_seconds() -> float:
     except ValueError:
         raise BotError(f"BOT_RESUME_AFTER_MINUTES phải là một số phút, không phải “{raw}”.") from None
     return max(minutes, 0.0) * 60
+
+
+def reload_seconds() -> float:
+    raw = setting("reload_seconds")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise BotError(f"BOT_RELOAD_SECONDS phải là một số giây, không phải “{raw}”.") from None
+    return max(seconds, 0.0)
 
 
 def default_content_dir() -> Path:

@@ -58,6 +58,11 @@ STEP_GONE: Final = (
     "Nội dung thủ tục “{name}” vừa được cán bộ cập nhật, bước bạn đang làm không còn nữa. "
     "Xin lỗi vì sự bất tiện. Bạn bắt đầu lại thủ tục này nhé?"
 )
+STEP_GONE_RESUME: Final = (
+    "Nội dung thủ tục “{name}” vừa được cán bộ cập nhật, bước bạn đang làm không còn nữa. "
+    "Xin lỗi vì sự bất tiện. Bạn có thể làm tiếp từ bước trước đó, hoặc bắt đầu lại thủ tục."
+)
+RESUME_EARLIER: Final = "Làm tiếp từ bước trước đó"
 PROCEDURE_GONE: Final = (
     "Thủ tục bạn đang làm vừa được cán bộ cập nhật và tạm thời không còn trong danh sách. "
     "Xin lỗi vì sự bất tiện. Bạn chọn thủ tục khác nhé."

@@ -408,6 +408,20 @@ def test_step_removed_by_new_content_offers_restart(content: Content) -> None:
     assert chat.at == "dang-ky-tam-tru/gioi-thieu"
 
 
+def test_step_removed_offers_the_nearest_earlier_step_that_still_exists(content: Content) -> None:
+    chat = Chat(content)
+    history = (Position("dang-ky-tam-tru", "gioi-thieu"), Position("dang-ky-tam-tru", "ai-nop"))
+    chat.session = Session(position=Position("dang-ky-tam-tru", "buoc-da-xoa"), history=history, content_version="old")
+    chat.send("xin chao")
+    assert "Bạn có thể làm tiếp từ bước trước đó" in chat.text
+    assert chat.labels == [texts.RESUME_EARLIER, texts.RESTART, texts.MENU]
+    assert chat.events[0].detail == {"root": "dang-ky-tam-tru", "resume_at": "ai-nop"}
+    chat.send("1")
+    assert chat.at == "dang-ky-tam-tru/ai-nop"
+    assert "Ai là người nộp hồ sơ?" in chat.text
+    assert [e.via for e in chat.events if e.type == "step-entered"] == ["resume"]
+
+
 def test_session_on_surviving_step_continues(content: Content) -> None:
     chat = Chat(content)
     chat.session = Session(position=Position("dang-ky-tam-tru", "ai-nop"), content_version="old")

@@ -6,10 +6,39 @@ A server database would implement the same ``Store`` protocol.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from bot.engine import Event, Session
+
+ReloadTrigger = Literal["start", "watch", "signal"]
+
+
+@dataclass(frozen=True)
+class ContentLoad:
+    """One attempt to load the content, by one bot process: what it tried and what it serves since."""
+
+    ts: float
+    pid: int
+    host: str
+    trigger: ReloadTrigger
+    ok: bool
+    version: str  # the version attempted
+    active_version: str  # the version served after the attempt ("" when none)
+    content_dir: str
+    problems: tuple[Mapping[str, Any], ...] = ()  # loader problems (Problem.as_dict), errors and warnings
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A running bot process that uses this database (so `reload` can find it)."""
+
+    host: str
+    pid: int
+    mode: str
+    started_at: float
+    content_dir: str
 
 
 class Store(Protocol):
@@ -34,7 +63,19 @@ class Store(Protocol):
         Returns False, writing nothing, when ``processed`` was already recorded.
         """
 
+    async def record_content_load(self, load: ContentLoad) -> None:
+        """Append one content load attempt (officials read them with `status`)."""
+
+    async def content_loads(self, limit: int = 20) -> list[ContentLoad]:
+        """The latest content load attempts, newest first."""
+
+    async def register_instance(self, instance: Instance) -> None: ...
+
+    async def unregister_instance(self, host: str, pid: int) -> None: ...
+
+    async def instances(self) -> list[Instance]: ...
+
     async def close(self) -> None: ...
 
 
-__all__ = ["Store"]
+__all__ = ["ContentLoad", "Instance", "ReloadTrigger", "Store"]

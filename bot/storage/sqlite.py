@@ -14,6 +14,7 @@ import aiosqlite
 
 from bot.engine import Event, Session
 from bot.errors import BotError
+from bot.storage import ContentLoad, Instance
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,29 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (channel, event_id)
     );
     CREATE INDEX processed_seen ON processed_updates (seen_at);
+    """,
+    # 2: content reloads that officials see with `status`, and running processes for `reload`.
+    """
+    CREATE TABLE content_loads (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        active_version TEXT NOT NULL,
+        content_dir TEXT NOT NULL,
+        problems TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE instances (
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        mode TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        content_dir TEXT NOT NULL,
+        PRIMARY KEY (host, pid)
+    );
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -205,6 +229,66 @@ class SqliteStore:
             d["detail"] = json.loads(d["detail"])
             out.append(d)
         return out
+
+    async def _write(self, sql: str, args: Sequence[Any]) -> None:
+        """One statement as its own transaction, never inside another coroutine's turn."""
+        async with self._tx:
+            await self.conn.execute(sql, tuple(args))
+
+    async def record_content_load(self, load: ContentLoad) -> None:
+        await self._write(
+            "INSERT INTO content_loads (ts, pid, host, trigger, ok, version, active_version, content_dir, problems) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                load.ts,
+                load.pid,
+                load.host,
+                load.trigger,
+                int(load.ok),
+                load.version,
+                load.active_version,
+                load.content_dir,
+                json.dumps([dict(p) for p in load.problems], ensure_ascii=False),
+            ),
+        )
+
+    async def content_loads(self, limit: int = 20) -> list[ContentLoad]:
+        async with self.conn.execute(
+            "SELECT ts, pid, host, trigger, ok, version, active_version, content_dir, problems "
+            "FROM content_loads ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            ContentLoad(
+                ts=r[0],
+                pid=r[1],
+                host=r[2],
+                trigger=r[3],
+                ok=bool(r[4]),
+                version=r[5],
+                active_version=r[6],
+                content_dir=r[7],
+                problems=tuple(json.loads(r[8])),
+            )
+            for r in rows
+        ]
+
+    async def register_instance(self, instance: Instance) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO instances (host, pid, mode, started_at, content_dir) VALUES (?, ?, ?, ?, ?)",
+            (instance.host, instance.pid, instance.mode, instance.started_at, instance.content_dir),
+        )
+
+    async def unregister_instance(self, host: str, pid: int) -> None:
+        await self._write("DELETE FROM instances WHERE host = ? AND pid = ?", (host, pid))
+
+    async def instances(self) -> list[Instance]:
+        async with self.conn.execute(
+            "SELECT host, pid, mode, started_at, content_dir FROM instances ORDER BY started_at"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Instance(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def close(self) -> None:
         await self.conn.close()

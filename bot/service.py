@@ -1,0 +1,178 @@
+"""A running bot's shared parts, the same for every channel: content, storage, the runner and hot reload.
+
+Hot reload: a watcher polls the content files' modification times, and SIGHUP
+(sent by `python -m bot reload`) asks for a reload at once. Every attempt is
+validated as a whole and recorded in the database, where `python -m bot status`
+shows it; a broken edit leaves the last good version serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from bot.content import ContentHolder, ReloadOutcome, build
+from bot.engine import EngineConfig
+from bot.loader import load_content
+from bot.runner import Runner, vietnam_now
+from bot.settings import hash_secret
+from bot.storage import ContentLoad, Instance, ReloadTrigger
+from bot.storage.sqlite import SqliteStore
+
+logger = logging.getLogger(__name__)
+
+# After a change is seen, wait this long for the editor to finish writing every file.
+SETTLE_SECONDS = 0.3
+
+
+def _where(content_dir: Path) -> str:
+    """The content directory as an absolute path, for officials reading `status`."""
+    return os.path.abspath(content_dir)
+
+
+class Service:
+    """Owns the store, the content holder and the runner of one bot process."""
+
+    def __init__(
+        self,
+        holder: ContentHolder,
+        store: SqliteStore,
+        runner: Runner,
+        mode: str,
+        reload_interval: float,
+    ) -> None:
+        self.holder = holder
+        self.store = store
+        self.runner = runner
+        self.mode = mode
+        self.reload_interval = reload_interval
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self._sighup = False
+
+    @classmethod
+    async def open(
+        cls,
+        content_dir: Path,
+        db: str,
+        mode: str,
+        *,
+        reload_interval: float = 2.0,
+        config: EngineConfig | None = None,
+        clock: Callable[[], datetime] = vietnam_now,
+    ) -> Service:
+        """Load the content (a broken set stops the start with ContentError) and open storage."""
+        where = _where(content_dir)
+        store = await SqliteStore.open(db)
+        try:
+            result = await asyncio.to_thread(load_content, content_dir)
+            record = ContentLoad(
+                ts=time.time(),
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                trigger="start",
+                ok=result.catalogue is not None,
+                version=result.version,
+                active_version=result.version if result.catalogue is not None else "",
+                content_dir=where,
+                problems=tuple(p.as_dict() for p in result.problems),
+            )
+            await store.record_content_load(record)
+            content = build(result)
+            holder = ContentHolder(content, content_dir)
+            runner = Runner(holder, store, hash_secret(db), clock=clock, config=config)
+            service = cls(holder, store, runner, mode, reload_interval)
+            await store.register_instance(Instance(service.host, service.pid, mode, time.time(), where))
+        except BaseException:
+            await store.close()
+            raise
+        return service
+
+    # -- reloading -------------------------------------------------------------
+
+    async def reload(self, trigger: ReloadTrigger) -> ReloadOutcome:
+        """Reload now; record the attempt unless a watcher poll found nothing new."""
+        outcome = await self.holder.reload()
+        if outcome.status == "loaded":
+            logger.info("content %s loaded (%s)", outcome.version, trigger)
+        elif outcome.status == "failed":
+            errors = [p for p in outcome.problems if p.severity == "error"]
+            logger.warning(
+                "content %s rejected (%s), still serving %s: %d error(s), first: %s",
+                outcome.version,
+                trigger,
+                outcome.active_version,
+                len(errors),
+                errors[0].format() if errors else "?",
+            )
+        if outcome.status != "unchanged" or trigger != "watch":
+            await self.store.record_content_load(
+                ContentLoad(
+                    ts=time.time(),
+                    pid=self.pid,
+                    host=self.host,
+                    trigger=trigger,
+                    ok=outcome.ok,
+                    version=outcome.version,
+                    active_version=outcome.active_version,
+                    content_dir=_where(self.holder.content_dir),
+                    problems=tuple(p.as_dict() for p in outcome.problems),
+                )
+            )
+        return outcome
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.reload_interval)
+            try:
+                if self.holder.changed():
+                    await asyncio.sleep(SETTLE_SECONDS)
+                    await self.reload("watch")
+            except Exception:  # the watcher must outlive any surprise; the bot keeps serving
+                logger.exception("content watcher failed; it will try again")
+
+    def _on_sighup(self) -> None:
+        task: asyncio.Task[object] = asyncio.ensure_future(self._reload_logged("signal"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reload_logged(self, trigger: ReloadTrigger) -> object:
+        try:
+            return await self.reload(trigger)
+        except Exception:
+            logger.exception("content reload failed")
+            return None
+
+    def start_reloading(self) -> None:
+        """Start the file watcher (unless the interval is 0) and listen for SIGHUP."""
+        if self.reload_interval > 0 and self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch())
+        if hasattr(signal, "SIGHUP"):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+                self._sighup = True
+
+    async def close(self) -> None:
+        if self._sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        try:
+            await self.store.unregister_instance(self.host, self.pid)
+        finally:
+            await self.store.close()
