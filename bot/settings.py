@@ -67,22 +67,23 @@ def setting(name: str) -> str:
     raise KeyError(name)
 
 
-def resume_after_seconds() -> float:
-    raw = setting("resume_after_minutes")
+def number_setting(name: str, unit: str) -> float:
+    """A setting that must be a number ≥ 0; a typo stops the start with one clear line."""
+    raw = setting(name)
+    env = next(s.env for s in SETTINGS if s.name == name)
     try:
-        minutes = float(raw)
+        value = float(raw)
     except ValueError:
-        raise BotError(f"BOT_RESUME_AFTER_MINUTES phải là một số phút, không phải “{raw}”.") from None
-    return max(minutes, 0.0) * 60
+        raise BotError(f"{env} phải là một số {unit}, không phải “{raw}”.") from None
+    return max(value, 0.0)
+
+
+def resume_after_seconds() -> float:
+    return number_setting("resume_after_minutes", "phút") * 60
 
 
 def reload_seconds() -> float:
-    raw = setting("reload_seconds")
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise BotError(f"BOT_RELOAD_SECONDS phải là một số giây, không phải “{raw}”.") from None
-    return max(seconds, 0.0)
+    return number_setting("reload_seconds", "giây")
 
 
 def default_content_dir() -> Path:
