@@ -8,14 +8,17 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime, time
 from pathlib import Path
 
 from bot import schema
 from bot.content import build
-from bot.engine import Content, EngineConfig
-from bot.errors import BotError
-from bot.loader import load_content
-from bot.settings import SETTINGS, default_content_dir, reload_seconds, resume_after_seconds, setting
+from bot.engine import Content, EngineConfig, Inbound, Position, Session
+from bot.errors import BotError, UsageError
+from bot.loader import did_you_mean, load_content
+from bot.runner import vietnam_now
+from bot.schema import Flow
+from bot.settings import SETTINGS, VIETNAM_TZ, default_content_dir, reload_seconds, resume_after_seconds, setting
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +104,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-coverage", action="store_true", help="không in bảng độ phủ các bước")
 
+    p = sub.add_parser(
+        "graph", help="vẽ sơ đồ một kịch bản (Mermaid hoặc Graphviz DOT) để thấy nhánh, vòng lặp, chỗ cụt"
+    )
+    _add_content(p)
+    p.add_argument("id", metavar="MÃ", help="mã thủ tục hoặc hướng dẫn, ví dụ dang-ky-tam-tru")
+    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid", help="kiểu sơ đồ (mặc định: mermaid)")
+    p.add_argument("--out", metavar="TỆP", type=Path, default=None, help="ghi ra tệp thay vì in ra màn hình")
+
+    p = sub.add_parser(
+        "preview", help="đi thử một kịch bản trên màn hình, từ đầu hoặc từ một bước; không ghi gì vào thống kê"
+    )
+    _add_content(p)
+    p.add_argument("id", metavar="MÃ", help="mã thủ tục hoặc hướng dẫn, ví dụ dang-ky-tam-tru")
+    p.add_argument("--step", metavar="BƯỚC", default=None, help="bắt đầu từ bước này (mặc định: bước đầu)")
+    p.add_argument(
+        "--answer",
+        metavar="BƯỚC=LỰA_CHỌN",
+        action="append",
+        default=[],
+        help="coi như người dân đã chọn như vậy ở một câu hỏi (để xem giấy tờ hiện theo câu trả lời); dùng nhiều lần được",
+    )
+    p.add_argument(
+        "--date", metavar="NĂM-THÁNG-NGÀY", default=None, help="xem như đang ở ngày này (để xem lệ phí sắp áp dụng)"
+    )
+    p.add_argument("--json", action="store_true", help="mỗi dòng vào là một tin nhắn; mỗi dòng ra là một dòng JSON")
+
     p = sub.add_parser("schema", help="in JSON Schema của hai loại tệp nội dung")
     p.add_argument(
         "--write",
@@ -129,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_schema(args)
         if command == "test":
             return cmd_test(args)
+        if command == "graph":
+            return cmd_graph(args)
+        if command == "preview":
+            return cmd_preview(args)
         if command == "chat":
             return asyncio.run(cmd_chat(args))
         if command == "run":
@@ -210,6 +243,74 @@ def cmd_test(args: argparse.Namespace) -> int:
     outcome = convtest.run_files(content, files, base=Path.cwd())
     print(convtest.report(content, outcome, verbose_coverage=not args.no_coverage))
     return 0 if outcome.ok else 1
+
+
+def _flow_or_fail(content: Content, proc_id: str) -> Flow:
+    flow = content.catalogue.flow(proc_id)
+    if flow is None:
+        hint = did_you_mean(proc_id, [p.id for p in content.catalogue.procedures])
+        raise BotError(f"Không có thủ tục hay hướng dẫn nào mã “{proc_id}”. {hint}".rstrip())
+    return flow
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from bot import graph
+
+    content = _load_or_report(_content_dir(args))
+    text = graph.render(content.catalogue, _flow_or_fail(content, args.id), args.format)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BotError(f"Không ghi được tệp {args.out}: {exc.strerror}.") from exc
+    print(f"Đã ghi sơ đồ vào {args.out}.")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from bot.channels import console
+
+    content = _load_or_report(_content_dir(args))
+    flow = _flow_or_fail(content, args.id)
+    now = vietnam_now()
+    if args.date:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            raise UsageError(
+                f"--date phải có dạng NĂM-THÁNG-NGÀY, ví dụ 2027-01-01, không phải “{args.date}”."
+            ) from None
+        now = datetime.combine(day, time(9, 0), VIETNAM_TZ)
+    answers: dict[str, str] = {}
+    for item in args.answer:
+        step_id, _, option = item.partition("=")
+        step = flow.step(step_id.strip())
+        if step is None or step.kind != "choice":
+            questions = [s.id for s in flow.steps if s.kind == "choice"]
+            raise UsageError(
+                f"--answer {item}: “{step_id}” không phải câu hỏi của {args.id}. "
+                f"Các câu hỏi: {', '.join(questions) or '(không có)'}."
+            )
+        options = [o.id for o in step.options]
+        if option.strip() not in options:
+            raise UsageError(f"--answer {item}: câu hỏi {step_id} chỉ có các lựa chọn: {', '.join(options)}.")
+        answers[f"{args.id}/{step.id}"] = option.strip()
+    if args.step is not None:
+        if flow.step(args.step) is None:
+            hint = did_you_mean(args.step, [s.id for s in flow.steps])
+            raise BotError(f"Kịch bản {args.id} không có bước “{args.step}”. {hint}".rstrip())
+        session = Session(position=Position(args.id, args.step), answers=answers, last_seen=now.timestamp())
+        opening = Inbound(console.CHANNEL, console.PREVIEW_USER, kind="choice", choice_id="cmd:repeat")
+    else:
+        session = Session(answers=answers)
+        opening = Inbound(console.CHANNEL, console.PREVIEW_USER, kind="start", start_payload=args.id)
+    if not args.json:
+        start = args.step or flow.start
+        print(f"(Xem thử “{args.id}” từ bước {start}. Không ghi gì vào thống kê. Gõ số để chọn, Ctrl+D để thoát.)\n")
+    console.run_preview(content, session, opening, sys.stdin, sys.stdout, now, as_json=args.json)
+    return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

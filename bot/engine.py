@@ -835,7 +835,11 @@ class _Turn:
             name = proc.name if proc else root
             restart = (Choice(f"p:{root}", texts.RESTART), Choice(CMD_MENU, texts.MENU))
             if len(prompt.data) > 1 and self.step_exists(root, prompt.data[1]):
-                return [Reply(texts.STEP_GONE_RESUME.format(name=name), (Choice("resume-at", texts.RESUME_EARLIER), *restart))]
+                return [
+                    Reply(
+                        texts.STEP_GONE_RESUME.format(name=name), (Choice("resume-at", texts.RESUME_EARLIER), *restart)
+                    )
+                ]
             return [Reply(texts.STEP_GONE.format(name=name), restart)]
         # help
         return [self.help_reply()]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta
 from typing import TextIO
 
-from bot.engine import Reply
+from bot import engine
+from bot.engine import Content, EngineConfig, Inbound, Reply, Session
 from bot.runner import Incoming, Runner
 
 CHANNEL = "console"
 SLASH_START = "/start"
+PREVIEW_USER = "preview"
+PREVIEW_TURN = timedelta(seconds=5)
 
 
 def render_text(reply: Reply) -> str:
@@ -65,3 +69,42 @@ async def run_interactive(runner: Runner, user_id: str, stdin: TextIO, stdout: T
             replies = []
             continue
         replies = await runner.handle(parse_line(line, user_id)) or []
+
+
+def run_preview(
+    content: Content,
+    session: Session,
+    opening: Inbound,
+    stdin: TextIO,
+    stdout: TextIO,
+    now: datetime,
+    as_json: bool = False,
+) -> None:
+    """Walk one flow against the pure engine with an in-memory session: nothing is stored or counted."""
+    config = EngineConfig(resume_after_seconds=float("inf"))
+    result = engine.step(content, session, opening, now, config)
+    line = ""
+    while True:
+        if as_json:
+            stdout.write(
+                json.dumps({"input": line, "replies": [r.as_dict() for r in result.replies]}, ensure_ascii=False) + "\n"
+            )
+        else:
+            for reply in result.replies:
+                stdout.write(render_text(reply) + "\n\n")
+            if any(e.type == "flow-completed" for e in result.events):
+                stdout.write("(Đã hết kịch bản. Gõ tiếp để thử nữa, hoặc Ctrl+D để thoát.)\n\n")
+            stdout.write("> ")
+        stdout.flush()
+        raw = stdin.readline()
+        if not raw:
+            if not as_json:
+                stdout.write("\nHết phần xem thử.\n")
+            return
+        line = raw.rstrip("\r\n")
+        incoming = parse_line(line, PREVIEW_USER)
+        inbound = Inbound(
+            CHANNEL, PREVIEW_USER, kind=incoming.kind, text=incoming.text, start_payload=incoming.start_payload
+        )
+        now += PREVIEW_TURN
+        result = engine.step(content, result.session, inbound, now, config)
