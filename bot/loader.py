@@ -99,6 +99,9 @@ def format_path(path: Path_) -> str:
     return out
 
 
+_URL_IN_TEXT: Final = re.compile(r"https?://[^\s)\]>\"'»”]+", re.IGNORECASE)
+
+
 class _Invalid:
     """Marker for a value that failed its check (the problem is already recorded)."""
 
@@ -1007,8 +1010,20 @@ class _Loader:
             self._check_text(doc, (*p, "text"), s, proc)
         self._reachability(doc, step_paths, flow)
 
+    def _check_links_in_text(self, doc: _Doc, path: Path_, text: str) -> None:
+        """Web addresses written inside a text must be https and official, like the links fields."""
+        for m in _URL_IN_TEXT.finditer(text):
+            url = m.group(0).rstrip(".,;:!?")
+            if url.lower().startswith("http://"):
+                self.c.add(doc, path, f'link "{url}" không dùng https.', "Chỉ dẫn link https:// tới trang chính thức.")
+            else:
+                self.c.check_domain(doc, path, url, self.c.allowed_domains or ())
+
     def _check_text(self, doc: _Doc, path: Path_, step: Step, proc: Procedure) -> None:
         text = step.text
+        self._check_links_in_text(doc, path, text)
+        for i, item in enumerate(step.items):
+            self._check_links_in_text(doc, (*path[:-1], "items", i, "text"), item.text)
         if len(text) > STRICTEST_TEXT_LIMIT:
             self.c.add(
                 doc,

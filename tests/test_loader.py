@@ -203,7 +203,7 @@ def test_same_labels_long_texts_and_links_are_reported(tmp_path: Path) -> None:
         "steps:\n"
         "  - id: hoi\n"
         "    kind: choice\n"
-        "    text: Hỏi\n"
+        "    text: Vào http://dichvucong.gov.vn hoặc https://dvc-gia.com/dang-nhap, không vào https://vneid.gov.vn.\n"
         "    links: [http://example.com, https://lua-dao.com/vneid]\n"
         "    options:\n"
         "      - {id: a, label: Có, next: dai}\n"
@@ -218,6 +218,9 @@ def test_same_labels_long_texts_and_links_are_reported(tmp_path: Path) -> None:
     assert any(
         ':6:33: cảnh báo: link "https://lua-dao.com/vneid" không thuộc trang chính thức' in line for line in lines
     )
+    assert any(':5:11: lỗi: link "http://dichvucong.gov.vn" không dùng https.' in line for line in lines)
+    assert any(':5:11: cảnh báo: link "https://dvc-gia.com/dang-nhap" không thuộc trang' in line for line in lines)
+    assert not any("vneid.gov.vn" in line for line in lines)
     assert any('hai lựa chọn trong bước "hoi" có cùng chữ "có"' in line for line in lines)
     assert any("quá 2000 ký tự Zalo cho phép" in line for line in lines)
 
