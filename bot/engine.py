@@ -620,6 +620,9 @@ class _Turn:
             )
             if caller is not None:
                 self.say(texts.BACK_TO_PROCEDURE.format(name=caller.name))
+            back_at = self.current_step()
+            if back_at is not None and back_at.kind == "handoff":
+                self.emit("handoff-shown", detail={"contacts": list(self.handoff_contacts(back_at))})
             self.show()
             return
         started = self.session.started_at

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot import texts
+from bot.content import load
 from bot.engine import Content, EngineConfig, Inbound, Position, Reply, Session, _Turn, step
-from tests.conftest import NOW
+from tests.conftest import GOOD, NOW
 
 
 @dataclass
@@ -466,3 +469,20 @@ def test_command_after_silence_is_obeyed(content: Content) -> None:
     chat.send("hủy", wait_minutes=120)
     assert chat.at is None
     assert "Đã dừng thủ tục" in chat.text
+
+
+def test_returning_from_a_guide_onto_a_handoff_records_the_handoff(tmp_path: Path) -> None:
+    target = tmp_path / "c"
+    shutil.copytree(GOOD, target)
+    flow = target / "flows" / "dang-ky-tam-tru.yaml"
+    flow.write_text(
+        flow.read_text(encoding="utf-8").replace(
+            "goto: tai-khoan-vneid, next: dang-nhap", "goto: tai-khoan-vneid, next: loi-thanh-toan"
+        ),
+        encoding="utf-8",
+    )
+    chat = walk(load(target), START_TAM_TRU, "1", "1", ("tap", "next"), "Chưa đăng nhập được")
+    assert chat.at == "tai-khoan-vneid/cach-dang-nhap"
+    chat.send("Tiếp tục")
+    assert chat.at == "dang-ky-tam-tru/loi-thanh-toan"
+    assert chat.event_types == ["step-entered", "guide-returned", "handoff-shown"]
