@@ -620,10 +620,11 @@ class _Turn:
             )
             if caller is not None:
                 self.say(texts.BACK_TO_PROCEDURE.format(name=caller.name))
-            back_at = self.current_step()
-            if back_at is not None and back_at.kind == "handoff":
-                self.emit("handoff-shown", detail={"contacts": list(self.handoff_contacts(back_at))})
-            self.show()
+            if self.current_step() is None:
+                self.show()
+                return
+            # The return step is arrived at like any other: a handoff is recorded, an end step finishes.
+            self.arrive()
             return
         started = self.session.started_at
         self.emit("flow-completed", detail={"seconds": round(self.now.timestamp() - started, 1) if started else None})
@@ -931,7 +932,7 @@ class _Turn:
         if kind == "payment":
             parts = [text] if text else []
             parts.append(self.fee_table(proc))
-            if not self.all_free(proc):
+            if self.fee_due(proc):
                 parts.append(texts.FEE_UNPAID)
             parts.append(texts.SAFETY)
             choices = [Choice("payguide", texts.PAY_GUIDE)] if step_.guide and self.cat.flow(step_.guide) else []
@@ -992,8 +993,17 @@ class _Turn:
 
         out = _PLACEHOLDER.sub(sub, text)
         if texts.UNVERIFIED_MARK in out:
-            out += "\n" + texts.UNVERIFIED_FOOTNOTE
+            out += "\n" + texts.UNVERIFIED_FOOTNOTE.format(where=self.where_to_check(proc))
         return out.replace("{{", "{").replace("}}", "}")
+
+    def where_to_check(self, proc: Procedure | None) -> str:
+        """The place a citizen should confirm unverified facts: the procedure's first verified office."""
+        ids = proc.contacts if proc and proc.contacts else self.cat.default_contacts
+        for cid in ids:
+            c = self.cat.contacts.get(cid)
+            if c and c.address and c.verification.verified:
+                return c.name[:1].lower() + c.name[1:] if c.name[:2].istitle() else c.name
+        return texts.UNVERIFIED_WHERE_DEFAULT
 
     def hotline(self, proc: Procedure | None) -> str:
         ids = proc.contacts if proc and proc.contacts else self.cat.default_contacts
@@ -1012,7 +1022,7 @@ class _Turn:
     def fee_inline(self, proc: Procedure) -> str:
         fees = self.current_fees(proc)
         if not fees:
-            return proc.fee_note or texts.FEE_NONE
+            return proc.fee_note or texts.FEE_NONE.format(where=self.where_to_check(proc))
         parts = []
         unverified = False
         for f in fees:
@@ -1025,11 +1035,12 @@ class _Turn:
     def fee_table(self, proc: Procedure | None) -> str:
         """Fees in force today with basis, dates and exemptions; never a number the catalogue lacks."""
         if proc is None:
-            return texts.FEE_NONE
+            return texts.FEE_NONE.format(where=texts.UNVERIFIED_WHERE_DEFAULT)
+        where = self.where_to_check(proc)
         fees = self.current_fees(proc)
         lines = [texts.FEE_TITLE.format(name=proc.name)]
         if not fees:
-            lines.append(proc.fee_note or texts.FEE_NONE)
+            lines.append(proc.fee_note or texts.FEE_NONE.format(where=where))
             return "\n".join(lines)
         shared = {f.exemptions for f in fees}
         common = fees[0].exemptions if len(shared) == 1 and len(fees) > 1 else ()
@@ -1042,16 +1053,17 @@ class _Turn:
             if f.note:
                 lines.append("  " + f.note)
             if not f.verification.verified:
-                lines.append("  " + texts.FEE_UNVERIFIED.format(unverified=texts.UNVERIFIED))
+                lines.append("  " + texts.FEE_UNVERIFIED.format(unverified=texts.UNVERIFIED, where=where))
         if common:
             lines.append(texts.FEE_EXEMPT.format(who="; ".join(common)))
         if proc.fee_note:
             lines.append(proc.fee_note)
         return "\n".join(lines)
 
-    def all_free(self, proc: Procedure | None) -> bool:
+    def fee_due(self, proc: Procedure | None) -> bool:
+        """Whether a fee in force today has an amount: only then is "unpaid dossiers wait" worth saying."""
         fees = self.current_fees(proc) if proc else []
-        return bool(fees) and all(not f.online and not f.counter for f in fees)
+        return any(f.online or f.counter for f in fees)
 
 
 _PLACEHOLDER: Final = re.compile(r"(?<!\{)\{([a-z_]+)\}(?!\})")

@@ -87,7 +87,7 @@ DEFAULT_BRING: Final = (
 )
 UNVERIFIED: Final = "chưa được xác minh"
 UNVERIFIED_MARK: Final = " (*)"
-UNVERIFIED_FOOTNOTE: Final = "(*) Thông tin này chưa được xác minh. Bạn hãy hỏi lại bộ phận một cửa cho chắc."
+UNVERIFIED_FOOTNOTE: Final = "(*) Thông tin này chưa được xác minh. Bạn hãy hỏi lại {where} cho chắc."
 NUMBER_OUT_OF_RANGE: Final = "Bạn hãy chọn một số từ 1 đến {count}."
 UNVERIFIED_WHERE_DEFAULT: Final = "bộ phận một cửa"
 
@@ -105,9 +105,9 @@ FEE_BASIS: Final = "Căn cứ: {basis}, áp dụng từ {start}{end}."
 FEE_UNTIL: Final = " đến hết {end}"
 FEE_EXEMPT: Final = "Được miễn: {who}."
 FEE_UNVERIFIED: Final = (
-    "⚠️ Mức phí này {unverified}. Trước khi trả, bạn hãy xem lại trên trang nộp hồ sơ hoặc hỏi bộ phận một cửa."
+    "⚠️ Mức phí này {unverified}. Trước khi trả, bạn hãy xem lại trên trang nộp hồ sơ hoặc hỏi {where}."
 )
-FEE_NONE: Final = "Chưa có thông tin lệ phí chính thức cho thủ tục này. Bạn hãy hỏi bộ phận một cửa trước khi nộp tiền."
+FEE_NONE: Final = "Chưa có thông tin lệ phí chính thức cho thủ tục này. Bạn hãy hỏi {where} trước khi nộp tiền."
 FEE_UNPAID: Final = "Lưu ý: hồ sơ chỉ được chuyển tới cơ quan giải quyết sau khi thanh toán thành công."
 SAFETY: Final = (
     "🔒 Để thanh toán an toàn:\n"

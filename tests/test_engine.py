@@ -349,7 +349,7 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         "unverified facts are flagged once",
         [("start", "dang-ky-khai-sinh")],
         "dang-ky-khai-sinh/gioi-thieu",
-        ["Mã thủ tục 1.001193 (*). Thời gian: 1 ngày làm việc (*).", texts.UNVERIFIED_FOOTNOTE],
+        ["Mã thủ tục 1.001193 (*). Thời gian: 1 ngày làm việc (*).", "(*) Thông tin này chưa được xác minh. Bạn hãy hỏi lại bộ phận một cửa UBND xã, phường cho chắc."],
         [],
     ),
     (
@@ -381,7 +381,7 @@ def test_every_reply_offers_a_way_forward(content: Content) -> None:
 
 def test_unverified_footnote_appears_once(content: Content) -> None:
     chat = walk(content, ("start", "dang-ky-khai-sinh"))
-    assert chat.text.count(texts.UNVERIFIED_FOOTNOTE) == 1
+    assert chat.text.count("(*) Thông tin này chưa được xác minh.") == 1
 
 
 def test_resume_offered_after_a_long_silence(content: Content) -> None:
@@ -486,3 +486,20 @@ def test_returning_from_a_guide_onto_a_handoff_records_the_handoff(tmp_path: Pat
     chat.send("Tiếp tục")
     assert chat.at == "dang-ky-tam-tru/loi-thanh-toan"
     assert chat.event_types == ["step-entered", "guide-returned", "handoff-shown"]
+
+
+def test_returning_from_a_guide_onto_an_end_step_finishes_the_flow(tmp_path: Path) -> None:
+    target = tmp_path / "c"
+    shutil.copytree(GOOD, target)
+    flow = target / "flows" / "dang-ky-tam-tru.yaml"
+    flow.write_text(
+        flow.read_text(encoding="utf-8").replace(
+            "goto: tai-khoan-vneid, next: dang-nhap", "goto: tai-khoan-vneid, next: xong"
+        ),
+        encoding="utf-8",
+    )
+    chat = walk(load(target), START_TAM_TRU, "1", "1", ("tap", "next"), "Chưa đăng nhập được")
+    chat.send("Tiếp tục")
+    assert chat.at is None
+    assert chat.event_types == ["step-entered", "guide-returned", "flow-completed"]
+    assert "Xong! Lệ phí là" in chat.text
