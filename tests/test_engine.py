@@ -349,7 +349,10 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         "unverified facts are flagged once",
         [("start", "dang-ky-khai-sinh")],
         "dang-ky-khai-sinh/gioi-thieu",
-        ["Mã thủ tục 1.001193 (*). Thời gian: 1 ngày làm việc (*).", "(*) Thông tin này chưa được xác minh. Bạn hãy hỏi lại bộ phận một cửa UBND xã, phường cho chắc."],
+        [
+            "Mã thủ tục 1.001193 (*). Thời gian: 1 ngày làm việc (*).",
+            "(*) Thông tin này chưa được xác minh. Bạn hãy hỏi lại bộ phận một cửa UBND xã, phường cho chắc.",
+        ],
         [],
     ),
     (
