@@ -130,6 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="mỗi dòng vào là một tin nhắn; mỗi dòng ra là một dòng JSON")
 
+    p = sub.add_parser("match", help="xem bot hiểu một câu hỏi là thủ tục nào (không có câu thì đọc mỗi dòng một câu)")
+    _add_content(p)
+    p.add_argument("text", metavar="CÂU", nargs="*", help="câu người dân gõ")
+    p.add_argument("--json", action="store_true", help="mỗi câu một dòng JSON")
+
+    p = sub.add_parser("eval-match", help="đo độ chính xác của bộ so khớp trên một tệp TSV có nhãn (như dev.tsv)")
+    _add_content(p)
+    p.add_argument("file", metavar="TỆP.tsv", type=Path)
+    p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    p.add_argument("--misses", action="store_true", help="in cả các câu bot trả lời chưa đúng")
+    p.add_argument(
+        "--baseline",
+        metavar="TỆP.json",
+        type=Path,
+        default=None,
+        help="so với kết quả đã ghi; thoát mã 1 nếu top-1 hoặc tỉ lệ loại câu ngoài phạm vi giảm quá 2 điểm",
+    )
+
     p = sub.add_parser("schema", help="in JSON Schema của hai loại tệp nội dung")
     p.add_argument(
         "--write",
@@ -162,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_graph(args)
         if command == "preview":
             return cmd_preview(args)
+        if command == "match":
+            return cmd_match(args)
+        if command == "eval-match":
+            return cmd_eval_match(args)
         if command == "chat":
             return asyncio.run(cmd_chat(args))
         if command == "run":
@@ -310,6 +332,45 @@ def cmd_preview(args: argparse.Namespace) -> int:
         start = args.step or flow.start
         print(f"(Xem thử “{args.id}” từ bước {start}. Không ghi gì vào thống kê. Gõ số để chọn, Ctrl+D để thoát.)\n")
     console.run_preview(content, session, opening, sys.stdin, sys.stdout, now, as_json=args.json)
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from bot import match_eval
+
+    content = _load_or_report(_content_dir(args))
+    texts = [" ".join(args.text)] if args.text else match_eval.queries(sys.stdin.readlines())
+    for text in texts:
+        result = content.matcher.match(text)
+        if args.json:
+            print(json.dumps(match_eval.result_json(text, result), ensure_ascii=False))
+            continue
+        names = {p.id: p.name for p in content.catalogue.procedures}
+        verdict = {"confident": "chắc chắn", "ambiguous": "chưa chắc, hỏi lại", "none": "không thấy thủ tục phù hợp"}
+        print(f"{text}\n  → {verdict[result.status]}")
+        for c in result.candidates:
+            print(f"     {c.score:5.1f}  {c.procedure_id}  ({names.get(c.procedure_id, '')})")
+    return 0
+
+
+def cmd_eval_match(args: argparse.Namespace) -> int:
+    from bot import match_eval
+
+    content = _load_or_report(_content_dir(args))
+    report = match_eval.evaluate(content.matcher, match_eval.read_tsv(args.file))
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(match_eval.format_report(report, show_misses=args.misses))
+    if args.baseline is not None:
+        try:
+            baseline = json.loads(args.baseline.read_text(encoding="utf-8"))["overall"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise BotError(f"Không đọc được tệp kết quả gốc {args.baseline}: {exc}") from exc
+        drops = match_eval.baseline_ok(report, baseline)
+        if drops:
+            print("Kết quả kém hơn kết quả gốc quá 2 điểm: " + "; ".join(drops), file=sys.stderr)
+            return 1
     return 0
 
 

@@ -35,7 +35,7 @@ from bot.settings import VIETNAM_TZ
 
 FILE_KEYS: Final = ("procedure", "date", "cases")
 CASE_KEYS: Final = ("name", "start", "date", "turns")
-TURN_KEYS: Final = ("say", "tap", "expect")
+TURN_KEYS: Final = ("say", "tap", "find", "expect")
 EXPECT_KEYS: Final = ("at", "contains", "not_contains", "choices", "ends", "events")
 TEST_USER: Final = "conversation-test"
 CHANNEL: Final = "test"
@@ -62,9 +62,12 @@ class Turn:
     line: int
     say: str | None = None
     tap: str | None = None
+    find: str | None = None
     expect: Expect = field(default_factory=Expect)
 
     def describe(self) -> str:
+        if self.find is not None:
+            return f'find: "{self.find}"'
         return f'say: "{self.say}"' if self.say is not None else f'tap: "{self.tap}"'
 
 
@@ -195,15 +198,20 @@ class _Reader:
         raw = self.mapping(node, TURN_KEYS, "một lượt")
         if raw is None:
             return None
-        if ("say" in raw) == ("tap" in raw):
-            self.problem(node, "mỗi lượt cần đúng một trong hai khoá: say: (người dân gõ) hoặc tap: (bấm nút).")
+        if sum(k in raw for k in ("say", "tap", "find")) != 1:
+            self.problem(
+                node,
+                "mỗi lượt cần đúng một trong ba khoá: say: (người dân gõ), tap: (bấm nút) "
+                "hoặc find: (người dân hỏi để tìm thủ tục của tệp).",
+            )
             return None
         say = self.text(raw["say"], "say") if "say" in raw else None
         tap = self.text(raw["tap"], "tap") if "tap" in raw else None
-        if say is None and tap is None:
+        find = self.text(raw["find"], "find") if "find" in raw else None
+        if say is None and tap is None and find is None:
             return None
         expect = self.expect(raw["expect"]) if "expect" in raw else Expect()
-        return Turn(node.start_mark.line + 1, say, tap, expect or Expect())
+        return Turn(node.start_mark.line + 1, say, tap, find, expect or Expect())
 
     def expect(self, node: yaml.Node) -> Expect | None:
         raw = self.mapping(node, EXPECT_KEYS, "expect")
@@ -394,11 +402,7 @@ def _check(expect: Expect, procedure: str | None, result: engine.Result) -> list
         if ev not in events:
             out.append(f"thiếu sự kiện “{ev}”; có: {', '.join(events) or '(không có)'}")
     if out:
-        out.append("bot trả lời:")
-        for r in result.replies:
-            out += ["  | " + line for line in r.text.splitlines()]
-            if r.choices:
-                out.append("  | [" + "] [".join(c.label for c in r.choices) + "]")
+        out += _reply_lines(result)
     return out
 
 
@@ -409,11 +413,35 @@ def _inbound(turn: Turn, offered: Sequence[Choice]) -> Inbound | str:
         if isinstance(picked, str):
             return picked
         return Inbound(CHANNEL, TEST_USER, kind="choice", text=picked.label, choice_id=picked.id)
-    said = turn.say or ""
+    said = turn.say if turn.say is not None else turn.find or ""
     if said.strip().split(" ")[0].lower() == "/start":
         payload = said.strip()[len("/start") :].strip() or None
         return Inbound(CHANNEL, TEST_USER, kind="start", text=said, start_payload=payload)
     return Inbound(CHANNEL, TEST_USER, kind="text", text=said)
+
+
+def _found(result: engine.Result, procedure: str | None) -> Inbound | str | None:
+    """For a ``find`` turn: None if the bot opened the file's procedure, the tap that opens it if the bot
+    offered it among its choices, or why it failed."""
+    if procedure is None:
+        return "find: cần khoá procedure: ở đầu tệp (thủ tục cần tìm)."
+    pos = result.session.position
+    if pos is not None and pos.procedure == procedure and not pos.stack:
+        return None
+    for choice in _offered(result.replies):
+        if choice.id == f"p:{procedure}":
+            return Inbound(CHANNEL, TEST_USER, kind="choice", text=choice.label, choice_id=choice.id)
+    where = _position(result.session)
+    return f"bot không tìm ra thủ tục {procedure} (không mở, cũng không đưa vào các lựa chọn); bot đang ở: {where}"
+
+
+def _reply_lines(result: engine.Result) -> list[str]:
+    out = ["bot trả lời:"]
+    for r in result.replies:
+        out += ["  | " + line for line in r.text.splitlines()]
+        if r.choices:
+            out.append("  | [" + "] [".join(c.label for c in r.choices) + "]")
+    return out
 
 
 def run_case(content: Content, case: Case, procedure: str | None, file: str, outcome: Outcome) -> bool:
@@ -435,6 +463,15 @@ def run_case(content: Content, case: Case, procedure: str | None, file: str, out
             return False
         result = engine.step(content, session, inbound, now, config)
         _visit(outcome, result)
+        if turn.find is not None:
+            found = _found(result, procedure)
+            if isinstance(found, str):
+                outcome.failures.append(Failure(file, case.name, n, turn, [found, *_reply_lines(result)]))
+                return False
+            if found is not None:  # offered among the choices: the citizen taps it
+                now += timedelta(seconds=SECONDS_PER_TURN)
+                result = engine.step(content, result.session, found, now, config)
+                _visit(outcome, result)
         session, offered = result.session, _offered(result.replies)
         problems = _check(turn.expect, procedure, result)
         if problems:

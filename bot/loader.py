@@ -20,6 +20,7 @@ import yaml
 from rapidfuzz import fuzz, process
 
 from bot import schema
+from bot.normalize import fold
 from bot.schema import (
     OBJECTS,
     PLACEHOLDERS,
@@ -36,6 +37,7 @@ from bot.schema import (
     Fee,
     Field,
     Flow,
+    MatchSettings,
     Option,
     Procedure,
     Step,
@@ -571,6 +573,8 @@ class _Loader:
             default_contacts=defaults,
             allowed_domains=allowed,
             version=self.version,
+            abbreviations=self._abbreviations(doc, raw.get("abbreviations")),
+            matching=self._matching(doc, raw.get("matching")),
         )
         return self._result(catalogue)
 
@@ -582,6 +586,56 @@ class _Loader:
         return LoadResult(None if has_error else catalogue, problems, self.version)
 
     # -- catalogue -------------------------------------------------------
+
+    def _abbreviations(self, doc: _Doc, raw: Any) -> dict[str, str]:
+        out: dict[str, str] = {}
+        first: dict[str, int] = {}
+        for i, item in enumerate(_list(raw)):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("short"), str)
+                or not isinstance(item.get("full"), str)
+            ):
+                continue
+            short, full = fold(item["short"]), fold(item["full"])
+            if not short or not full:
+                self.c.add(
+                    doc,
+                    ("abbreviations", i, "short" if not short else "full"),
+                    "chữ viết tắt và nghĩa đầy đủ phải có chữ cái hoặc chữ số.",
+                    "Ví dụ: {short: dk, full: đăng ký}.",
+                )
+                continue
+            if short in first:
+                line = doc.mark(("abbreviations", first[short]))[0]
+                self.c.add(
+                    doc,
+                    ("abbreviations", i, "short"),
+                    f'chữ viết tắt "{item["short"]}" đã có ở dòng {line}.',
+                    "Mỗi chữ viết tắt chỉ ghi một lần; giữ nghĩa về thủ tục hành chính.",
+                )
+                continue
+            first[short] = i
+            out[short] = full
+        return out
+
+    def _matching(self, doc: _Doc, raw: Any) -> MatchSettings | None:
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), int) for k in OBJECTS["matching"]):
+            return None
+        s = MatchSettings(
+            confident=float(raw["confident"]),
+            ambiguous=float(raw["ambiguous"]),
+            margin=float(raw["margin"]),
+            min_words=int(raw["min_words"]),
+        )
+        if not 0 <= s.ambiguous <= s.confident <= 100:
+            self.c.add(
+                doc,
+                ("matching",),
+                "ngưỡng phải thỏa 0 ≤ ambiguous ≤ confident ≤ 100.",
+                "Chạy `python -m bot eval-match` trước khi đổi các ngưỡng này.",
+            )
+        return s
 
     def _contacts(self, doc: _Doc, raw: Any) -> dict[str, Contact]:
         out: dict[str, Contact] = {}

@@ -16,8 +16,8 @@ from typing import Final, Literal
 
 from rapidfuzz import fuzz, process
 
-from bot.normalize import DEFAULT_ABBREVIATIONS, normalize
-from bot.schema import Catalogue
+from bot.normalize import normalize, word_count
+from bot.schema import Catalogue, MatchSettings
 
 # Words that carry no meaning for choosing a procedure.
 FILLERS: Final = frozenset(
@@ -66,18 +66,28 @@ FILLERS: Final = frozenset(
 )
 K1: Final = 1.5
 B: Final = 0.75
+TYPO_MIN_LENGTH: Final = 4
+TYPO_CUTOFF: Final = 80.0
+BM25_WEIGHT: Final = 0.5
 
 MatchStatus = Literal["confident", "ambiguous", "none"]
 
 
 @dataclass(frozen=True)
 class MatchConfig:
-    """Thresholds on the fused 0-100 score; calibrated on the dev set, overridable in settings."""
+    """Thresholds on the fused 0-100 score. The shipped values live in procedures.yaml (``matching``),
+    calibrated with ``python -m bot eval-match``; these defaults only serve content without that section."""
 
     confident: float = 70.0
     ambiguous: float = 45.0
     margin: float = 8.0
-    min_content_words: int = 3
+    min_words: int = 3
+
+    @staticmethod
+    def of(settings: MatchSettings | None) -> MatchConfig:
+        if settings is None:
+            return MatchConfig()
+        return MatchConfig(settings.confident, settings.ambiguous, settings.margin, settings.min_words)
 
 
 @dataclass(frozen=True)
@@ -103,28 +113,25 @@ def _terms(words: Sequence[str]) -> list[str]:
 class Matcher:
     """An index over a catalogue's names, aliases and examples, built once per content load."""
 
-    def __init__(
-        self,
-        catalogue: Catalogue,
-        config: MatchConfig | None = None,
-        abbreviations: Mapping[str, str] = DEFAULT_ABBREVIATIONS,
-    ) -> None:
-        self.config = config or MatchConfig()
-        self.abbreviations = abbreviations
+    def __init__(self, catalogue: Catalogue, config: MatchConfig | None = None) -> None:
+        self.config = config or MatchConfig.of(catalogue.matching)
+        self.table: Mapping[str, str] = catalogue.abbreviations
         self.rows: list[str] = []
         self.row_proc: list[str] = []
         docs: dict[str, Counter[str]] = {}
         for proc in catalogue.procedures:
             doc: Counter[str] = Counter()
             for text in (proc.name, *proc.aliases, *proc.examples):
-                key = normalize(text, abbreviations)
+                key = normalize(text, self.table)
                 if not key:
                     continue
                 self.rows.append(key)
                 self.row_proc.append(proc.id)
-                doc.update(_terms(key.split()))
+                doc.update(_terms(self.content(key.split())))
             docs[proc.id] = doc
         self.docs = docs
+        self.vocab = frozenset(w for row in self.rows for w in row.split())
+        self._vocab_list = sorted(self.vocab)
         n = max(len(docs), 1)
         df: Counter[str] = Counter()
         for doc in docs.values():
@@ -133,36 +140,57 @@ class Matcher:
         self.max_idf = math.log(1 + (n + 0.5) / 0.5)
         self.doc_len = {p: sum(d.values()) for p, d in docs.items()}
         self.avg_len = (sum(self.doc_len.values()) / n) or 1.0
+        self._postings: dict[str, list[tuple[str, int]]] = {}
+        for pid, doc in docs.items():
+            for t, tf in doc.items():
+                self._postings.setdefault(t, []).append((pid, tf))
+
+    @staticmethod
+    def content(words: Sequence[str]) -> list[str]:
+        return [w for w in words if w not in FILLERS]
+
+    def repair(self, word: str) -> str:
+        """A query word unknown to the catalogue, replaced by the closest catalogue word if it is a likely typo."""
+        if word in self.vocab or len(word) < TYPO_MIN_LENGTH or word in FILLERS or word.isdigit():
+            return word
+        found = process.extractOne(word, self._vocab_list, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+        return str(found[0]) if found else word
+
+    def key(self, text: str) -> str:
+        """The query's match key: normalised, keystroke leftovers and typos repaired."""
+        words = normalize(text, self.table, self.vocab).split()
+        return " ".join(self.repair(w) for w in words)
 
     def _bm25(self, terms: Sequence[str]) -> dict[str, float]:
         if not terms:
             return {}
         best = sum(self.idf.get(t, self.max_idf) * (K1 + 1) for t in terms) or 1.0
         scores: dict[str, float] = {}
-        for pid, doc in self.docs.items():
-            norm = K1 * (1 - B + B * self.doc_len[pid] / self.avg_len)
-            s = 0.0
-            for t in terms:
-                tf = doc.get(t, 0)
-                if tf:
-                    s += self.idf[t] * tf * (K1 + 1) / (tf + norm)
-            scores[pid] = 100.0 * min(s / best, 1.0)
-        return scores
+        for t in terms:
+            idf = self.idf.get(t)
+            if idf is None:
+                continue
+            for pid, tf in self._postings[t]:
+                norm = K1 * (1 - B + B * self.doc_len[pid] / self.avg_len)
+                scores[pid] = scores.get(pid, 0.0) + idf * tf * (K1 + 1) / (tf + norm)
+        return {pid: 100.0 * min(s / best, 1.0) for pid, s in scores.items()}
 
     def rank(self, text: str) -> list[Candidate]:
-        """Every procedure with a non-zero fused score, best first."""
-        query = normalize(text, self.abbreviations)
-        if not query:
+        """Every procedure sharing a content word with the query, best first."""
+        query = self.key(text)
+        words = self.content(query.split())
+        if not words:
             return []
-        words = query.split()
         bm25 = self._bm25(_terms(words))
+        if not bm25:
+            return []
         fuzzy: dict[str, float] = {}
-        for _, score, idx in process.extract(query, self.rows, scorer=fuzz.token_set_ratio, limit=None):
+        hits = process.extract(" ".join(words), self.rows, scorer=fuzz.token_set_ratio, processor=None, limit=None)
+        for _, score, idx in hits:
             pid = self.row_proc[idx]
-            fuzzy[pid] = max(fuzzy.get(pid, 0.0), float(score))
-        fused = {
-            pid: 0.5 * bm25.get(pid, 0.0) + 0.5 * fuzzy.get(pid, 0.0) for pid in self.docs if bm25.get(pid, 0.0) > 0
-        }
+            if score > fuzzy.get(pid, 0.0):
+                fuzzy[pid] = float(score)
+        fused = {pid: BM25_WEIGHT * b + (1 - BM25_WEIGHT) * fuzzy.get(pid, 0.0) for pid, b in bm25.items()}
         return sorted(
             (Candidate(pid, round(s, 2)) for pid, s in fused.items()),
             key=lambda c: (-c.score, c.procedure_id),
@@ -174,8 +202,7 @@ class Matcher:
         top = tuple(ranked[:3])
         if not top or top[0].score < cfg.ambiguous:
             return MatchResult("none", top)
-        words = [w for w in normalize(text, self.abbreviations).split() if w not in FILLERS]
         margin = top[0].score - (top[1].score if len(top) > 1 else 0.0)
-        if top[0].score >= cfg.confident and margin >= cfg.margin and len(words) >= cfg.min_content_words:
+        if top[0].score >= cfg.confident and margin >= cfg.margin and word_count(text) >= cfg.min_words:
             return MatchResult("confident", top)
         return MatchResult("ambiguous", top)

@@ -1,39 +1,73 @@
-"""Vietnamese text normalisation for matching: one function for catalogue strings and citizen messages."""
+"""Vietnamese text normalisation for matching: one function for catalogue strings and citizen messages.
+
+The pipeline (matching.md §6): NFC → lowercase → punctuation and emoji out →
+leftover Telex/VNI keystrokes repaired (guarded) → diacritics folded (đ→d) →
+digits to number words → the officials' abbreviation table → single spaces.
+The original text is kept elsewhere for display; this is only the match key.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Final
 
 _NON_WORD: Final = re.compile(r"[^0-9a-z]+")
 _SPACES: Final = re.compile(r"\s+")
 
-# A small seed of chat abbreviations where the public-service sense wins.
-DEFAULT_ABBREVIATIONS: Final[Mapping[str, str]] = {
-    "dk": "dang ky",
-    "dky": "dang ky",
-    "dki": "dang ky",
-    "cccd": "can cuoc cong dan",
-    "cmnd": "chung minh nhan dan",
-    "gplx": "giay phep lai xe",
-    "lltp": "ly lich tu phap",
-    "bhyt": "bao hiem y te",
-    "bhxh": "bao hiem xa hoi",
-    "ubnd": "uy ban nhan dan",
-    "ko": "khong",
-    "k": "khong",
-    "hong": "khong",
-    "dc": "duoc",
-    "j": "gi",
-    "ntn": "nhu the nao",
+# A folded Vietnamese syllable: optional onset, 1-3 vowels, optional final consonant.
+_SYLLABLE: Final = re.compile(
+    r"^(ngh|ng|nh|gh|gi|kh|ph|th|tr|ch|qu|[bcdghklmnpqrstvx])?[aeiouy]{1,3}(ch|nh|ng|c|m|n|p|t)?$"
+)
+_TELEX_HINT: Final = re.compile(r"dd|aa|ee|oo|aw|ow|uw|w|[aeiouy][a-z]*[sfrxj]$")
+_TELEX_VOWELS: Final = (("dd", "d"), ("aa", "a"), ("aw", "a"), ("ee", "e"), ("oo", "o"), ("ow", "o"), ("uw", "u"))
+_VNI: Final = re.compile(r"[a-z][1-9]|[1-9][a-z]")
+
+NUMBER_WORDS: Final[Mapping[str, str]] = {
+    "1": "mot",
+    "2": "hai",
+    "3": "ba",
+    "4": "bon",
+    "5": "nam",
+    "6": "sau",
+    "7": "bay",
+    "8": "tam",
+    "9": "chin",
+    "10": "muoi",
 }
 
 
 def nfc(text: str) -> str:
     """Unicode NFC, with the look-alike eth mapped to đ."""
     return unicodedata.normalize("NFC", text).replace("ð", "đ").replace("Ð", "Đ")
+
+
+def is_syllable(word: str) -> bool:
+    """Whether a folded word has the shape of one Vietnamese syllable."""
+    return bool(_SYLLABLE.match(word))
+
+
+def repair_keystrokes(token: str) -> str:
+    """Undo Telex ("ddawng kys") or VNI ("d9a8ng ky1") typed with the Vietnamese keyboard off.
+
+    Only ASCII tokens with a keystroke hint whose repaired form is one Vietnamese
+    syllable are changed; the result is already folded (no diacritics).
+    """
+    if not token.isascii() or not token.isalnum():
+        return token
+    if _VNI.search(token) and any(ch.isalpha() for ch in token):
+        bare = "".join(ch for ch in token if not ch.isdigit())
+        return bare if is_syllable(bare) else token
+    if not token.isalpha() or not _TELEX_HINT.search(token):
+        return token
+    word = token
+    if word[-1] in "sfrxj" and len(word) > 1:
+        word = word[:-1]
+    for keys, letter in _TELEX_VOWELS:
+        word = word.replace(keys, letter)
+    word = word.replace("w", "u")
+    return word if word != token and is_syllable(word) else token
 
 
 def fold(text: str) -> str:
@@ -47,11 +81,35 @@ def fold(text: str) -> str:
     return _SPACES.sub(" ", _NON_WORD.sub(" ", stripped)).strip()
 
 
-def expand(folded: str, table: Mapping[str, str] = DEFAULT_ABBREVIATIONS) -> str:
-    """Replace abbreviation words of already-folded text."""
-    return " ".join(table.get(w, w) for w in folded.split())
+def expand(words: list[str], table: Mapping[str, str], longest: int) -> list[str]:
+    """Replace abbreviations (one or more folded words) by their expansion, longest match first."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        for n in range(min(longest, len(words) - i), 0, -1):
+            key = " ".join(words[i : i + n])
+            if key in table:
+                out += table[key].split()
+                i += n
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
 
 
-def normalize(text: str, table: Mapping[str, str] = DEFAULT_ABBREVIATIONS) -> str:
-    """The match key of a text: folded, then abbreviations expanded."""
-    return expand(fold(text), table)
+def normalize(text: str, table: Mapping[str, str], known: Collection[str] = ()) -> str:
+    """The match key of a text.
+
+    ``table`` maps folded abbreviations to folded expansions; ``known`` words are
+    never treated as keystroke leftovers.
+    """
+    words = [w if w in table or w in known else repair_keystrokes(w) for w in fold(text).split()]
+    words = [NUMBER_WORDS.get(w, w) for w in words]
+    longest = max((k.count(" ") + 1 for k in table), default=1)
+    return " ".join(expand(words, table, longest))
+
+
+def word_count(text: str) -> int:
+    """How many words a citizen typed (before abbreviations are expanded)."""
+    return len(fold(text).split())

@@ -76,11 +76,27 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "allowed_domains": _list(_s("tên miền"), "tên miền chính thức được phép dẫn link, ngoài các tên miền .gov.vn"),
         "default_contacts": _list(Field("slug", "mã liên hệ"), "các liên hệ hỗ trợ chung, dùng khi thủ tục không nêu"),
         "contacts": _list(Field("obj", "một đầu mối hỗ trợ", obj="contact"), "các đầu mối hỗ trợ"),
+        "abbreviations": _list(
+            Field("obj", "một chữ viết tắt", obj="abbreviation"),
+            "bảng chữ viết tắt người dân hay gõ (dk → đăng ký); nghĩa về thủ tục hành chính được ưu tiên",
+        ),
+        "matching": Field("obj", "ngưỡng điểm của bộ so khớp, đã đo trên bộ câu hỏi mẫu", obj="matching"),
         "procedures": _list(
             Field("obj", "một thủ tục hoặc hướng dẫn", obj="procedure"),
             "danh sách thủ tục và hướng dẫn",
             required=True,
         ),
+    },
+    "abbreviation": {
+        "short": _s("chữ viết tắt như người dân gõ, ví dụ dk", True),
+        "full": _s("nghĩa đầy đủ, ví dụ đăng ký", True),
+        "note": _s("ghi chú, ví dụ nghĩa khác của chữ này"),
+    },
+    "matching": {
+        "confident": Field("int", "điểm (0-100) từ đó bot mở thẳng thủ tục", True),
+        "ambiguous": Field("int", "điểm (0-100) từ đó bot đưa ra 3 lựa chọn; thấp hơn là không hiểu", True),
+        "margin": Field("int", "thủ tục đứng đầu phải hơn thủ tục thứ hai bao nhiêu điểm mới được mở thẳng", True),
+        "min_words": Field("int", "câu ít chữ hơn số này thì không bao giờ mở thẳng thủ tục", True),
     },
     "contact": {
         "id": Field("slug", "mã liên hệ, chữ thường không dấu nối bằng gạch ngang", True),
@@ -338,6 +354,16 @@ class Procedure:
 
 
 @dataclass(frozen=True)
+class MatchSettings:
+    """Matcher thresholds on the fused 0-100 score, from the catalogue's ``matching`` section."""
+
+    confident: float
+    ambiguous: float
+    margin: float
+    min_words: int
+
+
+@dataclass(frozen=True)
 class Catalogue:
     """A whole validated content set; ``version`` is a hash of the files it came from."""
 
@@ -347,6 +373,9 @@ class Catalogue:
     default_contacts: tuple[str, ...]
     allowed_domains: tuple[str, ...]
     version: str
+    # folded short form -> folded expansion; may be empty
+    abbreviations: Mapping[str, str] = field(default_factory=dict)
+    matching: MatchSettings | None = None
 
     def procedure(self, proc_id: str) -> Procedure | None:
         for p in self.procedures:

@@ -105,3 +105,29 @@ def test_missing_path_and_empty_folder(tmp_path: Path) -> None:
     proc = run("test", "--content", str(GOOD), str(tmp_path))
     assert proc.returncode == 1
     assert "Không tìm thấy tình huống kiểm thử nào." in proc.stdout
+
+
+def test_find_opens_the_procedure_whether_the_bot_is_sure_or_offers_it(content: Content, tmp_path: Path) -> None:
+    f = tmp_path / "t.yaml"
+    f.write_text(
+        "procedure: dang-ky-tam-tru\n"
+        "cases:\n"
+        "  - name: chắc chắn\n"
+        "    turns:\n"
+        "      - find: đăng ký tạm trú cho người thuê trọ\n"
+        "        expect: {at: gioi-thieu, events: [flow-started]}\n"
+        "  - name: bot hỏi lại, lượt find tự bấm đúng thủ tục\n"
+        "    turns:\n"
+        "      - find: đăng ký\n"
+        "        expect: {at: gioi-thieu, contains: [Bắt đầu thủ tục “Đăng ký tạm trú”]}\n"
+        "  - name: không tìm ra\n"
+        "    turns:\n"
+        "      - find: giá vàng hôm nay\n",
+        encoding="utf-8",
+    )
+    assert content.matcher.match("đăng ký").status == "ambiguous"
+    outcome = convtest.run_files(content, [f])
+    assert outcome.passed == 2
+    [failure] = outcome.failures
+    assert failure.case == "không tìm ra"
+    assert "bot không tìm ra thủ tục dang-ky-tam-tru" in failure.format()

@@ -26,6 +26,11 @@ MERMAID_LINE = re.compile(
 )
 
 
+def unversioned(text: str) -> str:
+    """Snapshots do not depend on the content hash in the title."""
+    return re.sub(r"phiên bản [0-9a-f]{12}", "phiên bản …", text)
+
+
 def mermaid_problems(text: str) -> list[str]:
     """Lines outside the grammar above, and edges to undeclared nodes."""
     lines = text.rstrip("\n").split("\n")
@@ -41,7 +46,7 @@ def test_mermaid_for_a_flow_matches_the_reviewed_snapshot(content: Content) -> N
     flow = content.catalogue.flow("dang-ky-tam-tru")
     assert flow is not None
     text = graph.mermaid(content.catalogue, flow)
-    assert text == (SNAPSHOTS / "good-dang-ky-tam-tru.mmd").read_text(encoding="utf-8")
+    assert unversioned(text) == unversioned((SNAPSHOTS / "good-dang-ky-tam-tru.mmd").read_text(encoding="utf-8"))
     assert mermaid_problems(text) == []
     # what an official looks for: kinds, branches, the guide jump and its return, the loop, the end
     assert '  s1{"ai-nop<br/>❓ Ai là người nộp hồ sơ?"}' in text
@@ -54,7 +59,7 @@ def test_dot_matches_the_snapshot(content: Content) -> None:
     flow = content.catalogue.flow("dang-ky-tam-tru")
     assert flow is not None
     text = graph.dot(content.catalogue, flow)
-    assert text == (SNAPSHOTS / "good-dang-ky-tam-tru.dot").read_text(encoding="utf-8")
+    assert unversioned(text) == unversioned((SNAPSHOTS / "good-dang-ky-tam-tru.dot").read_text(encoding="utf-8"))
     assert text.count("{") == text.count("}") and "\n\n" not in text
 
 
@@ -93,7 +98,8 @@ def test_graph_cli_writes_a_file_and_names_unknown_ids(tmp_path: Path) -> None:
     out = tmp_path / "so-do.mmd"
     proc = run("graph", "dang-ky-tam-tru", "--content", str(GOOD), "--out", str(out))
     assert proc.returncode == 0 and proc.stdout.strip() == f"Đã ghi sơ đồ vào {out}."
-    assert out.read_text(encoding="utf-8") == (SNAPSHOTS / "good-dang-ky-tam-tru.mmd").read_text(encoding="utf-8")
+    written = out.read_text(encoding="utf-8")
+    assert unversioned(written) == unversioned((SNAPSHOTS / "good-dang-ky-tam-tru.mmd").read_text(encoding="utf-8"))
     proc = run("graph", "dang-ky-tam-tr", "--content", str(GOOD))
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
