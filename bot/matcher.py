@@ -16,54 +16,9 @@ from typing import Final, Literal
 
 from rapidfuzz import fuzz, process
 
-from bot.normalize import normalize, word_count
+from bot.normalize import is_syllable, normalize, word_count
 from bot.schema import Catalogue, MatchSettings
 
-# Words that carry no meaning for choosing a procedure.
-FILLERS: Final = frozenset(
-    [
-        "a",
-        "ah",
-        "ad",
-        "oi",
-        "nhe",
-        "nha",
-        "vay",
-        "va",
-        "thi",
-        "la",
-        "cua",
-        "cho",
-        "toi",
-        "tui",
-        "minh",
-        "em",
-        "anh",
-        "chi",
-        "ban",
-        "co",
-        "khong",
-        "gi",
-        "sao",
-        "lam",
-        "the",
-        "nao",
-        "nhu",
-        "o",
-        "dau",
-        "can",
-        "muon",
-        "hoi",
-        "xin",
-        "duoc",
-        "roi",
-        "di",
-        "voi",
-        "nay",
-        "do",
-        "ai",
-    ]
-)
 K1: Final = 1.5
 B: Final = 0.75
 TYPO_MIN_LENGTH: Final = 4
@@ -127,7 +82,7 @@ class Matcher:
                     continue
                 self.rows.append(key)
                 self.row_proc.append(proc.id)
-                doc.update(_terms(self.content(key.split())))
+                doc.update(_terms(key.split()))
             docs[proc.id] = doc
         self.docs = docs
         self.vocab = frozenset(w for row in self.rows for w in row.split())
@@ -145,14 +100,18 @@ class Matcher:
             for t, tf in doc.items():
                 self._postings.setdefault(t, []).append((pid, tf))
 
-    @staticmethod
-    def content(words: Sequence[str]) -> list[str]:
-        return [w for w in words if w not in FILLERS]
-
     def repair(self, word: str) -> str:
-        """A query word unknown to the catalogue, replaced by the closest catalogue word if it is a likely typo."""
-        if word in self.vocab or len(word) < TYPO_MIN_LENGTH or word in FILLERS or word.isdigit():
+        """A query word unknown to the catalogue, replaced by catalogue words if it is a likely typo.
+
+        Only words that are not a well-formed Vietnamese syllable are touched: a real word the
+        catalogue lacks ("vàng", "súng") is evidence the question is out of scope, not a typo.
+        Two words typed together ("khaisinh") are split when both halves are known.
+        """
+        if word in self.vocab or len(word) < TYPO_MIN_LENGTH or word.isdigit() or is_syllable(word):
             return word
+        for cut in range(2, len(word) - 1):
+            if word[:cut] in self.vocab and word[cut:] in self.vocab:
+                return f"{word[:cut]} {word[cut:]}"
         found = process.extractOne(word, self._vocab_list, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
         return str(found[0]) if found else word
 
@@ -177,8 +136,7 @@ class Matcher:
 
     def rank(self, text: str) -> list[Candidate]:
         """Every procedure sharing a content word with the query, best first."""
-        query = self.key(text)
-        words = self.content(query.split())
+        words = self.key(text).split()
         if not words:
             return []
         bm25 = self._bm25(_terms(words))
