@@ -575,6 +575,7 @@ class _Loader:
             version=self.version,
             abbreviations=self._abbreviations(doc, raw.get("abbreviations")),
             matching=self._matching(doc, raw.get("matching")),
+            out_of_scope=_strs(raw.get("out_of_scope")),
         )
         return self._result(catalogue)
 

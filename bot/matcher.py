@@ -26,6 +26,8 @@ TYPO_CUTOFF: Final = 80.0
 BM25_WEIGHT: Final = 0.5
 
 MatchStatus = Literal["confident", "ambiguous", "none"]
+# The pseudo-procedure holding the catalogue's out_of_scope phrases (never a slug, so never a real id).
+OUT_OF_SCOPE: Final = "(ngoài phạm vi)"
 
 
 @dataclass(frozen=True)
@@ -74,16 +76,19 @@ class Matcher:
         self.rows: list[str] = []
         self.row_proc: list[str] = []
         docs: dict[str, Counter[str]] = {}
-        for proc in catalogue.procedures:
+        sources = [(p.id, (p.name, *p.aliases, *p.examples)) for p in catalogue.procedures]
+        if catalogue.out_of_scope:
+            sources.append((OUT_OF_SCOPE, catalogue.out_of_scope))
+        for pid, texts in sources:
             doc: Counter[str] = Counter()
-            for text in (proc.name, *proc.aliases, *proc.examples):
+            for text in texts:
                 key = normalize(text, self.table)
                 if not key:
                     continue
                 self.rows.append(key)
-                self.row_proc.append(proc.id)
+                self.row_proc.append(pid)
                 doc.update(_terms(key.split()))
-            docs[proc.id] = doc
+            docs[pid] = doc
         self.docs = docs
         self.vocab = frozenset(w for row in self.rows for w in row.split())
         self._vocab_list = sorted(self.vocab)
@@ -157,6 +162,10 @@ class Matcher:
     def match(self, text: str) -> MatchResult:
         cfg = self.config
         ranked = self.rank(text)
+        if ranked and ranked[0].procedure_id == OUT_OF_SCOPE:
+            # Closer to something the officials listed as not covered than to any procedure.
+            return MatchResult("none", tuple(c for c in ranked if c.procedure_id != OUT_OF_SCOPE)[:3])
+        ranked = [c for c in ranked if c.procedure_id != OUT_OF_SCOPE]
         top = tuple(ranked[:3])
         if not top or top[0].score < cfg.ambiguous:
             return MatchResult("none", top)

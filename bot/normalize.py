@@ -56,7 +56,8 @@ def repair_keystrokes(token: str) -> str:
     """
     if not token.isascii() or not token.isalnum():
         return token
-    if _VNI.search(token) and any(ch.isalpha() for ch in token):
+    # Two characters ("a1", "b2") are licence classes, not VNI.
+    if len(token) > 2 and _VNI.search(token) and any(ch.isalpha() for ch in token):
         bare = "".join(ch for ch in token if not ch.isdigit())
         return bare if is_syllable(bare) else token
     if not token.isalpha() or not _TELEX_HINT.search(token):

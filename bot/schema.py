@@ -81,6 +81,10 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
             "bảng chữ viết tắt người dân hay gõ (dk → đăng ký); nghĩa về thủ tục hành chính được ưu tiên",
         ),
         "matching": Field("obj", "ngưỡng điểm của bộ so khớp, đã đo trên bộ câu hỏi mẫu", obj="matching"),
+        "out_of_scope": _list(
+            _s("một việc bot không hướng dẫn, ví dụ ly hôn"),
+            "những việc người dân hay hỏi mà bot không hướng dẫn; câu hỏi giống chúng được trả lời là chưa hỗ trợ",
+        ),
         "procedures": _list(
             Field("obj", "một thủ tục hoặc hướng dẫn", obj="procedure"),
             "danh sách thủ tục và hướng dẫn",
@@ -376,6 +380,7 @@ class Catalogue:
     # folded short form -> folded expansion; may be empty
     abbreviations: Mapping[str, str] = field(default_factory=dict)
     matching: MatchSettings | None = None
+    out_of_scope: tuple[str, ...] = ()
 
     def procedure(self, proc_id: str) -> Procedure | None:
         for p in self.procedures:
