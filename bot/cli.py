@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from bot import schema
 from bot.content import build
 from bot.engine import Content, EngineConfig, Inbound, Position, Session
 from bot.errors import BotError, UsageError
-from bot.loader import did_you_mean, load_content
+from bot.loader import confusable_problems, did_you_mean, load_content
 from bot.runner import vietnam_now
 from bot.schema import Flow
 from bot.settings import SETTINGS, VIETNAM_TZ, default_content_dir, reload_seconds, resume_after_seconds, setting
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_content(p)
     p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     p.add_argument("--strict", action="store_true", help="coi cảnh báo cũng là lỗi (thoát mã 1)")
+    p.add_argument(
+        "--no-confusable",
+        action="store_true",
+        help="bỏ qua bước dò cách gọi, câu hỏi mẫu dễ bị nhầm sang thủ tục khác (bước này mất vài giây)",
+    )
 
     p = sub.add_parser(
         "status", help="bot đang dùng phiên bản nội dung nào, nạp lúc nào, lần nạp lại gần nhất có lỗi gì"
@@ -218,6 +224,8 @@ def _db_path(args: argparse.Namespace) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     content_dir = _content_dir(args)
     result = load_content(content_dir)
+    if result.catalogue is not None and not args.no_confusable:
+        result = replace(result, problems=(*result.problems, *confusable_problems(content_dir, result.catalogue)))
     errors, warnings = result.errors, result.warnings
     failed = bool(errors) or (args.strict and bool(warnings))
     if args.json:

@@ -527,6 +527,49 @@ def content_version(content_dir: Path) -> str:
     return h.hexdigest()[:12]
 
 
+def locate(content_dir: Path, path: Path_) -> tuple[int, int]:
+    """Line and column of a path (e.g. ("procedures", 3, "aliases", 2)) in procedures.yaml; (1, 1) if not found."""
+    try:
+        node: yaml.Node | None = yaml.compose(
+            (content_dir / CATALOGUE_FILE).read_text(encoding="utf-8"), Loader=yaml.SafeLoader
+        )
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 1, 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return 1, 1
+    return (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
+
+
+def confusable_problems(content_dir: Path, catalogue: Catalogue) -> list[Problem]:
+    """Warnings for aliases and examples that match another procedure better than their own."""
+    from bot.matcher import Matcher, confusables  # the matcher is only needed for this check
+
+    index = {p.id: i for i, p in enumerate(catalogue.procedures)}
+    out = []
+    for c in confusables(catalogue, Matcher(catalogue)):
+        path: Path_ = ("procedures", index[c.procedure_id], c.field, c.index)
+        line, col = locate(content_dir, path)
+        other = catalogue.procedure(c.other)
+        out.append(
+            Problem(
+                CATALOGUE_FILE,
+                line,
+                col,
+                "warning",
+                f'"{c.text}" của thủ tục "{c.procedure_id}" giống thủ tục "{c.other}"'
+                f" ({other.name if other else c.other}) hơn: {c.other_score:.0f} điểm so với {c.own_score:.0f}.",
+                "Người dân gõ câu này sẽ bị đưa nhầm. Hãy viết rõ hơn (thêm chữ riêng của thủ tục này) hoặc bỏ dòng này.",
+                format_path(path),
+            )
+        )
+    return out
+
+
 def load_content(content_dir: Path) -> LoadResult:
     """Load and check a whole content set; never raises for bad content."""
     return _Loader(Path(content_dir)).run()

@@ -13,8 +13,7 @@ import unicodedata
 from collections.abc import Collection, Mapping
 from typing import Final
 
-_NON_WORD: Final = re.compile(r"[^0-9a-z]+")
-_SPACES: Final = re.compile(r"\s+")
+_WORD: Final = re.compile(r"[0-9a-z]+")
 
 # A folded Vietnamese syllable: optional onset, 1-3 vowels, optional final consonant.
 _SYLLABLE: Final = re.compile(
@@ -71,22 +70,48 @@ def repair_keystrokes(token: str) -> str:
     return word if word != token and is_syllable(word) else token
 
 
+def _fold_table() -> dict[int, str | None]:
+    """Every precomposed Latin letter to its base letter, combining marks to nothing, đ/ð to d."""
+    table: dict[int, str | None] = {}
+    for code in [*range(0x00C0, 0x0250), *range(0x1E00, 0x1F00)]:
+        base = "".join(ch for ch in unicodedata.normalize("NFD", chr(code)) if not unicodedata.combining(ch))
+        if base != chr(code) and base.isascii():
+            table[code] = base.lower()
+    for code in range(0x0300, 0x0370):
+        table[code] = None
+    for ch in "đĐðÐ":
+        table[ord(ch)] = "d"
+    return table
+
+
+_FOLD: Final = _fold_table()
+
+
 def fold(text: str) -> str:
     """Lowercase ASCII without diacritics, punctuation or emoji; words separated by one space.
 
     Folding makes NFC/NFD input and old/new tone placement ("hòa"/"hoà") equal.
     """
-    text = nfc(text).lower().replace("đ", "d")
-    decomposed = unicodedata.normalize("NFD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _SPACES.sub(" ", _NON_WORD.sub(" ", stripped)).strip()
+    return " ".join(fold_words(text))
+
+
+def fold_words(text: str) -> list[str]:
+    """The words of ``fold(text)``."""
+    return _WORD.findall(text.lower().translate(_FOLD))
 
 
 def expand(words: list[str], table: Mapping[str, str], longest: int) -> list[str]:
     """Replace abbreviations (one or more folded words) by their expansion, longest match first."""
+    starts = _starts(table)
+    if table.keys().isdisjoint(words) and starts.isdisjoint(words):
+        return words
     out: list[str] = []
     i = 0
     while i < len(words):
+        if words[i] not in table and words[i] not in starts:
+            out.append(words[i])
+            i += 1
+            continue
         for n in range(min(longest, len(words) - i), 0, -1):
             key = " ".join(words[i : i + n])
             if key in table:
@@ -99,18 +124,44 @@ def expand(words: list[str], table: Mapping[str, str], longest: int) -> list[str
     return out
 
 
-def normalize(text: str, table: Mapping[str, str], known: Collection[str] = ()) -> str:
+def normalize(text: str, table: Mapping[str, str], known: Collection[str] = (), repair: bool = True) -> str:
     """The match key of a text.
 
     ``table`` maps folded abbreviations to folded expansions; ``known`` words are
-    never treated as keystroke leftovers.
+    never treated as keystroke leftovers; ``repair=False`` skips that step (catalogue text).
     """
-    words = [w if w in table or w in known else repair_keystrokes(w) for w in fold(text).split()]
+    return " ".join(normalize_words(text, table, known, repair))
+
+
+def normalize_words(text: str, table: Mapping[str, str], known: Collection[str] = (), repair: bool = True) -> list[str]:
+    """The words of ``normalize(text, ...)``."""
+    words = fold_words(text)
+    if repair:
+        words = [w if w in table or w in known else repair_keystrokes(w) for w in words]
     words = [NUMBER_WORDS.get(w, w) for w in words]
-    longest = max((k.count(" ") + 1 for k in table), default=1)
-    return " ".join(expand(words, table, longest))
+    return expand(words, table, _longest(table))
+
+
+_LONGEST: dict[int, int] = {}
+_STARTS: dict[int, frozenset[str]] = {}
+
+
+def _starts(table: Mapping[str, str]) -> frozenset[str]:
+    """First words of the multi-word abbreviation keys (cached per table object)."""
+    key = id(table)
+    if key not in _STARTS:
+        _STARTS[key] = frozenset(k.split(" ", 1)[0] for k in table if " " in k)
+    return _STARTS[key]
+
+
+def _longest(table: Mapping[str, str]) -> int:
+    """The most words in one abbreviation key (cached per table object)."""
+    key = id(table)
+    if key not in _LONGEST:
+        _LONGEST[key] = max((k.count(" ") + 1 for k in table), default=1)
+    return _LONGEST[key]
 
 
 def word_count(text: str) -> int:
     """How many words a citizen typed (before abbreviations are expanded)."""
-    return len(fold(text).split())
+    return len(fold_words(text))

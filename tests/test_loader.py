@@ -11,6 +11,7 @@ import pytest
 
 from bot.loader import load_content
 from tests.conftest import DATA, GOOD, ROOT
+from tests.test_cli import run as run_cli
 
 BAD = DATA / "bad"
 
@@ -271,3 +272,23 @@ def test_flow_outside_the_flows_directory_is_refused(tmp_path: Path) -> None:
     )
     messages = [p.message for p in load_content(content).errors]
     assert messages == ['tệp kịch bản "../../etc/passwd" nằm ngoài thư mục flows/.']
+
+
+def test_validate_warns_about_aliases_that_match_another_procedure(tmp_path: Path) -> None:
+    content = tmp_path / "c"
+    shutil.copytree(GOOD, content)
+    catalogue = content / "procedures.yaml"
+    text = catalogue.read_text(encoding="utf-8")
+    text = text.replace(
+        "aliases: [đăng ký tạm trú, dk tam tru, khai báo tạm trú, tam tru cho nguoi thue tro]",
+        "aliases: [đăng ký tạm trú, dk tam tru, khai báo tạm trú, tam tru cho nguoi thue tro, khai sinh cho bé]",
+    )
+    catalogue.write_text(text, encoding="utf-8")
+    proc = run_cli("validate", "--content", str(content))
+    assert proc.returncode == 0  # a warning, not an error
+    [line] = [x for x in proc.stdout.splitlines() if "giống thủ tục" in x]
+    assert line.startswith("procedures.yaml:")
+    assert '"khai sinh cho bé" của thủ tục "dang-ky-tam-tru" giống thủ tục "dang-ky-khai-sinh"' in line
+    assert line.endswith("[procedures[0].aliases[4]]")
+    assert run_cli("validate", "--strict", "--content", str(content)).returncode == 1
+    assert run_cli("validate", "--strict", "--no-confusable", "--content", str(content)).returncode == 0
