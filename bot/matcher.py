@@ -29,7 +29,7 @@ TYPO_CUTOFF: Final = 80.0
 RANK_BM25_WEIGHT: Final = 0.8
 CONFIDENCE_BM25_WEIGHT: Final = 0.5
 # Only the best procedures by BM25 are rescored with token_set_ratio (speed at thousands of procedures).
-RESCORE_TOP: Final = 30
+RESCORE_TOP: Final = 10
 # Terms in more documents than this are only added to the best candidates found through rarer terms.
 COMMON_DF: Final = 300
 COMMON_CANDIDATES: Final = 200
