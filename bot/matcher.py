@@ -10,14 +10,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from rapidfuzz import fuzz, process
 
-from bot.normalize import is_syllable, normalize, normalize_words, word_count
+from bot.normalize import catalogue_words, is_syllable, normalize, word_count
 from bot.schema import Catalogue, MatchSettings
 
 K1: Final = 1.5
@@ -32,7 +32,7 @@ CONFIDENCE_BM25_WEIGHT: Final = 0.5
 RESCORE_TOP: Final = 10
 # Terms in more documents than this are only added to the best candidates found through rarer terms.
 COMMON_DF: Final = 300
-COMMON_CANDIDATES: Final = 200
+COMMON_CANDIDATES: Final = 100
 
 MatchStatus = Literal["confident", "ambiguous", "none"]
 # The pseudo-procedure holding the catalogue's out_of_scope phrases (never a slug, so never a real id).
@@ -101,38 +101,37 @@ class Matcher:
             sources.append((OUT_OF_SCOPE, catalogue.out_of_scope))
         for pid, texts in sources:
             terms: list[str] = []
-            for text in texts:
-                words = normalize_words(text, self.table, repair=False)
+            for words in catalogue_words(texts, self.table):
                 if not words:
                     continue
                 self.rows_of.setdefault(pid, []).append(len(self.rows))
                 self.rows.append(" ".join(words))
                 self.row_proc.append(pid)
                 vocab.update(words)
-                terms += _terms(words)
+                terms += words
+                terms += [f"{a}_{b}" for a, b in itertools.pairwise(words)]
             docs[pid] = Counter(terms)
         self.docs = docs
         self.vocab = frozenset(vocab)
         self._vocab_list = sorted(self.vocab)
         n = max(len(docs), 1)
-        by_term: dict[str, list[tuple[str, int]]] = {}
+        by_term: defaultdict[str, list[str]] = defaultdict(list)
         for pid, doc in docs.items():
-            for t, tf in doc.items():
-                by_term.setdefault(t, []).append((pid, tf))
-        self.df = {t: len(p) for t, p in by_term.items()}
-        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in self.df.items()}
+            for holders in map(by_term.__getitem__, doc):
+                holders.append(pid)
+        self._n = n
         self.max_idf = math.log(1 + (n + 0.5) / 0.5)
         self.doc_len = {p: sum(d.values()) for p, d in docs.items()}
         self.avg_len = (sum(self.doc_len.values()) / n) or 1.0
-        # Precomputed BM25 weight of each term in each document, by term; common terms also as a
-        # dict, to add their weight to candidates found through rarer terms.
-        norm = {p: K1 * (1 - B + B * length / self.avg_len) for p, length in self.doc_len.items()}
-        k = K1 + 1
-        self._postings: dict[str, list[tuple[str, float]]] = {}
-        for t, plist in by_term.items():
-            idf = self.idf[t]
-            self._postings[t] = [(pid, idf * tf * k / (tf + norm[pid])) for pid, tf in plist]
-        self._common = {t: dict(p) for t, p in self._postings.items() if len(p) > COMMON_DF}
+        # Postings (procedure, term frequency) by term; common terms also as a dict, to add their
+        # weight to candidates found through rarer terms. Weights are computed when a query needs them.
+        self._norm = {p: K1 * (1 - B + B * length / self.avg_len) for p, length in self.doc_len.items()}
+        self._postings = dict(by_term)
+
+    def idf(self, term: str) -> float:
+        """BM25 inverse document frequency of a term the catalogue has."""
+        c = len(self._postings[term])
+        return math.log(1 + (self._n - c + 0.5) / (c + 0.5))
 
     def repair(self, word: str) -> str:
         """A query word unknown to the catalogue, replaced by catalogue words if it is a likely typo.
@@ -162,21 +161,30 @@ class Matcher:
         """
         if not terms:
             return {}
-        best = sum(self.idf.get(t, self.max_idf) * (K1 + 1) for t in terms) or 1.0
-        known = [t for t in terms if t in self.idf]
-        rare = [t for t in known if self.df[t] <= COMMON_DF]
-        common = [t for t in known if self.df[t] > COMMON_DF]
+        postings = self._postings
+        known = [t for t in terms if t in postings]
+        idf = {t: self.idf(t) for t in known}
+        best = sum(idf.get(t, self.max_idf) * (K1 + 1) for t in terms) or 1.0
+        rare = [t for t in known if len(postings[t]) <= COMMON_DF]
+        common = [t for t in known if len(postings[t]) > COMMON_DF]
         scores: dict[str, float] = {}
+        norm = self._norm
+        k = K1 + 1
+        docs = self.docs
         for t in rare or common:
-            for pid, w in self._postings[t]:
-                scores[pid] = scores.get(pid, 0.0) + w
+            idf_k = idf[t] * k
+            for pid in postings[t]:
+                tf = docs[pid][t]
+                scores[pid] = scores.get(pid, 0.0) + idf_k * tf / (tf + norm[pid])
         if rare and common:
             if len(scores) > COMMON_CANDIDATES:
                 scores = {p: scores[p] for p in heapq.nlargest(COMMON_CANDIDATES, scores, key=scores.__getitem__)}
             for t in common:
-                weights = self._common[t]
+                idf_k = idf[t] * k
                 for pid in scores:
-                    scores[pid] += weights.get(pid, 0.0)
+                    tf = docs[pid].get(t, 0)
+                    if tf:
+                        scores[pid] += idf_k * tf / (tf + norm[pid])
         return {pid: 100.0 * min(s / best, 1.0) for pid, s in scores.items() if s > 0}
 
     def _score(self, text: str) -> list[_Scored]:

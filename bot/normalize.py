@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Final
 
 _WORD: Final = re.compile(r"[0-9a-z]+")
+_DIGITS: Final = re.compile(r"\d")
 
 # A folded Vietnamese syllable: optional onset, 1-3 vowels, optional final consonant.
 _SYLLABLE: Final = re.compile(
@@ -138,7 +139,8 @@ def normalize_words(text: str, table: Mapping[str, str], known: Collection[str] 
     words = fold_words(text)
     if repair:
         words = [w if w in table or w in known else repair_keystrokes(w) for w in words]
-    words = [NUMBER_WORDS.get(w, w) for w in words]
+    if _DIGITS.search(text):
+        words = [NUMBER_WORDS.get(w, w) for w in words]
     return expand(words, table, _longest(table))
 
 
@@ -160,6 +162,21 @@ def _longest(table: Mapping[str, str]) -> int:
     if key not in _LONGEST:
         _LONGEST[key] = max((k.count(" ") + 1 for k in table), default=1)
     return _LONGEST[key]
+
+
+def catalogue_words(texts: Iterable[str], table: Mapping[str, str]) -> list[list[str]]:
+    """``normalize_words(text, table, repair=False)`` for many catalogue texts at once (index building)."""
+    findall, fold_table, digits = _WORD.findall, _FOLD, _DIGITS.search
+    starts, longest, keys = _starts(table), _longest(table), table.keys()
+    out = []
+    for text in texts:
+        words = findall(text.lower().translate(fold_table))
+        if digits(text):
+            words = [NUMBER_WORDS.get(w, w) for w in words]
+        if not (keys.isdisjoint(words) and starts.isdisjoint(words)):
+            words = expand(words, table, longest)
+        out.append(words)
+    return out
 
 
 def word_count(text: str) -> int:

@@ -19,7 +19,7 @@ def _tool(name: str) -> list[str]:
 
 def test_ruff_is_clean() -> None:
     proc = subprocess.run(
-        [*_tool("ruff"), "check", "bot", "tests"], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [*_tool("ruff"), "check", "bot", "tests", "benchmarks"], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
