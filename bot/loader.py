@@ -20,7 +20,7 @@ import yaml
 from rapidfuzz import fuzz, process
 
 from bot import schema
-from bot.normalize import fold
+from bot.normalize import fold, nfc
 from bot.schema import (
     OBJECTS,
     PLACEHOLDERS,
@@ -616,7 +616,8 @@ class _Loader:
             default_contacts=defaults,
             allowed_domains=allowed,
             version=self.version,
-            abbreviations=self._abbreviations(doc, raw.get("abbreviations")),
+            abbreviations=self._abbreviations(doc, raw.get("abbreviations"), exact=False),
+            exact_abbreviations=self._abbreviations(doc, raw.get("abbreviations"), exact=True),
             matching=self._matching(doc, raw.get("matching")),
             out_of_scope=_strs(raw.get("out_of_scope")),
         )
@@ -631,7 +632,8 @@ class _Loader:
 
     # -- catalogue -------------------------------------------------------
 
-    def _abbreviations(self, doc: _Doc, raw: Any) -> dict[str, str]:
+    def _abbreviations(self, doc: _Doc, raw: Any, exact: bool) -> dict[str, str]:
+        """The folded table, or (``exact``) the entries matched with their diacritics."""
         out: dict[str, str] = {}
         first: dict[str, int] = {}
         for i, item in enumerate(_list(raw)):
@@ -639,10 +641,20 @@ class _Loader:
                 not isinstance(item, dict)
                 or not isinstance(item.get("short"), str)
                 or not isinstance(item.get("full"), str)
+                or bool(item.get("exact")) != exact
             ):
                 continue
-            short, full = fold(item["short"]), fold(item["full"])
-            if not short or not full:
+            short = " ".join(nfc(item["short"]).lower().split()) if exact else fold(item["short"])
+            full = fold(item["full"])
+            if not short or not full or (exact and " " in short):
+                if exact and " " in short:
+                    self.c.add(
+                        doc,
+                        ("abbreviations", i, "short"),
+                        "chữ viết tắt có exact: true phải là một chữ.",
+                        "Bỏ exact, hoặc tách thành từng chữ.",
+                    )
+                    continue
                 self.c.add(
                     doc,
                     ("abbreviations", i, "short" if not short else "full"),

@@ -91,6 +91,7 @@ class Matcher:
     def __init__(self, catalogue: Catalogue, config: MatchConfig | None = None) -> None:
         self.config = config or MatchConfig.of(catalogue.matching)
         self.table: Mapping[str, str] = catalogue.abbreviations
+        self.exact: Mapping[str, str] = catalogue.exact_abbreviations
         self.rows: list[str] = []
         self.row_proc: list[str] = []
         self.rows_of: dict[str, list[int]] = {}
@@ -101,7 +102,7 @@ class Matcher:
             sources.append((OUT_OF_SCOPE, catalogue.out_of_scope))
         for pid, texts in sources:
             terms: list[str] = []
-            for words in catalogue_words(texts, self.table):
+            for words in catalogue_words(texts, self.table, self.exact):
                 if not words:
                     continue
                 self.rows_of.setdefault(pid, []).append(len(self.rows))
@@ -150,7 +151,7 @@ class Matcher:
 
     def key(self, text: str) -> str:
         """The query's match key: normalised, keystroke leftovers and typos repaired."""
-        words = normalize(text, self.table, self.vocab).split()
+        words = normalize(text, self.table, self.vocab, exact=self.exact).split()
         return " ".join(self.repair(w) for w in words)
 
     def _bm25(self, terms: Sequence[str]) -> dict[str, float]:

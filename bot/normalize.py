@@ -15,6 +15,7 @@ from typing import Final
 
 _WORD: Final = re.compile(r"[0-9a-z]+")
 _DIGITS: Final = re.compile(r"\d")
+_UNICODE_WORD: Final = re.compile(r"\w+")
 
 # A folded Vietnamese syllable: optional onset, 1-3 vowels, optional final consonant.
 _SYLLABLE: Final = re.compile(
@@ -125,17 +126,38 @@ def expand(words: list[str], table: Mapping[str, str], longest: int) -> list[str
     return out
 
 
-def normalize(text: str, table: Mapping[str, str], known: Collection[str] = (), repair: bool = True) -> str:
+def replace_exact(text: str, exact: Mapping[str, str]) -> str:
+    """Words typed with exactly these diacritics ("hông") replaced before folding (so "hỏng" stays)."""
+    if not exact:
+        return text
+    return _UNICODE_WORD.sub(lambda m: exact.get(m.group(0), m.group(0)), nfc(text).lower())
+
+
+def normalize(
+    text: str,
+    table: Mapping[str, str],
+    known: Collection[str] = (),
+    repair: bool = True,
+    exact: Mapping[str, str] | None = None,
+) -> str:
     """The match key of a text.
 
-    ``table`` maps folded abbreviations to folded expansions; ``known`` words are
-    never treated as keystroke leftovers; ``repair=False`` skips that step (catalogue text).
+    ``table`` maps folded abbreviations to folded expansions and ``exact`` lowercase words
+    with their diacritics to folded expansions; ``known`` words are never treated as
+    keystroke leftovers; ``repair=False`` skips that step (catalogue text).
     """
-    return " ".join(normalize_words(text, table, known, repair))
+    return " ".join(normalize_words(text, table, known, repair, exact))
 
 
-def normalize_words(text: str, table: Mapping[str, str], known: Collection[str] = (), repair: bool = True) -> list[str]:
+def normalize_words(
+    text: str,
+    table: Mapping[str, str],
+    known: Collection[str] = (),
+    repair: bool = True,
+    exact: Mapping[str, str] | None = None,
+) -> list[str]:
     """The words of ``normalize(text, ...)``."""
+    text = replace_exact(text, exact or {})
     words = fold_words(text)
     if repair:
         words = [w if w in table or w in known else repair_keystrokes(w) for w in words]
@@ -164,12 +186,16 @@ def _longest(table: Mapping[str, str]) -> int:
     return _LONGEST[key]
 
 
-def catalogue_words(texts: Iterable[str], table: Mapping[str, str]) -> list[list[str]]:
-    """``normalize_words(text, table, repair=False)`` for many catalogue texts at once (index building)."""
+def catalogue_words(
+    texts: Iterable[str], table: Mapping[str, str], exact: Mapping[str, str] | None = None
+) -> list[list[str]]:
+    """``normalize_words(text, table, repair=False, exact=exact)`` for many catalogue texts (index building)."""
     findall, fold_table, digits = _WORD.findall, _FOLD, _DIGITS.search
     starts, longest, keys = _starts(table), _longest(table), table.keys()
     out = []
     for text in texts:
+        if exact:
+            text = replace_exact(text, exact)
         words = findall(text.lower().translate(fold_table))
         if digits(text):
             words = [NUMBER_WORDS.get(w, w) for w in words]

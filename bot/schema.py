@@ -95,6 +95,10 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "short": _s("chữ viết tắt như người dân gõ, ví dụ dk", True),
         "full": _s("nghĩa đầy đủ, ví dụ đăng ký", True),
         "note": _s("ghi chú, ví dụ nghĩa khác của chữ này"),
+        "exact": Field(
+            "bool",
+            "true: chỉ thay khi gõ đúng dấu (hông → không, nhưng hỏng vẫn là hỏng); mặc định bỏ dấu rồi so",
+        ),
     },
     "matching": {
         "confident": Field("int", "điểm (0-100) từ đó bot mở thẳng thủ tục", True),
@@ -379,6 +383,8 @@ class Catalogue:
     version: str
     # folded short form -> folded expansion; may be empty
     abbreviations: Mapping[str, str] = field(default_factory=dict)
+    # lowercase NFC word with its diacritics -> folded expansion (entries marked exact)
+    exact_abbreviations: Mapping[str, str] = field(default_factory=dict)
     matching: MatchSettings | None = None
     out_of_scope: tuple[str, ...] = ()
 

@@ -12,6 +12,7 @@ from tests.conftest import ROOT
 
 SHIPPED = load(ROOT).catalogue
 TABLE = SHIPPED.abbreviations
+EXACT = SHIPPED.exact_abbreviations
 
 
 @pytest.mark.parametrize("short", sorted(TABLE))
@@ -54,6 +55,20 @@ def test_the_table_keeps_the_public_service_sense() -> None:
 )
 def test_abbreviations_never_swallow_real_words_that_fold_alike(text: str, kept: str) -> None:
     assert kept in normalize(text, TABLE).split()
+
+
+@pytest.mark.parametrize("short", sorted(EXACT))
+def test_every_exact_entry_expands_only_when_typed_with_its_diacritics(short: str) -> None:
+    full = EXACT[short]
+    assert normalize(f"lam {short} nha", TABLE, exact=EXACT) == f"lam {full} nha"
+    assert normalize(f"lam {short.upper()} nha", TABLE, exact=EXACT) == f"lam {full} nha"
+
+
+def test_southern_hong_is_khong_but_hong_broken_stays() -> None:
+    assert normalize("làm căn cước được hông", TABLE, exact=EXACT).endswith("duoc khong")
+    assert normalize("thẻ bị hỏng", TABLE, exact=EXACT) == "the bi hong"
+    assert normalize("thay đổi địa chỉ", TABLE, exact=EXACT) == "thay doi dia chi"
+    assert normalize("dìa quê", TABLE, exact=EXACT) == "ve que"
 
 
 def test_diacritic_variants_of_a_key_are_one_entry() -> None:
