@@ -130,7 +130,10 @@ def replace_exact(text: str, exact: Mapping[str, str]) -> str:
     """Words typed with exactly these diacritics ("hông") replaced before folding (so "hỏng" stays)."""
     if not exact:
         return text
-    return _UNICODE_WORD.sub(lambda m: exact.get(m.group(0), m.group(0)), nfc(text).lower())
+    lowered = nfc(text).lower()
+    if not any(key in lowered for key in exact):  # the common case, checked cheaply
+        return text
+    return _UNICODE_WORD.sub(lambda m: exact.get(m.group(0), m.group(0)), lowered)
 
 
 def normalize(
