@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="LỆNH", parser_class=_Parser)
 
     p = sub.add_parser(
-        "run", help="chạy bot trên các kênh đã cấu hình; chưa có mã kênh nào thì mở trò chuyện trên màn hình"
+        "run",
+        help="chạy bot: có TELEGRAM_BOT_TOKEN thì nhận tin Telegram (long polling), không thì trò chuyện trên màn hình",
     )
     _add_content(p)
     _add_db(p)
@@ -400,11 +401,28 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if setting("telegram_token"):
-        raise BotError(
-            "Kênh Telegram chưa có trong phiên bản này. Hãy bỏ TELEGRAM_BOT_TOKEN để dùng bản trò chuyện trên màn hình."
-        )
+        return asyncio.run(cmd_run_telegram(args))
     chat_args = argparse.Namespace(content=args.content, db=args.db, user="console", json=False)
     return asyncio.run(cmd_chat(chat_args))
+
+
+async def cmd_run_telegram(args: argparse.Namespace) -> int:
+    from bot.channels import telegram
+    from bot.service import Service
+
+    service = await Service.open(
+        _content_dir(args),
+        _db_path(args),
+        mode="telegram",
+        reload_interval=reload_seconds(),
+        config=EngineConfig(resume_after_seconds=resume_after_seconds()),
+    )
+    try:
+        service.start_reloading()
+        await telegram.run_polling(service.runner, setting("telegram_token"), setting("telegram_base_url"))
+    finally:
+        await service.close()
+    return 0
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:

@@ -56,6 +56,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "",
         "Mã bot Telegram (lấy từ BotFather). Trống: chạy bản trò chuyện trên màn hình.",
     ),
+    Setting(
+        "telegram_base_url",
+        "TELEGRAM_BASE_URL",
+        "https://api.telegram.org/bot",
+        "Địa chỉ Bot API (mã bot được nối vào sau), đổi khi dùng máy chủ Bot API riêng.",
+    ),
 )
 
 

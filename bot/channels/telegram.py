@@ -1,0 +1,326 @@
+"""Telegram channel: python-telegram-bot as transport only; the engine owns the conversation.
+
+Updates become ``Incoming`` messages for the runner (which deduplicates by
+``update_id`` in the database, locks per user, runs the engine and commits);
+replies become messages with one inline button per row. Sending respects the
+flood limits (about 1 message per second per chat, 30 per second overall) and
+waits out HTTP 429 ``retry_after`` instead of dropping a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+# Opt in to the next major version's timedelta ``retry_after`` (22.x warns otherwise).
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatAction, ChatType
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.request import BaseRequest
+
+from bot.engine import Reply
+from bot.errors import BotError
+from bot.runner import Incoming, Runner
+
+logger = logging.getLogger(__name__)
+
+CHANNEL: Final = "telegram"
+DEFAULT_BASE_URL: Final = "https://api.telegram.org/bot"
+ALLOWED_UPDATES: Final = ["message", "edited_message", "callback_query"]
+MAX_TEXT: Final = 4096
+MAX_CALLBACK_BYTES: Final = 64
+# Shown in the Telegram menu next to the text box (setMyCommands).
+COMMANDS: Final = (
+    ("start", "Bắt đầu, chào lại hoặc làm tiếp"),
+    ("menu", "Về menu chính"),
+    ("help", "Gặp cán bộ, số điện thoại hỗ trợ"),
+    ("cancel", "Dừng thủ tục đang làm"),
+)
+PER_CHAT_INTERVAL: Final = 1.0
+PER_CHAT_BURST: Final = 3
+OVERALL_PER_SECOND: Final = 30
+MAX_SEND_ATTEMPTS: Final = 6
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at paragraphs, then lines, then words."""
+    if len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    for sep in ("\n\n", "\n", " "):
+        if sep not in text:
+            continue
+        current = ""
+        for part in text.split(sep):
+            candidate = f"{current}{sep}{part}" if current else part
+            if len(candidate) <= limit:
+                current = candidate
+                continue
+            if current:
+                pieces.append(current)
+            if len(part) <= limit:
+                current = part
+            else:
+                pieces += split_text(part, limit)
+                current = ""
+        if current:
+            pieces.append(current)
+        return pieces
+    return [text[i : i + limit] for i in range(0, len(text), limit)]
+
+
+def callback_data(choice_id: str, index: int) -> str:
+    """The choice id when it fits Telegram's 64 bytes, else its number (typed numbers select choices too)."""
+    return choice_id if len(choice_id.encode()) <= MAX_CALLBACK_BYTES else f"n:{index}"
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """One full-width button per row: easier to read and to hit on a phone."""
+    if not reply.choices:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(c.label, callback_data=callback_data(c.id, i))] for i, c in enumerate(reply.choices, 1)]
+    )
+
+
+def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+    """A reply as Telegram messages: text (with its links) split at 4,096 characters; buttons on the last."""
+    text = reply.text
+    if reply.links:
+        text += "\n\n" + "\n".join(f"🔗 {link}" for link in reply.links)
+    pieces = split_text(text or " ")
+    markup = keyboard(reply)
+    return [(piece, markup if i == len(pieces) - 1 else None) for i, piece in enumerate(pieces)]
+
+
+def _command(text: str) -> tuple[str, str] | None:
+    """("/start", "payload") for a command message, the bot's @name removed."""
+    if not text.startswith("/"):
+        return None
+    head, _, rest = text.strip().partition(" ")
+    return head.split("@", 1)[0].lower(), rest.strip()
+
+
+def to_incoming(update: Update) -> Incoming | None:
+    """What the runner should handle for an update, or None for updates the bot ignores."""
+    event_id = str(update.update_id)
+    query = update.callback_query
+    if query is not None:
+        chat = query.message.chat if query.message is not None else None
+        if chat is None or chat.type != ChatType.PRIVATE:
+            return None
+        data = query.data or ""
+        if data.startswith("n:"):
+            return Incoming(CHANNEL, str(chat.id), kind="text", text=data[2:], event_id=event_id)
+        return Incoming(CHANNEL, str(chat.id), kind="choice", choice_id=data, event_id=event_id)
+    if update.edited_message is not None:
+        chat = update.edited_message.chat
+        if chat.type != ChatType.PRIVATE:
+            return None
+        return Incoming(CHANNEL, str(chat.id), kind="edit", event_id=event_id)
+    message = update.message
+    if message is None or message.chat.type != ChatType.PRIVATE:
+        return None
+    user = str(message.chat.id)
+    if message.text is None:
+        return Incoming(CHANNEL, user, kind="unsupported", event_id=event_id)
+    command = _command(message.text)
+    if command is not None and command[0] == "/start":
+        return Incoming(
+            CHANNEL, user, kind="start", text=message.text, start_payload=command[1] or None, event_id=event_id
+        )
+    if command is not None:
+        return Incoming(CHANNEL, user, kind="text", text=command[0], event_id=event_id)
+    return Incoming(CHANNEL, user, kind="text", text=message.text, event_id=event_id)
+
+
+class Sender:
+    """Sends messages within Telegram's flood limits and retries instead of dropping.
+
+    Per chat: a burst of up to ``burst`` messages, then one per ``per_chat_interval``
+    seconds; overall at most ``overall_per_second``. A 429 waits ``retry_after`` seconds
+    and resends; network errors back off. A chat's messages go out in order.
+    """
+
+    def __init__(
+        self,
+        send: Callable[..., Awaitable[Any]],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        per_chat_interval: float = PER_CHAT_INTERVAL,
+        burst: int = PER_CHAT_BURST,
+        overall_per_second: int = OVERALL_PER_SECOND,
+    ) -> None:
+        self._send = send
+        self._sleep = sleep
+        self._clock = clock
+        self._interval = per_chat_interval
+        self._burst = burst
+        self._overall = overall_per_second
+        self._chat_locks: dict[int, asyncio.Lock] = {}
+        self._tokens: dict[int, tuple[float, float]] = {}  # chat -> (tokens, at)
+        self._blocked_until: dict[int, float] = {}
+        self._recent: list[float] = []
+        self._global = asyncio.Lock()
+
+    async def _chat_slot(self, chat_id: int) -> None:
+        while True:
+            now = self._clock()
+            blocked = self._blocked_until.get(chat_id, 0.0) - now
+            if blocked > 0:
+                await self._sleep(blocked)
+                continue
+            tokens, at = self._tokens.get(chat_id, (float(self._burst), now))
+            tokens = min(float(self._burst), tokens + (now - at) / self._interval)
+            if tokens >= 1.0:
+                self._tokens[chat_id] = (tokens - 1.0, now)
+                return
+            await self._sleep((1.0 - tokens) * self._interval)
+
+    async def _overall_slot(self) -> None:
+        async with self._global:
+            while True:
+                now = self._clock()
+                self._recent = [t for t in self._recent if now - t < 1.0]
+                if len(self._recent) < self._overall:
+                    self._recent.append(now)
+                    return
+                await self._sleep(1.0 - (now - self._recent[0]))
+
+    async def send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> bool:
+        """True when Telegram accepted the message."""
+        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
+        async with lock:
+            for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
+                await self._chat_slot(chat_id)
+                await self._overall_slot()
+                try:
+                    await self._send(chat_id=chat_id, text=text, reply_markup=markup)
+                    return True
+                except RetryAfter as exc:
+                    delay = exc.retry_after
+                    seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay)
+                    logger.warning("telegram flood limit: waiting %.0f s before resending", seconds)
+                    self._blocked_until[chat_id] = self._clock() + seconds
+                except Forbidden:
+                    logger.info("telegram: a user blocked the bot; reply not delivered")
+                    return False
+                except BadRequest as exc:  # a NetworkError subclass, but resending cannot help
+                    logger.error("telegram rejected a reply: %s", exc)
+                    return False
+                except NetworkError as exc:
+                    logger.warning("telegram send failed (attempt %d): %s", attempt, exc)
+                    await self._sleep(min(2.0**attempt, 30.0))
+            logger.error("telegram: reply dropped after %d attempts", MAX_SEND_ATTEMPTS)
+            return False
+
+
+class TelegramChannel:
+    """Translates Telegram updates for the runner and the runner's replies for Telegram."""
+
+    def __init__(self, runner: Runner, sender: Sender | None = None) -> None:
+        self.runner = runner
+        self.sender = sender
+
+    def attach(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        if self.sender is None:
+            self.sender = Sender(app.bot.send_message)
+        app.add_handler(TypeHandler(Update, self.on_update))
+
+    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is not None:
+            # Always answer, even for a stale or repeated tap, or the button keeps spinning.
+            with contextlib.suppress(TelegramError):
+                await query.answer()
+        incoming = to_incoming(update)
+        if incoming is None:
+            return
+        chat_id = int(incoming.user_id)
+        if incoming.kind in ("text", "choice", "start"):
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+        replies = await self.runner.handle(incoming)
+        if not replies:
+            return  # a redelivered update: handled once already
+        await self.deliver(chat_id, replies)
+
+    async def deliver(self, chat_id: int, replies: Sequence[Reply]) -> None:
+        assert self.sender is not None
+        for reply in replies:
+            for text, markup in render(reply):
+                await self.sender.send(chat_id, text, markup)
+
+
+def build_application(
+    token: str,
+    base_url: str = DEFAULT_BASE_URL,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    polling: bool = True,
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    builder = ApplicationBuilder().token(token).base_url(base_url).concurrent_updates(64)
+    if request is not None:
+        builder = builder.request(request)
+    if get_updates_request is not None:
+        builder = builder.get_updates_request(get_updates_request)
+    if not polling:
+        builder = builder.updater(None)
+    return builder.build()
+
+
+async def register_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    await app.bot.set_my_commands([BotCommand(name, help_) for name, help_ in COMMANDS])
+
+
+async def run_polling(
+    runner: Runner,
+    token: str,
+    base_url: str,
+    stop: asyncio.Event | None = None,
+    request: BaseRequest | None = None,
+) -> None:
+    """Long polling until SIGINT/SIGTERM (or ``stop``); unknown token or no network is one clear error.
+
+    ``request`` replaces the HTTP layer (tests pass one over a fake Bot API).
+    """
+    app = build_application(token, base_url, request=request, get_updates_request=request)
+    TelegramChannel(runner).attach(app)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.initialize()
+    except InvalidToken:
+        raise BotError(
+            "TELEGRAM_BOT_TOKEN không hợp lệ: Telegram từ chối mã này. Hãy lấy lại mã từ BotFather."
+        ) from None
+    except NetworkError as exc:
+        raise BotError(f"Không kết nối được tới Telegram ({base_url}): {exc}.") from None
+    try:
+        await register_commands(app)
+        # A webhook left from `serve` would make getUpdates fail with 409 Conflict.
+        await app.bot.delete_webhook(drop_pending_updates=False)
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        me = app.bot.username
+        logger.warning("telegram bot @%s is polling; Ctrl+C to stop", me)
+        await stop.wait()
+    finally:
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()

@@ -1,0 +1,251 @@
+"""Telegram channel: the real python-telegram-bot Application over a fake Bot API (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram import Update
+
+from bot import texts
+from bot.channels import telegram as tg
+from bot.content import ContentHolder, load
+from bot.engine import Reply
+from bot.errors import BotError
+from bot.runner import Incoming, Runner
+from bot.storage.sqlite import SqliteStore
+from tests.conftest import GOOD, NOW
+from tests.telegram_fake import TOKEN, FakeBotApi, edited_update, photo_update, tap_update, text_update
+
+
+class FakeTime:
+    """A clock the Sender sleeps on without really waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 3))
+        self.now += max(seconds, 0.0)
+
+
+class Bot:
+    """A PTB Application wired like production, plus helpers to feed updates."""
+
+    def __init__(self, app: Any, api: FakeBotApi, runner: Runner, time_: FakeTime) -> None:
+        self.app, self.api, self.runner, self.time = app, api, runner, time_
+        self.next_id = 1
+
+    async def feed(self, data: dict[str, Any]) -> None:
+        await self.app.process_update(Update.de_json(data, self.app.bot))
+
+    async def say(self, text: str, chat_id: int = 42) -> list[dict[str, Any]]:
+        before = len(self.api.sent())
+        await self.feed(text_update(self.uid(), text, chat_id))
+        return self.api.sent()[before:]
+
+    async def tap(self, data: str, chat_id: int = 42) -> list[dict[str, Any]]:
+        before = len(self.api.sent())
+        await self.feed(tap_update(self.uid(), data, chat_id))
+        return self.api.sent()[before:]
+
+    def uid(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = await SqliteStore.open(tmp_path / "bot.db")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def bot(store: SqliteStore) -> AsyncIterator[Bot]:
+    api = FakeBotApi()
+    runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
+    time_ = FakeTime()
+    app = tg.build_application(TOKEN, request=api.request(), get_updates_request=api.request(), polling=False)
+    channel = tg.TelegramChannel(runner, tg.Sender(app.bot.send_message, sleep=time_.sleep, clock=time_.clock))
+    channel.attach(app)
+    async with app:
+        yield Bot(app, api, runner, time_)
+
+
+def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
+    markup = message.get("reply_markup") or {"inline_keyboard": []}
+    return [(row[0]["text"], row[0]["callback_data"]) for row in markup["inline_keyboard"]]
+
+
+async def test_a_whole_procedure_by_taps_and_by_typing(bot: Bot) -> None:
+    first = await bot.say("/start dang-ky-tam-tru")
+    assert first[0]["text"] == "Bắt đầu thủ tục “Đăng ký tạm trú”."
+    assert "làm trực tuyến được" in first[1]["text"]
+    assert buttons(first[1])[0] == ("Tiếp tục", "next")
+    assert all(len(data.encode()) <= 64 for m in first for _, data in buttons(m))
+
+    step = await bot.tap("next")
+    assert step[-1]["text"] == "Ai là người nộp hồ sơ?"
+    assert [label for label, _ in buttons(step[-1])][:2] == ["Tôi tự nộp", "Tôi nhờ người khác nộp"]
+    answered = [p for m, p in bot.api.calls if m == "answerCallbackQuery"]
+    assert len(answered) == 1 and answered[0]["callback_query_id"].startswith("cq")
+
+    step = await bot.say("2")  # typed number = second button
+    assert "Văn bản ủy quyền" in step[-1]["text"]
+    step = await bot.say("Tôi đã có đủ giấy tờ")  # typed label
+    assert step[-1]["text"] == "Bạn đã đăng nhập VNeID mức 2 chưa?"
+    step = await bot.tap("o:roi")
+    assert "7.000" in step[-1]["text"] and texts.SAFETY in step[-1]["text"]
+    step = await bot.tap("paid")
+    assert any("Xong! Lệ phí là" in m["text"] for m in step)
+    assert bot.api.methods().count("answerCallbackQuery") == 3
+    assert "sendChatAction" in bot.api.methods()
+    for method, params in bot.api.calls:
+        if method == "sendMessage":
+            assert params["chat_id"] == 42 or params["chat_id"] == "42"
+
+
+async def test_telegram_says_what_the_console_says(bot: Bot, store: SqliteStore) -> None:
+    steps: list[tuple[str, str]] = [("say", "/start dang-ky-tam-tru"), ("tap", "next"), ("tap", "o:nho-nguoi")]
+    console = Runner(bot.runner.content, store, b"other-secret", clock=lambda: NOW)
+    for kind, value in steps:
+        sent = await (bot.say(value) if kind == "say" else bot.tap(value))
+        if kind == "say":
+            incoming = Incoming("console", "c1", kind="start", start_payload=value.split(" ", 1)[1])
+        else:
+            incoming = Incoming("console", "c1", kind="choice", choice_id=value)
+        replies = await console.handle(incoming) or []
+        assert [(m["text"], [label for label, _ in buttons(m)]) for m in sent] == [
+            (r.text, [c.label for c in r.choices]) for r in replies
+        ]
+
+
+async def test_deep_link_edit_photo_and_other_chats(bot: Bot) -> None:
+    await bot.say("/start@dvc_test_bot dang-ky-khai-sinh")
+    assert "Đăng ký khai sinh" in bot.api.sent_texts()[0]
+    before = len(bot.api.sent())
+    await bot.feed(edited_update(bot.uid(), "1"))
+    assert bot.api.sent_texts()[before:] == [texts.EDIT_IGNORED]
+    before = len(bot.api.sent())
+    await bot.feed(photo_update(bot.uid()))
+    assert bot.api.sent_texts()[before] == texts.UNSUPPORTED_INPUT
+    before = len(bot.api.sent())
+    await bot.feed(text_update(bot.uid(), "dk tam tru", chat_id=-100, kind="group"))
+    assert bot.api.sent()[before:] == []  # groups are ignored: the bot is for private chats
+    await bot.say("/menu")
+    assert bot.api.sent_texts()[-1] == texts.MENU_PROMPT
+
+
+async def test_the_same_update_twice_is_processed_once(bot: Bot, store: SqliteStore) -> None:
+    update = text_update(77, "/start dang-ky-tam-tru")
+    await bot.feed(update)
+    sent = len(bot.api.sent())
+    await bot.feed(update)
+    assert len(bot.api.sent()) == sent
+    tap = tap_update(78, "next")
+    await bot.feed(tap)
+    await bot.feed(tap)
+    assert bot.api.sent_texts().count("Ai là người nộp hồ sơ?") == 1
+    assert bot.api.methods().count("answerCallbackQuery") == 2  # both taps stop spinning
+    assert await store.is_processed("telegram", "77")
+
+
+async def test_a_429_is_waited_out_and_the_reply_is_sent_once(bot: Bot) -> None:
+    bot.api.fail_429 = 1
+    bot.api.retry_after = 3
+    sent = await bot.say("/start dang-ky-tam-tru")
+    assert [m["text"] for m in sent].count("Bắt đầu thủ tục “Đăng ký tạm trú”.") == 1
+    assert bot.api.methods().count("sendMessage") == len(sent) + 1  # one refused, then each once
+    assert 3.0 in bot.time.slept
+
+
+async def test_flood_limits_per_chat() -> None:
+    time_ = FakeTime()
+    sent: list[tuple[int, float]] = []
+
+    async def send(chat_id: int, text: str, reply_markup: Any) -> None:
+        sent.append((chat_id, time_.now))
+
+    sender = tg.Sender(send, sleep=time_.sleep, clock=time_.clock, per_chat_interval=1.0, burst=3)
+    for _ in range(6):
+        await sender.send(42, "x", None)
+    times = [t - 1000.0 for _, t in sent]
+    assert times[:3] == [0.0, 0.0, 0.0]  # a short burst goes out at once
+    assert times[3:] == pytest.approx([1.0, 2.0, 3.0])  # then one per second
+
+
+async def test_overall_limit_of_30_per_second() -> None:
+    time_ = FakeTime()
+    stamps: list[float] = []
+
+    async def send(chat_id: int, text: str, reply_markup: Any) -> None:
+        stamps.append(time_.now)
+
+    sender = tg.Sender(send, sleep=time_.sleep, clock=time_.clock)
+    await asyncio.gather(*(sender.send(chat, "x", None) for chat in range(40)))
+    assert sum(1 for t in stamps if t < 1001.0) == 30
+    assert len(stamps) == 40
+
+
+def test_long_replies_are_split_at_paragraphs_then_lines() -> None:
+    para = "Đoạn " + "chữ " * 300  # ~1,500 characters
+    text = "\n\n".join([para.strip()] * 5)
+    pieces = tg.split_text(text)
+    assert all(len(p) <= 4096 for p in pieces)
+    assert "".join(pieces).replace("\n", "") == text.replace("\n", "")
+    assert pieces[0].endswith("chữ") and not pieces[1].startswith("\n")
+    one_line = "x" * 5000
+    assert [len(p) for p in tg.split_text(one_line)] == [4096, 904]
+    lines = "\n".join(["dòng " * 100] * 20)
+    assert all(len(p) <= 4096 for p in tg.split_text(lines))
+    rendered = tg.render(Reply(text, ()))
+    assert len(rendered) == len(pieces)
+
+
+def test_long_choice_ids_become_numbers() -> None:
+    long_id = "p:" + "a" * 70
+    assert tg.callback_data(long_id, 3) == "n:3"
+    assert tg.callback_data("o:roi", 1) == "o:roi"
+    update = Update.de_json(tap_update(5, "n:3"), None)
+    incoming = tg.to_incoming(update)
+    assert incoming is not None and (incoming.kind, incoming.text) == ("text", "3")
+
+
+async def test_polling_registers_commands_and_answers(store: SqliteStore) -> None:
+    api = FakeBotApi()
+    api.updates = [text_update(900, "/start dang-ky-tam-tru")]
+    runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
+    stop = asyncio.Event()
+
+    async def stop_when_answered() -> None:
+        while not any("Bắt đầu thủ tục" in t for t in api.sent_texts()):
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    watcher = asyncio.ensure_future(stop_when_answered())
+    await asyncio.wait_for(tg.run_polling(runner, TOKEN, tg.DEFAULT_BASE_URL, stop, request=api.request()), timeout=20)
+    await watcher
+    methods = api.methods()
+    assert methods[0] == "getMe"
+    commands = next(p for m, p in api.calls if m == "setMyCommands")["commands"]
+    assert [c["command"] for c in commands] == ["start", "menu", "help", "cancel"]
+    assert all(c["description"] for c in commands)
+    assert "deleteWebhook" in methods
+    polls = [p for m, p in api.calls if m == "getUpdates"]
+    assert polls[0]["allowed_updates"] == ["message", "edited_message", "callback_query"]
+
+
+async def test_a_wrong_token_is_one_clear_error(store: SqliteStore) -> None:
+    api = FakeBotApi()
+    api.invalid_token = True
+    runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
+    with pytest.raises(BotError, match="TELEGRAM_BOT_TOKEN không hợp lệ"):
+        await tg.run_polling(runner, TOKEN, tg.DEFAULT_BASE_URL, asyncio.Event(), request=api.request())
