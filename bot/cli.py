@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -68,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_content(p)
     _add_db(p)
+
+    p = sub.add_parser(
+        "serve", help="máy chủ webhook cho các kênh: POST /webhook/telegram, GET /healthz (đặt sau HTTPS)"
+    )
+    _add_content(p)
+    _add_db(p)
+    p.add_argument("--host", default="127.0.0.1", help="địa chỉ lắng nghe (mặc định 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="cổng lắng nghe (mặc định 8080)")
 
     p = sub.add_parser("chat", help="trò chuyện với bot ngay trên màn hình (không cần mạng)")
     _add_content(p)
@@ -196,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_chat(args))
         if command == "run":
             return cmd_run(args)
+        if command == "serve":
+            return asyncio.run(cmd_serve(args))
         if command == "status":
             return asyncio.run(cmd_status(args))
         if command == "reload":
@@ -422,6 +433,43 @@ async def cmd_run_telegram(args: argparse.Namespace) -> int:
         await telegram.run_polling(service.runner, setting("telegram_token"), setting("telegram_base_url"))
     finally:
         await service.close()
+    return 0
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    from bot import server
+    from bot.channels import telegram
+    from bot.service import Service
+
+    token = setting("telegram_token")
+    if not token:
+        raise BotError("Chưa cấu hình kênh webhook nào: hãy đặt TELEGRAM_BOT_TOKEN và TELEGRAM_WEBHOOK_SECRET.")
+    secret = setting("telegram_webhook_secret")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+        raise BotError("TELEGRAM_WEBHOOK_SECRET phải có 1-256 ký tự, chỉ gồm A-Z a-z 0-9 _ -.")
+    sock = server.bind(args.host, args.port)  # a busy port fails before anything else happens
+    try:
+        service = await Service.open(
+            _content_dir(args),
+            _db_path(args),
+            mode="serve",
+            reload_interval=reload_seconds(),
+            config=EngineConfig(resume_after_seconds=resume_after_seconds()),
+        )
+        try:
+            app = telegram.build_application(token, setting("telegram_base_url"), polling=False)
+            telegram.TelegramChannel(service.runner).attach(app)
+            webhook = telegram.TelegramWebhook(app, secret)
+            await webhook.start(setting("telegram_webhook_url") or None)
+            try:
+                service.start_reloading()
+                await server.serve(server.WebhookServer(service, webhook), sock)
+            finally:
+                await webhook.stop()
+        finally:
+            await service.close()
+    finally:
+        sock.close()
     return 0
 
 

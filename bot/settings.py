@@ -49,6 +49,18 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "2",
         "Cứ bao nhiêu giây thì xem các tệp nội dung có bị sửa không, để nạp lại ngay (0: chỉ nạp lại khi có lệnh reload).",
     ),
+    Setting(
+        "telegram_webhook_secret",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "",
+        "Chuỗi bí mật Telegram gửi kèm mỗi webhook (1-256 ký tự A-Z a-z 0-9 _ -); bắt buộc với `serve`.",
+    ),
+    Setting(
+        "telegram_webhook_url",
+        "TELEGRAM_WEBHOOK_URL",
+        "",
+        "Địa chỉ https công khai của /webhook/telegram; có thì `serve` tự đăng ký webhook với Telegram.",
+    ),
     Setting("log_level", "BOT_LOG_LEVEL", "WARNING", "Mức ghi log: DEBUG, INFO, WARNING, ERROR."),
     Setting(
         "telegram_token",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 import signal
@@ -324,3 +325,41 @@ async def run_polling(
         if app.running:
             await app.stop()
         await app.shutdown()
+
+
+class TelegramWebhook:
+    """Telegram over a webhook: the shared HTTP server (bot/server.py) hands each request body here."""
+
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], secret: str) -> None:
+        if not secret:
+            raise BotError(
+                "Cần đặt TELEGRAM_WEBHOOK_SECRET để nhận Telegram qua webhook (1-256 ký tự A-Z a-z 0-9 _ -)."
+            )
+        self.app = app
+        self.secret = secret
+
+    def authorized(self, header: str | None) -> bool:
+        """The X-Telegram-Bot-Api-Secret-Token header, compared in constant time."""
+        return header is not None and hmac.compare_digest(header.encode(), self.secret.encode())
+
+    async def process(self, data: dict[str, Any]) -> None:
+        await self.app.process_update(Update.de_json(data, self.app.bot))
+
+    async def start(self, webhook_url: str | None) -> None:
+        try:
+            await self.app.initialize()
+        except InvalidToken:
+            raise BotError(
+                "TELEGRAM_BOT_TOKEN không hợp lệ: Telegram từ chối mã này. Hãy lấy lại mã từ BotFather."
+            ) from None
+        except NetworkError as exc:
+            raise BotError(f"Không kết nối được tới Telegram: {exc}.") from None
+        await register_commands(self.app)
+        if webhook_url:
+            await self.app.bot.set_webhook(webhook_url, secret_token=self.secret, allowed_updates=ALLOWED_UPDATES)
+        await self.app.start()
+
+    async def stop(self) -> None:
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()

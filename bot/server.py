@@ -1,0 +1,114 @@
+"""One HTTP server for every webhook channel: ``python -m bot serve``.
+
+Routes: ``POST /webhook/telegram`` (secret header checked in constant time, 403 and
+nothing processed otherwise) and ``GET /healthz``. Requests are answered at once and
+processed in the background; on shutdown the server stops taking requests and
+drains the work in flight before closing the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Coroutine
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.channels.telegram import TelegramWebhook
+from bot.errors import BotError
+from bot.service import Service
+
+logger = logging.getLogger(__name__)
+
+TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+DRAIN_SECONDS = 30.0
+
+
+class WebhookServer:
+    """The ASGI app and the background work it started."""
+
+    def __init__(self, service: Service, telegram: TelegramWebhook | None) -> None:
+        self.service = service
+        self.telegram = telegram
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.app = Starlette(
+            routes=[
+                Route("/healthz", self.healthz, methods=["GET"]),
+                Route("/webhook/telegram", self.telegram_update, methods=["POST"]),
+            ]
+        )
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse(
+            {"ok": True, "content_version": self.service.holder.current.catalogue.version, "in_flight": len(self.tasks)}
+        )
+
+    async def telegram_update(self, request: Request) -> Response:
+        if self.telegram is None:
+            return JSONResponse({"ok": False, "error": "telegram is not configured"}, status_code=404)
+        if not self.telegram.authorized(request.headers.get(TELEGRAM_SECRET_HEADER)):
+            return JSONResponse({"ok": False}, status_code=403)
+        try:
+            data = await request.json()
+        except ValueError:
+            return JSONResponse({"ok": False, "error": "body is not JSON"}, status_code=400)
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            return JSONResponse({"ok": False, "error": "not a Telegram update"}, status_code=400)
+        self.spawn(self.telegram.process(data))
+        return JSONResponse({"ok": True})
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(self._logged(work))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception:
+            logger.exception("webhook update failed")
+
+    async def drain(self, seconds: float = DRAIN_SECONDS) -> None:
+        """Wait for the updates being processed (new requests are no longer accepted)."""
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=seconds)
+            if pending:
+                logger.error("%d webhook updates still running after %.0f s; stopping anyway", len(pending), seconds)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or one clear error when the port is taken or the address is wrong."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BotError(f"Không dùng được địa chỉ {host}: {exc.strerror}.") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise BotError(f"Không mở được cổng {port} trên {host}: {exc.strerror} (có thể cổng đang bận).") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(server: WebhookServer, sock: socket.socket) -> None:
+    """Run on a bound socket until SIGINT/SIGTERM, then drain the work in flight."""
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(server.app, lifespan="off", log_level="warning", access_log=False)
+    logger.warning("serving webhooks on http://%s:%d (GET /healthz)", host, port)
+    try:
+        await uvicorn.Server(config).serve(sockets=[sock])
+    finally:
+        await server.drain()
+        sock.close()

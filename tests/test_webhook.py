@@ -1,0 +1,137 @@
+"""`serve`: the shared webhook server, called in-process (ASGI) with the real PTB code over a fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.channels import telegram as tg
+from bot.server import WebhookServer
+from bot.service import Service
+from tests.conftest import GOOD, NOW
+from tests.telegram_fake import TOKEN, FakeBotApi, text_update
+from tests.test_cli import run
+
+SECRET = "s3cret_token-1"
+URL = "https://dvc.example.gov.vn/webhook/telegram"
+
+
+class Setup:
+    def __init__(self, server: WebhookServer, api: FakeBotApi, service: Service, client: httpx.AsyncClient) -> None:
+        self.server, self.api, self.service, self.client = server, api, service, client
+
+    async def post(self, body: Any, secret: str | None = SECRET) -> httpx.Response:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+        return await self.client.post("/webhook/telegram", json=body, headers=headers)
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    api = FakeBotApi()
+    service = await Service.open(GOOD, str(tmp_path / "bot.db"), mode="test", reload_interval=0, clock=lambda: NOW)
+    app = tg.build_application(TOKEN, request=api.request(), get_updates_request=api.request(), polling=False)
+    tg.TelegramChannel(service.runner).attach(app)
+    webhook = tg.TelegramWebhook(app, SECRET)
+    await webhook.start(URL)
+    server = WebhookServer(service, webhook)
+    transport = httpx.ASGITransport(app=server.app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bot.local") as client:
+            yield Setup(server, api, service, client)
+    finally:
+        await server.drain()
+        await webhook.stop()
+        await service.close()
+
+
+async def test_registers_the_webhook_with_its_secret_and_update_types(setup: Setup) -> None:
+    [params] = [p for m, p in setup.api.calls if m == "setWebhook"]
+    assert params["url"] == URL
+    assert params["secret_token"] == SECRET
+    assert params["allowed_updates"] == ["message", "edited_message", "callback_query"]
+    assert "setMyCommands" in setup.api.methods()
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong", SECRET + "x"])
+async def test_missing_or_wrong_secret_is_403_and_nothing_is_processed(setup: Setup, secret: str | None) -> None:
+    response = await setup.post(text_update(10, "/start dang-ky-tam-tru"), secret=secret)
+    assert response.status_code == 403
+    await setup.server.drain()
+    assert setup.api.sent() == []
+    assert await setup.service.store.events() == []
+
+
+async def test_right_secret_is_answered_at_once_and_processed_once(setup: Setup) -> None:
+    update = text_update(11, "/start dang-ky-tam-tru")
+    first = await setup.post(update)
+    assert first.status_code == 200 and first.json() == {"ok": True}
+    again = await setup.post(update)  # Telegram redelivers
+    assert again.status_code == 200
+    await setup.server.drain()
+    assert setup.api.sent_texts().count("Bắt đầu thủ tục “Đăng ký tạm trú”.") == 1
+    assert await setup.service.store.is_processed("telegram", "11")
+
+
+async def test_bad_bodies_are_400(setup: Setup) -> None:
+    assert (await setup.post([1, 2])).status_code == 400
+    response = await setup.client.post(
+        "/webhook/telegram", content=b"not json", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    )
+    assert response.status_code == 400
+
+
+async def test_healthz(setup: Setup) -> None:
+    response = await setup.client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is True and body["content_version"] == setup.service.holder.current.catalogue.version
+
+
+async def test_shutdown_drains_work_in_flight(setup: Setup) -> None:
+    finished: list[str] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(0.2)
+        finished.append("done")
+
+    setup.server.spawn(slow())
+    await setup.server.drain(seconds=5)
+    assert finished == ["done"]
+
+
+def test_serve_without_a_channel_or_secret_or_port_is_one_clear_line(tmp_path: Path) -> None:
+    proc = run("serve", "--db", str(tmp_path / "a.db"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "Lỗi: Chưa cấu hình kênh webhook nào: hãy đặt TELEGRAM_BOT_TOKEN và TELEGRAM_WEBHOOK_SECRET."
+    ]
+    proc = run("serve", "--db", str(tmp_path / "a.db"), TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET="có dấu")
+    assert proc.returncode == 1 and "TELEGRAM_WEBHOOK_SECRET phải có 1-256 ký tự" in proc.stderr
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        proc = run(
+            "serve",
+            "--db",
+            str(tmp_path / "a.db"),
+            "--port",
+            str(port),
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_WEBHOOK_SECRET=SECRET,
+        )
+    finally:
+        busy.close()
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"Lỗi: Không mở được cổng {port} trên 127.0.0.1: Address already in use (có thể cổng đang bận)."
+    ]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "a.db").exists()  # it stopped before touching anything
