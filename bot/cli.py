@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import schema
 from bot.content import build
@@ -21,6 +22,9 @@ from bot.errors import BotError, UsageError
 from bot.loader import confusable_problems, did_you_mean, load_content
 from bot.runner import vietnam_now
 from bot.schema import Flow
+
+if TYPE_CHECKING:
+    from bot.service import Service
 from bot.settings import SETTINGS, VIETNAM_TZ, default_content_dir, reload_seconds, resume_after_seconds, setting
 
 logger = logging.getLogger(__name__)
@@ -410,6 +414,19 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _open_service(args: argparse.Namespace, mode: str) -> Service:
+    """Content, database and runner for a bot process, with the reload settings."""
+    from bot.service import Service
+
+    return await Service.open(
+        _content_dir(args),
+        _db_path(args),
+        mode=mode,
+        reload_interval=reload_seconds(),
+        config=EngineConfig(resume_after_seconds=resume_after_seconds()),
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if setting("telegram_token"):
         return asyncio.run(cmd_run_telegram(args))
@@ -419,15 +436,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def cmd_run_telegram(args: argparse.Namespace) -> int:
     from bot.channels import telegram
-    from bot.service import Service
 
-    service = await Service.open(
-        _content_dir(args),
-        _db_path(args),
-        mode="telegram",
-        reload_interval=reload_seconds(),
-        config=EngineConfig(resume_after_seconds=resume_after_seconds()),
-    )
+    service = await _open_service(args, "telegram")
     try:
         service.start_reloading()
         await telegram.run_polling(service.runner, setting("telegram_token"), setting("telegram_base_url"))
@@ -439,7 +449,6 @@ async def cmd_run_telegram(args: argparse.Namespace) -> int:
 async def cmd_serve(args: argparse.Namespace) -> int:
     from bot import server
     from bot.channels import telegram
-    from bot.service import Service
 
     token = setting("telegram_token")
     if not token:
@@ -449,13 +458,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         raise BotError("TELEGRAM_WEBHOOK_SECRET phải có 1-256 ký tự, chỉ gồm A-Z a-z 0-9 _ -.")
     sock = server.bind(args.host, args.port)  # a busy port fails before anything else happens
     try:
-        service = await Service.open(
-            _content_dir(args),
-            _db_path(args),
-            mode="serve",
-            reload_interval=reload_seconds(),
-            config=EngineConfig(resume_after_seconds=resume_after_seconds()),
-        )
+        service = await _open_service(args, "serve")
         try:
             app = telegram.build_application(token, setting("telegram_base_url"), polling=False)
             telegram.TelegramChannel(service.runner).attach(app)
@@ -475,15 +478,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
 async def cmd_chat(args: argparse.Namespace) -> int:
     from bot.channels import console
-    from bot.service import Service
 
-    service = await Service.open(
-        _content_dir(args),
-        _db_path(args),
-        mode="chat",
-        reload_interval=reload_seconds(),
-        config=EngineConfig(resume_after_seconds=resume_after_seconds()),
-    )
+    service = await _open_service(args, "chat")
     try:
         service.start_reloading()
         if args.json:
