@@ -1,4 +1,4 @@
-# dvc-bot: runs `python -m bot run` as a non-root user; state lives in the /data volume.
+# dvc-bot: runs `python -m bot run` (or `serve`) as a non-root user; state lives in the /data volume.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,4 +22,8 @@ VOLUME ["/data"]
 # Fail fast on broken content before serving anyone.
 RUN python -m bot validate
 
+# `run`: Telegram long polling when TELEGRAM_BOT_TOKEN is set, else the console chat.
+# Webhooks instead: docker run -p 8080:8080 -e TELEGRAM_BOT_TOKEN=… -e TELEGRAM_WEBHOOK_SECRET=… \
+#   -e TELEGRAM_WEBHOOK_URL=https://… -v dvc-data:/data dvc-bot python -m bot serve --host 0.0.0.0
+EXPOSE 8080
 CMD ["python", "-m", "bot", "run"]

@@ -249,3 +249,18 @@ async def test_a_wrong_token_is_one_clear_error(store: SqliteStore) -> None:
     runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
     with pytest.raises(BotError, match="TELEGRAM_BOT_TOKEN không hợp lệ"):
         await tg.run_polling(runner, TOKEN, tg.DEFAULT_BASE_URL, asyncio.Event(), request=api.request())
+
+
+async def test_an_update_handled_before_a_restart_is_not_handled_again(tmp_path: Path) -> None:
+    db = tmp_path / "bot.db"
+    update = text_update(4242, "/start dang-ky-tam-tru")
+    for attempt in (1, 2):  # two processes, one after the other, on the same database
+        store = await SqliteStore.open(db)
+        api = FakeBotApi()
+        runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
+        app = tg.build_application(TOKEN, request=api.request(), get_updates_request=api.request(), polling=False)
+        tg.TelegramChannel(runner).attach(app)
+        async with app:
+            await app.process_update(Update.de_json(update, app.bot))
+        await store.close()
+        assert len(api.sent()) == (2 if attempt == 1 else 0)
