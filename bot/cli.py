@@ -25,6 +25,7 @@ from bot.schema import Flow
 
 if TYPE_CHECKING:
     from bot.service import Service
+from bot.privacy import TokenFilter, keep_tokens_out_of_http_logs
 from bot.settings import SETTINGS, VIETNAM_TZ, default_content_dir, reload_seconds, resume_after_seconds, setting
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,12 @@ def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db", metavar="PATH", default=None, help="tệp cơ sở dữ liệu SQLite (mặc định: BOT_DB hoặc var/bot.db)"
     )
+
+
+def redact_tokens_in_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(TokenFilter())
+    keep_tokens_out_of_http_logs()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=setting("log_level").upper() if setting("log_level").upper() in logging._nameToLevel else "WARNING",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact_tokens_in_logs()
     command = args.command or "run"
     if args.command is None:
         args = parser.parse_args(["run"])
@@ -428,19 +436,40 @@ async def _open_service(args: argparse.Namespace, mode: str) -> Service:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if setting("telegram_token"):
-        return asyncio.run(cmd_run_telegram(args))
+    if setting("telegram_token") or setting("zalo_bot_token"):
+        return asyncio.run(cmd_run_channels(args))
     chat_args = argparse.Namespace(content=args.content, db=args.db, user="console", json=False)
     return asyncio.run(cmd_chat(chat_args))
 
 
-async def cmd_run_telegram(args: argparse.Namespace) -> int:
-    from bot.channels import telegram
+async def cmd_run_channels(args: argparse.Namespace) -> int:
+    """Long polling on every channel with a token, in one process sharing one database."""
+    from bot.channels import telegram, zalo_bot
 
-    service = await _open_service(args, "telegram")
+    service = await _open_service(args, "run")
+    stop = asyncio.Event()
     try:
         service.start_reloading()
-        await telegram.run_polling(service.runner, setting("telegram_token"), setting("telegram_base_url"))
+        pollers = []
+        if setting("telegram_token"):
+            pollers.append(
+                telegram.run_polling(service.runner, setting("telegram_token"), setting("telegram_base_url"), stop)
+            )
+        if setting("zalo_bot_token"):
+            pollers.append(
+                zalo_bot.run_polling(service.runner, setting("zalo_bot_token"), setting("zalo_bot_base_url"), stop)
+            )
+        tasks = [asyncio.ensure_future(p) for p in pollers]
+        try:
+            # One channel failing (a wrong token) stops them all with its one-line error.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                error = task.exception()
+                if error is not None:
+                    raise error
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await service.close()
     return 0
@@ -448,28 +477,45 @@ async def cmd_run_telegram(args: argparse.Namespace) -> int:
 
 async def cmd_serve(args: argparse.Namespace) -> int:
     from bot import server
-    from bot.channels import telegram
+    from bot.channels import telegram, zalo_bot
 
-    token = setting("telegram_token")
-    if not token:
-        raise BotError("Chưa cấu hình kênh webhook nào: hãy đặt TELEGRAM_BOT_TOKEN và TELEGRAM_WEBHOOK_SECRET.")
-    secret = setting("telegram_webhook_secret")
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+    tg_token, zalo_token = setting("telegram_token"), setting("zalo_bot_token")
+    if not tg_token and not zalo_token:
+        raise BotError(
+            "Chưa cấu hình kênh webhook nào: hãy đặt TELEGRAM_BOT_TOKEN và TELEGRAM_WEBHOOK_SECRET, "
+            "hoặc ZALO_BOT_TOKEN và ZALO_BOT_WEBHOOK_SECRET."
+        )
+    tg_secret = setting("telegram_webhook_secret")
+    if tg_token and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tg_secret):
         raise BotError("TELEGRAM_WEBHOOK_SECRET phải có 1-256 ký tự, chỉ gồm A-Z a-z 0-9 _ -.")
+    zalo_secret = setting("zalo_bot_webhook_secret")
+    if zalo_token and not 8 <= len(zalo_secret) <= 256:
+        raise BotError("ZALO_BOT_WEBHOOK_SECRET phải dài 8-256 ký tự.")
     sock = server.bind(args.host, args.port)  # a busy port fails before anything else happens
+    tg_hook: telegram.TelegramWebhook | None = None
+    zalo_client: zalo_bot.ZaloBotClient | None = None
     try:
         service = await _open_service(args, "serve")
         try:
-            app = telegram.build_application(token, setting("telegram_base_url"), polling=False)
-            telegram.TelegramChannel(service.runner).attach(app)
-            webhook = telegram.TelegramWebhook(app, secret)
-            await webhook.start(setting("telegram_webhook_url") or None)
-            try:
-                service.start_reloading()
-                await server.serve(server.WebhookServer(service, webhook), sock)
-            finally:
-                await webhook.stop()
+            if tg_token:
+                app = telegram.build_application(tg_token, setting("telegram_base_url"), polling=False)
+                telegram.TelegramChannel(service.runner).attach(app)
+                tg_hook = telegram.TelegramWebhook(app, tg_secret)
+                await tg_hook.start(setting("telegram_webhook_url") or None)
+            zalo_hook = None
+            if zalo_token:
+                zalo_client = zalo_bot.ZaloBotClient(zalo_token, setting("zalo_bot_base_url"))
+                await zalo_bot.start_client(zalo_client)
+                if setting("zalo_bot_webhook_url"):
+                    await zalo_client.set_webhook(setting("zalo_bot_webhook_url"), zalo_secret)
+                zalo_hook = zalo_bot.ZaloBotWebhook(zalo_bot.ZaloBotChannel(service.runner, zalo_client), zalo_secret)
+            service.start_reloading()
+            await server.serve(server.WebhookServer(service, tg_hook, zalo_hook), sock)
         finally:
+            if tg_hook is not None:
+                await tg_hook.stop()
+            if zalo_client is not None:
+                await zalo_client.close()
             await service.close()
     finally:
         sock.close()

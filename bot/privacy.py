@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 from typing import Final
 
@@ -42,3 +43,23 @@ def redact(text: str) -> str:
     text = _EMAIL.sub("<email>", text)
     text = _EMAIL_FOLDED.sub("<email>", text)
     return _DIGITS.sub(_classify, text)
+
+
+class TokenFilter(logging.Filter):
+    """Bot tokens travel in URLs (``/bot<id>:<secret>/method``); log records show ``bot<token>`` instead."""
+
+    PATTERN: Final = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.PATTERN.search(message):
+            record.msg, record.args = self.PATTERN.sub("bot<token>", message), None
+        return True
+
+
+def keep_tokens_out_of_http_logs() -> None:
+    """httpx logs every request URL at INFO: redact tokens there, whoever configured logging."""
+    for name in ("httpx", "httpcore"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, TokenFilter) for f in log.filters):
+            log.addFilter(TokenFilter())

@@ -21,26 +21,32 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.channels.telegram import TelegramWebhook
+from bot.channels.zalo_bot import ZaloBotWebhook, unwrap
 from bot.errors import BotError
 from bot.service import Service
 
 logger = logging.getLogger(__name__)
 
 TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+ZALO_BOT_SECRET_HEADER = "X-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 DRAIN_SECONDS = 30.0
 
 
 class WebhookServer:
     """The ASGI app and the background work it started."""
 
-    def __init__(self, service: Service, telegram: TelegramWebhook | None) -> None:
+    def __init__(
+        self, service: Service, telegram: TelegramWebhook | None, zalo_bot: ZaloBotWebhook | None = None
+    ) -> None:
         self.service = service
         self.telegram = telegram
+        self.zalo_bot = zalo_bot
         self.tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(
             routes=[
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/webhook/telegram", self.telegram_update, methods=["POST"]),
+                Route("/webhook/zalo", self.zalo_bot_update, methods=["POST"]),
             ]
         )
 
@@ -61,6 +67,20 @@ class WebhookServer:
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return JSONResponse({"ok": False, "error": "not a Telegram update"}, status_code=400)
         self.spawn(self.telegram.process(data))
+        return JSONResponse({"ok": True})
+
+    async def zalo_bot_update(self, request: Request) -> Response:
+        if self.zalo_bot is None:
+            return JSONResponse({"ok": False, "error": "zalo bot is not configured"}, status_code=404)
+        if not self.zalo_bot.authorized(request.headers.get(ZALO_BOT_SECRET_HEADER)):
+            return JSONResponse({"ok": False}, status_code=403)
+        try:
+            update = unwrap(await request.json())
+        except ValueError:
+            update = None
+        if update is None:
+            return JSONResponse({"ok": False, "error": "not a Zalo Bot update"}, status_code=400)
+        self.spawn(self.zalo_bot.channel.handle(update))
         return JSONResponse({"ok": True})
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -61,6 +61,30 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "",
         "Địa chỉ https công khai của /webhook/telegram; có thì `serve` tự đăng ký webhook với Telegram.",
     ),
+    Setting(
+        "zalo_bot_token",
+        "ZALO_BOT_TOKEN",
+        "",
+        "Mã bot Zalo Bot Platform (Zalo Bot Creator). Có thì `run` nhận tin Zalo.",
+    ),
+    Setting(
+        "zalo_bot_base_url",
+        "ZALO_BOT_BASE_URL",
+        "https://bot-api.zaloplatforms.com",
+        "Địa chỉ Zalo Bot API (yêu cầu gửi tới <địa chỉ>/bot<mã>/<lệnh>).",
+    ),
+    Setting(
+        "zalo_bot_webhook_secret",
+        "ZALO_BOT_WEBHOOK_SECRET",
+        "",
+        "Chuỗi bí mật (8-256 ký tự) Zalo gửi kèm mỗi webhook; bắt buộc với `serve` khi có ZALO_BOT_TOKEN.",
+    ),
+    Setting(
+        "zalo_bot_webhook_url",
+        "ZALO_BOT_WEBHOOK_URL",
+        "",
+        "Địa chỉ https công khai của /webhook/zalo; có thì `serve` tự đăng ký webhook với Zalo.",
+    ),
     Setting("log_level", "BOT_LOG_LEVEL", "WARNING", "Mức ghi log: DEBUG, INFO, WARNING, ERROR."),
     Setting(
         "telegram_token",

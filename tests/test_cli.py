@@ -15,7 +15,7 @@ from tests.conftest import GOOD, ROOT
 
 
 def run(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_", "ZALO_"))}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         input=stdin,

@@ -14,7 +14,6 @@ import contextlib
 import hmac
 import logging
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -28,8 +27,10 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
+from bot.channels.common import split, stop_on_signals
 from bot.engine import Reply
 from bot.errors import BotError
+from bot.privacy import keep_tokens_out_of_http_logs
 from bot.runner import Incoming, Runner
 
 logger = logging.getLogger(__name__)
@@ -53,30 +54,8 @@ MAX_SEND_ATTEMPTS: Final = 6
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Pieces of at most ``limit`` characters, cut at paragraphs, then lines, then words."""
-    if len(text) <= limit:
-        return [text]
-    pieces: list[str] = []
-    for sep in ("\n\n", "\n", " "):
-        if sep not in text:
-            continue
-        current = ""
-        for part in text.split(sep):
-            candidate = f"{current}{sep}{part}" if current else part
-            if len(candidate) <= limit:
-                current = candidate
-                continue
-            if current:
-                pieces.append(current)
-            if len(part) <= limit:
-                current = part
-            else:
-                pieces += split_text(part, limit)
-                current = ""
-        if current:
-            pieces.append(current)
-        return pieces
-    return [text[i : i + limit] for i in range(0, len(text), limit)]
+    """Telegram's 4,096-character pieces, cut at paragraphs, then lines, then words."""
+    return split(text, limit)
 
 
 def callback_data(choice_id: str, index: int) -> str:
@@ -269,6 +248,7 @@ def build_application(
     get_updates_request: BaseRequest | None = None,
     polling: bool = True,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
+    keep_tokens_out_of_http_logs()
     builder = ApplicationBuilder().token(token).base_url(base_url).concurrent_updates(64)
     if request is not None:
         builder = builder.request(request)
@@ -297,10 +277,7 @@ async def run_polling(
     app = build_application(token, base_url, request=request, get_updates_request=request)
     TelegramChannel(runner).attach(app)
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     try:
         await app.initialize()
     except InvalidToken:

@@ -1,0 +1,262 @@
+"""Zalo Bot Platform channel: our own small async client on httpx, long polling and the webhook route.
+
+The platform has no buttons: choices are a numbered list, and a typed number or
+label selects a choice just as on the console. Replies are split at 2,000
+characters. ``getUpdates`` has no offset, so replayed updates are dropped by
+message id through the runner's persisted dedupe. The token is part of every URL
+and never appears in logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import httpx
+
+from bot.channels.common import split, stop_on_signals
+from bot.engine import Reply
+from bot.errors import BotError
+from bot.privacy import keep_tokens_out_of_http_logs
+from bot.runner import Incoming, Runner
+
+logger = logging.getLogger(__name__)
+
+CHANNEL: Final = "zalo-bot"
+DEFAULT_BASE_URL: Final = "https://bot-api.zaloplatforms.com"
+MAX_TEXT: Final = 2000
+POLL_SECONDS: Final = 30
+CHOOSE_HINT: Final = "Bạn gõ số thứ tự để chọn (ví dụ: 1)."
+
+
+class ZaloError(Exception):
+    """An error answer of the Zalo Bot API (the token never appears in it)."""
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(f"Zalo Bot API {status}: {description}")
+        self.status = status
+        self.description = description
+
+
+class ZaloBotClient:
+    """The nine JSON methods of the Zalo Bot Platform (``<base>/bot<token>/<method>``)."""
+
+    def __init__(
+        self, token: str, base_url: str = DEFAULT_BASE_URL, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        keep_tokens_out_of_http_logs()
+        self._client = httpx.AsyncClient(
+            base_url=f"{base_url.rstrip('/')}/bot{token}/", transport=transport, timeout=POLL_SECONDS + 15
+        )
+
+    async def call(self, method: str, payload: Mapping[str, Any] | None = None) -> Any:
+        try:
+            response = await self._client.post(method, json=dict(payload or {}))
+        except httpx.HTTPError as exc:
+            raise ZaloError(0, type(exc).__name__) from None  # str(exc) may contain the URL, so the token
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code == 200 and isinstance(body, dict) and body.get("ok", True):
+            return body.get("result", body)
+        description = body.get("description", "") if isinstance(body, dict) else ""
+        raise ZaloError(response.status_code, str(description) or response.reason_phrase)
+
+    async def get_me(self) -> Any:
+        return await self.call("getMe")
+
+    async def get_updates(self, poll_seconds: int = POLL_SECONDS) -> list[dict[str, Any]]:
+        """Waiting updates; an idle long poll (HTTP 408) is an empty list, not an error."""
+        try:
+            result = await self.call("getUpdates", {"timeout": str(poll_seconds)})
+        except ZaloError as exc:
+            if exc.status == 408:
+                return []
+            raise
+        if isinstance(result, list):
+            return [u for u in result if isinstance(u, dict)]
+        return [result] if isinstance(result, dict) and result else []
+
+    async def set_webhook(self, url: str, secret: str) -> Any:
+        return await self.call("setWebhook", {"url": url, "secret_token": secret})
+
+    async def delete_webhook(self) -> Any:
+        return await self.call("deleteWebhook")
+
+    async def get_webhook_info(self) -> Any:
+        return await self.call("getWebhookInfo")
+
+    async def send_message(self, chat_id: str, text: str) -> Any:
+        return await self.call("sendMessage", {"chat_id": chat_id, "text": text})
+
+    async def send_photo(self, chat_id: str, photo_url: str, caption: str = "") -> Any:
+        payload = {"chat_id": chat_id, "photo": photo_url}
+        if caption:
+            payload["caption"] = caption
+        return await self.call("sendPhoto", payload)
+
+    async def send_chat_action(self, chat_id: str, action: str = "typing") -> Any:
+        return await self.call("sendChatAction", {"chat_id": chat_id, "action": action})
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Zalo's 2,000-character pieces, cut at paragraphs, then lines, then words."""
+    return split(text, limit)
+
+
+def render(reply: Reply) -> list[str]:
+    """A reply as Zalo messages: text, links, then the choices as a numbered list; 2,000 characters each."""
+    parts = [reply.text] if reply.text else []
+    if reply.links:
+        parts.append("\n".join(f"🔗 {link}" for link in reply.links))
+    if reply.choices:
+        parts.append("\n".join(f"{i}. {c.label}" for i, c in enumerate(reply.choices, 1)) + "\n\n" + CHOOSE_HINT)
+    return split_text("\n\n".join(parts) or " ")
+
+
+def unwrap(body: Any) -> dict[str, Any] | None:
+    """A webhook body, either ``{"ok": true, "result": {...}}`` or the bare update."""
+    if isinstance(body, dict) and isinstance(body.get("result"), dict) and "event_name" not in body:
+        body = body["result"]
+    return body if isinstance(body, dict) and "event_name" in body else None
+
+
+def to_incoming(update: Mapping[str, Any]) -> Incoming | None:
+    """What the runner should handle, or None (group chats, malformed updates)."""
+    message = update.get("message")
+    if not isinstance(message, dict):
+        return None
+    chat = message.get("chat") or {}
+    sender = message.get("from") or {}
+    chat_id = chat.get("id") or sender.get("id")
+    if not chat_id or str(chat.get("chat_type", "PRIVATE")).upper() != "PRIVATE":
+        return None
+    event = str(update.get("event_name", ""))
+    message_id = message.get("message_id")
+    event_id = f"{event}:{message_id}" if message_id else None
+    if event != "message.text.received" or not isinstance(message.get("text"), str):
+        return Incoming(CHANNEL, str(chat_id), kind="unsupported", event_id=event_id)
+    text = message["text"]
+    head, _, rest = text.strip().partition(" ")
+    if head.lower() == "/start":
+        return Incoming(
+            CHANNEL, str(chat_id), kind="start", text=text, start_payload=rest.strip() or None, event_id=event_id
+        )
+    return Incoming(CHANNEL, str(chat_id), kind="text", text=text, event_id=event_id)
+
+
+class ZaloBotChannel:
+    """Translates Zalo Bot updates for the runner and replies back, resending on quota or network errors."""
+
+    def __init__(self, runner: Runner, client: ZaloBotClient, sleep: Any = asyncio.sleep) -> None:
+        self.runner = runner
+        self.client = client
+        self._sleep = sleep
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def handle(self, update: Mapping[str, Any]) -> None:
+        incoming = to_incoming(update)
+        if incoming is None:
+            return
+        if incoming.kind != "unsupported":
+            with contextlib.suppress(ZaloError):
+                await self.client.send_chat_action(incoming.user_id)
+        replies = await self.runner.handle(incoming)
+        if replies:
+            await self.deliver(incoming.user_id, replies)
+
+    async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> None:
+        async with self._locks.setdefault(chat_id, asyncio.Lock()):  # a chat's messages stay in order
+            for reply in replies:
+                for text in render(reply):
+                    await self._send(chat_id, text)
+
+    async def _send(self, chat_id: str, text: str) -> None:
+        for attempt in range(1, 7):
+            try:
+                await self.client.send_message(chat_id, text)
+                return
+            except ZaloError as exc:
+                if exc.status in (429, 0) or exc.status >= 500:
+                    logger.warning("zalo bot send failed (%s), attempt %d; retrying", exc.status, attempt)
+                    await self._sleep(min(2.0**attempt, 60.0))
+                    continue
+                logger.error("zalo bot rejected a reply: %s", exc)
+                return
+        logger.error("zalo bot: reply dropped after 6 attempts")
+
+
+class ZaloBotWebhook:
+    """The ``POST /webhook/zalo`` side: secret check in constant time, both body shapes."""
+
+    def __init__(self, channel: ZaloBotChannel, secret: str) -> None:
+        if not 8 <= len(secret) <= 256:
+            raise BotError("ZALO_BOT_WEBHOOK_SECRET phải dài 8-256 ký tự.")
+        self.channel = channel
+        self.secret = secret
+
+    def authorized(self, header: str | None) -> bool:
+        return header is not None and hmac.compare_digest(header.encode(), self.secret.encode())
+
+
+async def start_client(client: ZaloBotClient) -> None:
+    """Check the token once at start: a wrong one is one clear error."""
+    try:
+        await client.get_me()
+    except ZaloError as exc:
+        if exc.status == 401:
+            raise BotError(
+                "ZALO_BOT_TOKEN không hợp lệ hoặc đã bị đặt lại. Hãy lấy mã mới trong Zalo Bot Creator."
+            ) from None
+        raise BotError(f"Không kết nối được tới Zalo Bot Platform: {exc}.") from None
+
+
+async def run_polling(
+    runner: Runner,
+    token: str,
+    base_url: str = DEFAULT_BASE_URL,
+    stop: asyncio.Event | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Any = asyncio.sleep,
+) -> None:
+    """Long polling until SIGINT/SIGTERM (or ``stop``)."""
+    client = ZaloBotClient(token, base_url, transport)
+    channel = ZaloBotChannel(runner, client, sleep)
+    stop = stop or asyncio.Event()
+    stop_on_signals(stop)
+    try:
+        await start_client(client)
+        with contextlib.suppress(ZaloError):
+            await client.delete_webhook()  # polling and a webhook exclude each other
+        logger.warning("zalo bot is polling; Ctrl+C to stop")
+        failures = 0
+        while not stop.is_set():
+            poll = asyncio.ensure_future(client.get_updates())
+            stopped = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({poll, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if stopped in done:
+                poll.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ZaloError):
+                    await poll
+                break
+            stopped.cancel()
+            try:
+                updates = poll.result()
+                failures = 0
+            except ZaloError as exc:
+                failures += 1
+                logger.warning("zalo bot getUpdates failed (%s); retrying", exc.status)
+                await sleep(min(2.0**failures, 60.0))
+                continue
+            for update in updates:
+                await channel.handle(update)
+    finally:
+        await client.close()
