@@ -477,14 +477,17 @@ async def cmd_run_channels(args: argparse.Namespace) -> int:
 
 async def cmd_serve(args: argparse.Namespace) -> int:
     from bot import server
-    from bot.channels import telegram, zalo_bot
+    from bot.channels import telegram, zalo_bot, zalo_oa
 
     tg_token, zalo_token = setting("telegram_token"), setting("zalo_bot_token")
-    if not tg_token and not zalo_token:
+    oa_on = bool(setting("zalo_oa_app_id") and setting("zalo_oa_secret_key"))
+    if not tg_token and not zalo_token and not oa_on:
         raise BotError(
             "Chưa cấu hình kênh webhook nào: hãy đặt TELEGRAM_BOT_TOKEN và TELEGRAM_WEBHOOK_SECRET, "
-            "hoặc ZALO_BOT_TOKEN và ZALO_BOT_WEBHOOK_SECRET."
+            "hoặc ZALO_BOT_TOKEN và ZALO_BOT_WEBHOOK_SECRET, hoặc ZALO_OA_APP_ID và ZALO_OA_SECRET_KEY."
         )
+    if oa_on and not (setting("zalo_oa_refresh_token") or setting("zalo_oa_access_token")):
+        raise BotError("Zalo OA cần ZALO_OA_REFRESH_TOKEN (hoặc ZALO_OA_ACCESS_TOKEN) và ZALO_OA_APP_SECRET.")
     tg_secret = setting("telegram_webhook_secret")
     if tg_token and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tg_secret):
         raise BotError("TELEGRAM_WEBHOOK_SECRET phải có 1-256 ký tự, chỉ gồm A-Z a-z 0-9 _ -.")
@@ -494,6 +497,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     sock = server.bind(args.host, args.port)  # a busy port fails before anything else happens
     tg_hook: telegram.TelegramWebhook | None = None
     zalo_client: zalo_bot.ZaloBotClient | None = None
+    oa_client: zalo_oa.ZaloOAClient | None = None
     try:
         service = await _open_service(args, "serve")
         try:
@@ -509,13 +513,29 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 if setting("zalo_bot_webhook_url"):
                     await zalo_client.set_webhook(setting("zalo_bot_webhook_url"), zalo_secret)
                 zalo_hook = zalo_bot.ZaloBotWebhook(zalo_bot.ZaloBotChannel(service.runner, zalo_client), zalo_secret)
+            oa_channel = None
+            if oa_on:
+                initial = zalo_oa.OATokens(
+                    setting("zalo_oa_access_token"), setting("zalo_oa_refresh_token"), expires_at=0.0
+                )
+                oa_client = zalo_oa.ZaloOAClient(
+                    service.store,
+                    setting("zalo_oa_app_id"),
+                    setting("zalo_oa_app_secret"),
+                    initial,
+                    setting("zalo_oa_api_base_url"),
+                    setting("zalo_oauth_base_url"),
+                )
+                oa_channel = zalo_oa.ZaloOAChannel(service.runner, oa_client, setting("zalo_oa_secret_key"))
             service.start_reloading()
-            await server.serve(server.WebhookServer(service, tg_hook, zalo_hook), sock)
+            await server.serve(server.WebhookServer(service, tg_hook, zalo_hook, oa_channel), sock)
         finally:
             if tg_hook is not None:
                 await tg_hook.stop()
             if zalo_client is not None:
                 await zalo_client.close()
+            if oa_client is not None:
+                await oa_client.close()
             await service.close()
     finally:
         sock.close()

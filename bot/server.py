@@ -9,6 +9,7 @@ drains the work in flight before closing the database.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import Coroutine
@@ -22,6 +23,7 @@ from starlette.routing import Route
 
 from bot.channels.telegram import TelegramWebhook
 from bot.channels.zalo_bot import ZaloBotWebhook, unwrap
+from bot.channels.zalo_oa import ZaloOAChannel, signature_ok
 from bot.errors import BotError
 from bot.service import Service
 
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 ZALO_BOT_SECRET_HEADER = "X-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+ZALO_OA_SIGNATURE_HEADER = "X-ZEvent-Signature"
 DRAIN_SECONDS = 30.0
 
 
@@ -36,17 +39,23 @@ class WebhookServer:
     """The ASGI app and the background work it started."""
 
     def __init__(
-        self, service: Service, telegram: TelegramWebhook | None, zalo_bot: ZaloBotWebhook | None = None
+        self,
+        service: Service,
+        telegram: TelegramWebhook | None,
+        zalo_bot: ZaloBotWebhook | None = None,
+        zalo_oa: ZaloOAChannel | None = None,
     ) -> None:
         self.service = service
         self.telegram = telegram
         self.zalo_bot = zalo_bot
+        self.zalo_oa = zalo_oa
         self.tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(
             routes=[
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/webhook/telegram", self.telegram_update, methods=["POST"]),
                 Route("/webhook/zalo", self.zalo_bot_update, methods=["POST"]),
+                Route("/webhook/zalo-oa", self.zalo_oa_event, methods=["POST"]),
             ]
         )
 
@@ -81,6 +90,16 @@ class WebhookServer:
         if update is None:
             return JSONResponse({"ok": False, "error": "not a Zalo Bot update"}, status_code=400)
         self.spawn(self.zalo_bot.channel.handle(update))
+        return JSONResponse({"ok": True})
+
+    async def zalo_oa_event(self, request: Request) -> Response:
+        if self.zalo_oa is None:
+            return JSONResponse({"ok": False, "error": "zalo oa is not configured"}, status_code=404)
+        raw = await request.body()  # the signature covers these exact bytes
+        if not signature_ok(raw, request.headers.get(ZALO_OA_SIGNATURE_HEADER), self.zalo_oa.secret):
+            return JSONResponse({"ok": False}, status_code=401)
+        event = json.loads(raw)
+        self.spawn(self.zalo_oa.handle(event))  # Zalo wants an answer within about 2 seconds
         return JSONResponse({"ok": True})
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:

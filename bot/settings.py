@@ -85,6 +85,32 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "",
         "Địa chỉ https công khai của /webhook/zalo; có thì `serve` tự đăng ký webhook với Zalo.",
     ),
+    Setting(
+        "zalo_oa_app_id",
+        "ZALO_OA_APP_ID",
+        "",
+        "Mã ứng dụng (app id) Zalo của OA; có cùng ZALO_OA_SECRET_KEY thì `serve` nhận tin OA.",
+    ),
+    Setting(
+        "zalo_oa_secret_key",
+        "ZALO_OA_SECRET_KEY",
+        "",
+        "Khoá bí mật OA (OA secret key) trong phần webhook của ứng dụng, dùng để kiểm tra chữ ký X-ZEvent-Signature.",
+    ),
+    Setting(
+        "zalo_oa_app_secret", "ZALO_OA_APP_SECRET", "", "Khoá bí mật ứng dụng (app secret), dùng để làm mới token OA."
+    ),
+    Setting(
+        "zalo_oa_refresh_token",
+        "ZALO_OA_REFRESH_TOKEN",
+        "",
+        "Refresh token đầu tiên của OA; các token sau được lưu trong cơ sở dữ liệu.",
+    ),
+    Setting("zalo_oa_access_token", "ZALO_OA_ACCESS_TOKEN", "", "Access token OA hiện có (không bắt buộc)."),
+    Setting("zalo_oa_api_base_url", "ZALO_OA_API_BASE_URL", "https://openapi.zalo.me", "Địa chỉ Zalo OA Open API."),
+    Setting(
+        "zalo_oauth_base_url", "ZALO_OAUTH_BASE_URL", "https://oauth.zaloapp.com", "Địa chỉ máy chủ cấp token Zalo."
+    ),
     Setting("log_level", "BOT_LOG_LEVEL", "WARNING", "Mức ghi log: DEBUG, INFO, WARNING, ERROR."),
     Setting(
         "telegram_token",

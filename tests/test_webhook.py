@@ -110,7 +110,7 @@ def test_serve_without_a_channel_or_secret_or_port_is_one_clear_line(tmp_path: P
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "Lỗi: Chưa cấu hình kênh webhook nào: hãy đặt TELEGRAM_BOT_TOKEN và TELEGRAM_WEBHOOK_SECRET, "
-        "hoặc ZALO_BOT_TOKEN và ZALO_BOT_WEBHOOK_SECRET."
+        "hoặc ZALO_BOT_TOKEN và ZALO_BOT_WEBHOOK_SECRET, hoặc ZALO_OA_APP_ID và ZALO_OA_SECRET_KEY."
     ]
     proc = run("serve", "--db", str(tmp_path / "a.db"), TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET="có dấu")
     assert proc.returncode == 1 and "TELEGRAM_WEBHOOK_SECRET phải có 1-256 ký tự" in proc.stderr

@@ -41,6 +41,24 @@ class Instance:
     content_dir: str
 
 
+@dataclass(frozen=True)
+class OATokens:
+    """The Zalo OA token pair; the refresh token works once."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class OAWindow:
+    """A citizen's free-reply window on Zalo OA: since their last message, how many replies went out."""
+
+    last_user_at: float
+    sent_since: int = 0
+    missed: bool = False  # a reply could not be delivered because the window was closed
+
+
 class Store(Protocol):
     """What the runner needs from storage."""
 
@@ -75,7 +93,15 @@ class Store(Protocol):
 
     async def instances(self) -> list[Instance]: ...
 
+    async def oa_tokens(self) -> OATokens | None: ...
+
+    async def save_oa_tokens(self, tokens: OATokens) -> None: ...
+
+    async def oa_window(self, user_key: str) -> OAWindow | None: ...
+
+    async def save_oa_window(self, user_key: str, window: OAWindow) -> None: ...
+
     async def close(self) -> None: ...
 
 
-__all__ = ["ContentLoad", "Instance", "ReloadTrigger", "Store"]
+__all__ = ["ContentLoad", "Instance", "OATokens", "OAWindow", "ReloadTrigger", "Store"]

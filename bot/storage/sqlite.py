@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -14,7 +15,7 @@ import aiosqlite
 
 from bot.engine import Event, Session
 from bot.errors import BotError
-from bot.storage import ContentLoad, Instance
+from bot.storage import ContentLoad, Instance, OATokens, OAWindow
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,22 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         started_at REAL NOT NULL,
         content_dir TEXT NOT NULL,
         PRIMARY KEY (host, pid)
+    );
+    """,
+    # 3: Zalo OA: the rotating token pair (single-use refresh token) and each user's reply window.
+    """
+    CREATE TABLE oa_tokens (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        access_token TEXT NOT NULL,
+        refresh_token TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE oa_windows (
+        user_key TEXT PRIMARY KEY,
+        last_user_at REAL NOT NULL,
+        sent_since INTEGER NOT NULL DEFAULT 0,
+        missed INTEGER NOT NULL DEFAULT 0
     );
     """,
 )
@@ -289,6 +306,37 @@ class SqliteStore:
         ) as cur:
             rows = await cur.fetchall()
         return [Instance(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def oa_tokens(self) -> OATokens | None:
+        async with self.conn.execute(
+            "SELECT access_token, refresh_token, expires_at FROM oa_tokens WHERE id = 1"
+        ) as cur:
+            row = await cur.fetchone()
+        return OATokens(row[0], row[1], row[2]) if row else None
+
+    async def save_oa_tokens(self, tokens: OATokens) -> None:
+        """Replace the pair in one transaction (the old refresh token is dead once Zalo answered)."""
+        await self._write(
+            "INSERT INTO oa_tokens (id, access_token, refresh_token, expires_at, updated_at) VALUES (1, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET access_token = excluded.access_token, "
+            "refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+            (tokens.access_token, tokens.refresh_token, tokens.expires_at, time.time()),
+        )
+
+    async def oa_window(self, user_key: str) -> OAWindow | None:
+        async with self.conn.execute(
+            "SELECT last_user_at, sent_since, missed FROM oa_windows WHERE user_key = ?", (user_key,)
+        ) as cur:
+            row = await cur.fetchone()
+        return OAWindow(row[0], row[1], bool(row[2])) if row else None
+
+    async def save_oa_window(self, user_key: str, window: OAWindow) -> None:
+        await self._write(
+            "INSERT INTO oa_windows (user_key, last_user_at, sent_since, missed) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_key) DO UPDATE SET last_user_at = excluded.last_user_at, "
+            "sent_since = excluded.sent_since, missed = excluded.missed",
+            (user_key, window.last_user_at, window.sent_since, int(window.missed)),
+        )
 
     async def close(self) -> None:
         await self.conn.close()

@@ -1,0 +1,257 @@
+"""Zalo Official Account (OA) Open API v3: signed webhook in, customer-service messages out.
+
+* In: ``POST /webhook/zalo-oa`` with ``X-ZEvent-Signature: mac=<hex>``, where hex is the
+  plain SHA-256 of app_id + the raw body + timestamp + the OA secret key, checked in
+  constant time on the bytes as received.
+* Out: ``POST <api>/v3.0/oa/message/cs`` with the ``access_token`` header; choices as
+  ``oa.query.hide`` buttons whose payload (``#c:<choice id>``) comes back as the
+  citizen's text, plus the numbered list as a fallback; 2,000-character pieces.
+* Tokens: error -216 refreshes once through ``<oauth>/v4/oa/access_token`` and retries;
+  the new single-use refresh token is stored before the new access token is used.
+  -32 or HTTP 429 back off. A closed free-reply window (-305, -311, -230, -211) is not
+  retried: it is logged and explained at the citizen's next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import httpx
+
+from bot.channels.common import split
+from bot.engine import Reply
+from bot.errors import BotError
+from bot.privacy import keep_tokens_out_of_http_logs
+from bot.runner import Incoming, Runner
+from bot.storage import OATokens, OAWindow, Store
+
+__all__ = ["OATokens", "ZaloOAChannel", "ZaloOAClient", "signature_ok", "to_incoming"]
+
+logger = logging.getLogger(__name__)
+
+CHANNEL: Final = "zalo-oa"
+DEFAULT_API_BASE_URL: Final = "https://openapi.zalo.me"
+DEFAULT_OAUTH_BASE_URL: Final = "https://oauth.zaloapp.com"
+MAX_TEXT: Final = 2000
+MAX_BUTTONS: Final = 5  # commonly cited limit [unverified]; more choices go as the numbered list only
+CHOICE_PREFIX: Final = "#c:"
+WINDOW_SECONDS: Final = 48 * 3600
+WINDOW_REPLIES: Final = 8
+INVALID_TOKEN: Final = -216
+RATE_LIMITED: Final = -32
+WINDOW_CLOSED: Final = frozenset({-305, -311, -230, -211, -213})
+CHOOSE_HINT: Final = "Bạn bấm nút, hoặc gõ số thứ tự để chọn."
+WINDOW_MISSED_NOTE: Final = (
+    "Xin lỗi, tin trả lời trước của tôi chưa gửi được tới bạn vì đã quá thời gian Zalo cho phép. "
+    "Đây là bước bạn đang làm:"
+)
+
+
+def signature_ok(raw: bytes, header: str | None, oa_secret_key: str) -> bool:
+    """``X-ZEvent-Signature`` = "mac=" + SHA-256(app_id + raw body + timestamp + OA secret key), constant time."""
+    if not header or not oa_secret_key:
+        return False
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return False
+    if not isinstance(body, dict):
+        return False
+    app_id, timestamp = str(body.get("app_id", "")), str(body.get("timestamp", ""))
+    digest = hashlib.sha256(app_id.encode() + raw + timestamp.encode() + oa_secret_key.encode()).hexdigest()
+    return hmac.compare_digest(header.strip().encode(), f"mac={digest}".encode())
+
+
+def to_incoming(event: Mapping[str, Any]) -> Incoming | None:
+    """What the runner should handle for an OA event, or None for events that need no answer."""
+    name = str(event.get("event_name", ""))
+    sender = event.get("sender") or {}
+    user_id = str(sender.get("id") or event.get("follower", {}).get("id") or "")
+    if not user_id:
+        return None
+    message = event.get("message") or {}
+    msg_id = message.get("msg_id")
+    event_id = f"{name}:{msg_id}" if msg_id else f"{name}:{user_id}:{event.get('timestamp', '')}"
+    if name == "follow":
+        return Incoming(CHANNEL, user_id, kind="start", event_id=event_id)
+    if name == "user_send_text":
+        text = str(message.get("text", ""))
+        if text.startswith(CHOICE_PREFIX):
+            return Incoming(CHANNEL, user_id, kind="choice", choice_id=text[len(CHOICE_PREFIX) :], event_id=event_id)
+        return Incoming(CHANNEL, user_id, kind="text", text=text, event_id=event_id)
+    if name.startswith("user_send_"):
+        return Incoming(CHANNEL, user_id, kind="unsupported", event_id=event_id)
+    return None  # unfollow, receipts, the OA's own echoes
+
+
+def messages(reply: Reply) -> list[dict[str, Any]]:
+    """A reply as OA message bodies: text with the numbered choices; buttons on the last piece (≤ 5 choices)."""
+    parts = [reply.text] if reply.text else []
+    if reply.links:
+        parts.append("\n".join(f"🔗 {link}" for link in reply.links))
+    if reply.choices:
+        parts.append("\n".join(f"{i}. {c.label}" for i, c in enumerate(reply.choices, 1)) + "\n\n" + CHOOSE_HINT)
+    pieces = split("\n\n".join(parts) or " ", MAX_TEXT)
+    out: list[dict[str, Any]] = [{"text": piece} for piece in pieces]
+    if reply.choices and len(reply.choices) <= MAX_BUTTONS:
+        out[-1]["attachment"] = {
+            "type": "template",
+            "payload": {
+                "buttons": [
+                    {"title": c.label[:100], "type": "oa.query.hide", "payload": f"{CHOICE_PREFIX}{c.id}"}
+                    for c in reply.choices
+                ]
+            },
+        }
+    return out
+
+
+class ZaloOAError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"Zalo OA error {code}: {message}")
+        self.code = code
+
+
+class ZaloOAClient:
+    """Thin async client: send customer-service messages and rotate tokens (stored in the database)."""
+
+    def __init__(
+        self,
+        store: Store,
+        app_id: str,
+        app_secret: str,
+        initial: OATokens | None,
+        api_base_url: str = DEFAULT_API_BASE_URL,
+        oauth_base_url: str = DEFAULT_OAUTH_BASE_URL,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        keep_tokens_out_of_http_logs()
+        self.store = store
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.initial = initial
+        self.api = api_base_url.rstrip("/")
+        self.oauth = oauth_base_url.rstrip("/")
+        self._http = httpx.AsyncClient(transport=transport, timeout=20)
+        self._sleep = sleep
+        self._refreshing = asyncio.Lock()
+
+    async def tokens(self) -> OATokens:
+        stored = await self.store.oa_tokens()
+        if stored is not None:
+            return stored
+        if self.initial is None:
+            raise BotError("Chưa có token Zalo OA: hãy đặt ZALO_OA_REFRESH_TOKEN (và ZALO_OA_ACCESS_TOKEN nếu có).")
+        return self.initial
+
+    async def refresh(self, used: OATokens) -> OATokens:
+        """A new token pair from the refresh token; stored before anyone uses it."""
+        async with self._refreshing:
+            current = await self.tokens()
+            if current.access_token != used.access_token:
+                return current  # another request refreshed meanwhile
+            response = await self._http.post(
+                f"{self.oauth}/v4/oa/access_token",
+                headers={"secret_key": self.app_secret},
+                data={"app_id": self.app_id, "grant_type": "refresh_token", "refresh_token": current.refresh_token},
+            )
+            body = response.json() if response.content else {}
+            if "access_token" not in body or "refresh_token" not in body:
+                logger.error("zalo oa token refresh failed: %s", body.get("error_name") or body.get("error") or "?")
+                raise BotError("Không làm mới được token Zalo OA: cần người quản trị cấp quyền lại cho OA.")
+            fresh = OATokens(
+                str(body["access_token"]),
+                str(body["refresh_token"]),
+                time.time() + float(body.get("expires_in", 90000)),
+            )
+            await self.store.save_oa_tokens(fresh)  # before use: the old refresh token is now dead
+            logger.info("zalo oa tokens rotated")
+            return fresh
+
+    async def send(self, user_id: str, message: Mapping[str, Any]) -> None:
+        """Send one message; refresh once on -216, back off on -32/429; raise ZaloOAError otherwise."""
+        tokens = await self.tokens()
+        refreshed = False
+        for attempt in range(1, 7):
+            response = await self._http.post(
+                f"{self.api}/v3.0/oa/message/cs",
+                headers={"access_token": tokens.access_token},
+                json={"recipient": {"user_id": user_id}, "message": dict(message)},
+            )
+            if response.status_code == 429:
+                await self._sleep(min(2.0**attempt, 60.0))
+                continue
+            body = response.json() if response.content else {}
+            code = int(body.get("error", 0) or 0)
+            if code == 0 and response.status_code == 200:
+                return
+            if code == INVALID_TOKEN and not refreshed:
+                tokens = await self.refresh(tokens)
+                refreshed = True
+                continue
+            if code == RATE_LIMITED:
+                await self._sleep(min(2.0**attempt, 60.0))
+                continue
+            raise ZaloOAError(code, str(body.get("message", response.reason_phrase)))
+        raise ZaloOAError(RATE_LIMITED, "still rate limited after retries")
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+class ZaloOAChannel:
+    """OA events in, replies out, with each citizen's free-reply window tracked."""
+
+    def __init__(
+        self, runner: Runner, client: ZaloOAClient, oa_secret_key: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.runner = runner
+        self.client = client
+        self.secret = oa_secret_key
+        self.clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def handle(self, event: Mapping[str, Any]) -> None:
+        incoming = to_incoming(event)
+        if incoming is None:
+            return
+        key = self.runner.key(CHANNEL, incoming.user_id)
+        window = await self.runner.store.oa_window(key)
+        replies = await self.runner.handle(incoming)
+        if replies is None:
+            return  # redelivered
+        if window is not None and window.missed:
+            replies = [Reply(WINDOW_MISSED_NOTE), *replies]
+        await self.runner.store.save_oa_window(key, OAWindow(self.clock()))
+        await self.deliver(incoming.user_id, key, replies)
+
+    async def deliver(self, user_id: str, key: str, replies: Sequence[Reply]) -> None:
+        async with self._locks.setdefault(user_id, asyncio.Lock()):
+            window = await self.runner.store.oa_window(key) or OAWindow(self.clock())
+            for reply in replies:
+                for message in messages(reply):
+                    if self.clock() - window.last_user_at > WINDOW_SECONDS or window.sent_since >= WINDOW_REPLIES:
+                        logger.warning("zalo oa: free-reply window closed; a reply was not sent")
+                        window = OAWindow(window.last_user_at, window.sent_since, missed=True)
+                        await self.runner.store.save_oa_window(key, window)
+                        return
+                    try:
+                        await self.client.send(user_id, message)
+                    except ZaloOAError as exc:
+                        if exc.code in WINDOW_CLOSED:
+                            logger.warning("zalo oa: reply refused (%d), window or quota exhausted", exc.code)
+                            window = OAWindow(window.last_user_at, window.sent_since, missed=True)
+                            await self.runner.store.save_oa_window(key, window)
+                            return
+                        logger.error("zalo oa: reply not sent: %s", exc)
+                        return
+                    window = OAWindow(window.last_user_at, window.sent_since + 1, window.missed)
+                    await self.runner.store.save_oa_window(key, window)

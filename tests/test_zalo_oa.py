@@ -1,0 +1,249 @@
+"""Zalo OA v3: signed webhook, button payloads, token rotation, -216 and a closed reply window, over fakes.
+
+The fake OA API follows the shapes in ../shared/reference/channels.md §4: ``POST /v3.0/oa/message/cs``
+with an ``access_token`` header answers ``{"data": …, "error": 0, "message": "Success"}`` and negative
+``error`` codes with HTTP 200; ``POST /v4/oa/access_token`` (form, ``secret_key`` header) returns a new
+``access_token`` / ``refresh_token`` pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+
+from bot import texts
+from bot.channels import zalo_oa as oa
+from bot.engine import Choice, Reply
+from bot.runner import Incoming, Runner
+from bot.server import WebhookServer
+from bot.service import Service
+from bot.storage import OATokens
+from tests.conftest import GOOD, NOW
+
+# The reference's test vector (channels.md §4).
+VECTOR_BODY = (
+    b'{"app_id":"2553928453557884079","user_id_by_app":"979122185046046317","event_name":"user_send_text",'
+    b'"timestamp":"1699003881354","sender":{"id":"6142494823000000000"},"recipient":{"id":"3662729599332560487"},'
+    b'"message":{"text":"Chao","msg_id":"cb31dff1c39642cc1b83"}}'
+)
+VECTOR_SECRET = "test-oa-secret"
+VECTOR_MAC = "mac=af3307514d45e4f72d96820cb001eb6ece9c73990db670d874b6add7bea0a524"
+APP_ID = "2553928453557884079"
+USER = "6142494823000000000"
+
+
+def test_the_reference_signature_vector_passes_and_a_tampered_body_fails() -> None:
+    assert oa.signature_ok(VECTOR_BODY, VECTOR_MAC, VECTOR_SECRET)
+    assert not oa.signature_ok(VECTOR_BODY.replace(b"Chao", b"Chau"), VECTOR_MAC, VECTOR_SECRET)
+    assert not oa.signature_ok(VECTOR_BODY, VECTOR_MAC, "other-secret")
+    assert not oa.signature_ok(VECTOR_BODY, None, VECTOR_SECRET)
+    assert not oa.signature_ok(b"not json", VECTOR_MAC, VECTOR_SECRET)
+    # re-serialising the JSON (spaces) changes the bytes, so the check must use the raw body
+    assert not oa.signature_ok(json.dumps(json.loads(VECTOR_BODY)).encode(), VECTOR_MAC, VECTOR_SECRET)
+
+
+def event(name: str, text: str = "", msg_id: str = "m1", user: str = USER) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "app_id": APP_ID,
+        "event_name": name,
+        "timestamp": "1764300000000",
+        "sender": {"id": user},
+        "recipient": {"id": "oa"},
+    }
+    if name.startswith("user_send_"):
+        body["message"] = {"text": text, "msg_id": msg_id}
+    return body
+
+
+def signed(body: dict[str, Any], secret: str = VECTOR_SECRET) -> tuple[bytes, str]:
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    mac = hashlib.sha256(body["app_id"].encode() + raw + body["timestamp"].encode() + secret.encode()).hexdigest()
+    return raw, f"mac={mac}"
+
+
+def test_events_become_incoming_messages_and_button_payloads_become_choices() -> None:
+    tap = oa.to_incoming(event("user_send_text", "#c:o:tu-nop"))
+    assert tap is not None and (tap.kind, tap.choice_id, tap.user_id) == ("choice", "o:tu-nop", USER)
+    typed = oa.to_incoming(event("user_send_text", "dk tam tru"))
+    assert typed is not None and (typed.kind, typed.text) == ("text", "dk tam tru")
+    follow = oa.to_incoming(event("follow"))
+    assert follow is not None and follow.kind == "start"
+    image = oa.to_incoming(event("user_send_image"))
+    assert image is not None and image.kind == "unsupported"
+    assert oa.to_incoming(event("unfollow")) is None
+    assert oa.to_incoming(event("user_seen_message")) is None
+
+
+def test_choices_are_hidden_query_buttons_with_the_numbered_list_as_fallback() -> None:
+    reply = Reply("Ai là người nộp hồ sơ?", (Choice("o:tu-nop", "Tôi tự nộp"), Choice("o:nho", "Nhờ người nộp")))
+    [message] = oa.messages(reply)
+    assert message["text"].startswith("Ai là người nộp hồ sơ?\n\n1. Tôi tự nộp\n2. Nhờ người nộp")
+    buttons = message["attachment"]["payload"]["buttons"]
+    assert buttons[0] == {"title": "Tôi tự nộp", "type": "oa.query.hide", "payload": "#c:o:tu-nop"}
+    many = Reply("Chọn", tuple(Choice(f"a:{i}", f"Nhóm {i}") for i in range(8)))
+    assert "attachment" not in oa.messages(many)[-1]  # more than 5: the numbered list only
+    long = oa.messages(Reply("\n\n".join(["chữ " * 200] * 5), reply.choices))
+    assert len(long) > 1 and all(len(m["text"]) <= 2000 for m in long)
+    assert "attachment" in long[-1] and "attachment" not in long[0]
+
+
+class FakeOA:
+    """OA API + OAuth server; ``errors`` queues error codes for the next sends."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.sends: list[tuple[str, dict[str, Any]]] = []  # (access token used, body) of accepted sends
+        self.errors: list[int] = []
+        self.refreshes: list[tuple[dict[str, str], str]] = []
+        self.valid_access = "A0"
+        self.saved_before_use: list[bool] = []
+
+    def transport(self) -> httpx.MockTransport:
+        async def handler(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/v4/oa/access_token":
+                form = dict(parse_qsl(request.content.decode()))
+                self.refreshes.append((form, request.headers.get("secret_key", "")))
+                n = len(self.refreshes)
+                self.valid_access = f"A{n}"
+                return httpx.Response(
+                    200, json={"access_token": f"A{n}", "refresh_token": f"R{n}", "expires_in": "90000"}
+                )
+            assert request.url.path == "/v3.0/oa/message/cs"
+            token = request.headers.get("access_token", "")
+            body = json.loads(request.content)
+            if token != self.valid_access:
+                return httpx.Response(200, json={"error": -216, "message": "Access token is invalid"})
+            if self.refreshes:
+                stored = await self.store.oa_tokens()
+                self.saved_before_use.append(stored is not None and stored.access_token == token)
+            if self.errors:
+                code = self.errors.pop(0)
+                return httpx.Response(200, json={"error": code, "message": "refused"})
+            self.sends.append((token, body))
+            return httpx.Response(
+                200, json={"data": {"message_id": "x", "user_id": USER}, "error": 0, "message": "Success"}
+            )
+
+        return httpx.MockTransport(handler)
+
+    def texts(self) -> list[str]:
+        return [str(b["message"]["text"]) for _, b in self.sends]
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    svc = await Service.open(GOOD, str(tmp_path / "bot.db"), mode="test", reload_interval=0, clock=lambda: NOW)
+    yield svc
+    await svc.close()
+
+
+def make(service: Service, access: str = "A0", clock: Any = None) -> tuple[oa.ZaloOAChannel, FakeOA, Sleeps]:
+    fake = FakeOA(service.store)
+    fake.valid_access = access
+    sleeps = Sleeps()
+    client = oa.ZaloOAClient(
+        service.store, APP_ID, "app-secret", OATokens("A0", "R0", 0.0), transport=fake.transport(), sleep=sleeps
+    )
+    channel = oa.ZaloOAChannel(service.runner, client, VECTOR_SECRET, clock=clock or (lambda: NOW.timestamp()))
+    return channel, fake, sleeps
+
+
+async def test_signed_webhook_conversation_equals_the_console(service: Service) -> None:
+    channel, fake, _ = make(service)
+    server = WebhookServer(service, None, None, channel)
+    console = Runner(service.runner.content, service.store, b"console", clock=lambda: NOW)
+    steps = [("follow", ""), ("user_send_text", "dk tam tru cho nguoi thue tro"), ("user_send_text", "#c:next")]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=server.app), base_url="http://b") as http:
+        raw, mac = signed(event("user_send_text", "dk tam tru", msg_id="bad"))
+        assert (
+            await http.post("/webhook/zalo-oa", content=raw, headers={"X-ZEvent-Signature": "mac=00"})
+        ).status_code == 401
+        assert (await http.post("/webhook/zalo-oa", content=raw)).status_code == 401
+        await server.drain()
+        assert fake.sends == [] and await service.store.events() == []
+        for i, (name, text) in enumerate(steps):
+            before = len(fake.sends)
+            raw, mac = signed(event(name, text, msg_id=f"m{i}"))
+            response = await http.post("/webhook/zalo-oa", content=raw, headers={"X-ZEvent-Signature": mac})
+            assert response.status_code == 200
+            await server.drain()
+            if name == "follow":
+                incoming = Incoming("console", "c", kind="start")
+            elif text.startswith("#c:"):
+                incoming = Incoming("console", "c", kind="choice", choice_id=text[3:])
+            else:
+                incoming = Incoming("console", "c", kind="text", text=text)
+            expected = [m["text"] for r in (await console.handle(incoming) or []) for m in oa.messages(r)]
+            assert fake.texts()[before:] == expected
+    assert texts.WELCOME in fake.texts()[0]
+    assert fake.sends[-1][1]["recipient"] == {"user_id": USER}
+
+
+async def test_invalid_token_refreshes_once_stores_the_new_pair_first_and_retries(service: Service) -> None:
+    channel, fake, _ = make(service, access="A-expired")  # Zalo no longer accepts A0
+    fake.valid_access = "nothing-yet"
+    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="r1"))
+    [(form, secret_header)] = fake.refreshes
+    assert form == {"app_id": APP_ID, "grant_type": "refresh_token", "refresh_token": "R0"}
+    assert secret_header == "app-secret"
+    assert {token for token, _ in fake.sends} == {"A1"}
+    assert fake.saved_before_use and all(fake.saved_before_use)
+    stored = await service.store.oa_tokens()
+    assert stored is not None and (stored.access_token, stored.refresh_token) == ("A1", "R1")
+    # the next refresh spends the NEW single-use refresh token
+    fake.valid_access = "rotated-again"
+    await channel.handle(event("user_send_text", "1", msg_id="r2"))
+    assert fake.refreshes[1][0]["refresh_token"] == "R1"
+
+
+async def test_rate_limits_back_off_and_retry(service: Service) -> None:
+    channel, fake, sleeps = make(service)
+    fake.errors = [-32, -32]
+    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="q1"))
+    assert sleeps.slept[:2] == [2.0, 4.0]
+    assert fake.texts()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”."
+
+
+async def test_a_closed_reply_window_is_logged_and_explained_at_the_next_message(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    channel, fake, _ = make(service)
+    fake.errors = [-305]
+    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="w1"))
+    assert fake.sends == []
+    assert "window or quota exhausted" in caplog.text
+    key = service.runner.key(oa.CHANNEL, USER)
+    window = await service.store.oa_window(key)
+    assert window is not None and window.missed
+    await channel.handle(event("user_send_text", "lặp lại", msg_id="w2"))
+    assert fake.texts()[0] == oa.WINDOW_MISSED_NOTE
+    window = await service.store.oa_window(key)
+    assert window is not None and not window.missed and window.sent_since == len(fake.sends)
+
+
+async def test_replies_are_not_sent_after_48_hours_or_8_messages(service: Service) -> None:
+    now = [NOW.timestamp()]
+    channel, fake, _ = make(service, clock=lambda: now[0])
+    key = service.runner.key(oa.CHANNEL, USER)
+    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="t1"))
+    sent = len(fake.sends)
+    now[0] += 49 * 3600  # a late delivery of more replies
+    await channel.deliver(USER, key, [Reply("muộn")])
+    assert len(fake.sends) == sent
+    window = await service.store.oa_window(key)
+    assert window is not None and window.missed
