@@ -17,7 +17,7 @@ from bot.channels import zalo_bot as zb
 from bot.content import ContentHolder, load
 from bot.engine import Choice, Reply
 from bot.errors import BotError
-from bot.runner import Runner
+from bot.runner import Incoming, Runner
 from bot.server import WebhookServer
 from bot.service import Service
 from bot.storage.sqlite import SqliteStore
@@ -41,7 +41,12 @@ def text_update(message_id: str, text: str, chat_id: str = "u-abc", chat_type: s
 
 
 class FakeZalo:
-    """The Zalo Bot API: canned answers, a call log, updates served by getUpdates (replayed, no offset)."""
+    """The Zalo Bot API: canned answers, a call log, updates served by getUpdates (replayed, no offset).
+
+    Shapes from ../shared/reference/channels.md §3 (official docs as copied on 10/12/2025 and the
+    zalo-bot-mcp client): ``<base>/bot<token>/<method>``, ``{"ok", "result"}`` bodies, getUpdates
+    returning ONE update object, HTTP 408 for an idle long poll, 429 for quota, 401 for a bad token.
+    """
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any], str]] = []
@@ -221,3 +226,39 @@ async def test_webhook_route_checks_the_secret_and_takes_both_body_shapes(tmp_pa
     finally:
         await client.close()
         await service.close()
+
+
+async def test_zalo_says_what_the_console_says(store: SqliteStore) -> None:
+    fake = FakeZalo()
+    inputs = ["/start dang-ky-tam-tru", "1", "2", "quay lại"]
+    fake.pending = [text_update(f"e{i}", text) for i, text in enumerate(inputs)]
+    await poll_until(fake, store, lambda: len([c for c in fake.calls if c[0] == "getUpdates"]) >= 8)
+    console = Runner(ContentHolder(load(GOOD), GOOD), store, b"console", clock=lambda: NOW)
+    expected: list[str] = []
+    for text in inputs:
+        kind = "start" if text.startswith("/start") else "text"
+        payload = text.split(" ", 1)[1] if kind == "start" else None
+        replies = await console.handle(Incoming("console", "c", kind=kind, text=text, start_payload=payload)) or []
+        expected += [piece for r in replies for piece in zb.render(r)]
+    assert fake.sent() == expected
+
+
+async def test_run_starts_every_configured_polling_channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import cli
+    from bot.channels import telegram
+
+    started: list[str] = []
+
+    async def fake_poll(name: str, runner: Runner, token: str, base_url: str, stop: asyncio.Event) -> None:
+        started.append(name)
+        if len(started) == 2:
+            stop.set()
+        await stop.wait()
+
+    monkeypatch.setattr(telegram, "run_polling", lambda *a, **k: fake_poll("telegram", *a, **k))
+    monkeypatch.setattr(zb, "run_polling", lambda *a, **k: fake_poll("zalo-bot", *a, **k))
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:x")
+    monkeypatch.setenv("ZALO_BOT_TOKEN", "2:y")
+    args = cli.build_parser().parse_args(["run", "--content", str(GOOD), "--db", str(tmp_path / "b.db")])
+    assert await asyncio.wait_for(cli.cmd_run_channels(args), timeout=10) == 0
+    assert sorted(started) == ["telegram", "zalo-bot"]
