@@ -501,6 +501,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     try:
         service = await _open_service(args, "serve")
         try:
+            service.start_reloading()  # SIGHUP from `reload` is handled from now on
             if tg_token:
                 app = telegram.build_application(tg_token, setting("telegram_base_url"), polling=False)
                 telegram.TelegramChannel(service.runner).attach(app)
@@ -527,7 +528,6 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                     setting("zalo_oauth_base_url"),
                 )
                 oa_channel = zalo_oa.ZaloOAChannel(service.runner, oa_client, setting("zalo_oa_secret_key"))
-            service.start_reloading()
             await server.serve(server.WebhookServer(service, tg_hook, zalo_hook, oa_channel), sock)
         finally:
             if tg_hook is not None:

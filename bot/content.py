@@ -81,7 +81,12 @@ class ContentHolder:
         async with self._lock:
             # Taken before reading: an edit made while loading shows up as a change at the next poll.
             before = stamp(self.content_dir)
-            result, content = await asyncio.to_thread(_prepare, self.content_dir)
+            try:
+                result, content = await asyncio.to_thread(_prepare, self.content_dir)
+            except Exception as exc:  # a loader bug must not take the bot down or loop forever
+                self.stamp = before
+                problem = Problem("procedures.yaml", 1, 1, "error", f"không đọc được nội dung ({type(exc).__name__}).")
+                return ReloadOutcome("failed", "?", self.current.catalogue.version, (problem,))
             self.stamp = before
             active = self.current.catalogue.version
             if content is None:

@@ -111,7 +111,11 @@ class _Reader:
         self.problems.append(FileProblem(self.path, node.start_mark.line + 1, message))
 
     def value(self, node: yaml.Node) -> Any:
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except ValueError:  # a date that does not exist (2026-02-30) and the like
+            self.problem(node, f"giá trị “{getattr(node, 'value', '')}” không đọc được (ngày không có thật?).")
+            return None
 
     def mapping(self, node: yaml.Node, allowed: Sequence[str], what: str) -> dict[str, yaml.Node] | None:
         if not isinstance(node, yaml.MappingNode):
@@ -149,7 +153,10 @@ class _Reader:
         return tuple(str(v) for v in items)
 
     def day(self, node: yaml.Node) -> date | None:
+        before = len(self.problems)
         value = self.value(node)
+        if len(self.problems) > before:
+            return None
         if isinstance(value, date) and not isinstance(value, datetime):
             return value
         self.problem(node, "date phải là một ngày dạng NĂM-THÁNG-NGÀY, ví dụ 2026-11-28.")

@@ -311,7 +311,10 @@ class _Checker:
             return INVALID
         # date
         if tag.endswith(":timestamp"):
-            value = _constructor.construct_object(node)
+            try:
+                value = _constructor.construct_object(node)
+            except ValueError:  # looks like a date but is not one, e.g. 2026-11-31
+                value = None
             if isinstance(value, datetime):
                 return value.date()
             if isinstance(value, date):

@@ -58,14 +58,18 @@ class Runner:
         return user_key(self.secret, channel, user_id)
 
     async def handle(self, msg: Incoming) -> list[Reply] | None:
-        """The replies to send, or None when this update was already handled."""
-        if msg.event_id is not None and await self.store.is_processed(msg.channel, msg.event_id):
-            return None
+        """The replies to send, or None when this update was already handled.
+
+        The user's lock is taken before anything is awaited, so one user's messages are
+        handled in the order they reached this method.
+        """
         key = self.key(msg.channel, msg.user_id)
         self._waiters[key] = self._waiters.get(key, 0) + 1
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
+                if msg.event_id is not None and await self.store.is_processed(msg.channel, msg.event_id):
+                    return None
                 return await self._turn(key, msg)
         finally:
             self._waiters[key] -= 1

@@ -9,10 +9,11 @@ drains the work in flight before closing the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.channels.common import stop_on_signals
 from bot.channels.telegram import TelegramWebhook
 from bot.channels.zalo_bot import ZaloBotWebhook, unwrap
 from bot.channels.zalo_oa import ZaloOAChannel, signature_ok
@@ -141,13 +143,31 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(server: WebhookServer, sock: socket.socket) -> None:
-    """Run on a bound socket until SIGINT/SIGTERM, then drain the work in flight."""
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ours sets ``should_exit`` and then we drain."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(server: WebhookServer, sock: socket.socket, stop: asyncio.Event | None = None) -> None:
+    """Run on a bound socket until SIGINT/SIGTERM (or ``stop``); then stop taking requests and drain."""
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(server.app, lifespan="off", log_level="warning", access_log=False)
+    http = _Server(config)
+    stop = stop or asyncio.Event()
+    stop_on_signals(stop)
+
+    async def stop_when_asked() -> None:
+        await stop.wait()
+        http.should_exit = True
+
+    watcher = asyncio.ensure_future(stop_when_asked())
     logger.warning("serving webhooks on http://%s:%d (GET /healthz)", host, port)
     try:
-        await uvicorn.Server(config).serve(sockets=[sock])
+        await http.serve(sockets=[sock])
     finally:
+        watcher.cancel()
         await server.drain()
         sock.close()

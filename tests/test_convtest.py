@@ -131,3 +131,10 @@ def test_find_opens_the_procedure_whether_the_bot_is_sure_or_offers_it(content: 
     [failure] = outcome.failures
     assert failure.case == "không tìm ra"
     assert "bot không tìm ra thủ tục dang-ky-tam-tru" in failure.format()
+
+
+def test_an_impossible_date_in_a_test_file_is_reported_once(content: Content, tmp_path: Path) -> None:
+    f = tmp_path / "t.yaml"
+    f.write_text("date: 2026-02-30\ncases:\n  - name: x\n    turns: [{say: a}]\n", encoding="utf-8")
+    [problem] = convtest.run_files(content, [f]).problems
+    assert problem.format().endswith("lỗi: giá trị “2026-02-30” không đọc được (ngày không có thật?).")

@@ -292,3 +292,16 @@ def test_validate_warns_about_aliases_that_match_another_procedure(tmp_path: Pat
     assert line.endswith("[procedures[0].aliases[4]]")
     assert run_cli("validate", "--strict", "--content", str(content)).returncode == 1
     assert run_cli("validate", "--strict", "--no-confusable", "--content", str(content)).returncode == 0
+
+
+def test_a_date_that_does_not_exist_is_a_located_error(tmp_path: Path) -> None:
+    content = tmp_path / "c"
+    shutil.copytree(GOOD, content)
+    catalogue = content / "procedures.yaml"
+    catalogue.write_text(
+        catalogue.read_text(encoding="utf-8").replace("valid_from: 2023-02-05", "valid_from: 2023-02-31"),
+        encoding="utf-8",
+    )
+    proc = run_cli("validate", "--content", str(content))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert 'cần là ngày dạng YYYY-MM-DD, không phải "2023-02-31"' in proc.stdout

@@ -264,3 +264,29 @@ async def test_an_update_handled_before_a_restart_is_not_handled_again(tmp_path:
             await app.process_update(Update.de_json(update, app.bot))
         await store.close()
         assert len(api.sent()) == (2 if attempt == 1 else 0)
+
+
+async def test_two_turns_of_one_chat_are_not_interleaved() -> None:
+    time_ = FakeTime()
+    sent: list[str] = []
+
+    async def send(chat_id: int, text: str, reply_markup: Any) -> None:
+        await asyncio.sleep(0)  # let the other turn run if it can
+        sent.append(text)
+
+    channel = tg.TelegramChannel(runner=None, sender=tg.Sender(send, sleep=time_.sleep, clock=time_.clock))  # type: ignore[arg-type]
+    first = [Reply("A1"), Reply("A2"), Reply("A3")]
+    second = [Reply("B1"), Reply("B2")]
+    await asyncio.gather(channel.deliver(42, first), channel.deliver(42, second))
+    assert sent == ["A1", "A2", "A3", "B1", "B2"]
+    assert channel._turn_locks == {}
+
+
+async def test_one_users_messages_reach_the_engine_in_arrival_order(store: SqliteStore) -> None:
+    runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
+    first = asyncio.ensure_future(
+        runner.handle(Incoming("telegram", "7", kind="start", start_payload="dang-ky-tam-tru"))
+    )
+    second = asyncio.ensure_future(runner.handle(Incoming("telegram", "7", kind="text", text="1")))
+    replies = await asyncio.gather(first, second)
+    assert replies[1] is not None and replies[1][-1].text == "Ai là người nộp hồ sơ?"

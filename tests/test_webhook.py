@@ -136,3 +136,22 @@ def test_serve_without_a_channel_or_secret_or_port_is_one_clear_line(tmp_path: P
     ]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "a.db").exists()  # it stopped before touching anything
+
+
+async def test_serve_stops_taking_requests_then_drains_before_returning(setup: Setup) -> None:
+    from bot import server as server_module
+
+    finished: list[str] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(0.3)
+        finished.append("reply sent")
+
+    sock = server_module.bind("127.0.0.1", 0)
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(server_module.serve(setup.server, sock, stop))
+    await asyncio.sleep(0.2)
+    setup.server.spawn(slow())  # an update acknowledged just before the signal
+    stop.set()  # what SIGTERM / Ctrl+C do
+    await asyncio.wait_for(running, timeout=10)
+    assert finished == ["reply sent"]

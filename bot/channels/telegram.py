@@ -210,6 +210,8 @@ class TelegramChannel:
     def __init__(self, runner: Runner, sender: Sender | None = None) -> None:
         self.runner = runner
         self.sender = sender
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._turn_locks: dict[int, tuple[asyncio.Lock, int]] = {}  # chat -> (lock, turns using it)
 
     def attach(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         if self.sender is None:
@@ -217,28 +219,47 @@ class TelegramChannel:
         app.add_handler(TypeHandler(Update, self.on_update))
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        incoming = to_incoming(update)
         query = update.callback_query
         if query is not None:
-            # Always answer, even for a stale or repeated tap, or the button keeps spinning.
-            with contextlib.suppress(TelegramError):
-                await query.answer()
-        incoming = to_incoming(update)
+            # Always answer, even a stale or repeated tap, or the button keeps spinning; in the
+            # background, so the turn reaches the runner before anything is awaited (keeps order).
+            self._background(query.answer())
         if incoming is None:
             return
         chat_id = int(incoming.user_id)
         if incoming.kind in ("text", "choice", "start"):
-            with contextlib.suppress(TelegramError):
-                await context.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+            self._background(context.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING))
         replies = await self.runner.handle(incoming)
         if not replies:
             return  # a redelivered update: handled once already
         await self.deliver(chat_id, replies)
 
+    def _background(self, call: Awaitable[Any]) -> None:
+        async def quietly() -> None:
+            with contextlib.suppress(TelegramError):
+                await call
+
+        task = asyncio.ensure_future(quietly())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def deliver(self, chat_id: int, replies: Sequence[Reply]) -> None:
+        """A turn's messages go out together: another turn of the same chat waits its turn."""
         assert self.sender is not None
-        for reply in replies:
-            for text, markup in render(reply):
-                await self.sender.send(chat_id, text, markup)
+        lock, users = self._turn_locks.get(chat_id, (asyncio.Lock(), 0))
+        self._turn_locks[chat_id] = (lock, users + 1)
+        try:
+            async with lock:
+                for reply in replies:
+                    for text, markup in render(reply):
+                        await self.sender.send(chat_id, text, markup)
+        finally:
+            lock, users = self._turn_locks[chat_id]
+            if users == 1:
+                del self._turn_locks[chat_id]
+            else:
+                self._turn_locks[chat_id] = (lock, users - 1)
 
 
 def build_application(

@@ -166,6 +166,8 @@ class ZaloBotChannel:
         incoming = to_incoming(update)
         if incoming is None:
             return
+        if incoming.event_id is not None and await self.runner.store.is_processed(CHANNEL, incoming.event_id):
+            return  # getUpdates replays old updates: no "typing…" for those
         if incoming.kind != "unsupported":
             with contextlib.suppress(ZaloError):
                 await self.client.send_chat_action(incoming.user_id)
