@@ -414,9 +414,12 @@ def cmd_eval_match(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     schemas = schema.json_schemas()
     if args.write:
-        args.write.mkdir(parents=True, exist_ok=True)
-        for name, body in schemas.items():
-            (args.write / name).write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        try:
+            args.write.mkdir(parents=True, exist_ok=True)
+            for name, body in schemas.items():
+                (args.write / name).write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise BotError(f"Không ghi được vào {args.write}: {exc.strerror}.") from None
         return 0
     print(json.dumps(schemas, ensure_ascii=False, indent=2))
     return 0

@@ -169,24 +169,31 @@ def normalize_words(
     return expand(words, table, _longest(table))
 
 
-_LONGEST: dict[int, int] = {}
-_STARTS: dict[int, frozenset[str]] = {}
+# Per abbreviation table: (the table itself, first words of multi-word keys, most words in a key).
+# Keyed by id() but checked with ``is``, so a new table reusing a freed table's id is never confused.
+_TABLE_INFO: dict[int, tuple[Mapping[str, str], frozenset[str], int]] = {}
+
+
+def _info(table: Mapping[str, str]) -> tuple[frozenset[str], int]:
+    entry = _TABLE_INFO.get(id(table))
+    if entry is None or entry[0] is not table:
+        if len(_TABLE_INFO) > 16:  # old content versions: forget them
+            _TABLE_INFO.clear()
+        starts = frozenset(k.split(" ", 1)[0] for k in table if " " in k)
+        longest = max((k.count(" ") + 1 for k in table), default=1)
+        entry = (table, starts, longest)
+        _TABLE_INFO[id(table)] = entry
+    return entry[1], entry[2]
 
 
 def _starts(table: Mapping[str, str]) -> frozenset[str]:
-    """First words of the multi-word abbreviation keys (cached per table object)."""
-    key = id(table)
-    if key not in _STARTS:
-        _STARTS[key] = frozenset(k.split(" ", 1)[0] for k in table if " " in k)
-    return _STARTS[key]
+    """First words of the multi-word abbreviation keys."""
+    return _info(table)[0]
 
 
 def _longest(table: Mapping[str, str]) -> int:
-    """The most words in one abbreviation key (cached per table object)."""
-    key = id(table)
-    if key not in _LONGEST:
-        _LONGEST[key] = max((k.count(" ") + 1 for k in table), default=1)
-    return _LONGEST[key]
+    """The most words in one abbreviation key."""
+    return _info(table)[1]
 
 
 def catalogue_words(

@@ -159,8 +159,14 @@ async def request_reload(store: Store, wait_seconds: float) -> tuple[list[str], 
             "Không có bot nào đang chạy trên máy này với cơ sở dữ liệu này; nội dung sẽ được nạp khi bot khởi động.",
         ], False
     started = time.time() - 0.001
+    unreachable = []
     for i in running:
-        os.kill(i.pid, signal.SIGHUP)
+        try:
+            os.kill(i.pid, signal.SIGHUP)
+        except OSError as exc:  # it just exited, or belongs to another user
+            unreachable.append(f"Tiến trình {i.pid}: không gửi được yêu cầu nạp lại ({exc.strerror}).")
+    if unreachable:
+        return unreachable, False
     waiting = {i.pid for i in running}
     answers: dict[int, ContentLoad] = {}
     deadline = time.monotonic() + wait_seconds

@@ -138,3 +138,13 @@ def test_word_count_is_before_expansion() -> None:
     assert word_count("bhxh") == 1
     assert word_count("lam cccd") == 2
     assert word_count("Đăng ký, tạm trú!") == 4
+
+
+def test_a_new_table_at_a_reused_address_is_not_mistaken_for_the_old_one() -> None:
+    old = {"ab cd": "x"}
+    assert normalize("ab cd", old) == "x"
+    new = {"mm nn": "y", "pp qq rr": "z"}
+    from bot import normalize as module
+
+    module._TABLE_INFO[id(new)] = module._TABLE_INFO[id(old)]  # what a reused id() would look like
+    assert normalize("mm nn pp qq rr", new) == "y z"

@@ -147,3 +147,20 @@ async def test_engine_crash_gets_an_apology_and_is_recorded(
     assert replies and "hệ thống đang gặp trục trặc" in replies[0].text
     assert [e["type"] for e in await store.events()] == ["error"]
     await store.close()
+
+
+async def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    first, second = await asyncio.gather(SqliteStore.open(path), SqliteStore.open(path))
+    try:
+        assert await first.schema_version() == await second.schema_version() > 0
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_an_unusable_database_directory_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(BotError, match="Không tạo được thư mục cho cơ sở dữ liệu"):
+        await SqliteStore.open(blocker / "sub" / "bot.db")

@@ -247,3 +247,48 @@ async def test_replies_are_not_sent_after_48_hours_or_8_messages(service: Servic
     assert len(fake.sends) == sent
     window = await service.store.oa_window(key)
     assert window is not None and window.missed
+
+
+async def test_a_new_refresh_token_in_the_environment_wins_over_a_dead_stored_one(service: Service) -> None:
+    channel, fake, _ = make(service)
+    fake.valid_access = "x"
+    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="e1"))
+    stored = await service.store.oa_tokens()
+    assert stored is not None and stored.origin == "R0"  # descends from the configured R0
+    # the administrator authorises the OA again: a new refresh token in the environment
+    client = oa.ZaloOAClient(service.store, APP_ID, "app-secret", OATokens("B0", "S0", 0.0), transport=fake.transport())
+    assert (await client.tokens()).refresh_token == "S0"
+    same = oa.ZaloOAClient(service.store, APP_ID, "app-secret", OATokens("A0", "R0", 0.0), transport=fake.transport())
+    assert (await same.tokens()).refresh_token == stored.refresh_token  # unchanged environment: the stored pair
+    await client.close()
+    await same.close()
+
+
+async def test_network_errors_are_retried_and_then_explained(service: Service) -> None:
+    channel, fake, sleeps = make(service)
+    inner = fake.transport()
+    calls = {"n": 0}
+
+    async def flaky(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise httpx.ConnectError("down")
+        if calls["n"] == 2:
+            return httpx.Response(502, content=b"<html>Bad gateway</html>")
+        return await inner.handle_async_request(request)
+
+    channel.client._http = httpx.AsyncClient(transport=httpx.MockTransport(flaky))
+    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="n1"))
+    assert sleeps.slept[:2] == [2.0, 4.0]
+    assert fake.texts()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”."
+
+
+def test_events_without_a_message_id_never_carry_the_raw_user_id() -> None:
+    follow = oa.to_incoming(event("follow"))
+    assert follow is not None and follow.event_id is not None
+    assert USER not in follow.event_id
+
+
+def test_oversized_or_hostile_bodies_fail_the_signature_check_quietly() -> None:
+    assert not oa.signature_ok(b"[" * 100000, VECTOR_MAC, VECTOR_SECRET)
+    assert not oa.signature_ok(b" " * (300 * 1024), VECTOR_MAC, VECTOR_SECRET)

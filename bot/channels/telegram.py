@@ -352,9 +352,13 @@ class TelegramWebhook:
             ) from None
         except NetworkError as exc:
             raise BotError(f"Không kết nối được tới Telegram: {exc}.") from None
-        await register_commands(self.app)
-        if webhook_url:
-            await self.app.bot.set_webhook(webhook_url, secret_token=self.secret, allowed_updates=ALLOWED_UPDATES)
+        try:
+            await register_commands(self.app)
+            if webhook_url:
+                await self.app.bot.set_webhook(webhook_url, secret_token=self.secret, allowed_updates=ALLOWED_UPDATES)
+        except TelegramError as exc:
+            await self.app.shutdown()
+            raise BotError(f"Telegram không nhận đăng ký webhook {webhook_url or ''}: {exc}.") from None
         await self.app.start()
 
     async def stop(self) -> None:

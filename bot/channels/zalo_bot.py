@@ -259,6 +259,9 @@ async def run_polling(
                 await sleep(min(2.0**failures, 60.0))
                 continue
             for update in updates:
-                await channel.handle(update)
+                try:
+                    await channel.handle(update)
+                except Exception:  # one bad update must not stop the channel (it would be replayed forever)
+                    logger.exception("zalo bot update failed")
     finally:
         await client.close()

@@ -40,6 +40,7 @@ CHANNEL: Final = "zalo-oa"
 DEFAULT_API_BASE_URL: Final = "https://openapi.zalo.me"
 DEFAULT_OAUTH_BASE_URL: Final = "https://oauth.zaloapp.com"
 MAX_TEXT: Final = 2000
+MAX_EVENT_BYTES: Final = 256 * 1024
 MAX_BUTTONS: Final = 5  # commonly cited limit [unverified]; more choices go as the numbered list only
 CHOICE_PREFIX: Final = "#c:"
 WINDOW_SECONDS: Final = 48 * 3600
@@ -56,11 +57,11 @@ WINDOW_MISSED_NOTE: Final = (
 
 def signature_ok(raw: bytes, header: str | None, oa_secret_key: str) -> bool:
     """``X-ZEvent-Signature`` = "mac=" + SHA-256(app_id + raw body + timestamp + OA secret key), constant time."""
-    if not header or not oa_secret_key:
+    if not header or not oa_secret_key or len(raw) > MAX_EVENT_BYTES:
         return False
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     if not isinstance(body, dict):
         return False
@@ -78,7 +79,9 @@ def to_incoming(event: Mapping[str, Any]) -> Incoming | None:
         return None
     message = event.get("message") or {}
     msg_id = message.get("msg_id")
-    event_id = f"{name}:{msg_id}" if msg_id else f"{name}:{user_id}:{event.get('timestamp', '')}"
+    # Without a message id, identify the event by a digest: the raw user id is never stored.
+    digest = hashlib.sha256(f"{user_id}:{event.get('timestamp', '')}".encode()).hexdigest()[:32]
+    event_id = f"{name}:{msg_id}" if msg_id else f"{name}:{digest}"
     if name == "follow":
         return Incoming(CHANNEL, user_id, kind="start", event_id=event_id)
     if name == "user_send_text":
@@ -145,8 +148,10 @@ class ZaloOAClient:
         self._refreshing = asyncio.Lock()
 
     async def tokens(self) -> OATokens:
+        """The stored pair, unless the environment holds a refresh token it does not descend from."""
         stored = await self.store.oa_tokens()
-        if stored is not None:
+        configured = self.initial.refresh_token if self.initial is not None else ""
+        if stored is not None and (not configured or stored.origin == configured):
             return stored
         if self.initial is None:
             raise BotError("Chưa có token Zalo OA: hãy đặt ZALO_OA_REFRESH_TOKEN (và ZALO_OA_ACCESS_TOKEN nếu có).")
@@ -171,6 +176,7 @@ class ZaloOAClient:
                 str(body["access_token"]),
                 str(body["refresh_token"]),
                 time.time() + float(body.get("expires_in", 90000)),
+                origin=self.initial.refresh_token if self.initial is not None else "",
             )
             await self.store.save_oa_tokens(fresh)  # before use: the old refresh token is now dead
             logger.info("zalo oa tokens rotated")
@@ -181,16 +187,21 @@ class ZaloOAClient:
         tokens = await self.tokens()
         refreshed = False
         for attempt in range(1, 7):
-            response = await self._http.post(
-                f"{self.api}/v3.0/oa/message/cs",
-                headers={"access_token": tokens.access_token},
-                json={"recipient": {"user_id": user_id}, "message": dict(message)},
-            )
+            try:
+                response = await self._http.post(
+                    f"{self.api}/v3.0/oa/message/cs",
+                    headers={"access_token": tokens.access_token},
+                    json={"recipient": {"user_id": user_id}, "message": dict(message)},
+                )
+                body = response.json() if response.content else {}
+            except (httpx.HTTPError, ValueError) as exc:  # network trouble or an HTML error page
+                logger.warning("zalo oa send failed (%s), attempt %d; retrying", type(exc).__name__, attempt)
+                await self._sleep(min(2.0**attempt, 60.0))
+                continue
             if response.status_code == 429:
                 await self._sleep(min(2.0**attempt, 60.0))
                 continue
-            body = response.json() if response.content else {}
-            code = int(body.get("error", 0) or 0)
+            code = int(body.get("error", 0) or 0) if isinstance(body, dict) else -1
             if code == 0 and response.status_code == 200:
                 return
             if code == INVALID_TOKEN and not refreshed:
@@ -200,8 +211,8 @@ class ZaloOAClient:
             if code == RATE_LIMITED:
                 await self._sleep(min(2.0**attempt, 60.0))
                 continue
-            raise ZaloOAError(code, str(body.get("message", response.reason_phrase)))
-        raise ZaloOAError(RATE_LIMITED, "still rate limited after retries")
+            raise ZaloOAError(code, str(body.get("message", response.reason_phrase)) if isinstance(body, dict) else "")
+        raise ZaloOAError(RATE_LIMITED, "still failing after retries")
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -252,6 +263,8 @@ class ZaloOAChannel:
                             await self.runner.store.save_oa_window(key, window)
                             return
                         logger.error("zalo oa: reply not sent: %s", exc)
+                        window = OAWindow(window.last_user_at, window.sent_since, missed=True)  # say so next time
+                        await self.runner.store.save_oa_window(key, window)
                         return
                     window = OAWindow(window.last_user_at, window.sent_since + 1, window.missed)
                     await self.runner.store.save_oa_window(key, window)

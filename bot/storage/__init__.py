@@ -48,6 +48,9 @@ class OATokens:
     access_token: str
     refresh_token: str
     expires_at: float
+    # the ZALO_OA_REFRESH_TOKEN this pair descends from: a different one in the environment
+    # means an administrator authorised the OA again, and the environment wins
+    origin: str = ""
 
 
 @dataclass(frozen=True)

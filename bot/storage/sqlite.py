@@ -93,6 +93,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         missed INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 4: where the stored OA token pair came from (so a re-authorisation in the environment wins).
+    """
+    ALTER TABLE oa_tokens ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -110,7 +114,10 @@ class SqliteStore:
     async def open(cls, path: str | Path) -> SqliteStore:
         path = str(path)
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BotError(f"Không tạo được thư mục cho cơ sở dữ liệu {path}: {exc.strerror}.") from None
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:
@@ -143,6 +150,9 @@ class SqliteStore:
             )
         for version in range(current, SCHEMA_VERSION):
             await self.conn.execute("BEGIN IMMEDIATE")
+            if await self.schema_version() > version:  # another process migrated meanwhile
+                await self.conn.execute("COMMIT")
+                continue
             try:
                 for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
@@ -309,18 +319,20 @@ class SqliteStore:
 
     async def oa_tokens(self) -> OATokens | None:
         async with self.conn.execute(
-            "SELECT access_token, refresh_token, expires_at FROM oa_tokens WHERE id = 1"
+            "SELECT access_token, refresh_token, expires_at, origin FROM oa_tokens WHERE id = 1"
         ) as cur:
             row = await cur.fetchone()
-        return OATokens(row[0], row[1], row[2]) if row else None
+        return OATokens(row[0], row[1], row[2], row[3]) if row else None
 
     async def save_oa_tokens(self, tokens: OATokens) -> None:
         """Replace the pair in one transaction (the old refresh token is dead once Zalo answered)."""
         await self._write(
-            "INSERT INTO oa_tokens (id, access_token, refresh_token, expires_at, updated_at) VALUES (1, ?, ?, ?, ?) "
+            "INSERT INTO oa_tokens (id, access_token, refresh_token, expires_at, updated_at, origin) "
+            "VALUES (1, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET access_token = excluded.access_token, "
-            "refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
-            (tokens.access_token, tokens.refresh_token, tokens.expires_at, time.time()),
+            "refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, "
+            "updated_at = excluded.updated_at, origin = excluded.origin",
+            (tokens.access_token, tokens.refresh_token, tokens.expires_at, time.time(), tokens.origin),
         )
 
     async def oa_window(self, user_key: str) -> OAWindow | None:
