@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 from datetime import datetime, timedelta
 from typing import TextIO
 
@@ -37,7 +39,28 @@ def parse_line(line: str, user_id: str) -> Incoming:
 
 
 async def _readline(stream: TextIO) -> str:
-    return await asyncio.to_thread(stream.readline)
+    """Read a line in a daemon thread, so Ctrl+C ends the chat at once instead of after the next Enter."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str | None, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(line or "")
+
+    def work() -> None:
+        try:
+            line, error = stream.readline(), None
+        except (OSError, ValueError) as exc:
+            line, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody waits
+            loop.call_soon_threadsafe(deliver, line, error)
+
+    threading.Thread(target=work, daemon=True, name="stdin").start()
+    return await done
 
 
 async def run_json(runner: Runner, user_id: str, stdin: TextIO, stdout: TextIO) -> None:
