@@ -507,8 +507,9 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             service.start_reloading()  # SIGHUP from `reload` is handled from now on
             if tg_token:
                 app = telegram.build_application(tg_token, setting("telegram_base_url"), polling=False)
-                telegram.TelegramChannel(service.runner).attach(app)
-                tg_hook = telegram.TelegramWebhook(app, tg_secret)
+                tg_channel = telegram.TelegramChannel(service.runner)
+                tg_channel.attach(app)
+                tg_hook = telegram.TelegramWebhook(app, tg_secret, tg_channel)
                 await tg_hook.start(setting("telegram_webhook_url") or None)
             zalo_hook = None
             if zalo_token:
@@ -516,7 +517,9 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 await zalo_bot.start_client(zalo_client)
                 if setting("zalo_bot_webhook_url"):
                     await zalo_client.set_webhook(setting("zalo_bot_webhook_url"), zalo_secret)
-                zalo_hook = zalo_bot.ZaloBotWebhook(zalo_bot.ZaloBotChannel(service.runner, zalo_client), zalo_secret)
+                zalo_channel = zalo_bot.ZaloBotChannel(service.runner, zalo_client)
+                await zalo_channel.resend_pending()
+                zalo_hook = zalo_bot.ZaloBotWebhook(zalo_channel, zalo_secret)
             oa_channel = None
             if oa_on:
                 initial = zalo_oa.OATokens(
@@ -531,6 +534,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                     setting("zalo_oauth_base_url"),
                 )
                 oa_channel = zalo_oa.ZaloOAChannel(service.runner, oa_client, setting("zalo_oa_secret_key"))
+                await oa_channel.resend_pending()
             await server.serve(server.WebhookServer(service, tg_hook, zalo_hook, oa_channel), sock)
         finally:
             if tg_hook is not None:

@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from bot import engine, texts
 from bot.content import ContentHolder
-from bot.engine import EngineConfig, Event, Inbound, InboundKind, Reply, Session
+from bot.engine import Choice, EngineConfig, Event, Inbound, InboundKind, Reply, Session
 from bot.privacy import user_key
 from bot.settings import VIETNAM_TZ
-from bot.storage import Store
+from bot.storage import Outgoing, Store
 
 logger = logging.getLogger(__name__)
 
 
 def vietnam_now() -> datetime:
     return datetime.now(VIETNAM_TZ)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Replies to send; ``outbox_id`` (non-zero) is their row in the outbox until delivered."""
+
+    replies: list[Reply]
+    outbox_id: int = 0
+
+
+def replies_from(dicts: Sequence[Mapping[str, Any]]) -> list[Reply]:
+    """Replies back from their outbox form (``Reply.as_dict``)."""
+    return [
+        Reply(
+            str(d.get("text", "")),
+            tuple(Choice(str(c["id"]), str(c["label"])) for c in d.get("choices", [])),
+            tuple(str(link) for link in d.get("links", [])),
+        )
+        for d in dicts
+    ]
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,12 @@ class Runner:
         The user's lock is taken before anything is awaited, so one user's messages are
         handled in the order they reached this method.
         """
+        delivery = await self.handle_for_delivery(msg, outbox=False)
+        return delivery.replies if delivery is not None else None
+
+    async def handle_for_delivery(self, msg: Incoming, outbox: bool = True) -> Delivery | None:
+        """Like ``handle``; with ``outbox`` the replies are also queued in the same transaction as the
+        turn, and the channel calls ``delivered`` once they went out (see ``Store.outbox_pending``)."""
         key = self.key(msg.channel, msg.user_id)
         self._waiters[key] = self._waiters.get(key, 0) + 1
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -70,15 +97,28 @@ class Runner:
             async with lock:
                 if msg.event_id is not None and await self.store.is_processed(msg.channel, msg.event_id):
                     return None
-                return await self._turn(key, msg)
+                return await self._turn(key, msg, outbox)
         finally:
             self._waiters[key] -= 1
             if self._waiters[key] == 0:
                 del self._waiters[key]
                 self._locks.pop(key, None)
 
-    async def _turn(self, key: str, msg: Incoming) -> list[Reply] | None:
+    async def delivered(self, delivery: Delivery) -> None:
+        if delivery.outbox_id:
+            await self.store.outbox_done(delivery.outbox_id)
+
+    async def _commit(
+        self, key: str, msg: Incoming, session: Session, events: Sequence[Event], replies: list[Reply], outbox: bool
+    ) -> Delivery | None:
         processed = (msg.channel, msg.event_id) if msg.event_id is not None else None
+        queued = Outgoing(msg.channel, msg.user_id, tuple(r.as_dict() for r in replies)) if outbox else None
+        result = await self.store.commit_turn(key, msg.channel, session, events, processed, queued)
+        if result is False:
+            return None
+        return Delivery(replies, result if outbox and not isinstance(result, bool) else 0)
+
+    async def _turn(self, key: str, msg: Incoming, outbox: bool) -> Delivery | None:
         inbound = Inbound(
             channel=msg.channel,
             user_key=key,
@@ -110,9 +150,6 @@ class Runner:
                 procedure_id=session.position.procedure if session.position else None,
                 step_id=session.position.step if session.position else None,
             )
-            ok = await self.store.commit_turn(
-                key, msg.channel, replace(session, last_seen=now.timestamp()), [error], processed
-            )
-            return [Reply(texts.INTERNAL_ERROR)] if ok else None
-        ok = await self.store.commit_turn(key, msg.channel, result.session, result.events, processed)
-        return list(result.replies) if ok else None
+            stamped = replace(session, last_seen=now.timestamp())
+            return await self._commit(key, msg, stamped, [error], [Reply(texts.INTERNAL_ERROR)], outbox)
+        return await self._commit(key, msg, result.session, result.events, list(result.replies), outbox)

@@ -164,3 +164,20 @@ async def test_an_unusable_database_directory_is_one_clear_error(tmp_path: Path)
     blocker.write_text("x", encoding="utf-8")
     with pytest.raises(BotError, match="Không tạo được thư mục cho cơ sở dữ liệu"):
         await SqliteStore.open(blocker / "sub" / "bot.db")
+
+
+async def test_outbox_rows_are_committed_with_the_turn_and_stale_ones_dropped(tmp_path: Path) -> None:
+    from bot.storage import Outgoing
+
+    store = await SqliteStore.open(tmp_path / "o.db")
+    try:
+        out = Outgoing("telegram", "42", ({"text": "hi", "choices": [], "links": []},))
+        first = await store.commit_turn("k", "telegram", Session(last_seen=1.0), [], ("telegram", "1"), out)
+        assert isinstance(first, int) and first > 0
+        assert await store.commit_turn("k", "telegram", Session(), [], ("telegram", "1"), out) is False
+        [(row_id, pending)] = await store.outbox_pending("telegram")
+        assert row_id == first and pending == out
+        assert await store.outbox_pending("zalo-bot") == []
+        assert await store.outbox_pending("telegram", max_age_seconds=-1) == []  # older than allowed: dropped
+    finally:
+        await store.close()

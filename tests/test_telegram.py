@@ -290,3 +290,37 @@ async def test_one_users_messages_reach_the_engine_in_arrival_order(store: Sqlit
     second = asyncio.ensure_future(runner.handle(Incoming("telegram", "7", kind="text", text="1")))
     replies = await asyncio.gather(first, second)
     assert replies[1] is not None and replies[1][-1].text == "Ai là người nộp hồ sơ?"
+
+
+async def test_replies_committed_before_a_crash_are_sent_at_the_next_start(tmp_path: Path) -> None:
+    db = tmp_path / "bot.db"
+    store = await SqliteStore.open(db)
+    runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
+    # the turn is committed with its replies queued... and the process dies before sending
+    delivery = await runner.handle_for_delivery(
+        Incoming("telegram", "42", kind="start", start_payload="dang-ky-tam-tru", event_id="31")
+    )
+    assert delivery is not None and delivery.outbox_id
+    await store.close()
+
+    store = await SqliteStore.open(db)
+    api = FakeBotApi()
+    runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
+    app = tg.build_application(TOKEN, request=api.request(), get_updates_request=api.request(), polling=False)
+    channel = tg.TelegramChannel(runner)
+    channel.attach(app)
+    async with app:
+        assert await channel.resend_pending() == 1
+        assert api.sent_texts()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”."
+        assert buttons(api.sent()[-1])[0] == ("Tiếp tục", "next")
+        assert await channel.resend_pending() == 0  # sent once
+        await app.process_update(Update.de_json(text_update(31, "/start dang-ky-tam-tru"), app.bot))
+    assert len(api.sent()) == 2  # the update itself is not handled again
+    assert await store.outbox_pending("telegram") == []  # no chat id left behind
+    await store.close()
+
+
+async def test_a_delivered_turn_leaves_nothing_in_the_outbox(bot: Bot, store: SqliteStore) -> None:
+    await bot.say("/start dang-ky-tam-tru")
+    await bot.tap("next")
+    assert await store.outbox_pending("telegram") == []

@@ -262,3 +262,15 @@ async def test_run_starts_every_configured_polling_channel(tmp_path: Path, monke
     args = cli.build_parser().parse_args(["run", "--content", str(GOOD), "--db", str(tmp_path / "b.db")])
     assert await asyncio.wait_for(cli.cmd_run_channels(args), timeout=10) == 0
     assert sorted(started) == ["telegram", "zalo-bot"]
+
+
+async def test_replies_left_in_the_outbox_by_a_crash_go_out_when_polling_starts(store: SqliteStore) -> None:
+    runner = runner_for(store)
+    delivery = await runner.handle_for_delivery(
+        Incoming(zb.CHANNEL, "u-abc", kind="start", start_payload="dang-ky-tam-tru", event_id="x:1")
+    )
+    assert delivery is not None and delivery.outbox_id  # committed, never sent
+    fake = FakeZalo()
+    await poll_until(fake, store, lambda: bool(fake.sent()))
+    assert fake.sent()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”."
+    assert await store.outbox_pending(zb.CHANNEL) == []

@@ -292,3 +292,13 @@ def test_events_without_a_message_id_never_carry_the_raw_user_id() -> None:
 def test_oversized_or_hostile_bodies_fail_the_signature_check_quietly() -> None:
     assert not oa.signature_ok(b"[" * 100000, VECTOR_MAC, VECTOR_SECRET)
     assert not oa.signature_ok(b" " * (300 * 1024), VECTOR_MAC, VECTOR_SECRET)
+
+
+async def test_outbox_replies_are_resent_at_start_within_the_window(service: Service) -> None:
+    channel, fake, _ = make(service)
+    delivery = await service.runner.handle_for_delivery(Incoming(oa.CHANNEL, USER, kind="start", event_id="follow:x"))
+    assert delivery is not None and delivery.outbox_id
+    await service.store.save_oa_window(service.runner.key(oa.CHANNEL, USER), oa.OAWindow(NOW.timestamp()))
+    assert await channel.resend_pending() == 1
+    assert texts.WELCOME in fake.texts()[0]
+    assert await service.store.outbox_pending(oa.CHANNEL) == []

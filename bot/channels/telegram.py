@@ -31,7 +31,7 @@ from bot.channels.common import split, stop_on_signals
 from bot.engine import Reply
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
-from bot.runner import Incoming, Runner
+from bot.runner import Incoming, Runner, replies_from
 
 logger = logging.getLogger(__name__)
 
@@ -230,10 +230,19 @@ class TelegramChannel:
         chat_id = int(incoming.user_id)
         if incoming.kind in ("text", "choice", "start"):
             self._background(context.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING))
-        replies = await self.runner.handle(incoming)
-        if not replies:
+        delivery = await self.runner.handle_for_delivery(incoming)
+        if delivery is None or not delivery.replies:
             return  # a redelivered update: handled once already
-        await self.deliver(chat_id, replies)
+        await self.deliver(chat_id, delivery.replies)
+        await self.runner.delivered(delivery)
+
+    async def resend_pending(self) -> int:
+        """Replies committed before a crash but never sent: send them now (at start)."""
+        pending = await self.runner.store.outbox_pending(CHANNEL)
+        for outbox_id, outgoing in pending:
+            await self.deliver(int(outgoing.chat), replies_from(outgoing.replies))
+            await self.runner.store.outbox_done(outbox_id)
+        return len(pending)
 
     def _background(self, call: Awaitable[Any]) -> None:
         async def quietly() -> None:
@@ -296,7 +305,8 @@ async def run_polling(
     ``request`` replaces the HTTP layer (tests pass one over a fake Bot API).
     """
     app = build_application(token, base_url, request=request, get_updates_request=request)
-    TelegramChannel(runner).attach(app)
+    channel = TelegramChannel(runner)
+    channel.attach(app)
     stop = stop or asyncio.Event()
     stop_on_signals(stop)
     try:
@@ -309,6 +319,7 @@ async def run_polling(
         raise BotError(f"Không kết nối được tới Telegram ({base_url}): {exc}.") from None
     try:
         await register_commands(app)
+        await channel.resend_pending()
         # A webhook left from `serve` would make getUpdates fail with 409 Conflict.
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.start()
@@ -328,7 +339,10 @@ async def run_polling(
 class TelegramWebhook:
     """Telegram over a webhook: the shared HTTP server (bot/server.py) hands each request body here."""
 
-    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], secret: str) -> None:
+    def __init__(
+        self, app: Application[Any, Any, Any, Any, Any, Any], secret: str, channel: TelegramChannel | None = None
+    ) -> None:
+        self.channel = channel
         if not secret:
             raise BotError(
                 "Cần đặt TELEGRAM_WEBHOOK_SECRET để nhận Telegram qua webhook (1-256 ký tự A-Z a-z 0-9 _ -)."
@@ -360,6 +374,8 @@ class TelegramWebhook:
             await self.app.shutdown()
             raise BotError(f"Telegram không nhận đăng ký webhook {webhook_url or ''}: {exc}.") from None
         await self.app.start()
+        if self.channel is not None:
+            await self.channel.resend_pending()
 
     async def stop(self) -> None:
         if self.app.running:

@@ -22,7 +22,7 @@ from bot.channels.common import split, stop_on_signals
 from bot.engine import Reply
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
-from bot.runner import Incoming, Runner
+from bot.runner import Incoming, Runner, replies_from
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +171,18 @@ class ZaloBotChannel:
         if incoming.kind != "unsupported":
             with contextlib.suppress(ZaloError):
                 await self.client.send_chat_action(incoming.user_id)
-        replies = await self.runner.handle(incoming)
-        if replies:
-            await self.deliver(incoming.user_id, replies)
+        delivery = await self.runner.handle_for_delivery(incoming)
+        if delivery is not None and delivery.replies:
+            await self.deliver(incoming.user_id, delivery.replies)
+            await self.runner.delivered(delivery)
+
+    async def resend_pending(self) -> int:
+        """Replies committed before a crash but never sent: send them now (at start)."""
+        pending = await self.runner.store.outbox_pending(CHANNEL)
+        for outbox_id, outgoing in pending:
+            await self.deliver(outgoing.chat, replies_from(outgoing.replies))
+            await self.runner.store.outbox_done(outbox_id)
+        return len(pending)
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> None:
         async with self._locks.setdefault(chat_id, asyncio.Lock()):  # a chat's messages stay in order
@@ -238,6 +247,7 @@ async def run_polling(
         await start_client(client)
         with contextlib.suppress(ZaloError):
             await client.delete_webhook()  # polling and a webhook exclude each other
+        await channel.resend_pending()
         logger.warning("zalo bot is polling; Ctrl+C to stop")
         failures = 0
         while not stop.is_set():

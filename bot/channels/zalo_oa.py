@@ -29,10 +29,10 @@ from bot.channels.common import split
 from bot.engine import Reply
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
-from bot.runner import Incoming, Runner
+from bot.runner import Incoming, Runner, replies_from
 from bot.storage import OATokens, OAWindow, Store
 
-__all__ = ["OATokens", "ZaloOAChannel", "ZaloOAClient", "signature_ok", "to_incoming"]
+__all__ = ["OATokens", "OAWindow", "ZaloOAChannel", "ZaloOAClient", "signature_ok", "to_incoming"]
 
 logger = logging.getLogger(__name__)
 
@@ -236,13 +236,24 @@ class ZaloOAChannel:
             return
         key = self.runner.key(CHANNEL, incoming.user_id)
         window = await self.runner.store.oa_window(key)
-        replies = await self.runner.handle(incoming)
-        if replies is None:
+        delivery = await self.runner.handle_for_delivery(incoming)
+        if delivery is None:
             return  # redelivered
+        replies = delivery.replies
         if window is not None and window.missed:
             replies = [Reply(WINDOW_MISSED_NOTE), *replies]
         await self.runner.store.save_oa_window(key, OAWindow(self.clock()))
         await self.deliver(incoming.user_id, key, replies)
+        await self.runner.delivered(delivery)
+
+    async def resend_pending(self) -> int:
+        """Replies committed before a crash but never sent: send them now, if the window allows."""
+        pending = await self.runner.store.outbox_pending(CHANNEL)
+        for outbox_id, outgoing in pending:
+            key = self.runner.key(CHANNEL, outgoing.chat)
+            await self.deliver(outgoing.chat, key, replies_from(outgoing.replies))
+            await self.runner.store.outbox_done(outbox_id)
+        return len(pending)
 
     async def deliver(self, user_id: str, key: str, replies: Sequence[Reply]) -> None:
         async with self._locks.setdefault(user_id, asyncio.Lock()):

@@ -42,6 +42,15 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """A turn's replies waiting for delivery: channel, the channel's chat id, replies as dicts."""
+
+    channel: str
+    chat: str
+    replies: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class OATokens:
     """The Zalo OA token pair; the refresh token works once."""
 
@@ -78,11 +87,18 @@ class Store(Protocol):
         session: Session,
         events: Sequence[Event],
         processed: tuple[str, str] | None = None,
-    ) -> bool:
-        """Save the session, append the events and mark the update processed in ONE transaction.
+        outbox: Outgoing | None = None,
+    ) -> bool | int:
+        """Save the session, append the events, mark the update processed and queue the replies in ONE transaction.
 
-        Returns False, writing nothing, when ``processed`` was already recorded.
+        Returns False, writing nothing, when ``processed`` was already recorded; the outbox
+        row's id when ``outbox`` was given; True otherwise.
         """
+
+    async def outbox_pending(self, channel: str, max_age_seconds: float = 86400.0) -> list[tuple[int, Outgoing]]:
+        """Replies committed but never marked delivered."""
+
+    async def outbox_done(self, outbox_id: int) -> None: ...
 
     async def record_content_load(self, load: ContentLoad) -> None:
         """Append one content load attempt (officials read them with `status`)."""
@@ -107,4 +123,4 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-__all__ = ["ContentLoad", "Instance", "OATokens", "OAWindow", "ReloadTrigger", "Store"]
+__all__ = ["ContentLoad", "Instance", "OATokens", "OAWindow", "Outgoing", "ReloadTrigger", "Store"]

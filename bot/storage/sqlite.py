@@ -15,7 +15,7 @@ import aiosqlite
 
 from bot.engine import Event, Session
 from bot.errors import BotError
-from bot.storage import ContentLoad, Instance, OATokens, OAWindow
+from bot.storage import ContentLoad, Instance, OATokens, OAWindow, Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,19 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE oa_tokens ADD COLUMN origin TEXT NOT NULL DEFAULT '';
     """,
+    # 5: the outbox: a turn's replies are written with the turn and deleted once delivered, so a
+    # crash between commit and send resends them at the next start. The chat id is needed to send;
+    # it stays only until delivery (and rows older than a day are dropped unsent).
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        chat TEXT NOT NULL,
+        replies TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX outbox_channel ON outbox (channel, id);
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -128,6 +141,8 @@ class SqliteStore:
             # FULL: a committed turn survives even a power cut, not only kill -9.
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA busy_timeout=5000")
+            # Deleted rows (a delivered outbox row holds a chat id) are overwritten, not left in free pages.
+            await conn.execute("PRAGMA secure_delete=ON")
             await store.migrate()
         except BaseException as exc:
             await conn.close()
@@ -189,9 +204,10 @@ class SqliteStore:
         session: Session,
         events: Sequence[Event],
         processed: tuple[str, str] | None = None,
-    ) -> bool:
+        outbox: Outgoing | None = None,
+    ) -> bool | int:
         async with self._tx:
-            return await self._commit_turn(user_key, channel, session, events, processed)
+            return await self._commit_turn(user_key, channel, session, events, processed, outbox)
 
     async def _commit_turn(
         self,
@@ -200,7 +216,8 @@ class SqliteStore:
         session: Session,
         events: Sequence[Event],
         processed: tuple[str, str] | None,
-    ) -> bool:
+        outbox: Outgoing | None,
+    ) -> bool | int:
         conn = self.conn
         await conn.execute("BEGIN IMMEDIATE")
         try:
@@ -230,11 +247,18 @@ class SqliteStore:
                 "type, from_step, to_step, via, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_event_row(e) for e in events],
             )
+            outbox_id = 0
+            if outbox is not None:
+                cur = await conn.execute(
+                    "INSERT INTO outbox (channel, chat, replies, created_at) VALUES (?, ?, ?, ?)",
+                    (outbox.channel, outbox.chat, json.dumps(outbox.replies, ensure_ascii=False), time.time()),
+                )
+                outbox_id = int(cur.lastrowid or 0)
             await conn.execute("COMMIT")
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
-        return True
+        return outbox_id or True
 
     async def events(self, user_key: str | None = None) -> list[dict[str, Any]]:
         """Events in insertion order (for tests, previews and reports)."""
@@ -349,6 +373,18 @@ class SqliteStore:
             "sent_since = excluded.sent_since, missed = excluded.missed",
             (user_key, window.last_user_at, window.sent_since, int(window.missed)),
         )
+
+    async def outbox_pending(self, channel: str, max_age_seconds: float = 86400.0) -> list[tuple[int, Outgoing]]:
+        """Replies committed but not marked delivered (a crash in between), oldest first; stale ones dropped."""
+        await self._write("DELETE FROM outbox WHERE created_at < ?", (time.time() - max_age_seconds,))
+        async with self.conn.execute(
+            "SELECT id, channel, chat, replies FROM outbox WHERE channel = ? ORDER BY id", (channel,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [(r[0], Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows]
+
+    async def outbox_done(self, outbox_id: int) -> None:
+        await self._write("DELETE FROM outbox WHERE id = ?", (outbox_id,))
 
     async def close(self) -> None:
         await self.conn.close()
