@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
 import re
 from typing import Final
+
+from cryptography.fernet import Fernet, InvalidToken
 
 _EMAIL: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # "email" folded by the normaliser: punctuation became spaces ("an gmail com").
@@ -63,3 +66,24 @@ def keep_tokens_out_of_http_logs() -> None:
         log = logging.getLogger(name)
         if not any(isinstance(f, TokenFilter) for f in log.filters):
             log.addFilter(TokenFilter())
+
+
+def _fernet(secret: bytes) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"dvc-bot outbox\0" + secret).digest()))
+
+
+def seal(secret: bytes, text: str) -> str:
+    """``text`` unreadable without ``secret`` (kept outside the database), for values that must be read back.
+
+    Used only for the chat id of a reply waiting in the outbox; Fernet (AES-CBC + HMAC) from
+    the ``cryptography`` package, keyed by the hash secret.
+    """
+    return _fernet(secret).encrypt(text.encode()).decode()
+
+
+def unseal(secret: bytes, token: str) -> str | None:
+    """The text ``seal`` hid, or None when the secret is wrong or the value was changed."""
+    try:
+        return _fernet(secret).decrypt(token.encode()).decode()
+    except (InvalidToken, ValueError):
+        return None

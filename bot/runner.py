@@ -12,7 +12,7 @@ from typing import Any
 from bot import engine, texts
 from bot.content import ContentHolder
 from bot.engine import Choice, EngineConfig, Event, Inbound, InboundKind, Reply, Session
-from bot.privacy import user_key
+from bot.privacy import seal, unseal, user_key
 from bot.settings import VIETNAM_TZ
 from bot.storage import Outgoing, Store
 
@@ -104,6 +104,17 @@ class Runner:
                 del self._waiters[key]
                 self._locks.pop(key, None)
 
+    async def pending(self, channel: str) -> list[tuple[int, str, list[Reply]]]:
+        """Outbox rows of a channel as (row id, chat id, replies); rows that cannot be read are dropped."""
+        out = []
+        for outbox_id, outgoing in await self.store.outbox_pending(channel):
+            chat = unseal(self.secret, outgoing.chat)
+            if chat is None:  # another secret (BOT_HASH_SECRET changed): cannot be delivered
+                await self.store.outbox_done(outbox_id)
+                continue
+            out.append((outbox_id, chat, replies_from(outgoing.replies)))
+        return out
+
     async def delivered(self, delivery: Delivery) -> None:
         if delivery.outbox_id:
             await self.store.outbox_done(delivery.outbox_id)
@@ -112,7 +123,8 @@ class Runner:
         self, key: str, msg: Incoming, session: Session, events: Sequence[Event], replies: list[Reply], outbox: bool
     ) -> Delivery | None:
         processed = (msg.channel, msg.event_id) if msg.event_id is not None else None
-        queued = Outgoing(msg.channel, msg.user_id, tuple(r.as_dict() for r in replies)) if outbox else None
+        sealed = seal(self.secret, msg.user_id)  # the chat id is needed to resend, but not readable in the file
+        queued = Outgoing(msg.channel, sealed, tuple(r.as_dict() for r in replies)) if outbox else None
         result = await self.store.commit_turn(key, msg.channel, session, events, processed, queued)
         if result is False:
             return None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.content import ContentHolder
+from bot.content import ContentHolder, load
 from bot.engine import Content, Event, Position, Session
 from bot.errors import BotError
 from bot.runner import Incoming, Runner
@@ -181,3 +181,26 @@ async def test_outbox_rows_are_committed_with_the_turn_and_stale_ones_dropped(tm
         assert await store.outbox_pending("telegram", max_age_seconds=-1) == []  # older than allowed: dropped
     finally:
         await store.close()
+
+
+def test_sealed_chat_ids_read_back_only_with_the_secret() -> None:
+    from bot.privacy import seal, unseal
+
+    token = seal(b"secret-a", "123456789")
+    assert "123456789" not in token
+    assert unseal(b"secret-a", token) == "123456789"
+    assert unseal(b"secret-b", token) is None
+    assert unseal(b"secret-a", token[:-4] + "AAAA") is None
+
+
+async def test_the_outbox_never_holds_a_readable_chat_id(tmp_path: Path) -> None:
+    db = tmp_path / "bot.db"
+    store = await SqliteStore.open(db)
+    runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"s3cret", clock=lambda: NOW)
+    delivery = await runner.handle_for_delivery(Incoming("telegram", "987654321", kind="start"))
+    assert delivery is not None and delivery.outbox_id
+    [(_, chat, replies)] = await runner.pending("telegram")
+    assert chat == "987654321" and replies == delivery.replies
+    await store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("bot.db"))
+    assert b"987654321" not in raw

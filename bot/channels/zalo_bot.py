@@ -22,7 +22,7 @@ from bot.channels.common import split, stop_on_signals
 from bot.engine import Reply
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
-from bot.runner import Incoming, Runner, replies_from
+from bot.runner import Incoming, Runner
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +178,9 @@ class ZaloBotChannel:
 
     async def resend_pending(self) -> int:
         """Replies committed before a crash but never sent: send them now (at start)."""
-        pending = await self.runner.store.outbox_pending(CHANNEL)
-        for outbox_id, outgoing in pending:
-            await self.deliver(outgoing.chat, replies_from(outgoing.replies))
+        pending = await self.runner.pending(CHANNEL)
+        for outbox_id, chat, replies in pending:
+            await self.deliver(chat, replies)
             await self.runner.store.outbox_done(outbox_id)
         return len(pending)
 

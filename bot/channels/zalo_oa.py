@@ -29,7 +29,7 @@ from bot.channels.common import split
 from bot.engine import Reply
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
-from bot.runner import Incoming, Runner, replies_from
+from bot.runner import Incoming, Runner
 from bot.storage import OATokens, OAWindow, Store
 
 __all__ = ["OATokens", "OAWindow", "ZaloOAChannel", "ZaloOAClient", "signature_ok", "to_incoming"]
@@ -248,10 +248,9 @@ class ZaloOAChannel:
 
     async def resend_pending(self) -> int:
         """Replies committed before a crash but never sent: send them now, if the window allows."""
-        pending = await self.runner.store.outbox_pending(CHANNEL)
-        for outbox_id, outgoing in pending:
-            key = self.runner.key(CHANNEL, outgoing.chat)
-            await self.deliver(outgoing.chat, key, replies_from(outgoing.replies))
+        pending = await self.runner.pending(CHANNEL)
+        for outbox_id, chat, replies in pending:
+            await self.deliver(chat, self.runner.key(CHANNEL, chat), replies)
             await self.runner.store.outbox_done(outbox_id)
         return len(pending)
 
