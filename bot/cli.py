@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import time as clock
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, time
@@ -176,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="so với kết quả đã ghi; thoát mã 1 nếu top-1 hoặc tỉ lệ loại câu ngoài phạm vi giảm quá 2 điểm",
     )
 
+    p = sub.add_parser("purge", help="xoá nhật ký và phiên trò chuyện cũ hơn một khoảng thời gian (lưu giữ dữ liệu)")
+    _add_db(p)
+    p.add_argument(
+        "--older-than", required=True, metavar="THỜI_GIAN", help="ví dụ 180d (ngày), 12w (tuần), 6m (tháng = 30 ngày)"
+    )
+
     p = sub.add_parser("schema", help="in JSON Schema của hai loại tệp nội dung")
     p.add_argument(
         "--write",
@@ -219,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if command == "serve":
             return asyncio.run(cmd_serve(args))
+        if command == "purge":
+            return asyncio.run(cmd_purge(args))
         if command == "status":
             return asyncio.run(cmd_status(args))
         if command == "reload":
@@ -569,6 +578,38 @@ def _existing_db(args: argparse.Namespace) -> str:
     if not Path(db).is_file():
         raise BotError(f"Không thấy cơ sở dữ liệu {db}: bot chưa chạy lần nào với tệp này (xem --db hoặc BOT_DB).")
     return db
+
+
+def parse_age(text: str) -> float:
+    """Seconds in "180d", "12w" or "6m" (30-day months)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([dwm])\s*", text.lower())
+    if not m:
+        raise UsageError(f"--older-than cần dạng như 180d, 12w hoặc 6m, không phải “{text}”.")
+    return int(m.group(1)) * {"d": 1, "w": 7, "m": 30}[m.group(2)] * 86400.0
+
+
+async def cmd_purge(args: argparse.Namespace) -> int:
+    from bot.storage.sqlite import SqliteStore
+
+    age = parse_age(args.older_than)
+    store = await SqliteStore.open(_existing_db(args))
+    try:
+        counts = await store.purge(clock.time() - age)
+    finally:
+        await store.close()
+    names = {
+        "events": "sự kiện",
+        "sessions": "phiên trò chuyện",
+        "processed_updates": "mã tin đã xử lý",
+        "outbox": "tin chờ gửi",
+        "oa_windows": "mục theo dõi Zalo OA",
+    }
+    print(
+        f"Đã xoá dữ liệu cũ hơn {args.older_than.strip()}: "
+        + ", ".join(f"{counts.get(k, 0)} {v}" for k, v in names.items())
+        + "."
+    )
+    return 0
 
 
 async def cmd_status(args: argparse.Namespace) -> int:

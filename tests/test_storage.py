@@ -204,3 +204,26 @@ async def test_the_outbox_never_holds_a_readable_chat_id(tmp_path: Path) -> None
     await store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("bot.db"))
     assert b"987654321" not in raw
+
+
+async def test_purge_deletes_old_rows_and_reports_how_many(tmp_path: Path) -> None:
+    import time
+
+    from tests.test_cli import run
+
+    db = tmp_path / "bot.db"
+    store = await SqliteStore.open(db)
+    old = time.time() - 200 * 86400
+    new = time.time()
+    for i, ts in enumerate([old, old, new]):
+        event = Event(ts=ts, user_key=f"u{i}", channel="t", type="help", content_version="v")
+        await store.commit_turn(f"u{i}", "t", Session(last_seen=ts), [event], ("t", str(i)))
+    await store.close()
+    proc = run("purge", "--older-than", "180d", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Đã xoá dữ liệu cũ hơn 180d: 2 sự kiện, 2 phiên trò chuyện, 2 mã tin đã xử lý")
+    store = await SqliteStore.open(db)
+    assert [e["user_key"] for e in await store.events()] == ["u2"]
+    await store.close()
+    bad = run("purge", "--older-than", "nửa năm", "--db", str(db))
+    assert bad.returncode == 2 and "--older-than cần dạng như 180d" in bad.stderr

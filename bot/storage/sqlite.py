@@ -386,6 +386,27 @@ class SqliteStore:
     async def outbox_done(self, outbox_id: int) -> None:
         await self._write("DELETE FROM outbox WHERE id = ?", (outbox_id,))
 
+    async def purge(self, before: float) -> dict[str, int]:
+        """Delete events, sessions, processed-update ids and outbox rows older than ``before`` (epoch seconds)."""
+        counts: dict[str, int] = {}
+        async with self._tx:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table, column in (
+                    ("events", "ts"),
+                    ("sessions", "updated_at"),
+                    ("processed_updates", "seen_at"),
+                    ("outbox", "created_at"),
+                    ("oa_windows", "last_user_at"),
+                ):
+                    cur = await self.conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (before,))  # noqa: S608
+                    counts[table] = cur.rowcount
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+        return counts
+
     async def close(self) -> None:
         await self.conn.close()
 
