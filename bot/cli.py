@@ -177,6 +177,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="so với kết quả đã ghi; thoát mã 1 nếu top-1 hoặc tỉ lệ loại câu ngoài phạm vi giảm quá 2 điểm",
     )
 
+    p = sub.add_parser("report", help="báo cáo: người dân bỏ dở ở đâu, vướng ở đâu, hỏi gì bot chưa hiểu")
+    _add_content(p)
+    _add_db(p)
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="kiểu báo cáo (mặc định table)")
+    p.add_argument("--table", choices=["procedures", "steps", "unmatched"], default="procedures", help="bảng cho csv")
+    p.add_argument("--out", type=Path, default=None, metavar="TỆP", help="ghi ra tệp")
+    p.add_argument("--since", default=None, metavar="NĂM-THÁNG-NGÀY", help="từ ngày (giờ Việt Nam)")
+    p.add_argument("--until", default=None, metavar="NĂM-THÁNG-NGÀY", help="đến trước ngày")
+    p.add_argument("--procedure", default=None, metavar="MÃ", help="chỉ một thủ tục")
+    p.add_argument("--channel", default=None, metavar="KÊNH", help="chỉ một kênh: console, telegram, zalo-bot, zalo-oa")
+    p.add_argument(
+        "--idle-minutes",
+        type=int,
+        default=1440,
+        metavar="PHÚT",
+        help="im lặng bao lâu thì coi là bỏ dở (mặc định 1440)",
+    )
+
     p = sub.add_parser("purge", help="xoá nhật ký và phiên trò chuyện cũ hơn một khoảng thời gian (lưu giữ dữ liệu)")
     _add_db(p)
     p.add_argument(
@@ -226,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if command == "serve":
             return asyncio.run(cmd_serve(args))
+        if command == "report":
+            return asyncio.run(cmd_report(args))
         if command == "purge":
             return asyncio.run(cmd_purge(args))
         if command == "status":
@@ -326,14 +346,19 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     content = _load_or_report(_content_dir(args))
     text = graph.render(content.catalogue, _flow_or_fail(content, args.id), args.format)
-    if args.out is None:
+    return _emit(text, args.out, "sơ đồ")
+
+
+def _emit(text: str, out: Path | None, what: str) -> int:
+    """Print ``text``, or write it to ``out`` and say so."""
+    if out is None:
         sys.stdout.write(text)
         return 0
     try:
-        args.out.write_text(text, encoding="utf-8")
+        out.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise BotError(f"Không ghi được tệp {args.out}: {exc.strerror}.") from exc
-    print(f"Đã ghi sơ đồ vào {args.out}.")
+        raise BotError(f"Không ghi được tệp {out}: {exc.strerror}.") from None
+    print(f"Đã ghi {what} vào {out}.")
     return 0
 
 
@@ -578,6 +603,44 @@ def _existing_db(args: argparse.Namespace) -> str:
     if not Path(db).is_file():
         raise BotError(f"Không thấy cơ sở dữ liệu {db}: bot chưa chạy lần nào với tệp này (xem --db hoặc BOT_DB).")
     return db
+
+
+def _day(text: str | None, flag: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} cần dạng NĂM-THÁNG-NGÀY, ví dụ 2026-11-01, không phải “{text}”.") from None
+    return datetime.combine(day, time(0, 0), VIETNAM_TZ).timestamp()
+
+
+async def cmd_report(args: argparse.Namespace) -> int:
+    from bot import report
+    from bot.storage.sqlite import SqliteStore
+
+    since, until = _day(args.since, "--since"), _day(args.until, "--until")
+    content = _load_or_report(_content_dir(args))
+    store = await SqliteStore.open(_existing_db(args))
+    try:
+        data = await store.analytics(since, until, args.procedure, args.channel, clock.time() - args.idle_minutes * 60)
+    finally:
+        await store.close()
+    filters = {
+        "since": args.since,
+        "until": args.until,
+        "procedure": args.procedure,
+        "channel": args.channel,
+        "idle_minutes": args.idle_minutes,
+    }
+    built = report.build(content.catalogue, data, filters)
+    if args.format == "json":
+        text = json.dumps(built, ensure_ascii=False, indent=2) + "\n"
+    elif args.format == "csv":
+        text = report.to_csv(built, args.table)
+    else:
+        text = report.to_table(built) + "\n"
+    return _emit(text, args.out, "báo cáo")
 
 
 def parse_age(text: str) -> float:

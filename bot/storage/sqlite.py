@@ -407,6 +407,139 @@ class SqliteStore:
                 raise
         return counts
 
+    async def analytics(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        procedure: str | None = None,
+        channel: str | None = None,
+        idle_before: float = 0.0,
+    ) -> dict[str, Any]:
+        """The aggregates behind `report`, computed in SQL over the event log.
+
+        A flow run (a user's events for one procedure) that ended without completion,
+        cancellation or leaving, and whose last event is older than ``idle_before``, counts as
+        abandoned at the last step it entered.
+        """
+        where = ["1 = 1"]
+        args: list[Any] = []
+        for clause, value in (
+            ("ts >= ?", since),
+            ("ts < ?", until),
+            ("procedure_id = ?", procedure),
+            ("channel = ?", channel),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        cond = " AND ".join(where)
+        sql_flows = f"""
+            WITH scoped AS (SELECT * FROM events WHERE {cond} AND procedure_id IS NOT NULL),
+            runs AS (
+                SELECT user_key, procedure_id,
+                       SUM(type = 'flow-started') AS started,
+                       SUM(type = 'flow-completed') AS completed,
+                       SUM(type = 'flow-cancelled') AS cancelled,
+                       SUM(type = 'flow-exited') AS exited,
+                       MAX(ts) AS last_ts
+                FROM scoped GROUP BY user_key, procedure_id
+            )
+            SELECT procedure_id, SUM(started), SUM(completed), SUM(cancelled), SUM(exited),
+                   SUM(CASE WHEN last_ts < ? THEN MAX(started - completed - cancelled - exited, 0) ELSE 0 END)
+            FROM runs GROUP BY procedure_id
+        """  # noqa: S608 - the WHERE clause is built from fixed fragments; values are bound
+        flows = {}
+        async with self.conn.execute(sql_flows, (*args, idle_before)) as cur:
+            for pid, started, completed, cancelled, exited, abandoned in await cur.fetchall():
+                flows[pid] = {
+                    "started": int(started or 0),
+                    "completed": int(completed or 0),
+                    "cancelled": int(cancelled or 0),
+                    "left": int(exited or 0),
+                    "abandoned": int(abandoned or 0),
+                }
+        durations: dict[str, list[float]] = {}
+        async with self.conn.execute(
+            f"SELECT procedure_id, json_extract(detail, '$.seconds') FROM events WHERE {cond} "  # noqa: S608
+            "AND type = 'flow-completed' AND json_extract(detail, '$.seconds') IS NOT NULL",
+            args,
+        ) as cur:
+            for pid, seconds in await cur.fetchall():
+                durations.setdefault(pid, []).append(float(seconds))
+        sql_steps = f"""
+            WITH scoped AS (SELECT * FROM events WHERE {cond} AND procedure_id IS NOT NULL),
+            entered AS (
+                SELECT user_key, procedure_id, to_step AS step, ts,
+                       LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) AS next_ts
+                FROM scoped WHERE type = 'step-entered' AND to_step IS NOT NULL
+            )
+            SELECT procedure_id, step, COUNT(DISTINCT user_key), COUNT(*) FROM entered GROUP BY procedure_id, step
+        """  # noqa: S608
+        steps: dict[tuple[str, str], dict[str, Any]] = {}
+        async with self.conn.execute(sql_steps, args) as cur:
+            for pid, step, users, entries in await cur.fetchall():
+                steps[(pid, step)] = {"reached": int(users), "entries": int(entries), "dropped": 0, "seconds": []}
+        async with self.conn.execute(
+            f"SELECT procedure_id, from_step, COUNT(DISTINCT user_key) FROM events WHERE {cond} "  # noqa: S608
+            "AND type = 'step-entered' AND from_step IS NOT NULL AND COALESCE(via, '') != 'back' "
+            "GROUP BY procedure_id, from_step",
+            args,
+        ) as cur:
+            for pid, step, users in await cur.fetchall():
+                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0, "seconds": []})
+                steps[(pid, step)]["moved_on"] = int(users)
+        sql_spent = f"""
+            WITH scoped AS (SELECT * FROM events WHERE {cond} AND procedure_id IS NOT NULL AND type = 'step-entered')
+            SELECT procedure_id, to_step,
+                   LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) - ts
+            FROM scoped
+        """  # noqa: S608
+        async with self.conn.execute(sql_spent, args) as cur:
+            for pid, step, spent in await cur.fetchall():
+                if spent is not None and (pid, step) in steps:
+                    steps[(pid, step)]["seconds"].append(float(spent))
+        sql_dropped = f"""
+            WITH scoped AS (SELECT * FROM events WHERE {cond} AND procedure_id IS NOT NULL),
+            runs AS (
+                SELECT user_key, procedure_id,
+                       SUM(type = 'flow-started') - SUM(type IN ('flow-completed', 'flow-cancelled', 'flow-exited')) AS open_runs,
+                       MAX(ts) AS last_ts
+                FROM scoped GROUP BY user_key, procedure_id
+            ),
+            last_step AS (
+                SELECT user_key, procedure_id, to_step,
+                       ROW_NUMBER() OVER (PARTITION BY user_key, procedure_id ORDER BY id DESC) AS rn
+                FROM scoped WHERE type = 'step-entered'
+            )
+            SELECT l.procedure_id, l.to_step, COUNT(*)
+            FROM last_step l JOIN runs r USING (user_key, procedure_id)
+            WHERE l.rn = 1 AND r.open_runs > 0 AND r.last_ts < ?
+            GROUP BY l.procedure_id, l.to_step
+        """  # noqa: S608
+        async with self.conn.execute(sql_dropped, (*args, idle_before)) as cur:
+            for pid, step, dropped in await cur.fetchall():
+                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0, "seconds": []})
+                steps[(pid, step)]["dropped"] = int(dropped)
+        signals: dict[tuple[str, str], dict[str, int]] = {}
+        async with self.conn.execute(
+            f"SELECT procedure_id, step_id, type, COUNT(*) FROM events WHERE {cond} "  # noqa: S608
+            "AND type IN ('help', 'back', 'repeat', 'not-understood') AND step_id IS NOT NULL "
+            "GROUP BY procedure_id, step_id, type",
+            args,
+        ) as cur:
+            for pid, step, kind, count in await cur.fetchall():
+                signals.setdefault((pid, step), {})[kind] = int(count)
+        unmatched_where = [w for w in where if not w.startswith("procedure_id")]
+        unmatched_args = [a for w, a in zip(where[1:], args, strict=True) if not w.startswith("procedure_id")]
+        async with self.conn.execute(
+            "SELECT json_extract(detail, '$.text') AS t, COUNT(*) AS n FROM events "  # noqa: S608
+            f"WHERE {' AND '.join(unmatched_where)} AND type = 'match-none' AND t IS NOT NULL AND t != '' "
+            "GROUP BY t ORDER BY n DESC, t LIMIT 50",
+            unmatched_args,
+        ) as cur:
+            unmatched = [(str(t), int(n)) for t, n in await cur.fetchall()]
+        return {"flows": flows, "durations": durations, "steps": steps, "signals": signals, "unmatched": unmatched}
+
     async def close(self) -> None:
         await self.conn.close()
 

@@ -1,0 +1,120 @@
+"""`report` on a synthetic event log with known answers, in every format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.engine import Event, Session
+from bot.storage.sqlite import SqliteStore
+from tests.conftest import GOOD
+from tests.test_cli import run
+
+PROC = "dang-ky-tam-tru"
+OLD = 1_700_000_000.0  # long ago: every unfinished run is abandoned
+
+
+def ev(user: int, type_: str, t: float, **kw: Any) -> Event:
+    return Event(ts=OLD + t, user_key=f"u{user:03d}", channel="telegram", type=type_, content_version="v", **kw)
+
+
+def synthetic() -> list[Event]:
+    """100 start; 80 reach ai-nop; 60 reach giay-to (step 3) and 20 drop there, 5 asked for help there;
+    40 reach dang-nhap, 10 cancel there; 30 pay and finish (1..30 minutes); 3 + 1 unmatched questions."""
+    out: list[Event] = []
+    path = ["gioi-thieu", "ai-nop", "giay-to", "dang-nhap", "thanh-toan", "xong"]
+    for u in range(100):
+        out.append(ev(u, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match"))
+        out.append(ev(u, "step-entered", 0, procedure_id=PROC, step_id="gioi-thieu", to_step="gioi-thieu", via="match"))
+        depth = 1 if u >= 80 else 2 if u >= 60 else 3 if u < 20 else 4 if u >= 50 else 6
+        for i in range(1, depth):
+            out.append(
+                ev(
+                    u,
+                    "step-entered",
+                    10 * i,
+                    procedure_id=PROC,
+                    step_id=path[i],
+                    from_step=path[i - 1],
+                    to_step=path[i],
+                    via="choice",
+                )
+            )
+        if u < 5:
+            out.append(ev(u, "help", 25, procedure_id=PROC, step_id="giay-to"))
+        if 50 <= u < 60:
+            out.append(
+                ev(u, "flow-cancelled", 40, procedure_id=PROC, step_id="dang-nhap", detail={"reason": "command"})
+            )
+        if 20 <= u < 50:
+            out.append(
+                ev(u, "flow-completed", 60, procedure_id=PROC, step_id="xong", detail={"seconds": 60.0 * (u - 19)})
+            )
+    for text in ["giay phep lai tau", "giay phep lai tau", "giay phep lai tau", "abc"]:
+        out.append(
+            Event(
+                ts=OLD, user_key="x", channel="telegram", type="match-none", content_version="v", detail={"text": text}
+            )
+        )
+    return out
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> Path:
+    path = tmp_path / "bot.db"
+    store = await SqliteStore.open(path)
+    await store.commit_turn("seed", "telegram", Session(), synthetic())
+    await store.close()
+    return path
+
+
+def report(db: Path, *args: str) -> str:
+    proc = run("report", "--content", str(GOOD), "--db", str(db), *args)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_json_has_the_known_numbers(db: Path) -> None:
+    data = json.loads(report(db, "--format", "json"))
+    [p] = [p for p in data["procedures"] if p["id"] == PROC]
+    assert (p["started"], p["completed"], p["completion_pct"]) == (100, 30, 30.0)
+    assert (p["abandoned"], p["cancelled"], p["in_progress"]) == (60, 10, 0)
+    assert p["median_seconds_to_complete"] == 930.0 and p["p90_seconds_to_complete"] == 1680.0
+    steps = {s["id"]: s for s in p["steps"]}
+    assert [s["id"] for s in p["steps"]] == ["gioi-thieu", "ai-nop", "giay-to", "dang-nhap", "thanh-toan", "xong"]
+    assert (steps["gioi-thieu"]["reached"], steps["gioi-thieu"]["dropped"]) == (100, 20)
+    assert (steps["ai-nop"]["reached"], steps["ai-nop"]["moved_on"], steps["ai-nop"]["dropped"]) == (80, 60, 20)
+    giay_to = steps["giay-to"]
+    assert (giay_to["reached"], giay_to["dropped"], giay_to["dropped_pct"], giay_to["help"]) == (60, 20, 33.3, 5)
+    assert giay_to["median_seconds"] == 10.0
+    assert (steps["dang-nhap"]["reached"], steps["dang-nhap"]["dropped"]) == (40, 0)
+    assert steps["xong"]["reached"] == 30
+    assert data["unmatched"] == [{"text": "giay phep lai tau", "count": 3}, {"text": "abc", "count": 1}]
+    assert data["filters"]["idle_minutes"] == 1440
+
+
+def test_csv_is_excel_friendly_and_has_the_same_numbers(db: Path) -> None:
+    text = report(db, "--format", "csv", "--table", "steps")
+    assert text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    giay_to = next(r for r in rows if r["step"] == "giay-to")
+    assert (giay_to["reached"], giay_to["dropped"], giay_to["help"]) == ("60", "20", "5")
+    procs = list(csv.DictReader(io.StringIO(report(db, "--format", "csv").lstrip("\ufeff"))))
+    assert (procs[0]["started"], procs[0]["completed"], procs[0]["abandoned"]) == ("100", "30", "60")
+
+
+def test_terminal_table_and_filters(db: Path) -> None:
+    text = report(db)
+    assert "Đăng ký tạm trú (dang-ky-tam-tru): bắt đầu 100, xong 30 (30.0%), bỏ dở 60, tự dừng 10" in text
+    line = next(x for x in text.splitlines() if x.strip().startswith("giay-to"))
+    assert line.split()[:4] == ["giay-to", "60", "40", "20"]
+    assert "      3  giay phep lai tau" in text
+    other = json.loads(report(db, "--format", "json", "--channel", "zalo-bot"))
+    assert other["procedures"] == []
+    bad = run("report", "--content", str(GOOD), "--db", str(db), "--since", "hôm qua")
+    assert bad.returncode == 2 and "--since cần dạng NĂM-THÁNG-NGÀY" in bad.stderr
