@@ -1,0 +1,96 @@
+"""Report benchmark: `report` aggregates over a synthetic event log of N events (default 1,000,000).
+
+    .venv/bin/python benchmarks/report_bench.py [--events 1000000] [--db /tmp/report-bench.db]
+
+Citizens start random procedures of the shipped catalogue and walk their flows step by step,
+asking for help now and then; most finish, some cancel, the rest abandon at a random step;
+a share of questions go unmatched. Prints the time to generate and to aggregate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot import report  # noqa: E402
+from bot.content import load  # noqa: E402
+from bot.storage.sqlite import SqliteStore  # noqa: E402
+
+
+async def generate(store: SqliteStore, events: int, seed: int = 11) -> int:
+    rng = random.Random(seed)
+    cat = load(ROOT).catalogue
+    flows = [(p.id, [s.id for s in cat.flow(p.id).steps]) for p in cat.procedures if cat.flow(p.id)]  # type: ignore[union-attr]
+    rows: list[tuple[object, ...]] = []
+    t = time.time() - 90 * 86400
+    user = 0
+    while len(rows) < events:
+        user += 1
+        key = f"u{user:08d}"
+        pid, steps = rng.choice(flows)
+        t += rng.random() * 30
+        rows.append((t, key, "telegram", pid, "v", steps[0], "flow-started", None, steps[0], "match", "{}"))
+        rows.append((t, key, "telegram", pid, "v", steps[0], "step-entered", None, steps[0], "match", "{}"))
+        depth = rng.randint(1, len(steps))
+        for i in range(1, depth):
+            t += rng.random() * 60
+            rows.append(
+                (t, key, "telegram", pid, "v", steps[i], "step-entered", steps[i - 1], steps[i], "choice", "{}")
+            )
+            if rng.random() < 0.05:
+                rows.append((t, key, "telegram", pid, "v", steps[i], "help", None, None, None, "{}"))
+        end = rng.random()
+        if depth == len(steps) or end < 0.5:
+            detail = json.dumps({"seconds": round(rng.random() * 3600, 1)})
+            rows.append((t, key, "telegram", pid, "v", steps[depth - 1], "flow-completed", None, None, None, detail))
+        elif end < 0.65:
+            rows.append((t, key, "telegram", pid, "v", steps[depth - 1], "flow-cancelled", None, None, None, "{}"))
+        if rng.random() < 0.1:
+            text = json.dumps({"text": rng.choice(["giay phep lai tau", "vay von", "tien dien", "hoc phi"])})
+            rows.append((t, key, "telegram", None, "v", None, "match-none", None, None, None, text))
+    rows = rows[:events]
+    await store.conn.executemany(
+        "INSERT INTO events (ts, user_key, channel, procedure_id, content_version, step_id, type, from_step, "
+        "to_step, via, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    await store.conn.commit()
+    return len(rows)
+
+
+def fresh(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--db", type=Path, default=Path("/tmp/report-bench.db"))
+    args = parser.parse_args()
+    fresh(args.db)
+    store = await SqliteStore.open(args.db)
+    try:
+        t0 = time.perf_counter()
+        n = await generate(store, args.events)
+        t1 = time.perf_counter()
+        data = await store.analytics(idle_before=time.time() - 86400)
+        built = report.build(load(ROOT).catalogue, data, {})
+        t2 = time.perf_counter()
+    finally:
+        await store.close()
+    total = sum(p["started"] for p in built["procedures"])
+    print(f"{n:,} events generated in {t1 - t0:.1f} s; report over them in {t2 - t1:.2f} s ({total:,} flows started)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
