@@ -81,9 +81,10 @@ async def main() -> int:
     try:
         t0 = time.perf_counter()
         n = await generate(store, args.events)
+        catalogue = load(ROOT).catalogue
         t1 = time.perf_counter()
         data = await store.analytics(idle_before=time.time() - 86400)
-        built = report.build(load(ROOT).catalogue, data, {})
+        built = report.build(catalogue, data, {})
         t2 = time.perf_counter()
     finally:
         await store.close()

@@ -59,7 +59,7 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
                     "moved_on": moved_on,
                     "dropped": dropped,
                     "dropped_pct": round(100.0 * dropped / reached, 1) if reached else 0.0,
-                    "median_seconds": _median(s["seconds"]),
+                    "median_seconds": round(s["median_seconds"], 1) if s.get("median_seconds") is not None else None,
                     **{k.replace("-", "_"): sig.get(k, 0) for k in SIGNALS},
                 }
             )

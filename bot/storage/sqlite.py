@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -469,8 +470,7 @@ class SqliteStore:
         sql_steps = f"""
             WITH scoped AS (SELECT * FROM events WHERE {cond} AND procedure_id IS NOT NULL),
             entered AS (
-                SELECT user_key, procedure_id, to_step AS step, ts,
-                       LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) AS next_ts
+                SELECT user_key, procedure_id, to_step AS step
                 FROM scoped WHERE type = 'step-entered' AND to_step IS NOT NULL
             )
             SELECT procedure_id, step, COUNT(DISTINCT user_key), COUNT(*) FROM entered GROUP BY procedure_id, step
@@ -478,7 +478,7 @@ class SqliteStore:
         steps: dict[tuple[str, str], dict[str, Any]] = {}
         async with self.conn.execute(sql_steps, args) as cur:
             for pid, step, users, entries in await cur.fetchall():
-                steps[(pid, step)] = {"reached": int(users), "entries": int(entries), "dropped": 0, "seconds": []}
+                steps[(pid, step)] = {"reached": int(users), "entries": int(entries), "dropped": 0}
         async with self.conn.execute(
             f"SELECT procedure_id, from_step, COUNT(DISTINCT user_key) FROM events WHERE {cond} "  # noqa: S608
             "AND type = 'step-entered' AND from_step IS NOT NULL AND COALESCE(via, '') != 'back' "
@@ -486,18 +486,20 @@ class SqliteStore:
             args,
         ) as cur:
             for pid, step, users in await cur.fetchall():
-                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0, "seconds": []})
+                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0})
                 steps[(pid, step)]["moved_on"] = int(users)
         sql_spent = f"""
-            WITH scoped AS (SELECT * FROM events WHERE {cond} AND procedure_id IS NOT NULL AND type = 'step-entered')
-            SELECT procedure_id, to_step,
-                   LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) - ts
-            FROM scoped
+            SELECT procedure_id, to_step, LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) - ts
+            FROM events WHERE {cond} AND procedure_id IS NOT NULL AND type = 'step-entered'
         """  # noqa: S608
+        spent: dict[tuple[str, str], list[float]] = {}
         async with self.conn.execute(sql_spent, args) as cur:
-            for pid, step, spent in await cur.fetchall():
-                if spent is not None and (pid, step) in steps:
-                    steps[(pid, step)]["seconds"].append(float(spent))
+            for pid, step, seconds in await cur.fetchall():
+                if seconds is not None:
+                    spent.setdefault((pid, step), []).append(seconds)
+        for where_, values in spent.items():
+            if where_ in steps:
+                steps[where_]["median_seconds"] = statistics.median(values)
         sql_dropped = f"""
             WITH scoped AS (SELECT * FROM events WHERE {cond} AND procedure_id IS NOT NULL),
             runs AS (
@@ -507,18 +509,17 @@ class SqliteStore:
                 FROM scoped GROUP BY user_key, procedure_id
             ),
             last_step AS (
-                SELECT user_key, procedure_id, to_step,
-                       ROW_NUMBER() OVER (PARTITION BY user_key, procedure_id ORDER BY id DESC) AS rn
-                FROM scoped WHERE type = 'step-entered'
+                SELECT user_key, procedure_id, MAX(id) AS id
+                FROM scoped WHERE type = 'step-entered' GROUP BY user_key, procedure_id
             )
-            SELECT l.procedure_id, l.to_step, COUNT(*)
-            FROM last_step l JOIN runs r USING (user_key, procedure_id)
-            WHERE l.rn = 1 AND r.open_runs > 0 AND r.last_ts < ?
-            GROUP BY l.procedure_id, l.to_step
+            SELECT e.procedure_id, e.to_step, COUNT(*)
+            FROM last_step l JOIN runs r USING (user_key, procedure_id) JOIN events e ON e.id = l.id
+            WHERE r.open_runs > 0 AND r.last_ts < ?
+            GROUP BY e.procedure_id, e.to_step
         """  # noqa: S608
         async with self.conn.execute(sql_dropped, (*args, idle_before)) as cur:
             for pid, step, dropped in await cur.fetchall():
-                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0, "seconds": []})
+                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0})
                 steps[(pid, step)]["dropped"] = int(dropped)
         signals: dict[tuple[str, str], dict[str, int]] = {}
         async with self.conn.execute(
