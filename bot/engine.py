@@ -97,6 +97,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "switch-offered",
     "resume-offered",
     "step-vanished",
+    "exit-reason",
     "stale-choice",
     "unsupported-input",
     "edit-ignored",
@@ -141,7 +142,7 @@ class Position:
     stack: tuple[Frame, ...] = ()
 
 
-PromptKind = Literal["area", "disambiguate", "resume", "switch", "help", "vanished"]
+PromptKind = Literal["area", "disambiguate", "resume", "switch", "help", "vanished", "exit-reason"]
 
 
 @dataclass(frozen=True)
@@ -492,6 +493,13 @@ class _Turn:
                 self.emit("step-entered", from_step=None, to_step=step_id, via="resume", step_id=step_id)
                 self.arrive()
                 return
+        if cid.startswith("x:") and prompt and prompt.kind == "exit-reason":
+            stopped = prompt.data[0] if prompt.data else None
+            self.emit("exit-reason", procedure_id=stopped, step_id=None, detail={"reason": cid[2:]})
+            self.session = replace(self.session, prompt=None)
+            self.say(texts.EXIT_REASON_THANKS)
+            self.show()
+            return
         if cid == "none":
             self.session = replace(self.session, prompt=None)
             self.say(texts.AMBIGUOUS_NONE)
@@ -693,7 +701,8 @@ class _Turn:
         root = pos.stack[0].procedure if pos.stack else pos.procedure
         proc = self.cat.procedure(root)
         self.leave_flow("flow-cancelled", "command")
-        self.session = replace(self.session, prompt=None)
+        # Ask once why, with buttons; typing anything else simply carries on.
+        self.session = replace(self.session, prompt=Prompt("exit-reason", (root,)))
         self.say(texts.CANCELLED.format(name=proc.name if proc else root))
         self.show()
 
@@ -833,6 +842,9 @@ class _Turn:
             return [Reply(text, (*choices, Choice("resume", texts.STAY)))]
         if prompt.kind == "resume":
             return [self.resume_reply()]
+        if prompt.kind == "exit-reason":
+            reasons = tuple(Choice(f"x:{code}", label) for code, label in texts.EXIT_REASONS)
+            return [Reply(texts.EXIT_REASON_ASK, (*reasons, Choice(CMD_MENU, texts.MENU)))]
         if prompt.kind == "vanished":
             root = prompt.data[0] if prompt.data else ""
             proc = cat.procedure(root)

@@ -77,6 +77,7 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
                 "in_progress": max(started - ended, 0),
                 "median_seconds_to_complete": _median(seconds),
                 "p90_seconds_to_complete": _percentile(seconds, 0.9),
+                "exit_reasons": dict(sorted(data.get("exit_reasons", {}).get(proc.id, {}).items())),
                 "steps": steps,
             }
         )
@@ -132,6 +133,8 @@ def to_table(report: Mapping[str, Any]) -> str:
                 f"  {s['id']:<22}{s['reached']:>6}{s['moved_on']:>9}{s['dropped']:>10}{s['dropped_pct']:>7}"
                 f"{median!s:>8}{s['help']:>6}{s['back']:>5}{s['repeat']:>5}{s['not_understood']:>5}"
             )
+        if p["exit_reasons"]:
+            lines.append("  Lý do dừng: " + ", ".join(f"{k} {v}" for k, v in p["exit_reasons"].items()))
         lines.append("")
     lines.append("Câu hỏi bot chưa hiểu (nhiều nhất trước):")
     lines += [f"  {u['count']:>5}  {u['text']}" for u in report["unmatched"]] or ["  (không có)"]

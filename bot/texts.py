@@ -63,6 +63,18 @@ STEP_GONE_RESUME: Final = (
     "Xin lỗi vì sự bất tiện. Bạn có thể làm tiếp từ bước trước đó, hoặc bắt đầu lại thủ tục."
 )
 RESUME_EARLIER: Final = "Làm tiếp từ bước trước đó"
+EXIT_REASON_ASK: Final = (
+    "Bạn cho tôi biết vì sao bạn dừng nhé (không bắt buộc)? Bấm một nút, hoặc cứ gõ việc khác cần làm."
+)
+EXIT_REASONS: Final = (
+    ("thieu-giay-to", "Thiếu giấy tờ"),
+    ("vneid", "Không đăng nhập được VNeID"),
+    ("thanh-toan", "Lỗi thanh toán"),
+    ("khong-hieu", "Không hiểu bước này"),
+    ("de-sau", "Để sau"),
+    ("khac", "Lý do khác"),
+)
+EXIT_REASON_THANKS: Final = "Cảm ơn bạn. Ý kiến này giúp cán bộ làm thủ tục dễ hơn."
 PROCEDURE_GONE: Final = (
     "Thủ tục bạn đang làm vừa được cán bộ cập nhật và tạm thời không còn trong danh sách. "
     "Xin lỗi vì sự bất tiện. Bạn chọn thủ tục khác nhé."

@@ -152,10 +152,10 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         [],
     ),
     (
-        "cancel leaves the flow",
+        "cancel leaves the flow and asks once why",
         [START_TAM_TRU, "1", "hủy"],
         None,
-        ["Đã dừng thủ tục “Đăng ký tạm trú”", "Bạn cần làm thủ tục gì?"],
+        ["Đã dừng thủ tục “Đăng ký tạm trú”", "vì sao bạn dừng", "[Không đăng nhập được VNeID]"],
         ["flow-cancelled"],
     ),
     ("menu leaves the flow", [START_TAM_TRU, "1", "menu"], None, ["Bạn cần làm thủ tục gì?"], ["flow-exited"]),
@@ -506,3 +506,16 @@ def test_returning_from_a_guide_onto_an_end_step_finishes_the_flow(tmp_path: Pat
     assert chat.at is None
     assert chat.event_types == ["step-entered", "guide-returned", "flow-completed"]
     assert "Xong! Lệ phí là" in chat.text
+
+
+def test_the_exit_reason_is_recorded_once_and_never_blocks(content: Content) -> None:
+    chat = walk(content, START_TAM_TRU, "1", "hủy")
+    chat.send(("tap", "x:vneid"))
+    assert [(e.type, e.procedure_id, e.detail) for e in chat.events] == [
+        ("exit-reason", "dang-ky-tam-tru", {"reason": "vneid"})
+    ]
+    assert texts.EXIT_REASON_THANKS in chat.text and texts.MENU_PROMPT in chat.text
+    again = walk(content, START_TAM_TRU, "1", "hủy")
+    again.send("dang ky khai sinh cho con")  # typing something else just carries on
+    assert "exit-reason" not in again.event_types
+    assert {"match-confident", "match-ambiguous"} & set(again.event_types)  # handled as a new question

@@ -55,6 +55,8 @@ def synthetic() -> list[Event]:
             out.append(
                 ev(u, "flow-completed", 60, procedure_id=PROC, step_id="xong", detail={"seconds": 60.0 * (u - 19)})
             )
+    for u, reason in [(50, "vneid"), (51, "vneid"), (52, "de-sau")]:
+        out.append(ev(u, "exit-reason", 41, procedure_id=PROC, detail={"reason": reason}))
     for text in ["giay phep lai tau", "giay phep lai tau", "giay phep lai tau", "abc"]:
         out.append(
             Event(
@@ -96,6 +98,7 @@ def test_json_has_the_known_numbers(db: Path) -> None:
     assert steps["xong"]["reached"] == 30
     assert data["unmatched"] == [{"text": "giay phep lai tau", "count": 3}, {"text": "abc", "count": 1}]
     assert data["filters"]["idle_minutes"] == 1440
+    assert p["exit_reasons"] == {"de-sau": 1, "vneid": 2}
 
 
 def test_csv_is_excel_friendly_and_has_the_same_numbers(db: Path) -> None:
@@ -114,6 +117,7 @@ def test_terminal_table_and_filters(db: Path) -> None:
     line = next(x for x in text.splitlines() if x.strip().startswith("giay-to"))
     assert line.split()[:4] == ["giay-to", "60", "40", "20"]
     assert "      3  giay phep lai tau" in text
+    assert "Lý do dừng: de-sau 1, vneid 2" in text
     other = json.loads(report(db, "--format", "json", "--channel", "zalo-bot"))
     assert other["procedures"] == []
     bad = run("report", "--content", str(GOOD), "--db", str(db), "--since", "hôm qua")

@@ -530,6 +530,14 @@ class SqliteStore:
         ) as cur:
             for pid, step, kind, count in await cur.fetchall():
                 signals.setdefault((pid, step), {})[kind] = int(count)
+        reasons: dict[str, dict[str, int]] = {}
+        async with self.conn.execute(
+            f"SELECT procedure_id, json_extract(detail, '$.reason'), COUNT(*) FROM events WHERE {cond} "  # noqa: S608
+            "AND type = 'exit-reason' AND procedure_id IS NOT NULL GROUP BY procedure_id, 2",
+            args,
+        ) as cur:
+            for pid, reason, count in await cur.fetchall():
+                reasons.setdefault(pid, {})[str(reason)] = int(count)
         unmatched_where = [w for w in where if not w.startswith("procedure_id")]
         unmatched_args = [a for w, a in zip(where[1:], args, strict=True) if not w.startswith("procedure_id")]
         async with self.conn.execute(
@@ -539,7 +547,14 @@ class SqliteStore:
             unmatched_args,
         ) as cur:
             unmatched = [(str(t), int(n)) for t, n in await cur.fetchall()]
-        return {"flows": flows, "durations": durations, "steps": steps, "signals": signals, "unmatched": unmatched}
+        return {
+            "flows": flows,
+            "durations": durations,
+            "steps": steps,
+            "signals": signals,
+            "exit_reasons": reasons,
+            "unmatched": unmatched,
+        }
 
     async def close(self) -> None:
         await self.conn.close()
