@@ -180,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="báo cáo: người dân bỏ dở ở đâu, vướng ở đâu, hỏi gì bot chưa hiểu")
     _add_content(p)
     _add_db(p)
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="kiểu báo cáo (mặc định table)")
+    p.add_argument(
+        "--format", choices=["table", "json", "csv", "html"], default="table", help="kiểu báo cáo (mặc định table)"
+    )
     p.add_argument("--table", choices=["procedures", "steps", "unmatched"], default="procedures", help="bảng cho csv")
     p.add_argument("--out", type=Path, default=None, metavar="TỆP", help="ghi ra tệp")
     p.add_argument("--since", default=None, metavar="NĂM-THÁNG-NGÀY", help="từ ngày (giờ Việt Nam)")
@@ -638,6 +640,8 @@ async def cmd_report(args: argparse.Namespace) -> int:
         text = json.dumps(built, ensure_ascii=False, indent=2) + "\n"
     elif args.format == "csv":
         text = report.to_csv(built, args.table)
+    elif args.format == "html":
+        text = report.to_html(built)
     else:
         text = report.to_table(built) + "\n"
     return _emit(text, args.out, "báo cáo")

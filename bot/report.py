@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from html import escape
 from typing import Any, Final
 
 from bot.schema import Catalogue
@@ -139,3 +141,81 @@ def to_table(report: Mapping[str, Any]) -> str:
     lines.append("Câu hỏi bot chưa hiểu (nhiều nhất trước):")
     lines += [f"  {u['count']:>5}  {u['text']}" for u in report["unmatched"]] or ["  (không có)"]
     return "\n".join(lines)
+
+
+def _bars(items: Sequence[tuple[str, float, str]], color: str, width: int = 520) -> str:
+    """A horizontal bar chart as inline SVG: (label, value, value text) per row."""
+    if not items:
+        return "<p class='empty'>Chưa có số liệu.</p>"
+    top = max(v for _, v, _ in items) or 1.0
+    row, label_w = 26, 190
+    parts = [
+        f"<svg role='img' width='{label_w + width + 70}' height='{row * len(items) + 6}' "
+        f"viewBox='0 0 {label_w + width + 70} {row * len(items) + 6}' xmlns='http://www.w3.org/2000/svg'>"
+    ]
+    for i, (label, value, shown) in enumerate(items):
+        y = i * row + 4
+        w = max(1.0, width * value / top) if value else 0.0
+        parts.append(f"<text x='{label_w - 8}' y='{y + 16}' text-anchor='end'>{escape(label)}</text>")
+        parts.append(
+            f"<rect x='{label_w}' y='{y}' width='{w:.1f}' height='{row - 8}' fill='{color}'><title>{escape(shown)}</title></rect>"
+        )
+        parts.append(f"<text x='{label_w + w + 6:.1f}' y='{y + 16}'>{escape(shown)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def to_html(report: Mapping[str, Any]) -> str:
+    """ONE self-contained file: inline CSS and SVG charts, no scripts, no network; prints on A4."""
+    out = [
+        "<!doctype html><html lang='vi'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        "<title>Báo cáo người dân bỏ dở thủ tục</title><style>",
+        "body{font-family:Arial,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 16px}",
+        "h1{font-size:24px}h2{font-size:20px;margin-top:36px;border-bottom:2px solid #1565c0}",
+        "h3{font-size:16px;margin:20px 0 6px}svg text{font-size:13px;fill:#222}",
+        "table{border-collapse:collapse;margin:8px 0;font-size:14px}td,th{border:1px solid #bbb;padding:4px 8px}",
+        "th{background:#e3f2fd;text-align:left}td.n{text-align:right}.empty{color:#777}",
+        "@media print{h2{page-break-before:always}h2:first-of-type{page-break-before:avoid}}",
+        "</style></head><body>",
+        "<h1>Báo cáo: người dân bỏ dở thủ tục ở đâu, vướng ở đâu</h1>",
+        f"<p>Lập lúc {escape(str(report['generated_at']))}. Bộ lọc: {escape(json.dumps(report['filters'], ensure_ascii=False))}.</p>",
+    ]
+    for p in report["procedures"]:
+        out.append(f"<h2>{escape(p['name'])} <small>({escape(p['id'])})</small></h2>")
+        out.append(
+            "<table><tr><th>Bắt đầu</th><th>Hoàn thành</th><th>Tỉ lệ</th><th>Bỏ dở</th><th>Tự dừng</th>"
+            "<th>Chuyển việc khác</th><th>Trung vị thời gian</th></tr>"
+            f"<tr><td class='n'>{p['started']}</td><td class='n'>{p['completed']}</td><td class='n'>{p['completion_pct']}%</td>"
+            f"<td class='n'>{p['abandoned']}</td><td class='n'>{p['cancelled']}</td><td class='n'>{p['left']}</td>"
+            f"<td class='n'>{p['median_seconds_to_complete'] or '—'} giây</td></tr></table>"
+        )
+        steps = p["steps"]
+        out.append("<h3>Phễu: số người tới từng bước</h3>")
+        out.append(_bars([(s["id"], s["reached"], str(s["reached"])) for s in steps], "#1565c0"))
+        out.append("<h3>Bỏ dở ở bước nào</h3>")
+        out.append(_bars([(s["id"], s["dropped"], f"{s['dropped']} ({s['dropped_pct']}%)") for s in steps], "#c62828"))
+        stuck = [(s["id"], s["help"] + s["back"] + s["repeat"] + s["not_understood"], s) for s in steps]
+        out.append("<h3>Dấu hiệu vướng (trợ giúp, quay lại, lặp lại, không hiểu)</h3>")
+        out.append(
+            _bars(
+                [
+                    (sid, n, f"{n}: giúp {s['help']}, lùi {s['back']}, lặp {s['repeat']}, ? {s['not_understood']}")
+                    for sid, n, s in stuck
+                    if n
+                ],
+                "#ef6c00",
+            )
+        )
+        if p.get("exit_reasons"):
+            out.append("<h3>Lý do người dân dừng</h3>")
+            out.append(_bars([(k, v, str(v)) for k, v in p["exit_reasons"].items()], "#6a1b9a"))
+    out.append("<h2>Câu hỏi bot chưa hiểu</h2>")
+    if report["unmatched"]:
+        out.append("<table><tr><th>Câu hỏi (đã che số cá nhân)</th><th>Số lần</th></tr>")
+        out += [f"<tr><td>{escape(u['text'])}</td><td class='n'>{u['count']}</td></tr>" for u in report["unmatched"]]
+        out.append("</table>")
+    else:
+        out.append("<p class='empty'>Không có.</p>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

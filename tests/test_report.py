@@ -122,3 +122,31 @@ def test_terminal_table_and_filters(db: Path) -> None:
     assert other["procedures"] == []
     bad = run("report", "--content", str(GOOD), "--db", str(db), "--since", "hôm qua")
     assert bad.returncode == 2 and "--since cần dạng NĂM-THÁNG-NGÀY" in bad.stderr
+
+
+def test_html_is_one_self_contained_file_with_the_charts_and_numbers(db: Path, tmp_path: Path) -> None:
+    from html.parser import HTMLParser
+
+    out = tmp_path / "bao-cao.html"
+    proc = run("report", "--content", str(GOOD), "--db", str(db), "--format", "html", "--out", str(out))
+    assert proc.returncode == 0 and proc.stdout.strip() == f"Đã ghi báo cáo vào {out}."
+    html = out.read_text(encoding="utf-8")
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[str] = []
+            self.urls: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append(tag)
+            self.urls += [v or "" for k, v in attrs if k in ("src", "href")]
+
+    parser = Collect()
+    parser.feed(html)
+    assert "script" not in parser.tags and parser.urls == []  # works offline, no CDN
+    assert parser.tags.count("svg") >= 4  # funnel, drop-off, stuck signals, exit reasons
+    assert "<title>20 (33.3%)</title>" in html  # the drop at giay-to, as drawn
+    assert "<title>5: giúp 5, lùi 0, lặp 0, ? 0</title>" in html
+    assert "<td>giay phep lai tau</td><td class='n'>3</td>" in html
+    assert "Phễu: số người tới từng bước" in html and "@media print" in html
