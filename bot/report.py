@@ -150,8 +150,8 @@ def _bars(items: Sequence[tuple[str, float, str]], color: str, width: int = 520)
     top = max(v for _, v, _ in items) or 1.0
     row, label_w = 26, 190
     parts = [
-        f"<svg role='img' width='{label_w + width + 70}' height='{row * len(items) + 6}' "
-        f"viewBox='0 0 {label_w + width + 70} {row * len(items) + 6}' xmlns='http://www.w3.org/2000/svg'>"
+        f"<svg role='img' width='{label_w + width + 280}' height='{row * len(items) + 6}' "
+        f"viewBox='0 0 {label_w + width + 280} {row * len(items) + 6}' xmlns='http://www.w3.org/2000/svg'>"
     ]
     for i, (label, value, shown) in enumerate(items):
         y = i * row + 4
