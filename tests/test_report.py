@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 
 from bot.engine import Event, Session
 from bot.storage.sqlite import SqliteStore
-from tests.conftest import GOOD
+from tests.conftest import GOOD, ROOT
 from tests.test_cli import run
 
 PROC = "dang-ky-tam-tru"
@@ -150,3 +152,42 @@ def test_html_is_one_self_contained_file_with_the_charts_and_numbers(db: Path, t
     assert "<title>5: giúp 5, lùi 0, lặp 0, ? 0</title>" in html
     assert "<td>giay phep lai tau</td><td class='n'>3</td>" in html
     assert "Phễu: số người tới từng bước" in html and "@media print" in html
+
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def test_report_renders_in_headless_chromium(db: Path, tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Debian's chromium is needed (`.ci/run` installs it)"
+    page = tmp_path / "bao-cao.html"
+    assert (
+        run("report", "--content", str(GOOD), "--db", str(db), "--format", "html", "--out", str(page)).returncode == 0
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    proc = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={shot}",
+            "--window-size=1100,1600",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 20_000  # a page with charts, not a blank one
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
