@@ -219,6 +219,9 @@ class Content:
 class EngineConfig:
     resume_after_seconds: float = 30 * 60
     history_limit: int = 50
+    # Back after this long in the middle of a flow: ask once why they stopped (the report's
+    # default idle time for "abandoned" is the same day).
+    abandon_after_seconds: float = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -495,8 +498,10 @@ class _Turn:
                 return
         if cid.startswith("x:") and prompt and prompt.kind == "exit-reason":
             stopped = prompt.data[0] if prompt.data else None
+            came_back = len(prompt.data) > 1 and prompt.data[1] == "came-back"
             self.emit("exit-reason", procedure_id=stopped, step_id=None, detail={"reason": cid[2:]})
-            self.session = replace(self.session, prompt=None)
+            # Back after a long pause: then offer to continue or restart, as usual.
+            self.session = replace(self.session, prompt=Prompt("resume") if came_back else None)
             self.say(texts.EXIT_REASON_THANKS)
             self.show()
             return
@@ -713,7 +718,12 @@ class _Turn:
 
     def offer_resume(self) -> None:
         self.emit("resume-offered")
-        self.session = replace(self.session, prompt=Prompt("resume"))
+        pos, last = self.session.position, self.session.last_seen
+        if pos is not None and last is not None and self.now.timestamp() - last > self.config.abandon_after_seconds:
+            root = pos.stack[0].procedure if pos.stack else pos.procedure
+            self.session = replace(self.session, prompt=Prompt("exit-reason", (root, "came-back")))
+        else:
+            self.session = replace(self.session, prompt=Prompt("resume"))
         self.show()
 
     # -- start and free text ---------------------------------------------------
@@ -844,6 +854,10 @@ class _Turn:
             return [self.resume_reply()]
         if prompt.kind == "exit-reason":
             reasons = tuple(Choice(f"x:{code}", label) for code, label in texts.EXIT_REASONS)
+            if len(prompt.data) > 1 and prompt.data[1] == "came-back":
+                proc = cat.procedure(prompt.data[0])
+                text = texts.EXIT_REASON_ASK_RETURN.format(name=proc.name if proc else prompt.data[0])
+                return [Reply(text, (Choice("resume", texts.CONTINUE_PROCEDURE), *reasons))]
             return [Reply(texts.EXIT_REASON_ASK, (*reasons, Choice(CMD_MENU, texts.MENU)))]
         if prompt.kind == "vanished":
             root = prompt.data[0] if prompt.data else ""

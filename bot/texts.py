@@ -74,6 +74,11 @@ EXIT_REASONS: Final = (
     ("de-sau", "Để sau"),
     ("khac", "Lý do khác"),
 )
+EXIT_REASON_ASK_RETURN: Final = (
+    "Chào bạn quay lại! Lần trước bạn dừng giữa chừng thủ tục “{name}”. "
+    "Bạn cho tôi biết vì sao nhé (không bắt buộc)? Hoặc bấm “Làm tiếp thủ tục này”."
+)
+CONTINUE_PROCEDURE: Final = "Làm tiếp thủ tục này"
 EXIT_REASON_THANKS: Final = "Cảm ơn bạn. Ý kiến này giúp cán bộ làm thủ tục dễ hơn."
 PROCEDURE_GONE: Final = (
     "Thủ tục bạn đang làm vừa được cán bộ cập nhật và tạm thời không còn trong danh sách. "

@@ -519,3 +519,20 @@ def test_the_exit_reason_is_recorded_once_and_never_blocks(content: Content) -> 
     again.send("dang ky khai sinh cho con")  # typing something else just carries on
     assert "exit-reason" not in again.event_types
     assert {"match-confident", "match-ambiguous"} & set(again.event_types)  # handled as a new question
+
+
+def test_back_after_abandoning_is_asked_once_why_then_offered_to_continue(content: Content) -> None:
+    chat = walk(content, START_TAM_TRU, "1")
+    chat.send("xin chào", wait_minutes=26 * 60)  # more than a day later
+    assert "Lần trước bạn dừng giữa chừng thủ tục “Đăng ký tạm trú”" in chat.text
+    assert chat.labels[:2] == [texts.CONTINUE_PROCEDURE, "Thiếu giấy tờ"]
+    chat.send(("tap", "x:thieu-giay-to"))
+    assert [(e.type, e.detail) for e in chat.events] == [("exit-reason", {"reason": "thieu-giay-to"})]
+    assert texts.EXIT_REASON_THANKS in chat.text and "Bạn đang ở bước 2/8" in chat.text  # the usual resume offer
+    later = walk(content, START_TAM_TRU, "1")
+    later.send("xin chào", wait_minutes=26 * 60)
+    later.send(texts.CONTINUE_PROCEDURE)  # skipping the question just carries on
+    assert later.at == "dang-ky-tam-tru/ai-nop" and "exit-reason" not in later.event_types
+    short = walk(content, START_TAM_TRU, "1")
+    short.send("xin chào", wait_minutes=120)  # a short pause: only the resume offer, no question
+    assert "vì sao" not in short.text
