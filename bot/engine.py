@@ -499,7 +499,8 @@ class _Turn:
         if cid.startswith("x:") and prompt and prompt.kind == "exit-reason":
             stopped = prompt.data[0] if prompt.data else None
             came_back = len(prompt.data) > 1 and prompt.data[1] == "came-back"
-            self.emit("exit-reason", procedure_id=stopped, step_id=None, detail={"reason": cid[2:]})
+            at = prompt.data[2] if len(prompt.data) > 2 else None
+            self.emit("exit-reason", procedure_id=stopped, step_id=at, detail={"reason": cid[2:]})
             # Back after a long pause: then offer to continue or restart, as usual.
             self.session = replace(self.session, prompt=Prompt("resume") if came_back else None)
             self.say(texts.EXIT_REASON_THANKS)
@@ -704,10 +705,11 @@ class _Turn:
             self.show()
             return
         root = pos.stack[0].procedure if pos.stack else pos.procedure
+        at = pos.stack[0].step if pos.stack else pos.step
         proc = self.cat.procedure(root)
         self.leave_flow("flow-cancelled", "command")
         # Ask once why, with buttons; typing anything else simply carries on.
-        self.session = replace(self.session, prompt=Prompt("exit-reason", (root,)))
+        self.session = replace(self.session, prompt=Prompt("exit-reason", (root, "cancel", at)))
         self.say(texts.CANCELLED.format(name=proc.name if proc else root))
         self.show()
 
@@ -721,7 +723,8 @@ class _Turn:
         pos, last = self.session.position, self.session.last_seen
         if pos is not None and last is not None and self.now.timestamp() - last > self.config.abandon_after_seconds:
             root = pos.stack[0].procedure if pos.stack else pos.procedure
-            self.session = replace(self.session, prompt=Prompt("exit-reason", (root, "came-back")))
+            at = pos.stack[0].step if pos.stack else pos.step
+            self.session = replace(self.session, prompt=Prompt("exit-reason", (root, "came-back", at)))
         else:
             self.session = replace(self.session, prompt=Prompt("resume"))
         self.show()

@@ -63,6 +63,7 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
                     "dropped_pct": round(100.0 * dropped / reached, 1) if reached else 0.0,
                     "median_seconds": round(s["median_seconds"], 1) if s.get("median_seconds") is not None else None,
                     **{k.replace("-", "_"): sig.get(k, 0) for k in SIGNALS},
+                    "exit_reasons": dict(sorted(data.get("step_exit_reasons", {}).get((proc.id, step.id), {}).items())),
                 }
             )
         procedures.append(
@@ -99,12 +100,14 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
         return head, [[p["id"], p["name"], *(p[k] for k in head[2:])] for p in report["procedures"]]
     if table == "steps":
         head = ["procedure", "step", "kind", "reached", "moved_on", "dropped", "dropped_pct", "median_seconds"]
-        head += ["help", "back", "repeat", "not_understood"]
-        return head, [
-            [p["id"], *(s[k if k != "step" else "id"] for k in head[1:])]
-            for p in report["procedures"]
-            for s in p["steps"]
-        ]
+        head += ["help", "back", "repeat", "not_understood", "exit_reasons"]
+
+        def cell(s: Mapping[str, Any], k: str) -> Any:
+            if k == "exit_reasons":
+                return "; ".join(f"{r} {n}" for r, n in s[k].items())
+            return s[k if k != "step" else "id"]
+
+        return head, [[p["id"], *(cell(s, k) for k in head[1:])] for p in report["procedures"] for s in p["steps"]]
     head = ["text", "count"]
     return head, [[u["text"], u["count"]] for u in report["unmatched"]]
 

@@ -511,8 +511,8 @@ def test_returning_from_a_guide_onto_an_end_step_finishes_the_flow(tmp_path: Pat
 def test_the_exit_reason_is_recorded_once_and_never_blocks(content: Content) -> None:
     chat = walk(content, START_TAM_TRU, "1", "hủy")
     chat.send(("tap", "x:vneid"))
-    assert [(e.type, e.procedure_id, e.detail) for e in chat.events] == [
-        ("exit-reason", "dang-ky-tam-tru", {"reason": "vneid"})
+    assert [(e.type, e.procedure_id, e.step_id, e.detail) for e in chat.events] == [
+        ("exit-reason", "dang-ky-tam-tru", "ai-nop", {"reason": "vneid"})
     ]
     assert texts.EXIT_REASON_THANKS in chat.text and texts.MENU_PROMPT in chat.text
     again = walk(content, START_TAM_TRU, "1", "hủy")

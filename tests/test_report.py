@@ -58,7 +58,7 @@ def synthetic() -> list[Event]:
                 ev(u, "flow-completed", 60, procedure_id=PROC, step_id="xong", detail={"seconds": 60.0 * (u - 19)})
             )
     for u, reason in [(50, "vneid"), (51, "vneid"), (52, "de-sau")]:
-        out.append(ev(u, "exit-reason", 41, procedure_id=PROC, detail={"reason": reason}))
+        out.append(ev(u, "exit-reason", 41, procedure_id=PROC, step_id="dang-nhap", detail={"reason": reason}))
     for text in ["giay phep lai tau", "giay phep lai tau", "giay phep lai tau", "abc"]:
         out.append(
             Event(
@@ -101,6 +101,7 @@ def test_json_has_the_known_numbers(db: Path) -> None:
     assert data["unmatched"] == [{"text": "giay phep lai tau", "count": 3}, {"text": "abc", "count": 1}]
     assert data["filters"]["idle_minutes"] == 1440
     assert p["exit_reasons"] == {"de-sau": 1, "vneid": 2}
+    assert steps["dang-nhap"]["exit_reasons"] == {"de-sau": 1, "vneid": 2} and steps["giay-to"]["exit_reasons"] == {}
 
 
 def test_csv_is_excel_friendly_and_has_the_same_numbers(db: Path) -> None:
@@ -109,6 +110,7 @@ def test_csv_is_excel_friendly_and_has_the_same_numbers(db: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
     giay_to = next(r for r in rows if r["step"] == "giay-to")
     assert (giay_to["reached"], giay_to["dropped"], giay_to["help"]) == ("60", "20", "5")
+    assert next(r for r in rows if r["step"] == "dang-nhap")["exit_reasons"] == "de-sau 1; vneid 2"
     procs = list(csv.DictReader(io.StringIO(report(db, "--format", "csv").lstrip("\ufeff"))))
     assert (procs[0]["started"], procs[0]["completed"], procs[0]["abandoned"]) == ("100", "30", "60")
 

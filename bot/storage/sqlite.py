@@ -531,13 +531,17 @@ class SqliteStore:
             for pid, step, kind, count in await cur.fetchall():
                 signals.setdefault((pid, step), {})[kind] = int(count)
         reasons: dict[str, dict[str, int]] = {}
+        step_reasons: dict[tuple[str, str], dict[str, int]] = {}
         async with self.conn.execute(
-            f"SELECT procedure_id, json_extract(detail, '$.reason'), COUNT(*) FROM events WHERE {cond} "  # noqa: S608
-            "AND type = 'exit-reason' AND procedure_id IS NOT NULL GROUP BY procedure_id, 2",
+            f"SELECT procedure_id, step_id, json_extract(detail, '$.reason'), COUNT(*) FROM events WHERE {cond} "  # noqa: S608
+            "AND type = 'exit-reason' AND procedure_id IS NOT NULL GROUP BY procedure_id, step_id, 3",
             args,
         ) as cur:
-            for pid, reason, count in await cur.fetchall():
-                reasons.setdefault(pid, {})[str(reason)] = int(count)
+            for pid, step, reason, count in await cur.fetchall():
+                by_proc = reasons.setdefault(pid, {})
+                by_proc[str(reason)] = by_proc.get(str(reason), 0) + int(count)
+                if step is not None:
+                    step_reasons.setdefault((pid, step), {})[str(reason)] = int(count)
         unmatched_where = [w for w in where if not w.startswith("procedure_id")]
         unmatched_args = [a for w, a in zip(where[1:], args, strict=True) if not w.startswith("procedure_id")]
         async with self.conn.execute(
@@ -553,6 +557,7 @@ class SqliteStore:
             "steps": steps,
             "signals": signals,
             "exit_reasons": reasons,
+            "step_exit_reasons": step_reasons,
             "unmatched": unmatched,
         }
 
