@@ -434,23 +434,29 @@ class SqliteStore:
                 where.append(clause)
                 args.append(value)
         cond = " AND ".join(where)
-        sql_flows = f"""
-            WITH scoped AS (SELECT * FROM events WHERE {cond} AND procedure_id IS NOT NULL),
-            runs AS (
-                SELECT user_key, procedure_id,
-                       SUM(type = 'flow-started') AS started,
-                       SUM(type = 'flow-completed') AS completed,
-                       SUM(type = 'flow-cancelled') AS cancelled,
-                       SUM(type = 'flow-exited') AS exited,
-                       MAX(ts) AS last_ts
-                FROM scoped GROUP BY user_key, procedure_id
-            )
-            SELECT procedure_id, SUM(started), SUM(completed), SUM(cancelled), SUM(exited),
-                   SUM(CASE WHEN last_ts < ? THEN MAX(started - completed - cancelled - exited, 0) ELSE 0 END)
-            FROM runs GROUP BY procedure_id
-        """  # noqa: S608 - the WHERE clause is built from fixed fragments; values are bound
+        # One pass over the log builds every flow run (user x procedure); two queries read it.
+        await self.conn.execute("DROP TABLE IF EXISTS temp.report_runs")
+        await self.conn.execute(
+            f"""
+            CREATE TEMP TABLE report_runs AS
+            SELECT user_key, procedure_id,
+                   SUM(type = 'flow-started') AS started,
+                   SUM(type = 'flow-completed') AS completed,
+                   SUM(type = 'flow-cancelled') AS cancelled,
+                   SUM(type = 'flow-exited') AS exited,
+                   MAX(ts) AS last_ts,
+                   MAX(CASE WHEN type = 'step-entered' THEN id END) AS last_step_id
+            FROM events WHERE {cond} AND procedure_id IS NOT NULL GROUP BY user_key, procedure_id
+            """,  # noqa: S608 - the WHERE clause is built from fixed fragments; values are bound
+            args,
+        )
         flows = {}
-        async with self.conn.execute(sql_flows, (*args, idle_before)) as cur:
+        async with self.conn.execute(
+            "SELECT procedure_id, SUM(started), SUM(completed), SUM(cancelled), SUM(exited), "
+            "SUM(CASE WHEN last_ts < ? THEN MAX(started - completed - cancelled - exited, 0) ELSE 0 END) "
+            "FROM temp.report_runs GROUP BY procedure_id",
+            (idle_before,),
+        ) as cur:
             for pid, started, completed, cancelled, exited, abandoned in await cur.fetchall():
                 flows[pid] = {
                     "started": int(started or 0),
@@ -500,27 +506,17 @@ class SqliteStore:
         for where_, values in spent.items():
             if where_ in steps:
                 steps[where_]["median_seconds"] = statistics.median(values)
-        sql_dropped = f"""
-            WITH scoped AS (SELECT * FROM events WHERE {cond} AND procedure_id IS NOT NULL),
-            runs AS (
-                SELECT user_key, procedure_id,
-                       SUM(type = 'flow-started') - SUM(type IN ('flow-completed', 'flow-cancelled', 'flow-exited')) AS open_runs,
-                       MAX(ts) AS last_ts
-                FROM scoped GROUP BY user_key, procedure_id
-            ),
-            last_step AS (
-                SELECT user_key, procedure_id, MAX(id) AS id
-                FROM scoped WHERE type = 'step-entered' GROUP BY user_key, procedure_id
-            )
+        sql_dropped = """
             SELECT e.procedure_id, e.to_step, COUNT(*)
-            FROM last_step l JOIN runs r USING (user_key, procedure_id) JOIN events e ON e.id = l.id
-            WHERE r.open_runs > 0 AND r.last_ts < ?
+            FROM temp.report_runs r JOIN events e ON e.id = r.last_step_id
+            WHERE r.started - r.completed - r.cancelled - r.exited > 0 AND r.last_ts < ?
             GROUP BY e.procedure_id, e.to_step
-        """  # noqa: S608
-        async with self.conn.execute(sql_dropped, (*args, idle_before)) as cur:
+        """
+        async with self.conn.execute(sql_dropped, (idle_before,)) as cur:
             for pid, step, dropped in await cur.fetchall():
                 steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0})
                 steps[(pid, step)]["dropped"] = int(dropped)
+        await self.conn.execute("DROP TABLE IF EXISTS temp.report_runs")
         signals: dict[tuple[str, str], dict[str, int]] = {}
         async with self.conn.execute(
             f"SELECT procedure_id, step_id, type, COUNT(*) FROM events WHERE {cond} "  # noqa: S608
