@@ -46,3 +46,13 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def content() -> Content:
     return load(GOOD)
+
+
+class Sleeps:
+    """A stand-in for asyncio.sleep that records the delays instead of waiting."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)

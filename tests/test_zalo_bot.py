@@ -21,7 +21,7 @@ from bot.runner import Incoming, Runner
 from bot.server import WebhookServer
 from bot.service import Service
 from bot.storage.sqlite import SqliteStore
-from tests.conftest import GOOD, NOW
+from tests.conftest import GOOD, NOW, Sleeps
 
 TOKEN = "1459000111:ZaLoSeCrEt_token-xyz"
 SECRET = "zalo-secret-123"
@@ -88,14 +88,6 @@ class FakeZalo:
             return httpx.Response(200, json={"ok": True, "result": {"url": "", "updated_at": 1}})
 
         return httpx.MockTransport(handler)
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.slept.append(seconds)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from bot.runner import Incoming, Runner
 from bot.server import WebhookServer
 from bot.service import Service
 from bot.storage import OATokens
-from tests.conftest import GOOD, NOW
+from tests.conftest import GOOD, NOW, Sleeps
 
 # The reference's test vector (channels.md §4).
 VECTOR_BODY = (
@@ -135,14 +135,6 @@ class FakeOA:
 
     def texts(self) -> list[str]:
         return [str(b["message"]["text"]) for _, b in self.sends]
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.slept.append(seconds)
 
 
 @pytest.fixture
