@@ -30,7 +30,7 @@ import yaml
 
 from bot import engine
 from bot.engine import Choice, Content, EngineConfig, Inbound, Reply, Session
-from bot.loader import did_you_mean
+from bot.loader import MAX_YAML_DEPTH, compose, did_you_mean
 from bot.settings import VIETNAM_TZ
 
 FILE_KEYS: Final = ("procedure", "date", "cases")
@@ -246,7 +246,7 @@ def read_file(path: Path, display: str | None = None) -> tuple[TestFile | None, 
     reader = _Reader(shown)
     try:
         text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose(text)
     except UnicodeDecodeError:
         return None, [FileProblem(shown, 1, "tệp không phải chữ UTF-8.")]
     except OSError as exc:
@@ -254,7 +254,8 @@ def read_file(path: Path, display: str | None = None) -> tuple[TestFile | None, 
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        return None, [FileProblem(shown, line, f"sai cú pháp YAML: {exc.problem or exc}.")]
+        problem = f"lồng nhau quá sâu (quá {MAX_YAML_DEPTH} mức)" if exc.problem == "too deep" else exc.problem
+        return None, [FileProblem(shown, line, f"sai cú pháp YAML: {problem or exc}.")]
     except yaml.YAMLError as exc:
         return None, [FileProblem(shown, 1, f"sai cú pháp YAML: {exc}.")]
     try:

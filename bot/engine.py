@@ -18,7 +18,7 @@ from rapidfuzz import fuzz, process
 from bot import texts
 from bot.matcher import Matcher, MatchResult
 from bot.normalize import fold
-from bot.privacy import redact
+from bot.privacy import stored_text
 from bot.schema import Catalogue, ChecklistItem, Contact, Fact, Fee, Procedure, Step
 
 # ---------------------------------------------------------------------------
@@ -99,10 +99,17 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "step-vanished",
     "exit-reason",
     "stale-choice",
+    "message-too-long",
     "unsupported-input",
     "edit-ignored",
     "error",
+    "rate-limited",
+    "replies-superseded",
 )
+
+# A message longer than this is not read (no matching, nothing stored): the citizen is asked to
+# write it shorter. Telegram allows 4,096 characters and Zalo 2,000; a question is a sentence or two.
+MAX_MESSAGE_CHARS: Final = 1000
 
 
 @dataclass(frozen=True)
@@ -293,6 +300,9 @@ THANKS: Final = frozenset(
         "ok cam on",
     ]
 )
+_FIXED_CHOICES: Final = frozenset({"next", "resume", "resume-at", "none", "paid", "payguide", "payfail", "missing"})
+_COMMAND_CHOICES: Final = frozenset({*COMMANDS.values(), *SLASH_COMMANDS.values()})
+_EXIT_CODES: Final = frozenset(code for code, _ in texts.EXIT_REASONS)
 _NUMBER: Final = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 
 
@@ -367,6 +377,12 @@ class _Turn:
             self.emit("edit-ignored")
             self.say(texts.EDIT_IGNORED)
             return
+        if len(inbound.text) > MAX_MESSAGE_CHARS:
+            self.emit("message-too-long", detail={"chars": len(inbound.text)})
+            self.say(texts.MESSAGE_TOO_LONG.format(limit=f"{MAX_MESSAGE_CHARS:,}".replace(",", ".")))
+            if self.session.position is not None or self.session.prompt is not None:
+                self.show()
+            return
         if self.check_vanished():
             return
         if inbound.kind == "start":
@@ -432,7 +448,8 @@ class _Turn:
             cid = inbound.choice_id
             if cid in ids or cid.startswith("cmd:"):
                 return cid, "choice"
-            self.emit("stale-choice", detail={"choice": cid})
+            # A tap's data is whatever the client sent: keep it only if it is a choice the content could offer.
+            self.emit("stale-choice", detail={"choice": cid if self.known_choice(cid) else "unknown-choice"})
             self.say(texts.STALE_BUTTON)
             self.show()
             return ("noop", "choice")
@@ -445,7 +462,7 @@ class _Turn:
             n = int(m.group(1))
             if 1 <= n <= len(offered):
                 return offered[n - 1].id, "typed"
-            self.emit("not-understood", detail={"text": redact(text), "reason": "number-out-of-range"})
+            self.emit("not-understood", detail={"text": stored_text(text, fold), "reason": "number-out-of-range"})
             self.say(texts.NUMBER_OUT_OF_RANGE.format(count=len(offered)))
             self.show()
             return ("noop", "typed")
@@ -762,12 +779,12 @@ class _Turn:
                 self.session = replace(self.session, prompt=Prompt("switch", tuple(c.procedure_id for c in others)))
                 self.show()
                 return
-            self.emit("not-understood", detail={"text": redact(key)})
+            self.emit("not-understood", detail={"text": stored_text(text, fold)})
             self.say(texts.NOT_UNDERSTOOD_STEP)
             self.show()
             return
         detail = {
-            "text": redact(key),
+            "text": stored_text(text, fold),
             "candidates": [{"id": c.procedure_id, "score": c.score} for c in result.candidates],
         }
         if result.status == "confident" and result.procedure_id:
@@ -799,6 +816,25 @@ class _Turn:
             return None
         flow = self.cat.flow(pos.procedure)
         return flow.step(pos.step) if flow else None
+
+    def known_choice(self, cid: str) -> bool:
+        """Whether a choice id is one the content and the engine can offer (so it is safe to record)."""
+        if cid in _FIXED_CHOICES or cid in _COMMAND_CHOICES:
+            return True
+        kind, _, rest = cid.partition(":")
+        if kind == "p":
+            return self.cat.procedure(rest) is not None
+        if kind == "a":
+            return rest == "g" or (rest.isdigit() and len(rest) <= 2)
+        if kind == "x":
+            return rest in _EXIT_CODES
+        if kind in ("o", "t"):
+            pos = self.session.position
+            flow = self.cat.flow(pos.procedure) if pos else None
+            return flow is not None and any(
+                rest in {o.id for o in s.options} | {i.id for i in s.items} for s in flow.steps
+            )
+        return False
 
     def current_choices(self) -> tuple[Choice, ...]:
         view = self.view()

@@ -111,6 +111,37 @@ class _Invalid:
 INVALID: Final = _Invalid()
 _constructor = yaml.constructor.SafeConstructor()
 
+# Content never nests deeper than about eight levels; PyYAML's composer recurses once per level,
+# so a file nested thousands deep would otherwise end in RecursionError instead of a located error.
+MAX_YAML_DEPTH: Final = 40
+
+
+class _TooDeep(yaml.MarkedYAMLError):
+    """Nesting deeper than MAX_YAML_DEPTH, located at the node that went too deep."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than MAX_YAML_DEPTH before the recursion gets deep."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooDeep(problem="too deep", problem_mark=event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def compose(text: str) -> yaml.Node | None:
+    """The YAML node tree of ``text`` (safe tags only, bounded depth)."""
+    return yaml.compose(text, Loader=_BoundedLoader)
+
 
 def _type_name(node: yaml.Node) -> str:
     if isinstance(node, yaml.MappingNode):
@@ -194,7 +225,21 @@ class _Checker:
             )
             return None
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node = compose(text)
+        except _TooDeep as exc:
+            mark = exc.problem_mark
+            self.problems.append(
+                Problem(
+                    doc.rel,
+                    mark.line + 1 if mark else 1,
+                    mark.column + 1 if mark else 1,
+                    "error",
+                    f"nội dung lồng nhau quá sâu (quá {MAX_YAML_DEPTH} mức).",
+                    "Có lẽ thiếu dấu đóng ] hoặc }, hoặc thụt lề sai từ chỗ này. "
+                    "Nội dung thủ tục chỉ cần lồng vài mức; hãy xem lại đoạn này.",
+                )
+            )
+            return None
         except yaml.MarkedYAMLError as exc:
             line, col, detail = _syntax_problem(exc)
             self.problems.append(
@@ -533,9 +578,7 @@ def content_version(content_dir: Path) -> str:
 def locate(content_dir: Path, path: Path_) -> tuple[int, int]:
     """Line and column of a path (e.g. ("procedures", 3, "aliases", 2)) in procedures.yaml; (1, 1) if not found."""
     try:
-        node: yaml.Node | None = yaml.compose(
-            (content_dir / CATALOGUE_FILE).read_text(encoding="utf-8"), Loader=yaml.SafeLoader
-        )
+        node: yaml.Node | None = compose((content_dir / CATALOGUE_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return 1, 1
     for part in path:

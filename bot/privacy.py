@@ -1,4 +1,9 @@
-"""Pseudonymous user keys and redaction of personal numbers before anything is stored or logged."""
+"""Pseudonymous user keys, redaction of personal numbers, and sealing of the few secrets we must read back.
+
+Every pattern here runs on text a stranger typed, so each one is linear-time: no
+nested unbounded quantifiers, and patterns that could restart at every position
+are anchored to the start of a word by a look-behind.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,28 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Callable
 from typing import Final
 
 from cryptography.fernet import Fernet, InvalidToken
 
-_EMAIL: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# "email" folded by the normaliser: punctuation became spaces ("an gmail com").
+# Any domain, not only webmail. The look-behind lets a match start only at the beginning of a run
+# of address characters, so a long run without "@" costs one scan, not one scan per position;
+# the local part is bounded as in RFC 5321 (64).
+_EMAIL: Final = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
+# An address typed without "@" the way people dictate it ("lan gmail com"), and the form the
+# normaliser leaves when it already removed the punctuation.
 _EMAIL_FOLDED: Final = re.compile(
-    r"\b[a-z0-9]+(?: [a-z0-9]+)? (?:gmail|yahoo|hotmail|outlook|icloud)(?: com)?(?: vn)?\b"
+    r"\b[a-z0-9]{1,64}(?: [a-z0-9]{1,64})? (?:gmail|yahoo|hotmail|outlook|icloud)(?: com)?(?: vn)?\b"
 )
 # A run of digits, possibly broken by spaces, dots or dashes ("0912 345 678", "0912.345.678").
 _DIGITS: Final = re.compile(r"\+?\d(?:[ .\-]?\d){5,}")
+_NOT_DIGIT: Final = re.compile(r"\D")
+# The placeholders redact() writes; stored text keeps them as they are.
+PLACEHOLDERS: Final = frozenset({"<email>", "<so-dien-thoai>", "<so-giay-to>", "<so-the-ngan-hang>", "<so-tai-khoan>"})
+_PLACEHOLDER_SPLIT: Final = re.compile(r"(<email>|<so-dien-thoai>|<so-giay-to>|<so-the-ngan-hang>|<so-tai-khoan>)")
+# Free text kept in an event (an unmatched question) is cut to this many characters.
+STORED_TEXT_CHARS: Final = 200
 
 
 def user_key(secret: bytes, channel: str, chat_user_id: str) -> str:
@@ -28,7 +44,7 @@ def user_key(secret: bytes, channel: str, chat_user_id: str) -> str:
 
 def _classify(match: re.Match[str]) -> str:
     raw = match.group(0)
-    digits = re.sub(r"\D", "", raw)
+    digits = _NOT_DIGIT.sub("", raw)
     n = len(digits)
     if (raw.startswith("+84") or digits.startswith("84")) and n in (11, 12):
         return "<so-dien-thoai>"
@@ -43,21 +59,70 @@ def _classify(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """Replace CCCD/CMND, phone, e-mail, card and account numbers with placeholders."""
-    text = _EMAIL.sub("<email>", text)
+    if "@" in text:
+        text = _EMAIL.sub("<email>", text)
     text = _EMAIL_FOLDED.sub("<email>", text)
     return _DIGITS.sub(_classify, text)
+
+
+def stored_text(text: str, fold: Callable[[str], str]) -> str:
+    """Free text as it may go into the event log: redacted *before* folding, then folded and cut short.
+
+    Redacting first matters: folding removes "@" and dots, after which an address on
+    any domain ("lan@cong-ty.vn" -> "lan cong ty vn") could no longer be recognised.
+    """
+    parts = _PLACEHOLDER_SPLIT.split(redact(text[: STORED_TEXT_CHARS * 4]))
+    kept = [p if p in PLACEHOLDERS else fold(p) for p in parts]
+    return " ".join(p for p in kept if p)[:STORED_TEXT_CHARS]
+
+
+# -- logs ---------------------------------------------------------------------------
+
+_TOKEN: Final = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
+# Chat ids and personal numbers in log lines (python-telegram-bot, httpx, uvicorn): only runs that start
+# a word, so content hashes such as "3f9a12345678" are left alone.
+_LOG_DIGITS: Final = re.compile(r"(?<!\w)\+?\d(?:[ .\-]?\d){5,}")
+
+
+def redact_log_text(text: str) -> str:
+    """A log line without bot tokens, chat ids, phone/CCCD numbers or e-mail addresses."""
+    text = _TOKEN.sub("bot<token>", text)
+    if "@" in text:
+        text = _EMAIL.sub("<email>", text)
+    return _LOG_DIGITS.sub(_classify, text)
 
 
 class TokenFilter(logging.Filter):
     """Bot tokens travel in URLs (``/bot<id>:<secret>/method``); log records show ``bot<token>`` instead."""
 
-    PATTERN: Final = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
+    PATTERN: Final = _TOKEN
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if self.PATTERN.search(message):
             record.msg, record.args = self.PATTERN.sub("bot<token>", message), None
         return True
+
+
+class PrivacyFilter(logging.Filter):
+    """On a handler: every record, tracebacks included, loses tokens, chat ids and personal numbers."""
+
+    _formatter: Final = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_log_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_log_text(self._formatter.formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact_log_text(record.exc_text)
+        return True
+
+
+# Libraries that log request URLs, chat ids or message texts at DEBUG.
+THIRD_PARTY_LOGGERS: Final = ("telegram", "httpx", "httpcore", "uvicorn", "starlette", "aiosqlite", "asyncio")
 
 
 def keep_tokens_out_of_http_logs() -> None:
@@ -68,22 +133,34 @@ def keep_tokens_out_of_http_logs() -> None:
             log.addFilter(TokenFilter())
 
 
-def _fernet(secret: bytes) -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"dvc-bot outbox\0" + secret).digest()))
+def cap_third_party_logs(level: int) -> None:
+    """Third-party loggers never go below INFO, even when our own level is DEBUG (chat ids and texts)."""
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
-def seal(secret: bytes, text: str) -> str:
+# -- sealing ----------------------------------------------------------------------------
+
+
+def _fernet(secret: bytes, purpose: str) -> Fernet:
+    # The outbox key is the one shipped first (no purpose suffix), so rows written before stay readable.
+    label = b"dvc-bot outbox\0" if purpose == "outbox" else f"dvc-bot {purpose}\0".encode()
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(label + secret).digest()))
+
+
+def seal(secret: bytes, text: str, purpose: str = "outbox") -> str:
     """``text`` unreadable without ``secret`` (kept outside the database), for values that must be read back.
 
-    Used only for the chat id of a reply waiting in the outbox; Fernet (AES-CBC + HMAC) from
-    the ``cryptography`` package, keyed by the hash secret.
+    Used for the chat id of a reply waiting in the outbox and for the Zalo OA tokens;
+    Fernet (AES-CBC + HMAC) from the ``cryptography`` package, keyed by the hash secret
+    and the purpose, so a value sealed for one use cannot be passed off as another.
     """
-    return _fernet(secret).encrypt(text.encode()).decode()
+    return _fernet(secret, purpose).encrypt(text.encode()).decode()
 
 
-def unseal(secret: bytes, token: str) -> str | None:
+def unseal(secret: bytes, token: str, purpose: str = "outbox") -> str | None:
     """The text ``seal`` hid, or None when the secret is wrong or the value was changed."""
     try:
-        return _fernet(secret).decrypt(token.encode()).decode()
+        return _fernet(secret, purpose).decrypt(token.encode()).decode()
     except (InvalidToken, ValueError):
         return None

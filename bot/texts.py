@@ -86,6 +86,13 @@ PROCEDURE_GONE: Final = (
 )
 STALE_BUTTON: Final = "Nút này thuộc tin nhắn cũ. Đây là bước bạn đang làm:"
 UNSUPPORTED_INPUT: Final = "Xin lỗi, tôi chỉ đọc được tin nhắn chữ. Bạn hãy gõ chữ hoặc bấm nút nhé."
+MESSAGE_TOO_LONG: Final = (
+    "Tin nhắn của bạn dài quá (hơn {limit} chữ), tôi chưa đọc được. "
+    "Bạn gõ ngắn gọn điều cần hỏi trong một hai câu, ví dụ: “làm căn cước cho con”."
+)
+RATE_LIMITED: Final = (
+    "Bạn gửi nhanh quá, tôi chưa kịp đọc hết. Bạn đợi một phút rồi gửi lại tin nhắn cuối cùng giúp tôi nhé."
+)
 EDIT_IGNORED: Final = "Tôi không đọc lại tin nhắn đã sửa. Nếu muốn trả lời khác, bạn hãy gửi tin nhắn mới."
 UNKNOWN_DEEPLINK: Final = "Không tìm thấy thủ tục trong đường link bạn bấm."
 INTERNAL_ERROR: Final = (
