@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import os
@@ -26,8 +27,17 @@ from bot.schema import Flow
 
 if TYPE_CHECKING:
     from bot.service import Service
-from bot.privacy import TokenFilter, keep_tokens_out_of_http_logs
-from bot.settings import SETTINGS, VIETNAM_TZ, default_content_dir, reload_seconds, resume_after_seconds, setting
+from bot.privacy import PrivacyFilter, cap_third_party_logs, keep_tokens_out_of_http_logs
+from bot.settings import (
+    SETTINGS,
+    VIETNAM_TZ,
+    default_content_dir,
+    max_in_flight,
+    messages_per_minute,
+    reload_seconds,
+    resume_after_seconds,
+    setting,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +70,11 @@ def _add_db(p: argparse.ArgumentParser) -> None:
 
 
 def redact_tokens_in_logs() -> None:
+    """Tokens, chat ids and personal numbers never reach a log line; libraries never log below INFO."""
     for handler in logging.getLogger().handlers:
-        handler.addFilter(TokenFilter())
+        if not any(isinstance(f, PrivacyFilter) for f in handler.filters):
+            handler.addFilter(PrivacyFilter())
+    cap_third_party_logs(logging.getLogger().level)
     keep_tokens_out_of_http_logs()
 
 
@@ -89,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(p)
     p.add_argument("--host", default="127.0.0.1", help="địa chỉ lắng nghe (mặc định 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="cổng lắng nghe (mặc định 8080)")
+    p.add_argument(
+        "--socket",
+        metavar="PATH",
+        default=None,
+        help="lắng nghe trên Unix socket này thay vì cổng TCP (ví dụ cho nginx: proxy_pass http://unix:PATH)",
+    )
 
     p = sub.add_parser("chat", help="trò chuyện với bot ngay trên màn hình (không cần mạng)")
     _add_content(p)
@@ -222,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     redact_tokens_in_logs()
+    # A byte that is not UTF-8 (a broken terminal, a pasted file) becomes "�" instead of stopping the chat.
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="replace")
     command = args.command or "run"
     if args.command is None:
         args = parser.parse_args(["run"])
@@ -462,7 +484,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 async def _open_service(args: argparse.Namespace, mode: str) -> Service:
-    """Content, database and runner for a bot process, with the reload settings."""
+    """Content, database and runner for a bot process, with the reload and rate-limit settings."""
     from bot.service import Service
 
     return await Service.open(
@@ -471,6 +493,7 @@ async def _open_service(args: argparse.Namespace, mode: str) -> Service:
         mode=mode,
         reload_interval=reload_seconds(),
         config=EngineConfig(resume_after_seconds=resume_after_seconds()),
+        messages_per_minute=messages_per_minute(),
     )
 
 
@@ -533,7 +556,9 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     zalo_secret = setting("zalo_bot_webhook_secret")
     if zalo_token and not 8 <= len(zalo_secret) <= 256:
         raise BotError("ZALO_BOT_WEBHOOK_SECRET phải dài 8-256 ký tự.")
-    sock = server.bind(args.host, args.port)  # a busy port fails before anything else happens
+    in_flight = max_in_flight()
+    sock = server.bind_unix(args.socket) if args.socket else server.bind(args.host, args.port)
+    # a busy port fails before anything else happens
     tg_hook: telegram.TelegramWebhook | None = None
     zalo_client: zalo_bot.ZaloBotClient | None = None
     oa_client: zalo_oa.ZaloOAClient | None = None
@@ -542,10 +567,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         try:
             service.start_reloading()  # SIGHUP from `reload` is handled from now on
             if tg_token:
-                app = telegram.build_application(tg_token, setting("telegram_base_url"), polling=False)
-                tg_channel = telegram.TelegramChannel(service.runner)
-                tg_channel.attach(app)
-                tg_hook = telegram.TelegramWebhook(app, tg_secret, tg_channel)
+                bot = telegram.build_bot(tg_token, setting("telegram_base_url"))
+                tg_hook = telegram.TelegramWebhook(telegram.TelegramChannel(service.runner, bot), tg_secret)
                 await tg_hook.start(setting("telegram_webhook_url") or None)
             zalo_hook = None
             if zalo_token:
@@ -554,7 +577,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 if setting("zalo_bot_webhook_url"):
                     await zalo_client.set_webhook(setting("zalo_bot_webhook_url"), zalo_secret)
                 zalo_channel = zalo_bot.ZaloBotChannel(service.runner, zalo_client)
-                await zalo_channel.resend_pending()
+                await zalo_channel.recover()
                 zalo_hook = zalo_bot.ZaloBotWebhook(zalo_channel, zalo_secret)
             oa_channel = None
             if oa_on:
@@ -568,13 +591,15 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                     initial,
                     setting("zalo_oa_api_base_url"),
                     setting("zalo_oauth_base_url"),
+                    secret=service.runner.secret,
                 )
                 oa_channel = zalo_oa.ZaloOAChannel(service.runner, oa_client, setting("zalo_oa_secret_key"))
-                await oa_channel.resend_pending()
-            await server.serve(server.WebhookServer(service, tg_hook, zalo_hook, oa_channel), sock)
+                await oa_channel.recover()
+            web = server.WebhookServer(service, tg_hook, zalo_hook, oa_channel, max_in_flight=in_flight)
+            await server.serve(web, sock)
         finally:
             if tg_hook is not None:
-                await tg_hook.stop()
+                await tg_hook.stop(seconds=0)
             if zalo_client is not None:
                 await zalo_client.close()
             if oa_client is not None:

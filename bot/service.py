@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bot.content import ContentHolder, ReloadOutcome, build
 from bot.engine import EngineConfig
+from bot.limits import RateLimiter
 from bot.loader import load_content
 from bot.runner import Runner, vietnam_now
 from bot.settings import hash_secret
@@ -70,6 +71,7 @@ class Service:
         reload_interval: float = 2.0,
         config: EngineConfig | None = None,
         clock: Callable[[], datetime] = vietnam_now,
+        messages_per_minute: float = 0.0,
     ) -> Service:
         """Load the content (a broken set stops the start with ContentError) and open storage."""
         where = _where(content_dir)
@@ -90,7 +92,8 @@ class Service:
             await store.record_content_load(record)
             content = build(result)
             holder = ContentHolder(content, content_dir)
-            runner = Runner(holder, store, hash_secret(db), clock=clock, config=config)
+            limiter = RateLimiter(messages_per_minute, time.monotonic) if messages_per_minute > 0 else None
+            runner = Runner(holder, store, hash_secret(db), clock=clock, config=config, limiter=limiter)
             service = cls(holder, store, runner, mode, reload_interval)
             await store.register_instance(Instance(service.host, service.pid, mode, time.time(), where))
         except BaseException:

@@ -111,7 +111,24 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         "zalo_oauth_base_url", "ZALO_OAUTH_BASE_URL", "https://oauth.zaloapp.com", "Địa chỉ máy chủ cấp token Zalo."
     ),
-    Setting("log_level", "BOT_LOG_LEVEL", "WARNING", "Mức ghi log: DEBUG, INFO, WARNING, ERROR."),
+    Setting(
+        "log_level",
+        "BOT_LOG_LEVEL",
+        "WARNING",
+        "Mức ghi log: DEBUG, INFO, WARNING, ERROR (thư viện ngoài không bao giờ ghi dưới INFO; số điện thoại, mã chat bị che).",
+    ),
+    Setting(
+        "messages_per_minute",
+        "BOT_MESSAGES_PER_MINUTE",
+        "20",
+        "Mỗi người dân gửi tối đa bao nhiêu tin một phút trên Telegram/Zalo; quá thì được nhắc một lần, tin thừa bị bỏ qua (0: không giới hạn).",
+    ),
+    Setting(
+        "max_in_flight",
+        "BOT_MAX_IN_FLIGHT",
+        "200",
+        "Số tin webhook xử lý cùng lúc tối đa; quá thì trả 503 kèm Retry-After để nền tảng gửi lại sau.",
+    ),
     Setting(
         "telegram_token",
         "TELEGRAM_BOT_TOKEN",
@@ -144,6 +161,14 @@ def number_setting(name: str, unit: str) -> float:
     except ValueError:
         raise BotError(f"{env} phải là một số {unit}, không phải “{raw}”.") from None
     return max(value, 0.0)
+
+
+def messages_per_minute() -> float:
+    return number_setting("messages_per_minute", "tin nhắn")
+
+
+def max_in_flight() -> int:
+    return max(int(number_setting("max_in_flight", "yêu cầu")), 1)
 
 
 def resume_after_seconds() -> float:

@@ -37,14 +37,15 @@ class FakeTime:
 
 
 class Bot:
-    """A PTB Application wired like production, plus helpers to feed updates."""
+    """The Telegram channel wired like production over the real PTB ``Bot``, plus helpers to feed updates."""
 
-    def __init__(self, app: Any, api: FakeBotApi, runner: Runner, time_: FakeTime) -> None:
-        self.app, self.api, self.runner, self.time = app, api, runner, time_
+    def __init__(self, channel: tg.TelegramChannel, api: FakeBotApi, runner: Runner, time_: FakeTime) -> None:
+        self.channel, self.api, self.runner, self.time = channel, api, runner, time_
         self.next_id = 1
 
     async def feed(self, data: dict[str, Any]) -> None:
-        await self.app.process_update(Update.de_json(data, self.app.bot))
+        await self.channel.accept(data)
+        await settle(self.channel)
 
     async def say(self, text: str, chat_id: int = 42) -> list[dict[str, Any]]:
         before = len(self.api.sent())
@@ -68,16 +69,23 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await s.close()
 
 
+async def settle(channel: tg.TelegramChannel) -> None:
+    """Wait until the replies queued so far are sent and every tap is answered."""
+    await channel.dispatcher.idle()
+    if channel._answers:
+        await asyncio.gather(*channel._answers)
+    await channel.runner.store.flush()
+
+
 @pytest.fixture
 async def bot(store: SqliteStore) -> AsyncIterator[Bot]:
     api = FakeBotApi()
     runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
     time_ = FakeTime()
-    app = tg.build_application(TOKEN, request=api.request(), get_updates_request=api.request(), polling=False)
-    channel = tg.TelegramChannel(runner, tg.Sender(app.bot.send_message, sleep=time_.sleep, clock=time_.clock))
-    channel.attach(app)
-    async with app:
-        yield Bot(app, api, runner, time_)
+    ptb = tg.build_bot(TOKEN, request=api.request())
+    channel = tg.TelegramChannel(runner, ptb, tg.Sender(ptb.send_message, sleep=time_.sleep, clock=time_.clock))
+    async with ptb:
+        yield Bot(channel, api, runner, time_)
 
 
 def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
@@ -107,7 +115,8 @@ async def test_a_whole_procedure_by_taps_and_by_typing(bot: Bot) -> None:
     step = await bot.tap("paid")
     assert any("Xong! Lệ phí là" in m["text"] for m in step)
     assert bot.api.methods().count("answerCallbackQuery") == 3
-    assert "sendChatAction" in bot.api.methods()
+    # No "typing…": the reply is committed within milliseconds, and every extra call costs flood budget.
+    assert "sendChatAction" not in bot.api.methods()
     for method, params in bot.api.calls:
         if method == "sendMessage":
             assert params["chat_id"] == 42 or params["chat_id"] == "42"
@@ -214,9 +223,9 @@ def test_long_choice_ids_become_numbers() -> None:
     long_id = "p:" + "a" * 70
     assert tg.callback_data(long_id, 3) == "n:3"
     assert tg.callback_data("o:roi", 1) == "o:roi"
-    update = Update.de_json(tap_update(5, "n:3"), None)
-    incoming = tg.to_incoming(update)
+    incoming = tg.parse_update(tap_update(5, "n:3")).incoming
     assert incoming is not None and (incoming.kind, incoming.text) == ("text", "3")
+    assert tg.to_incoming(Update.de_json(tap_update(5, "n:3"), None)) == incoming
 
 
 async def test_polling_registers_commands_and_answers(store: SqliteStore) -> None:
@@ -258,28 +267,13 @@ async def test_an_update_handled_before_a_restart_is_not_handled_again(tmp_path:
         store = await SqliteStore.open(db)
         api = FakeBotApi()
         runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
-        app = tg.build_application(TOKEN, request=api.request(), get_updates_request=api.request(), polling=False)
-        tg.TelegramChannel(runner).attach(app)
-        async with app:
-            await app.process_update(Update.de_json(update, app.bot))
+        ptb = tg.build_bot(TOKEN, request=api.request())
+        channel = tg.TelegramChannel(runner, ptb)
+        async with ptb:
+            await channel.accept(update)
+            await settle(channel)
         await store.close()
         assert len(api.sent()) == (2 if attempt == 1 else 0)
-
-
-async def test_two_turns_of_one_chat_are_not_interleaved() -> None:
-    time_ = FakeTime()
-    sent: list[str] = []
-
-    async def send(chat_id: int, text: str, reply_markup: Any) -> None:
-        await asyncio.sleep(0)  # let the other turn run if it can
-        sent.append(text)
-
-    channel = tg.TelegramChannel(runner=None, sender=tg.Sender(send, sleep=time_.sleep, clock=time_.clock))  # type: ignore[arg-type]
-    first = [Reply("A1"), Reply("A2"), Reply("A3")]
-    second = [Reply("B1"), Reply("B2")]
-    await asyncio.gather(channel.deliver(42, first), channel.deliver(42, second))
-    assert sent == ["A1", "A2", "A3", "B1", "B2"]
-    assert channel._turn_locks == {}
 
 
 async def test_one_users_messages_reach_the_engine_in_arrival_order(store: SqliteStore) -> None:
@@ -306,15 +300,16 @@ async def test_replies_committed_before_a_crash_are_sent_at_the_next_start(tmp_p
     store = await SqliteStore.open(db)
     api = FakeBotApi()
     runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
-    app = tg.build_application(TOKEN, request=api.request(), get_updates_request=api.request(), polling=False)
-    channel = tg.TelegramChannel(runner)
-    channel.attach(app)
-    async with app:
-        assert await channel.resend_pending() == 1
+    ptb = tg.build_bot(TOKEN, request=api.request())
+    channel = tg.TelegramChannel(runner, ptb)
+    async with ptb:
+        assert await channel.recover() == 1
+        await settle(channel)
         assert api.sent_texts()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”."
         assert buttons(api.sent()[-1])[0] == ("Tiếp tục", "next")
-        assert await channel.resend_pending() == 0  # sent once
-        await app.process_update(Update.de_json(text_update(31, "/start dang-ky-tam-tru"), app.bot))
+        assert await channel.recover() == 0  # sent once
+        await channel.accept(text_update(31, "/start dang-ky-tam-tru"))
+        await settle(channel)
     assert len(api.sent()) == 2  # the update itself is not handled again
     assert await store.outbox_pending("telegram") == []  # no chat id left behind
     await store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,8 @@ class Setup:
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     api = FakeBotApi()
     service = await Service.open(GOOD, str(tmp_path / "bot.db"), mode="test", reload_interval=0, clock=lambda: NOW)
-    app = tg.build_application(TOKEN, request=api.request(), get_updates_request=api.request(), polling=False)
-    tg.TelegramChannel(service.runner).attach(app)
-    webhook = tg.TelegramWebhook(app, SECRET)
+    ptb = tg.build_bot(TOKEN, request=api.request())
+    webhook = tg.TelegramWebhook(tg.TelegramChannel(service.runner, ptb), SECRET)
     await webhook.start(URL)
     server = WebhookServer(service, webhook)
     transport = httpx.ASGITransport(app=server.app)
@@ -67,23 +67,56 @@ async def test_missing_or_wrong_secret_is_403_and_nothing_is_processed(setup: Se
     assert await setup.service.store.events() == []
 
 
-async def test_right_secret_is_answered_at_once_and_processed_once(setup: Setup) -> None:
+async def test_right_secret_is_committed_before_the_200_and_processed_once(setup: Setup) -> None:
     update = text_update(11, "/start dang-ky-tam-tru")
     first = await setup.post(update)
     assert first.status_code == 200 and first.json() == {"ok": True}
+    # The 200 means the turn is durable: the update is recorded and its replies are in the outbox or sent.
+    assert await setup.service.store.is_processed("telegram", "11")
     again = await setup.post(update)  # Telegram redelivers
     assert again.status_code == 200
     await setup.server.drain()
     assert setup.api.sent_texts().count("Bắt đầu thủ tục “Đăng ký tạm trú”.") == 1
-    assert await setup.service.store.is_processed("telegram", "11")
 
 
-async def test_bad_bodies_are_400(setup: Setup) -> None:
-    assert (await setup.post([1, 2])).status_code == 400
+async def test_no_200_until_the_turn_is_committed(setup: Setup) -> None:
+    store = setup.service.store
+    release = asyncio.Event()
+    real = store.commit_turn
+
+    async def slow_commit(*args: Any, **kwargs: Any) -> Any:
+        await release.wait()
+        return await real(*args, **kwargs)
+
+    store.commit_turn = slow_commit  # type: ignore[method-assign]
+    request = asyncio.ensure_future(setup.post(text_update(12, "/start dang-ky-tam-tru")))
+    await asyncio.sleep(0.2)
+    assert not request.done()  # Telegram has not been told "ok" yet
+    assert not await store.is_processed("telegram", "12")
+    release.set()
+    response = await asyncio.wait_for(request, 5)
+    assert response.status_code == 200
+    assert await store.is_processed("telegram", "12")
+
+
+async def test_a_failed_commit_is_not_acknowledged(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    setup.service.store.commit_turn = broken  # type: ignore[method-assign]
+    response = await setup.post(text_update(13, "/start dang-ky-tam-tru"))
+    assert response.status_code == 500  # so Telegram sends it again
+    assert setup.api.sent() == []
+
+
+async def test_bodies_that_are_not_json_are_400_and_malformed_updates_are_acknowledged(setup: Setup) -> None:
     response = await setup.client.post(
         "/webhook/telegram", content=b"not json", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
     )
     assert response.status_code == 400
+    assert (await setup.post([1, 2])).status_code == 200  # JSON, but not an update: acknowledged, not processed
+    health = (await setup.client.get("/healthz")).json()
+    assert health["rejected"] == {"telegram: not JSON (JSONDecodeError)": 1, "telegram: not an update (no integer update_id)": 1}
 
 
 async def test_healthz(setup: Setup) -> None:
@@ -93,16 +126,11 @@ async def test_healthz(setup: Setup) -> None:
     assert body["ok"] is True and body["content_version"] == setup.service.holder.current.catalogue.version
 
 
-async def test_shutdown_drains_work_in_flight(setup: Setup) -> None:
-    finished: list[str] = []
-
-    async def slow() -> None:
-        await asyncio.sleep(0.2)
-        finished.append("done")
-
-    setup.server.spawn(slow())
+async def test_shutdown_sends_the_queued_replies(setup: Setup) -> None:
+    for n in range(3):
+        assert (await setup.post(text_update(20 + n, "/start dang-ky-tam-tru", chat_id=100 + n))).status_code == 200
     await setup.server.drain(seconds=5)
-    assert finished == ["done"]
+    assert setup.api.sent_texts().count("Bắt đầu thủ tục “Đăng ký tạm trú”.") == 3
 
 
 def test_serve_without_a_channel_or_secret_or_port_is_one_clear_line(tmp_path: Path) -> None:
@@ -141,17 +169,11 @@ def test_serve_without_a_channel_or_secret_or_port_is_one_clear_line(tmp_path: P
 async def test_serve_stops_taking_requests_then_drains_before_returning(setup: Setup) -> None:
     from bot import server as server_module
 
-    finished: list[str] = []
-
-    async def slow() -> None:
-        await asyncio.sleep(0.3)
-        finished.append("reply sent")
-
     sock = server_module.bind("127.0.0.1", 0)
     stop = asyncio.Event()
     running = asyncio.ensure_future(server_module.serve(setup.server, sock, stop))
     await asyncio.sleep(0.2)
-    setup.server.spawn(slow())  # an update acknowledged just before the signal
+    assert (await setup.post(text_update(30, "/start dang-ky-tam-tru"))).status_code == 200  # acknowledged just before the signal
     stop.set()  # what SIGTERM / Ctrl+C do
     await asyncio.wait_for(running, timeout=10)
-    assert finished == ["reply sent"]
+    assert "Bắt đầu thủ tục “Đăng ký tạm trú”." in setup.api.sent_texts()

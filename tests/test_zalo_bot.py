@@ -211,7 +211,9 @@ async def test_webhook_route_checks_the_secret_and_takes_both_body_shapes(tmp_pa
                 await http.post("/webhook/zalo", json={"ok": True, "result": update}, headers=ok)
             ).status_code == 200
             assert (await http.post("/webhook/zalo", json=update, headers=ok)).status_code == 200  # bare, redelivered
-            assert (await http.post("/webhook/zalo", json={"x": 1}, headers=ok)).status_code == 400
+            # JSON but not an update: acknowledged (never resent, never processed) and counted
+            assert (await http.post("/webhook/zalo", json={"x": 1}, headers=ok)).status_code == 200
+            assert server.rejected == {"zalo-bot: not a Zalo Bot update": 1}
             await server.drain()
             assert [t for t in fake.sent() if t.startswith("Bắt đầu thủ tục")] == ["Bắt đầu thủ tục “Đăng ký tạm trú”."]
             assert (await http.post("/webhook/telegram", json={}, headers=ok)).status_code == 404

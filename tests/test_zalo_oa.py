@@ -21,6 +21,7 @@ import pytest
 from bot import texts
 from bot.channels import zalo_oa as oa
 from bot.engine import Choice, Reply
+from bot.privacy import unseal
 from bot.runner import Incoming, Runner
 from bot.server import WebhookServer
 from bot.service import Service
@@ -97,8 +98,9 @@ def test_choices_are_hidden_query_buttons_with_the_numbered_list_as_fallback() -
 class FakeOA:
     """OA API + OAuth server; ``errors`` queues error codes for the next sends."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, secret: bytes = b"") -> None:
         self.store = store
+        self.secret = secret
         self.sends: list[tuple[str, dict[str, Any]]] = []  # (access token used, body) of accepted sends
         self.errors: list[int] = []
         self.refreshes: list[tuple[dict[str, str], str]] = []
@@ -122,7 +124,8 @@ class FakeOA:
                 return httpx.Response(200, json={"error": -216, "message": "Access token is invalid"})
             if self.refreshes:
                 stored = await self.store.oa_tokens()
-                self.saved_before_use.append(stored is not None and stored.access_token == token)
+                readable = unseal(self.secret, stored.access_token, oa.TOKEN_PURPOSE) if stored else None
+                self.saved_before_use.append(readable == token)
             if self.errors:
                 code = self.errors.pop(0)
                 return httpx.Response(200, json={"error": code, "message": "refused"})
@@ -145,14 +148,26 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
 
 
 def make(service: Service, access: str = "A0", clock: Any = None) -> tuple[oa.ZaloOAChannel, FakeOA, Sleeps]:
-    fake = FakeOA(service.store)
+    fake = FakeOA(service.store, service.runner.secret)
     fake.valid_access = access
     sleeps = Sleeps()
     client = oa.ZaloOAClient(
-        service.store, APP_ID, "app-secret", OATokens("A0", "R0", 0.0), transport=fake.transport(), sleep=sleeps
+        service.store,
+        APP_ID,
+        "app-secret",
+        OATokens("A0", "R0", 0.0),
+        transport=fake.transport(),
+        sleep=sleeps,
+        secret=service.runner.secret,
     )
     channel = oa.ZaloOAChannel(service.runner, client, VECTOR_SECRET, clock=clock or (lambda: NOW.timestamp()))
     return channel, fake, sleeps
+
+
+async def handled(channel: oa.ZaloOAChannel, ev: dict[str, Any]) -> None:
+    """The event committed (what the webhook waits for), then its replies sent."""
+    await channel.handle(ev)
+    await channel.dispatcher.idle()
 
 
 async def test_signed_webhook_conversation_equals_the_console(service: Service) -> None:
@@ -173,7 +188,7 @@ async def test_signed_webhook_conversation_equals_the_console(service: Service) 
             raw, mac = signed(event(name, text, msg_id=f"m{i}"))
             response = await http.post("/webhook/zalo-oa", content=raw, headers={"X-ZEvent-Signature": mac})
             assert response.status_code == 200
-            await server.drain()
+            await channel.dispatcher.idle()
             if name == "follow":
                 incoming = Incoming("console", "c", kind="start")
             elif text.startswith("#c:"):
@@ -189,24 +204,26 @@ async def test_signed_webhook_conversation_equals_the_console(service: Service) 
 async def test_invalid_token_refreshes_once_stores_the_new_pair_first_and_retries(service: Service) -> None:
     channel, fake, _ = make(service, access="A-expired")  # Zalo no longer accepts A0
     fake.valid_access = "nothing-yet"
-    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="r1"))
+    await handled(channel, event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="r1"))
     [(form, secret_header)] = fake.refreshes
     assert form == {"app_id": APP_ID, "grant_type": "refresh_token", "refresh_token": "R0"}
     assert secret_header == "app-secret"
     assert {token for token, _ in fake.sends} == {"A1"}
     assert fake.saved_before_use and all(fake.saved_before_use)
-    stored = await service.store.oa_tokens()
-    assert stored is not None and (stored.access_token, stored.refresh_token) == ("A1", "R1")
+    tokens = await channel.client.tokens()
+    assert (tokens.access_token, tokens.refresh_token) == ("A1", "R1")
+    stored = await service.store.oa_tokens()  # sealed in the database, like outbox chat ids
+    assert stored is not None and "A1" not in stored.access_token and "R1" not in stored.refresh_token
     # the next refresh spends the NEW single-use refresh token
     fake.valid_access = "rotated-again"
-    await channel.handle(event("user_send_text", "1", msg_id="r2"))
+    await handled(channel, event("user_send_text", "1", msg_id="r2"))
     assert fake.refreshes[1][0]["refresh_token"] == "R1"
 
 
 async def test_rate_limits_back_off_and_retry(service: Service) -> None:
     channel, fake, sleeps = make(service)
     fake.errors = [-32, -32]
-    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="q1"))
+    await handled(channel, event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="q1"))
     assert sleeps.slept[:2] == [2.0, 4.0]
     assert fake.texts()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”."
 
@@ -216,13 +233,13 @@ async def test_a_closed_reply_window_is_logged_and_explained_at_the_next_message
 ) -> None:
     channel, fake, _ = make(service)
     fake.errors = [-305]
-    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="w1"))
+    await handled(channel, event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="w1"))
     assert fake.sends == []
     assert "window or quota exhausted" in caplog.text
     key = service.runner.key(oa.CHANNEL, USER)
     window = await service.store.oa_window(key)
     assert window is not None and window.missed
-    await channel.handle(event("user_send_text", "lặp lại", msg_id="w2"))
+    await handled(channel, event("user_send_text", "lặp lại", msg_id="w2"))
     assert fake.texts()[0] == oa.WINDOW_MISSED_NOTE
     window = await service.store.oa_window(key)
     assert window is not None and not window.missed and window.sent_since == len(fake.sends)
@@ -232,10 +249,10 @@ async def test_replies_are_not_sent_after_48_hours_or_8_messages(service: Servic
     now = [NOW.timestamp()]
     channel, fake, _ = make(service, clock=lambda: now[0])
     key = service.runner.key(oa.CHANNEL, USER)
-    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="t1"))
+    await handled(channel, event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="t1"))
     sent = len(fake.sends)
     now[0] += 49 * 3600  # a late delivery of more replies
-    await channel.deliver(USER, key, [Reply("muộn")])
+    await channel.deliver(USER, [Reply("muộn")])
     assert len(fake.sends) == sent
     window = await service.store.oa_window(key)
     assert window is not None and window.missed
@@ -244,13 +261,18 @@ async def test_replies_are_not_sent_after_48_hours_or_8_messages(service: Servic
 async def test_a_new_refresh_token_in_the_environment_wins_over_a_dead_stored_one(service: Service) -> None:
     channel, fake, _ = make(service)
     fake.valid_access = "x"
-    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="e1"))
-    stored = await service.store.oa_tokens()
-    assert stored is not None and stored.origin == "R0"  # descends from the configured R0
+    await handled(channel, event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="e1"))
+    stored = await channel.client.tokens()
+    assert stored.origin == "R0"  # descends from the configured R0
     # the administrator authorises the OA again: a new refresh token in the environment
-    client = oa.ZaloOAClient(service.store, APP_ID, "app-secret", OATokens("B0", "S0", 0.0), transport=fake.transport())
+    secret = service.runner.secret
+    client = oa.ZaloOAClient(
+        service.store, APP_ID, "app-secret", OATokens("B0", "S0", 0.0), transport=fake.transport(), secret=secret
+    )
     assert (await client.tokens()).refresh_token == "S0"
-    same = oa.ZaloOAClient(service.store, APP_ID, "app-secret", OATokens("A0", "R0", 0.0), transport=fake.transport())
+    same = oa.ZaloOAClient(
+        service.store, APP_ID, "app-secret", OATokens("A0", "R0", 0.0), transport=fake.transport(), secret=secret
+    )
     assert (await same.tokens()).refresh_token == stored.refresh_token  # unchanged environment: the stored pair
     await client.close()
     await same.close()
@@ -270,7 +292,7 @@ async def test_network_errors_are_retried_and_then_explained(service: Service) -
         return await inner.handle_async_request(request)
 
     channel.client._http = httpx.AsyncClient(transport=httpx.MockTransport(flaky))
-    await channel.handle(event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="n1"))
+    await handled(channel, event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="n1"))
     assert sleeps.slept[:2] == [2.0, 4.0]
     assert fake.texts()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”."
 
@@ -291,6 +313,7 @@ async def test_outbox_replies_are_resent_at_start_within_the_window(service: Ser
     delivery = await service.runner.handle_for_delivery(Incoming(oa.CHANNEL, USER, kind="start", event_id="follow:x"))
     assert delivery is not None and delivery.outbox_id
     await service.store.save_oa_window(service.runner.key(oa.CHANNEL, USER), oa.OAWindow(NOW.timestamp()))
-    assert await channel.resend_pending() == 1
+    assert await channel.recover() == 1
+    await channel.dispatcher.idle()
     assert texts.WELCOME in fake.texts()[0]
     assert await service.store.outbox_pending(oa.CHANNEL) == []

@@ -1,9 +1,11 @@
-"""Helpers shared by the chat channels: splitting long replies, stopping on signals."""
+"""Helpers shared by the chat channels: splitting long replies, stopping on signals, strict parsing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import signal
 
 
@@ -40,3 +42,21 @@ def split(text: str, limit: int) -> list[str]:
             pieces.append(current)
         return pieces
     return [text[i : i + limit] for i in range(0, len(text), limit)]
+
+
+class Malformed(ValueError):
+    """An inbound update without the fields we use, or with the wrong types: acknowledged, counted, not processed."""
+
+
+def digest_id(prefix: str, payload: object) -> str:
+    """A stable id for an update that has none of its own: a digest of its content (never the raw user id)."""
+    try:
+        body = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        body = repr(payload)
+    return f"{prefix}:{hashlib.sha256(body.encode()).hexdigest()[:32]}"
+
+
+def is_int(value: object) -> bool:
+    """An integer in JSON (not a bool, which Python counts as one)."""
+    return type(value) is int

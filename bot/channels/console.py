@@ -14,6 +14,9 @@ from bot.engine import Content, EngineConfig, Inbound, Reply, Session
 from bot.runner import Incoming, Runner
 
 CHANNEL = "console"
+# A line is read no further than this (the rest of a longer line is skipped); the engine answers
+# anything over its own limit as too long, so a 10 MB paste costs nothing.
+MAX_LINE_CHARS = 4096
 SLASH_START = "/start"
 PREVIEW_USER = "preview"
 PREVIEW_TURN = timedelta(seconds=5)
@@ -38,6 +41,17 @@ def parse_line(line: str, user_id: str) -> Incoming:
     return Incoming(CHANNEL, user_id, kind="text", text=text)
 
 
+def read_bounded_line(stream: TextIO) -> str:
+    """One line of at most MAX_LINE_CHARS characters (plus one, so the engine sees it was longer)."""
+    line = stream.readline(MAX_LINE_CHARS + 1)
+    if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+        while True:  # skip the rest of the line in bounded pieces
+            rest = stream.readline(65536)
+            if not rest or rest.endswith("\n"):
+                break
+    return line
+
+
 async def _readline(stream: TextIO) -> str:
     """Read a line in a daemon thread, so Ctrl+C ends the chat at once instead of after the next Enter."""
     loop = asyncio.get_running_loop()
@@ -53,7 +67,7 @@ async def _readline(stream: TextIO) -> str:
 
     def work() -> None:
         try:
-            line, error = stream.readline(), None
+            line, error = read_bounded_line(stream), None
         except (OSError, ValueError) as exc:
             line, error = None, exc
         with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody waits
@@ -119,7 +133,7 @@ def run_preview(
                 stdout.write("(Đã hết kịch bản. Gõ tiếp để thử nữa, hoặc Ctrl+D để thoát.)\n\n")
             stdout.write("> ")
         stdout.flush()
-        raw = stdin.readline()
+        raw = read_bounded_line(stdin)
         if not raw:
             if not as_json:
                 stdout.write("\nHết phần xem thử.\n")

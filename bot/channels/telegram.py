@@ -1,10 +1,13 @@
 """Telegram channel: python-telegram-bot as transport only; the engine owns the conversation.
 
-Updates become ``Incoming`` messages for the runner (which deduplicates by
-``update_id`` in the database, locks per user, runs the engine and commits);
-replies become messages with one inline button per row. Sending respects the
-flood limits (about 1 message per second per chat, 30 per second overall) and
-waits out HTTP 429 ``retry_after`` instead of dropping a reply.
+Updates are checked field by field (``parse_update``) and become ``Incoming``
+messages for the runner, which deduplicates by ``update_id`` in the database,
+locks per user, runs the engine and commits; only then is the update
+acknowledged (webhook 200, or the polling offset moved past it). Replies become
+messages with one inline button per row, sent in the background within the
+flood limits (about 1 message per second per chat, 30 per second overall),
+waiting out HTTP 429 ``retry_after`` instead of dropping a reply. No "typing…"
+action is sent: a reply is committed within milliseconds of the message.
 """
 
 from __future__ import annotations
@@ -16,18 +19,19 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 # Opt in to the next major version's timedelta ``retry_after`` (22.x warns otherwise).
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ChatAction, ChatType
+from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
-from bot.channels.common import split, stop_on_signals
+from bot.channels.common import Malformed, is_int, split, stop_on_signals
+from bot.delivery import Dispatcher
 from bot.engine import Reply
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
@@ -40,6 +44,12 @@ DEFAULT_BASE_URL: Final = "https://api.telegram.org/bot"
 ALLOWED_UPDATES: Final = ["message", "edited_message", "callback_query"]
 MAX_TEXT: Final = 4096
 MAX_CALLBACK_BYTES: Final = 64
+MAX_CALLBACK_ID: Final = 128
+MAX_START_PAYLOAD: Final = 64  # Telegram's limit for deep-link parameters
+POLL_SECONDS: Final = 30
+MAX_PENDING_ANSWERS: Final = 256
+MAX_TRACKED_CHATS: Final = 10_000
+DRAIN_SECONDS: Final = 10.0
 # Shown in the Telegram menu next to the text box (setMyCommands).
 COMMANDS: Final = (
     ("start", "Bắt đầu, chào lại hoặc làm tiếp"),
@@ -90,37 +100,86 @@ def _command(text: str) -> tuple[str, str] | None:
     return head.split("@", 1)[0].lower(), rest.strip()
 
 
-def to_incoming(update: Update) -> Incoming | None:
-    """What the runner should handle for an update, or None for updates the bot ignores."""
-    event_id = str(update.update_id)
-    query = update.callback_query
+@dataclass(frozen=True)
+class Parsed:
+    """An update as the bot uses it: the message for the runner (None when ignored) and a tap to answer."""
+
+    update_id: int
+    incoming: Incoming | None
+    callback_id: str | None = None
+
+
+def _private_chat(message: Any, where: str) -> int | None:
+    """The chat id of a message in a private chat; None for groups and channels; Malformed if badly typed."""
+    if not isinstance(message, dict):
+        raise Malformed(f"{where} is not an object")
+    chat = message.get("chat")
+    if not isinstance(chat, dict) or not is_int(chat.get("id")) or not isinstance(chat.get("type"), str):
+        raise Malformed(f"{where}.chat has no integer id and string type")
+    return int(chat["id"]) if chat["type"] == ChatType.PRIVATE else None
+
+
+def parse_update(data: Any) -> Parsed:
+    """Check the fields the bot uses, with their types, and say what the update means; Malformed otherwise."""
+    if not isinstance(data, dict) or not is_int(data.get("update_id")):
+        raise Malformed("not an update (no integer update_id)")
+    update_id = int(data["update_id"])
+    event_id = str(update_id)
+    query = data.get("callback_query")
     if query is not None:
-        chat = query.message.chat if query.message is not None else None
-        if chat is None or chat.type != ChatType.PRIVATE:
-            return None
-        data = query.data or ""
-        if data.startswith("n:"):
-            return Incoming(CHANNEL, str(chat.id), kind="text", text=data[2:], event_id=event_id)
-        return Incoming(CHANNEL, str(chat.id), kind="choice", choice_id=data, event_id=event_id)
-    if update.edited_message is not None:
-        chat = update.edited_message.chat
-        if chat.type != ChatType.PRIVATE:
-            return None
-        return Incoming(CHANNEL, str(chat.id), kind="edit", event_id=event_id)
-    message = update.message
-    if message is None or message.chat.type != ChatType.PRIVATE:
-        return None
-    user = str(message.chat.id)
-    if message.text is None:
-        return Incoming(CHANNEL, user, kind="unsupported", event_id=event_id)
-    command = _command(message.text)
+        if not isinstance(query, dict) or not isinstance(query.get("id"), str):
+            raise Malformed("callback_query without a string id")
+        callback_id = query["id"][:MAX_CALLBACK_ID]
+        payload = query.get("data")
+        if payload is not None and not isinstance(payload, str):
+            raise Malformed("callback_query.data is not a string")
+        message = query.get("message")
+        chat = _private_chat(message, "callback_query.message") if message is not None else None
+        if chat is None or not payload:
+            return Parsed(update_id, None, callback_id)
+        payload = payload[:MAX_CALLBACK_BYTES]
+        if payload.startswith("n:"):
+            return Parsed(
+                update_id, Incoming(CHANNEL, str(chat), kind="text", text=payload[2:], event_id=event_id), callback_id
+            )
+        return Parsed(
+            update_id, Incoming(CHANNEL, str(chat), kind="choice", choice_id=payload, event_id=event_id), callback_id
+        )
+    if "edited_message" in data:
+        chat = _private_chat(data["edited_message"], "edited_message")
+        return Parsed(update_id, Incoming(CHANNEL, str(chat), kind="edit", event_id=event_id) if chat else None)
+    if "message" not in data:
+        return Parsed(update_id, None)  # an update type we did not ask for
+    message = data["message"]
+    chat = _private_chat(message, "message")
+    text = message.get("text")
+    if text is not None and not isinstance(text, str):
+        raise Malformed("message.text is not a string")
+    if chat is None:
+        return Parsed(update_id, None)
+    user = str(chat)
+    if text is None:
+        return Parsed(update_id, Incoming(CHANNEL, user, kind="unsupported", event_id=event_id))
+    # Telegram never sends more than 4,096 characters; a longer text is not Telegram's, and the
+    # engine answers it as too long without reading it.
+    text = text[: MAX_TEXT + 1]
+    command = _command(text)
     if command is not None and command[0] == "/start":
-        return Incoming(
-            CHANNEL, user, kind="start", text=message.text, start_payload=command[1] or None, event_id=event_id
+        payload = command[1][:MAX_START_PAYLOAD] or None
+        return Parsed(
+            update_id, Incoming(CHANNEL, user, kind="start", text=text, start_payload=payload, event_id=event_id)
         )
     if command is not None:
-        return Incoming(CHANNEL, user, kind="text", text=command[0], event_id=event_id)
-    return Incoming(CHANNEL, user, kind="text", text=message.text, event_id=event_id)
+        return Parsed(update_id, Incoming(CHANNEL, user, kind="text", text=command[0], event_id=event_id))
+    return Parsed(update_id, Incoming(CHANNEL, user, kind="text", text=text, event_id=event_id))
+
+
+def to_incoming(update: Update) -> Incoming | None:
+    """What the runner should handle for a python-telegram-bot ``Update`` (None when ignored)."""
+    try:
+        return parse_update(update.to_dict()).incoming
+    except Malformed:
+        return None
 
 
 class Sender:
@@ -146,7 +205,6 @@ class Sender:
         self._interval = per_chat_interval
         self._burst = burst
         self._overall = overall_per_second
-        self._chat_locks: dict[int, asyncio.Lock] = {}
         self._tokens: dict[int, tuple[float, float]] = {}  # chat -> (tokens, at)
         self._blocked_until: dict[int, float] = {}
         self._recent: list[float] = []
@@ -176,121 +234,118 @@ class Sender:
                     return
                 await self._sleep(1.0 - (now - self._recent[0]))
 
+    def _prune(self) -> None:
+        """Forget chats whose burst has refilled (state would otherwise grow with every chat ever seen)."""
+        now = self._clock()
+        for chat, (tokens, at) in list(self._tokens.items()):
+            if tokens + (now - at) / self._interval >= self._burst:
+                del self._tokens[chat]
+        for chat, until in list(self._blocked_until.items()):
+            if until <= now:
+                del self._blocked_until[chat]
+
     async def send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> bool:
-        """True when Telegram accepted the message."""
-        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
-        async with lock:
-            for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
-                await self._chat_slot(chat_id)
-                await self._overall_slot()
-                try:
-                    await self._send(chat_id=chat_id, text=text, reply_markup=markup)
-                    return True
-                except RetryAfter as exc:
-                    delay = exc.retry_after
-                    seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay)
-                    logger.warning("telegram flood limit: waiting %.0f s before resending", seconds)
-                    self._blocked_until[chat_id] = self._clock() + seconds
-                except Forbidden:
-                    logger.info("telegram: a user blocked the bot; reply not delivered")
-                    return False
-                except BadRequest as exc:  # a NetworkError subclass, but resending cannot help
-                    logger.error("telegram rejected a reply: %s", exc)
-                    return False
-                except NetworkError as exc:
-                    logger.warning("telegram send failed (attempt %d): %s", attempt, exc)
-                    await self._sleep(min(2.0**attempt, 30.0))
-            logger.error("telegram: reply dropped after %d attempts", MAX_SEND_ATTEMPTS)
-            return False
+        """True when Telegram accepted the message. One chat's messages are sent by one caller at a time
+        (the dispatcher's worker for that chat), so they keep their order."""
+        if len(self._tokens) > MAX_TRACKED_CHATS:
+            self._prune()
+        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
+            await self._chat_slot(chat_id)
+            await self._overall_slot()
+            try:
+                await self._send(chat_id=chat_id, text=text, reply_markup=markup)
+                return True
+            except RetryAfter as exc:
+                delay = exc.retry_after
+                seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay)
+                logger.warning("telegram flood limit: waiting %.0f s before resending", seconds)
+                self._blocked_until[chat_id] = self._clock() + seconds
+            except Forbidden:
+                logger.info("telegram: a user blocked the bot; reply not delivered")
+                return False
+            except BadRequest as exc:  # a NetworkError subclass, but resending cannot help
+                logger.error("telegram rejected a reply: %s", exc)
+                return False
+            except NetworkError as exc:
+                logger.warning("telegram send failed (attempt %d): %s", attempt, exc)
+                await self._sleep(min(2.0**attempt, 30.0))
+        logger.error("telegram: reply dropped after %d attempts", MAX_SEND_ATTEMPTS)
+        return False
 
 
 class TelegramChannel:
-    """Translates Telegram updates for the runner and the runner's replies for Telegram."""
+    """Translates Telegram updates for the runner and the runner's replies for Telegram.
 
-    def __init__(self, runner: Runner, sender: Sender | None = None) -> None:
+    ``accept`` returns once the update's turn is committed: only then may the webhook
+    answer 200 or the poller confirm the update. Replies go out in the background
+    through the dispatcher, within the flood limits.
+    """
+
+    def __init__(self, runner: Runner, bot: Bot, sender: Sender | None = None) -> None:
         self.runner = runner
-        self.sender = sender
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._turn_locks: dict[int, tuple[asyncio.Lock, int]] = {}  # chat -> (lock, turns using it)
+        self.bot = bot
+        self.sender = sender or Sender(bot.send_message)
+        self.dispatcher = Dispatcher(CHANNEL, runner, self.deliver)
+        self._answers: set[asyncio.Task[None]] = set()
 
-    def attach(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        if self.sender is None:
-            self.sender = Sender(app.bot.send_message)
-        app.add_handler(TypeHandler(Update, self.on_update))
+    async def accept(self, data: Any) -> None:
+        """Commit the update's turn and queue its replies; Malformed for an update we cannot use."""
+        parsed = parse_update(data)  # Malformed goes to the caller, which counts and acknowledges it
+        if parsed.callback_id is not None:
+            self._answer(parsed.callback_id)
+        if parsed.incoming is not None:
+            await self.runner.handle_for_delivery(parsed.incoming, on_commit=self.dispatcher.submit)
 
-    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        incoming = to_incoming(update)
-        query = update.callback_query
-        if query is not None:
-            # Always answer, even a stale or repeated tap, or the button keeps spinning; in the
-            # background, so the turn reaches the runner before anything is awaited (keeps order).
-            self._background(query.answer())
-        if incoming is None:
-            return
-        chat_id = int(incoming.user_id)
-        if incoming.kind in ("text", "choice", "start"):
-            self._background(context.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING))
-        delivery = await self.runner.handle_for_delivery(incoming)
-        if delivery is None or not delivery.replies:
-            return  # a redelivered update: handled once already
-        await self.deliver(chat_id, delivery.replies)
-        await self.runner.delivered(delivery)
+    def _answer(self, callback_id: str) -> None:
+        """Every tap is answered, even a stale or repeated one, or its button keeps spinning."""
+        if len(self._answers) >= MAX_PENDING_ANSWERS:
+            return  # a flood of taps: Telegram stops the spinner by itself after a while
 
-    async def resend_pending(self) -> int:
-        """Replies committed before a crash but never sent: send them now (at start)."""
-        pending = await self.runner.pending(CHANNEL)
-        for outbox_id, chat, replies in pending:
-            await self.deliver(int(chat), replies)
-            await self.runner.store.outbox_done(outbox_id)
-        return len(pending)
-
-    def _background(self, call: Awaitable[Any]) -> None:
-        async def quietly() -> None:
+        async def answer() -> None:
             with contextlib.suppress(TelegramError):
-                await call
+                await self.bot.answer_callback_query(callback_id)
 
-        task = asyncio.ensure_future(quietly())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = asyncio.ensure_future(answer())
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
 
-    async def deliver(self, chat_id: int, replies: Sequence[Reply]) -> None:
-        """A turn's messages go out together: another turn of the same chat waits its turn."""
-        assert self.sender is not None
-        lock, users = self._turn_locks.get(chat_id, (asyncio.Lock(), 0))
-        self._turn_locks[chat_id] = (lock, users + 1)
-        try:
-            async with lock:
-                for reply in replies:
-                    for text, markup in render(reply):
-                        await self.sender.send(chat_id, text, markup)
-        finally:
-            lock, users = self._turn_locks[chat_id]
-            if users == 1:
-                del self._turn_locks[chat_id]
-            else:
-                self._turn_locks[chat_id] = (lock, users - 1)
+    async def deliver(self, chat: str, replies: Sequence[Reply]) -> None:
+        """One turn's messages, in order (the dispatcher sends one turn per chat at a time)."""
+        chat_id = int(chat)
+        for reply in replies:
+            for text, markup in render(reply):
+                await self.sender.send(chat_id, text, markup)
+
+    async def recover(self) -> int:
+        """Queue replies committed before a crash but never sent; they go out in the background."""
+        return await self.dispatcher.recover()
+
+    async def close(self, seconds: float = DRAIN_SECONDS) -> None:
+        await self.dispatcher.drain(seconds)
+        if self._answers:
+            await asyncio.wait(set(self._answers), timeout=2)
 
 
-def build_application(
-    token: str,
-    base_url: str = DEFAULT_BASE_URL,
-    request: BaseRequest | None = None,
-    get_updates_request: BaseRequest | None = None,
-    polling: bool = True,
-) -> Application[Any, Any, Any, Any, Any, Any]:
+def build_bot(token: str, base_url: str = DEFAULT_BASE_URL, request: BaseRequest | None = None) -> Bot:
+    """python-telegram-bot's ``Bot``: the HTTP transport to the Bot API, nothing more."""
     keep_tokens_out_of_http_logs()
-    builder = ApplicationBuilder().token(token).base_url(base_url).concurrent_updates(64)
-    if request is not None:
-        builder = builder.request(request)
-    if get_updates_request is not None:
-        builder = builder.get_updates_request(get_updates_request)
-    if not polling:
-        builder = builder.updater(None)
-    return builder.build()
+    return Bot(token, base_url=base_url, request=request, get_updates_request=request)
 
 
-async def register_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    await app.bot.set_my_commands([BotCommand(name, help_) for name, help_ in COMMANDS])
+async def start_bot(bot: Bot, base_url: str) -> None:
+    """Check the token (getMe); a wrong token or no network is one clear error."""
+    try:
+        await bot.initialize()
+    except InvalidToken:
+        raise BotError(
+            "TELEGRAM_BOT_TOKEN không hợp lệ: Telegram từ chối mã này. Hãy lấy lại mã từ BotFather."
+        ) from None
+    except NetworkError as exc:
+        raise BotError(f"Không kết nối được tới Telegram ({base_url}): {exc}.") from None
+
+
+async def register_commands(bot: Bot) -> None:
+    await bot.set_my_commands([BotCommand(name, help_) for name, help_ in COMMANDS])
 
 
 async def run_polling(
@@ -299,85 +354,105 @@ async def run_polling(
     base_url: str,
     stop: asyncio.Event | None = None,
     request: BaseRequest | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Long polling until SIGINT/SIGTERM (or ``stop``); unknown token or no network is one clear error.
+    """Long polling until SIGINT/SIGTERM (or ``stop``).
 
-    ``request`` replaces the HTTP layer (tests pass one over a fake Bot API).
+    The offset that confirms updates to Telegram only moves past a batch once every
+    update in it is committed, so a crash in between means Telegram sends the batch
+    again and the processed ids drop what was already handled. ``request`` replaces
+    the HTTP layer (tests pass one over a fake Bot API).
     """
-    app = build_application(token, base_url, request=request, get_updates_request=request)
-    channel = TelegramChannel(runner)
-    channel.attach(app)
+    bot = build_bot(token, base_url, request)
+    channel = TelegramChannel(runner, bot)
     stop = stop or asyncio.Event()
     stop_on_signals(stop)
+    await start_bot(bot, base_url)
     try:
-        await app.initialize()
-    except InvalidToken:
-        raise BotError(
-            "TELEGRAM_BOT_TOKEN không hợp lệ: Telegram từ chối mã này. Hãy lấy lại mã từ BotFather."
-        ) from None
-    except NetworkError as exc:
-        raise BotError(f"Không kết nối được tới Telegram ({base_url}): {exc}.") from None
-    try:
-        await register_commands(app)
-        await channel.resend_pending()
+        await register_commands(bot)
         # A webhook left from `serve` would make getUpdates fail with 409 Conflict.
-        await app.bot.delete_webhook(drop_pending_updates=False)
-        await app.start()
-        assert app.updater is not None
-        await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-        me = app.bot.username
-        logger.warning("telegram bot @%s is polling; Ctrl+C to stop", me)
-        await stop.wait()
+        await bot.delete_webhook(drop_pending_updates=False)
+        await channel.recover()
+        logger.warning("telegram bot @%s is polling; Ctrl+C to stop", bot.username)
+        offset: int | None = None
+        failures = 0
+        while not stop.is_set():
+            poll = asyncio.ensure_future(
+                bot.get_updates(offset=offset, timeout=POLL_SECONDS, allowed_updates=ALLOWED_UPDATES)
+            )
+            stopped = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({poll, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if stopped not in done:
+                stopped.cancel()
+            if poll not in done:
+                poll.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TelegramError):
+                    await poll
+                break
+            try:
+                # The same field-by-field check as a webhook body, on the update as Telegram sent it.
+                updates = [u.to_dict() for u in poll.result()]
+                offset = await _process_batch(channel, updates, offset)
+                failures = 0
+            except InvalidToken:
+                raise BotError("TELEGRAM_BOT_TOKEN đã bị thu hồi hoặc đặt lại. Hãy lấy lại mã từ BotFather.") from None
+            except TelegramError as exc:
+                failures += 1
+                logger.warning("telegram getUpdates failed (%s); retrying", exc)
+                await sleep(min(2.0**failures, 60.0))
+            except Exception:  # a storage failure: nothing confirmed, the batch comes again
+                failures += 1
+                logger.exception("telegram: a batch of updates could not be committed; it will be fetched again")
+                await sleep(min(2.0**failures, 60.0))
     finally:
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
+        await channel.close()
+        await bot.shutdown()
+
+
+async def _process_batch(channel: TelegramChannel, updates: list[Any], offset: int | None) -> int | None:
+    """Commit every update of a batch (one citizen's in order, citizens side by side); the next offset."""
+    ids = [u["update_id"] for u in updates if isinstance(u, dict) and is_int(u.get("update_id"))]
+    results = await asyncio.gather(*(_accept_logged(channel, u) for u in updates), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise failed[0]
+    return max(ids) + 1 if ids else offset
+
+
+async def _accept_logged(channel: TelegramChannel, update: Any) -> None:
+    try:
+        await channel.accept(update)
+    except Malformed as exc:
+        logger.warning("telegram: malformed update ignored (%s)", exc)
 
 
 class TelegramWebhook:
     """Telegram over a webhook: the shared HTTP server (bot/server.py) hands each request body here."""
 
-    def __init__(
-        self, app: Application[Any, Any, Any, Any, Any, Any], secret: str, channel: TelegramChannel | None = None
-    ) -> None:
-        self.channel = channel
+    def __init__(self, channel: TelegramChannel, secret: str) -> None:
         if not secret:
             raise BotError(
                 "Cần đặt TELEGRAM_WEBHOOK_SECRET để nhận Telegram qua webhook (1-256 ký tự A-Z a-z 0-9 _ -)."
             )
-        self.app = app
+        self.channel = channel
+        self.bot = channel.bot
         self.secret = secret
 
     def authorized(self, header: str | None) -> bool:
         """The X-Telegram-Bot-Api-Secret-Token header, compared in constant time."""
         return header is not None and hmac.compare_digest(header.encode(), self.secret.encode())
 
-    async def process(self, data: dict[str, Any]) -> None:
-        await self.app.process_update(Update.de_json(data, self.app.bot))
-
     async def start(self, webhook_url: str | None) -> None:
+        await start_bot(self.bot, str(self.bot.base_url))
         try:
-            await self.app.initialize()
-        except InvalidToken:
-            raise BotError(
-                "TELEGRAM_BOT_TOKEN không hợp lệ: Telegram từ chối mã này. Hãy lấy lại mã từ BotFather."
-            ) from None
-        except NetworkError as exc:
-            raise BotError(f"Không kết nối được tới Telegram: {exc}.") from None
-        try:
-            await register_commands(self.app)
+            await register_commands(self.bot)
             if webhook_url:
-                await self.app.bot.set_webhook(webhook_url, secret_token=self.secret, allowed_updates=ALLOWED_UPDATES)
+                await self.bot.set_webhook(webhook_url, secret_token=self.secret, allowed_updates=ALLOWED_UPDATES)
         except TelegramError as exc:
-            await self.app.shutdown()
+            await self.bot.shutdown()
             raise BotError(f"Telegram không nhận đăng ký webhook {webhook_url or ''}: {exc}.") from None
-        await self.app.start()
-        if self.channel is not None:
-            await self.channel.resend_pending()
+        await self.channel.recover()
 
-    async def stop(self) -> None:
-        if self.app.running:
-            await self.app.stop()
-        await self.app.shutdown()
+    async def stop(self, seconds: float = DRAIN_SECONDS) -> None:
+        await self.channel.close(seconds)
+        await self.bot.shutdown()

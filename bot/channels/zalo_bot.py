@@ -3,8 +3,9 @@
 The platform has no buttons: choices are a numbered list, and a typed number or
 label selects a choice just as on the console. Replies are split at 2,000
 characters. ``getUpdates`` has no offset, so replayed updates are dropped by
-message id through the runner's persisted dedupe. The token is part of every URL
-and never appears in logs.
+message id (or, without one, a digest of the update) through the runner's
+persisted dedupe. A webhook is answered only after the turn is committed. The
+token is part of every URL and never appears in logs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any, Final
 
 import httpx
 
-from bot.channels.common import split, stop_on_signals
+from bot.channels.common import Malformed, digest_id, split, stop_on_signals
+from bot.delivery import Dispatcher
 from bot.engine import Reply
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
@@ -29,7 +31,9 @@ logger = logging.getLogger(__name__)
 CHANNEL: Final = "zalo-bot"
 DEFAULT_BASE_URL: Final = "https://bot-api.zaloplatforms.com"
 MAX_TEXT: Final = 2000
+MAX_ID_CHARS: Final = 128
 POLL_SECONDS: Final = 30
+DRAIN_SECONDS: Final = 10.0
 CHOOSE_HINT: Final = "Bạn gõ số thứ tự để chọn (ví dụ: 1)."
 
 
@@ -129,28 +133,52 @@ def unwrap(body: Any) -> dict[str, Any] | None:
     return body if isinstance(body, dict) and "event_name" in body else None
 
 
-def to_incoming(update: Mapping[str, Any]) -> Incoming | None:
-    """What the runner should handle, or None (group chats, malformed updates)."""
+def _id(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Malformed(f"{where} is not a string or number")
+    return str(value)[:MAX_ID_CHARS] or None
+
+
+def to_incoming(update: Any) -> Incoming | None:
+    """What the runner should handle, or None (group chats, events without a message).
+
+    Malformed when a field we use has the wrong type. An update without ``message_id``
+    is identified by a digest of its content, so a replay is still recognised.
+    """
+    if not isinstance(update, dict):
+        raise Malformed("update is not an object")
     message = update.get("message")
+    if message is None:
+        return None
     if not isinstance(message, dict):
+        raise Malformed("message is not an object")
+    chat = message.get("chat", {})
+    sender = message.get("from", {})
+    if not isinstance(chat, dict) or not isinstance(sender, dict):
+        raise Malformed("message.chat or message.from is not an object")
+    chat_id = _id(chat.get("id"), "chat.id") or _id(sender.get("id"), "from.id")
+    chat_type = chat.get("chat_type", "PRIVATE")
+    if not isinstance(chat_type, str):
+        raise Malformed("chat.chat_type is not a string")
+    if not chat_id or chat_type.upper() != "PRIVATE":
         return None
-    chat = message.get("chat") or {}
-    sender = message.get("from") or {}
-    chat_id = chat.get("id") or sender.get("id")
-    if not chat_id or str(chat.get("chat_type", "PRIVATE")).upper() != "PRIVATE":
-        return None
-    event = str(update.get("event_name", ""))
-    message_id = message.get("message_id")
-    event_id = f"{event}:{message_id}" if message_id else None
-    if event != "message.text.received" or not isinstance(message.get("text"), str):
-        return Incoming(CHANNEL, str(chat_id), kind="unsupported", event_id=event_id)
-    text = message["text"]
+    event = update.get("event_name")
+    if not isinstance(event, str):
+        raise Malformed("event_name is not a string")
+    message_id = _id(message.get("message_id"), "message_id")
+    event_id = f"{event}:{message_id}" if message_id else digest_id(event, update)
+    text = message.get("text")
+    if event != "message.text.received" or not isinstance(text, str):
+        return Incoming(CHANNEL, chat_id, kind="unsupported", event_id=event_id)
+    text = text[: MAX_TEXT + 1]
     head, _, rest = text.strip().partition(" ")
     if head.lower() == "/start":
         return Incoming(
-            CHANNEL, str(chat_id), kind="start", text=text, start_payload=rest.strip() or None, event_id=event_id
+            CHANNEL, chat_id, kind="start", text=text, start_payload=rest.strip()[:64] or None, event_id=event_id
         )
-    return Incoming(CHANNEL, str(chat_id), kind="text", text=text, event_id=event_id)
+    return Incoming(CHANNEL, chat_id, kind="text", text=text, event_id=event_id)
 
 
 class ZaloBotChannel:
@@ -160,35 +188,23 @@ class ZaloBotChannel:
         self.runner = runner
         self.client = client
         self._sleep = sleep
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.dispatcher = Dispatcher(CHANNEL, runner, self.deliver)
 
-    async def handle(self, update: Mapping[str, Any]) -> None:
-        incoming = to_incoming(update)
+    async def handle(self, update: Any) -> None:
+        """Commit the update's turn and queue its replies (returns once it is safe to acknowledge)."""
+        incoming = to_incoming(update)  # Malformed goes to the caller, which counts and acknowledges it
         if incoming is None:
             return
-        if incoming.event_id is not None and await self.runner.store.is_processed(CHANNEL, incoming.event_id):
-            return  # getUpdates replays old updates: no "typing…" for those
-        if incoming.kind != "unsupported":
-            with contextlib.suppress(ZaloError):
-                await self.client.send_chat_action(incoming.user_id)
-        delivery = await self.runner.handle_for_delivery(incoming)
-        if delivery is not None and delivery.replies:
-            await self.deliver(incoming.user_id, delivery.replies)
-            await self.runner.delivered(delivery)
+        await self.runner.handle_for_delivery(incoming, on_commit=self.dispatcher.submit)
 
-    async def resend_pending(self) -> int:
-        """Replies committed before a crash but never sent: send them now (at start)."""
-        pending = await self.runner.pending(CHANNEL)
-        for outbox_id, chat, replies in pending:
-            await self.deliver(chat, replies)
-            await self.runner.store.outbox_done(outbox_id)
-        return len(pending)
+    async def recover(self) -> int:
+        """Queue replies committed before a crash but never sent; they go out in the background."""
+        return await self.dispatcher.recover()
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> None:
-        async with self._locks.setdefault(chat_id, asyncio.Lock()):  # a chat's messages stay in order
-            for reply in replies:
-                for text in render(reply):
-                    await self._send(chat_id, text)
+        for reply in replies:
+            for text in render(reply):
+                await self._send(chat_id, text)
 
     async def _send(self, chat_id: str, text: str) -> None:
         for attempt in range(1, 7):
@@ -247,7 +263,7 @@ async def run_polling(
         await start_client(client)
         with contextlib.suppress(ZaloError):
             await client.delete_webhook()  # polling and a webhook exclude each other
-        await channel.resend_pending()
+        await channel.recover()
         logger.warning("zalo bot is polling; Ctrl+C to stop")
         failures = 0
         while not stop.is_set():
@@ -271,7 +287,10 @@ async def run_polling(
             for update in updates:
                 try:
                     await channel.handle(update)
+                except Malformed as exc:
+                    logger.warning("zalo bot: malformed update ignored (%s)", exc)
                 except Exception:  # one bad update must not stop the channel (it would be replayed forever)
                     logger.exception("zalo bot update failed")
     finally:
+        await channel.dispatcher.drain(DRAIN_SECONDS)
         await client.close()

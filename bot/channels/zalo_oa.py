@@ -17,22 +17,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 import httpx
 
-from bot.channels.common import split
+from bot.channels.common import Malformed, digest_id, split
+from bot.delivery import Dispatcher
 from bot.engine import Reply
 from bot.errors import BotError
-from bot.privacy import keep_tokens_out_of_http_logs
-from bot.runner import Incoming, Runner
+from bot.limits import MAX_BODY_BYTES, InputError, parse_json
+from bot.privacy import keep_tokens_out_of_http_logs, seal, unseal
+from bot.runner import Delivery, Incoming, Runner
 from bot.storage import OATokens, OAWindow, Store
 
-__all__ = ["OATokens", "OAWindow", "ZaloOAChannel", "ZaloOAClient", "signature_ok", "to_incoming"]
+__all__ = ["OATokens", "OAWindow", "ZaloOAChannel", "ZaloOAClient", "signature_ok", "to_incoming", "verified"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,11 @@ CHANNEL: Final = "zalo-oa"
 DEFAULT_API_BASE_URL: Final = "https://openapi.zalo.me"
 DEFAULT_OAUTH_BASE_URL: Final = "https://oauth.zaloapp.com"
 MAX_TEXT: Final = 2000
-MAX_EVENT_BYTES: Final = 256 * 1024
+MAX_EVENT_BYTES: Final = MAX_BODY_BYTES
+MAX_ID_CHARS: Final = 128
+DRAIN_SECONDS: Final = 10.0
+TOKEN_PURPOSE: Final = "oa-tokens"  # noqa: S105 - a key-derivation label, not a secret
+SEALED_PREFIX: Final = "gAAAAA"  # every Fernet token starts so (version byte and timestamp)
 MAX_BUTTONS: Final = 5  # commonly cited limit [unverified]; more choices go as the numbered list only
 CHOICE_PREFIX: Final = "#c:"
 WINDOW_SECONDS: Final = 48 * 3600
@@ -55,39 +61,75 @@ WINDOW_MISSED_NOTE: Final = (
 )
 
 
-def signature_ok(raw: bytes, header: str | None, oa_secret_key: str) -> bool:
-    """``X-ZEvent-Signature`` = "mac=" + SHA-256(app_id + raw body + timestamp + OA secret key), constant time."""
+def verified(raw: bytes, header: str | None, oa_secret_key: str) -> dict[str, Any] | None:
+    """The event, when ``X-ZEvent-Signature`` is "mac=" + SHA-256(app_id + raw body + timestamp + OA secret key).
+
+    Checked in constant time on the bytes as received; a body over 256 kB, nested too
+    deep, or not a JSON object fails like a wrong signature.
+    """
     if not header or not oa_secret_key or len(raw) > MAX_EVENT_BYTES:
-        return False
+        return None
     try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        return False
+        body = parse_json(raw)
+    except InputError:
+        return None
     if not isinstance(body, dict):
-        return False
-    app_id, timestamp = str(body.get("app_id", "")), str(body.get("timestamp", ""))
+        return None
+    app_id, timestamp = str(body.get("app_id", ""))[:64], str(body.get("timestamp", ""))[:64]
     digest = hashlib.sha256(app_id.encode() + raw + timestamp.encode() + oa_secret_key.encode()).hexdigest()
-    return hmac.compare_digest(header.strip().encode(), f"mac={digest}".encode())
+    return body if hmac.compare_digest(header.strip().encode(), f"mac={digest}".encode()) else None
 
 
-def to_incoming(event: Mapping[str, Any]) -> Incoming | None:
-    """What the runner should handle for an OA event, or None for events that need no answer."""
-    name = str(event.get("event_name", ""))
-    sender = event.get("sender") or {}
-    user_id = str(sender.get("id") or event.get("follower", {}).get("id") or "")
+def signature_ok(raw: bytes, header: str | None, oa_secret_key: str) -> bool:
+    """Whether the body carries a valid ``X-ZEvent-Signature`` (see ``verified``)."""
+    return verified(raw, header, oa_secret_key) is not None
+
+
+def _id(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Malformed(f"{where} is not a string or number")
+    return str(value)[:MAX_ID_CHARS]
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Malformed(f"{where} is not an object")
+    return value
+
+
+def to_incoming(event: Any) -> Incoming | None:
+    """What the runner should handle for an OA event, or None for events that need no answer.
+
+    Malformed when a field we use has the wrong type. Without a message id the event is
+    identified by a digest of its content: the raw user id is never stored.
+    """
+    if not isinstance(event, dict):
+        raise Malformed("event is not an object")
+    name = event.get("event_name", "")
+    if not isinstance(name, str):
+        raise Malformed("event_name is not a string")
+    sender = _object(event.get("sender"), "sender")
+    follower = _object(event.get("follower"), "follower")
+    user_id = _id(sender.get("id"), "sender.id") or _id(follower.get("id"), "follower.id")
     if not user_id:
         return None
-    message = event.get("message") or {}
-    msg_id = message.get("msg_id")
-    # Without a message id, identify the event by a digest: the raw user id is never stored.
-    digest = hashlib.sha256(f"{user_id}:{event.get('timestamp', '')}".encode()).hexdigest()[:32]
-    event_id = f"{name}:{msg_id}" if msg_id else f"{name}:{digest}"
+    message = _object(event.get("message"), "message")
+    msg_id = _id(message.get("msg_id"), "message.msg_id")
+    event_id = f"{name}:{msg_id}" if msg_id else digest_id(name, event)
     if name == "follow":
         return Incoming(CHANNEL, user_id, kind="start", event_id=event_id)
     if name == "user_send_text":
-        text = str(message.get("text", ""))
+        text = message.get("text", "")
+        if not isinstance(text, str):
+            raise Malformed("message.text is not a string")
+        text = text[: MAX_TEXT + 1]
         if text.startswith(CHOICE_PREFIX):
-            return Incoming(CHANNEL, user_id, kind="choice", choice_id=text[len(CHOICE_PREFIX) :], event_id=event_id)
+            choice = text[len(CHOICE_PREFIX) : len(CHOICE_PREFIX) + 64]
+            return Incoming(CHANNEL, user_id, kind="choice", choice_id=choice, event_id=event_id)
         return Incoming(CHANNEL, user_id, kind="text", text=text, event_id=event_id)
     if name.startswith("user_send_"):
         return Incoming(CHANNEL, user_id, kind="unsupported", event_id=event_id)
@@ -135,9 +177,12 @@ class ZaloOAClient:
         oauth_base_url: str = DEFAULT_OAUTH_BASE_URL,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        secret: bytes = b"",
     ) -> None:
         keep_tokens_out_of_http_logs()
         self.store = store
+        # Tokens are sealed with the hash secret (kept outside the database) before they are stored.
+        self.secret = secret
         self.app_id = app_id
         self.app_secret = app_secret
         self.initial = initial
@@ -147,9 +192,34 @@ class ZaloOAClient:
         self._sleep = sleep
         self._refreshing = asyncio.Lock()
 
+    async def _stored(self) -> OATokens | None:
+        """The stored pair, unsealed; a pair stored in clear by an older version is sealed now."""
+        stored = await self.store.oa_tokens()
+        if stored is None:
+            return None
+        access = unseal(self.secret, stored.access_token, TOKEN_PURPOSE)
+        refresh = unseal(self.secret, stored.refresh_token, TOKEN_PURPOSE)
+        if access is not None and refresh is not None:
+            return OATokens(access, refresh, stored.expires_at, stored.origin)
+        if stored.refresh_token.startswith(SEALED_PREFIX):
+            logger.error("zalo oa: stored tokens cannot be read (BOT_HASH_SECRET changed?); using the environment")
+            return None
+        await self._save(stored)  # written in clear before tokens were sealed
+        return stored
+
+    async def _save(self, tokens: OATokens) -> None:
+        await self.store.save_oa_tokens(
+            OATokens(
+                seal(self.secret, tokens.access_token, TOKEN_PURPOSE),
+                seal(self.secret, tokens.refresh_token, TOKEN_PURPOSE),
+                tokens.expires_at,
+                tokens.origin,
+            )
+        )
+
     async def tokens(self) -> OATokens:
         """The stored pair, unless the environment holds a refresh token it does not descend from."""
-        stored = await self.store.oa_tokens()
+        stored = await self._stored()
         configured = self.initial.refresh_token if self.initial is not None else ""
         if stored is not None and (not configured or stored.origin == configured):
             return stored
@@ -178,7 +248,7 @@ class ZaloOAClient:
                 time.time() + float(body.get("expires_in", 90000)),
                 origin=self.initial.refresh_token if self.initial is not None else "",
             )
-            await self.store.save_oa_tokens(fresh)  # before use: the old refresh token is now dead
+            await self._save(fresh)  # before use: the old refresh token is now dead
             logger.info("zalo oa tokens rotated")
             return fresh
 
@@ -228,53 +298,51 @@ class ZaloOAChannel:
         self.client = client
         self.secret = oa_secret_key
         self.clock = clock
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.dispatcher = Dispatcher(CHANNEL, runner, self.deliver)
 
-    async def handle(self, event: Mapping[str, Any]) -> None:
-        incoming = to_incoming(event)
+    async def handle(self, event: Any) -> None:
+        """Commit the event's turn and queue its replies (returns once it is safe to acknowledge)."""
+        incoming = to_incoming(event)  # Malformed goes to the caller, which counts and acknowledges it
         if incoming is None:
             return
         key = self.runner.key(CHANNEL, incoming.user_id)
-        window = await self.runner.store.oa_window(key)
-        delivery = await self.runner.handle_for_delivery(incoming)
-        if delivery is None:
-            return  # redelivered
-        replies = delivery.replies
-        if window is not None and window.missed:
-            replies = [Reply(WINDOW_MISSED_NOTE), *replies]
+        before = await self.runner.store.oa_window(key)
+        # The citizen wrote now: a new free-reply window opens, before any reply is sent in it.
         await self.runner.store.save_oa_window(key, OAWindow(self.clock()))
-        await self.deliver(incoming.user_id, key, replies)
-        await self.runner.delivered(delivery)
 
-    async def resend_pending(self) -> int:
-        """Replies committed before a crash but never sent: send them now, if the window allows."""
-        pending = await self.runner.pending(CHANNEL)
-        for outbox_id, chat, replies in pending:
-            await self.deliver(chat, self.runner.key(CHANNEL, chat), replies)
-            await self.runner.store.outbox_done(outbox_id)
-        return len(pending)
+        def queue(delivery: Delivery) -> None:
+            if before is not None and before.missed:
+                delivery = replace(delivery, replies=[Reply(WINDOW_MISSED_NOTE), *delivery.replies])
+            self.dispatcher.submit(delivery)
 
-    async def deliver(self, user_id: str, key: str, replies: Sequence[Reply]) -> None:
-        async with self._locks.setdefault(user_id, asyncio.Lock()):
-            window = await self.runner.store.oa_window(key) or OAWindow(self.clock())
-            for reply in replies:
-                for message in messages(reply):
-                    if self.clock() - window.last_user_at > WINDOW_SECONDS or window.sent_since >= WINDOW_REPLIES:
-                        logger.warning("zalo oa: free-reply window closed; a reply was not sent")
-                        window = OAWindow(window.last_user_at, window.sent_since, missed=True)
-                        await self.runner.store.save_oa_window(key, window)
-                        return
-                    try:
-                        await self.client.send(user_id, message)
-                    except ZaloOAError as exc:
-                        if exc.code in WINDOW_CLOSED:
-                            logger.warning("zalo oa: reply refused (%d), window or quota exhausted", exc.code)
-                            window = OAWindow(window.last_user_at, window.sent_since, missed=True)
-                            await self.runner.store.save_oa_window(key, window)
-                            return
-                        logger.error("zalo oa: reply not sent: %s", exc)
-                        window = OAWindow(window.last_user_at, window.sent_since, missed=True)  # say so next time
-                        await self.runner.store.save_oa_window(key, window)
-                        return
-                    window = OAWindow(window.last_user_at, window.sent_since + 1, window.missed)
+        await self.runner.handle_for_delivery(incoming, on_commit=queue)
+
+    async def recover(self) -> int:
+        """Queue replies committed before a crash but never sent; sent in the background, if the window allows."""
+        return await self.dispatcher.recover()
+
+    async def close(self, seconds: float = DRAIN_SECONDS) -> None:
+        await self.dispatcher.drain(seconds)
+
+    async def deliver(self, user_id: str, replies: Sequence[Reply]) -> None:
+        key = self.runner.key(CHANNEL, user_id)
+        window = await self.runner.store.oa_window(key) or OAWindow(self.clock())
+        for reply in replies:
+            for message in messages(reply):
+                if self.clock() - window.last_user_at > WINDOW_SECONDS or window.sent_since >= WINDOW_REPLIES:
+                    logger.warning("zalo oa: free-reply window closed; a reply was not sent")
+                    window = OAWindow(window.last_user_at, window.sent_since, missed=True)
                     await self.runner.store.save_oa_window(key, window)
+                    return
+                try:
+                    await self.client.send(user_id, message)
+                except ZaloOAError as exc:
+                    if exc.code in WINDOW_CLOSED:
+                        logger.warning("zalo oa: reply refused (%d), window or quota exhausted", exc.code)
+                    else:
+                        logger.error("zalo oa: reply not sent: %s", exc)
+                    window = OAWindow(window.last_user_at, window.sent_since, missed=True)  # say so next time
+                    await self.runner.store.save_oa_window(key, window)
+                    return
+                window = OAWindow(window.last_user_at, window.sent_since + 1, window.missed)
+                await self.runner.store.save_oa_window(key, window)

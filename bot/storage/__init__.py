@@ -77,6 +77,9 @@ class Store(Protocol):
     async def load_session(self, user_key: str) -> Session | None:
         """The saved session of a user, or None for a newcomer."""
 
+    async def begin_turn(self, user_key: str, processed: tuple[str, str] | None) -> tuple[Session | None, bool]:
+        """The saved session (None for a newcomer) and whether the update ``processed`` was already handled."""
+
     async def is_processed(self, channel: str, event_id: str) -> bool:
         """Whether an inbound update was already handled (redelivery)."""
 
@@ -84,21 +87,29 @@ class Store(Protocol):
         self,
         user_key: str,
         channel: str,
-        session: Session,
+        session: Session | None,
         events: Sequence[Event],
         processed: tuple[str, str] | None = None,
         outbox: Outgoing | None = None,
     ) -> bool | int:
         """Save the session, append the events, mark the update processed and queue the replies in ONE transaction.
 
-        Returns False, writing nothing, when ``processed`` was already recorded; the outbox
-        row's id when ``outbox`` was given; True otherwise.
+        Durable when it returns. Returns False, writing nothing, when ``processed`` was
+        already recorded; the outbox row's id when ``outbox`` was given; True otherwise.
+        A ``session`` of None leaves the stored session as it is.
         """
 
-    async def outbox_pending(self, channel: str, max_age_seconds: float = 86400.0) -> list[tuple[int, Outgoing]]:
-        """Replies committed but never marked delivered."""
+    async def append_events(self, events: Sequence[Event]) -> None:
+        """Events that belong to no turn."""
 
-    async def outbox_done(self, outbox_id: int) -> None: ...
+    async def outbox_pending(self, channel: str, max_age_seconds: float = 86400.0) -> list[tuple[int, Outgoing]]:
+        """Replies committed but never marked delivered, oldest first."""
+
+    async def outbox_done(self, outbox_id: int) -> None:
+        """Mark a row delivered (may be written a moment later, with the next turn)."""
+
+    async def flush(self) -> None:
+        """Wait until everything queued is written."""
 
     async def record_content_load(self, load: ContentLoad) -> None:
         """Append one content load attempt (officials read them with `status`)."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiosqlite
 
@@ -114,6 +116,31 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
+# Delivery marks wait this long for a turn to ride along with before they get a transaction of their own.
+DONE_DELAY: Final = 0.2
+_T = TypeVar("_T")
+_UPSERT_SESSION: Final = (
+    "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (user_key) DO UPDATE SET channel = excluded.channel, state = excluded.state, "
+    "content_version = excluded.content_version, updated_at = excluded.updated_at"
+)
+_INSERT_EVENT: Final = (
+    "INSERT INTO events (ts, user_key, channel, procedure_id, content_version, step_id, "
+    "type, from_step, to_step, via, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True)
+class _TurnWrite:
+    """One turn's rows, serialised before they are queued for the next group commit."""
+
+    user_key: str
+    channel: str
+    session: tuple[str, str, float] | None  # (state JSON, content version, updated at)
+    events: list[tuple[Any, ...]]
+    processed: tuple[str, str, float] | None
+    outbox: tuple[str, str, str, float] | None
+
 
 class SqliteStore:
     """Sessions, events and processed updates in one SQLite file."""
@@ -123,6 +150,15 @@ class SqliteStore:
         self.path = path
         # One connection is shared by all users' turns: transactions on it must not overlap.
         self._tx = asyncio.Lock()
+        # aiosqlite runs every call on the connection's own thread, one after another. A whole turn
+        # (or a whole batch of turns) is handed over as ONE function, so it costs one round trip
+        # instead of one per statement. `_execute` is aiosqlite's own queueing primitive (the public
+        # methods are built on it); its presence is checked at open and the version is pinned.
+        self._run: Callable[..., Awaitable[Any]] = conn._execute
+        self._writes: list[tuple[_TurnWrite, asyncio.Future[bool | int]]] = []
+        self._done: list[int] = []
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
@@ -136,6 +172,9 @@ class SqliteStore:
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:
             raise BotError(f"Không mở được cơ sở dữ liệu {path}: {exc}.") from exc
+        if not callable(getattr(conn, "_execute", None)):  # pragma: no cover - guards an aiosqlite upgrade
+            await conn.close()
+            raise BotError("Phiên bản aiosqlite này không được hỗ trợ; hãy cài lại theo pyproject.toml.")
         store = cls(conn, path)
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
@@ -181,15 +220,29 @@ class SqliteStore:
             logger.info("database migrated to schema version %d", version + 1)
 
     async def load_session(self, user_key: str) -> Session | None:
-        async with self.conn.execute("SELECT state FROM sessions WHERE user_key = ?", (user_key,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            return None
+        session, _ = await self.begin_turn(user_key, None)
+        return session
+
+    async def begin_turn(self, user_key: str, processed: tuple[str, str] | None) -> tuple[Session | None, bool]:
+        """The user's session and whether the update was already handled, in one round trip."""
+        state, seen = await self._run(self._read_turn, user_key, processed)
+        if seen or state is None:
+            return None, seen
         try:
-            return Session.from_json(json.loads(row[0]))
+            return Session.from_json(json.loads(state)), False
         except (ValueError, KeyError, TypeError, IndexError):
             logger.warning("unreadable session state replaced by a fresh one")
-            return None
+            return None, False
+
+    def _read_turn(self, user_key: str, processed: tuple[str, str] | None) -> tuple[str | None, bool]:
+        conn = self.conn._conn  # on aiosqlite's thread
+        if (
+            processed is not None
+            and conn.execute("SELECT 1 FROM processed_updates WHERE channel = ? AND event_id = ?", processed).fetchone()
+        ):
+            return None, True
+        row = conn.execute("SELECT state FROM sessions WHERE user_key = ?", (user_key,)).fetchone()
+        return (row[0] if row else None), False
 
     async def is_processed(self, channel: str, event_id: str) -> bool:
         async with self.conn.execute(
@@ -202,63 +255,132 @@ class SqliteStore:
         self,
         user_key: str,
         channel: str,
-        session: Session,
+        session: Session | None,
         events: Sequence[Event],
         processed: tuple[str, str] | None = None,
         outbox: Outgoing | None = None,
     ) -> bool | int:
-        async with self._tx:
-            return await self._commit_turn(user_key, channel, session, events, processed, outbox)
+        """Save the session, append the events, mark the update processed and queue the replies atomically.
 
-    async def _commit_turn(
-        self,
-        user_key: str,
-        channel: str,
-        session: Session,
-        events: Sequence[Event],
-        processed: tuple[str, str] | None,
-        outbox: Outgoing | None,
-    ) -> bool | int:
-        conn = self.conn
-        await conn.execute("BEGIN IMMEDIATE")
+        Turns that arrive while a commit is running are written together in the next one
+        (group commit): each keeps its own savepoint, so a duplicate update or a failing row
+        undoes only its own turn, and every caller learns its result after the durable COMMIT.
+        """
+        now = session.last_seen if session is not None and session.last_seen else time.time()
+        write = _TurnWrite(
+            user_key,
+            channel,
+            (json.dumps(session.to_json(), ensure_ascii=False), session.content_version, session.last_seen or 0.0)
+            if session is not None
+            else None,
+            [_event_row(e) for e in events],
+            (processed[0], processed[1], now) if processed is not None else None,
+            (outbox.channel, outbox.chat, json.dumps(outbox.replies, ensure_ascii=False), time.time())
+            if outbox is not None
+            else None,
+        )
+        future: asyncio.Future[bool | int] = asyncio.get_running_loop().create_future()
+        self._writes.append((write, future))
+        self._kick(wake=True)
+        return await future
+
+    async def append_events(self, events: Sequence[Event]) -> None:
+        """Events that belong to no turn (replies superseded while waiting to be sent)."""
+        if events:
+            await self.commit_turn(events[0].user_key, events[0].channel, None, events)
+
+    def _kick(self, wake: bool) -> None:
+        if wake:
+            self._wake.set()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while self._writes or self._done:
+            if not self._writes:
+                # Only delivery marks: give a turn the chance to carry them in its own transaction.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), DONE_DELAY)
+            batch, self._writes = self._writes, []
+            done, self._done = self._done, []
+            try:
+                async with self._tx:
+                    results = await self._run(self._write_batch, [w for w, _ in batch], done)
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("store closed"))
+                if not batch:
+                    logger.warning("delivered replies could not be marked (%s); they may be sent again", exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def _write_batch(self, writes: list[_TurnWrite], done: list[int]) -> list[bool | int | BaseException]:
+        """One transaction for a batch of turns (on aiosqlite's thread).
+
+        A batch with no turn only marks replies delivered: losing that on a power cut means a
+        reply may be sent twice, never lost, so it skips the fsync (a process crash keeps it,
+        since the WAL is already written to the operating system).
+        """
+        conn = self.conn._conn
+        durable = bool(writes)
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        results: list[bool | int | BaseException] = []
         try:
-            if processed is not None:
-                cur = await conn.execute(
-                    "INSERT OR IGNORE INTO processed_updates (channel, event_id, seen_at) VALUES (?, ?, ?)",
-                    (processed[0], processed[1], session.last_seen or 0.0),
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for w in writes:
+                    results.append(self._write_one(conn, w))
+                if done:
+                    conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
+        return results
+
+    @staticmethod
+    def _write_one(conn: sqlite3.Connection, w: _TurnWrite) -> bool | int | BaseException:
+        conn.execute("SAVEPOINT turn")
+        try:
+            if w.processed is not None:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO processed_updates (channel, event_id, seen_at) VALUES (?, ?, ?)", w.processed
                 )
                 if cur.rowcount == 0:
-                    await conn.execute("ROLLBACK")
+                    conn.execute("ROLLBACK TO turn")
+                    conn.execute("RELEASE turn")
                     return False
-            await conn.execute(
-                "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_key) DO UPDATE SET "
-                "channel = excluded.channel, state = excluded.state, "
-                "content_version = excluded.content_version, updated_at = excluded.updated_at",
-                (
-                    user_key,
-                    channel,
-                    json.dumps(session.to_json(), ensure_ascii=False),
-                    session.content_version,
-                    session.last_seen or 0.0,
-                ),
-            )
-            await conn.executemany(
-                "INSERT INTO events (ts, user_key, channel, procedure_id, content_version, step_id, "
-                "type, from_step, to_step, via, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_event_row(e) for e in events],
-            )
+            if w.session is not None:
+                conn.execute(_UPSERT_SESSION, (w.user_key, w.channel, *w.session))
+            if w.events:
+                conn.executemany(_INSERT_EVENT, w.events)
             outbox_id = 0
-            if outbox is not None:
-                cur = await conn.execute(
-                    "INSERT INTO outbox (channel, chat, replies, created_at) VALUES (?, ?, ?, ?)",
-                    (outbox.channel, outbox.chat, json.dumps(outbox.replies, ensure_ascii=False), time.time()),
+            if w.outbox is not None:
+                cur = conn.execute(
+                    "INSERT INTO outbox (channel, chat, replies, created_at) VALUES (?, ?, ?, ?)", w.outbox
                 )
                 outbox_id = int(cur.lastrowid or 0)
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
+            conn.execute("RELEASE turn")
+        except sqlite3.Error as exc:
+            # Only this turn is undone; if SQLite already ended the transaction, the batch fails as a whole.
+            conn.execute("ROLLBACK TO turn")
+            conn.execute("RELEASE turn")
+            return exc
         return outbox_id or True
 
     async def events(self, user_key: str | None = None) -> list[dict[str, Any]]:
@@ -377,6 +499,7 @@ class SqliteStore:
 
     async def outbox_pending(self, channel: str, max_age_seconds: float = 86400.0) -> list[tuple[int, Outgoing]]:
         """Replies committed but not marked delivered (a crash in between), oldest first; stale ones dropped."""
+        await self.flush()  # delivery marks still queued in memory are not pending
         await self._write("DELETE FROM outbox WHERE created_at < ?", (time.time() - max_age_seconds,))
         async with self.conn.execute(
             "SELECT id, channel, chat, replies FROM outbox WHERE channel = ? ORDER BY id", (channel,)
@@ -385,7 +508,15 @@ class SqliteStore:
         return [(r[0], Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows]
 
     async def outbox_done(self, outbox_id: int) -> None:
-        await self._write("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+        """Mark a row delivered; written with the next turn's commit (or on its own shortly after)."""
+        self._done.append(outbox_id)
+        self._kick(wake=False)
+
+    async def flush(self) -> None:
+        """Wait until every queued turn and delivery mark is written."""
+        while self._flusher is not None and not self._flusher.done():
+            self._wake.set()
+            await asyncio.shield(self._flusher)
 
     async def purge(self, before: float) -> dict[str, int]:
         """Delete events, sessions, processed-update ids and outbox rows older than ``before`` (epoch seconds)."""
@@ -558,7 +689,10 @@ class SqliteStore:
         }
 
     async def close(self) -> None:
-        await self.conn.close()
+        try:
+            await self.flush()
+        finally:
+            await self.conn.close()
 
 
 def _event_row(e: Event) -> tuple[Any, ...]:

@@ -1,0 +1,129 @@
+"""Sending committed replies in the background: per chat in commit order, across chats at once.
+
+A turn is committed (its replies in the outbox) before the platform gets its 200,
+and then handed to a ``Dispatcher``. It sends each chat's replies one turn after
+another through the channel's own ``send`` (which keeps the platform's rate
+limits and retries), marks each turn delivered, and never lets one chat's backlog
+grow: when more than ``backlog`` turns wait for one chat, the oldest are dropped
+(their replies were superseded by newer ones) and recorded as
+``replies-superseded``. After a restart, ``recover`` queues what the outbox still
+holds the same way, without delaying the start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+from bot.engine import Reply
+from bot.runner import Delivery, Runner
+
+logger = logging.getLogger(__name__)
+
+# Turns waiting per chat beyond the one being sent; older ones are superseded.
+BACKLOG: Final = 3
+
+Send = Callable[[str, Sequence[Reply]], Awaitable[None]]
+
+
+class Dispatcher:
+    """Per-chat queues of committed deliveries for one channel, drained by one task per busy chat."""
+
+    def __init__(self, channel: str, runner: Runner, send: Send, backlog: int = BACKLOG) -> None:
+        self.channel = channel
+        self.runner = runner
+        self._send = send
+        self.backlog = backlog
+        self._queues: dict[str, deque[Delivery]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._chores: set[asyncio.Task[None]] = set()
+        self.sent = 0
+        self.superseded = 0
+
+    def submit(self, delivery: Delivery) -> None:
+        """Queue a committed turn's replies (never waits)."""
+        if not delivery.chat:
+            return
+        queue = self._queues.setdefault(delivery.chat, deque())
+        queue.append(delivery)
+        dropped = [queue.popleft() for _ in range(len(queue) - self.backlog)]
+        if dropped:
+            self._supersede(delivery.chat, dropped)
+        if delivery.chat not in self._workers:
+            self._workers[delivery.chat] = asyncio.ensure_future(self._work(delivery.chat))
+
+    @property
+    def waiting(self) -> int:
+        """Turns queued and not yet being sent, over all chats."""
+        return sum(len(q) for q in self._queues.values())
+
+    async def recover(self) -> int:
+        """Queue the replies a previous run committed but did not deliver; sending happens in the background."""
+        pending = await self.runner.pending(self.channel)
+        for outbox_id, chat, replies in pending:
+            self.submit(Delivery(replies, outbox_id, chat))
+        if pending:
+            logger.warning(
+                "%s: %d undelivered replies from before the restart are being resent", self.channel, len(pending)
+            )
+        return len(pending)
+
+    async def _work(self, chat: str) -> None:
+        queue = self._queues[chat]
+        try:
+            while queue:
+                delivery = queue.popleft()
+                try:
+                    await self._send(chat, delivery.replies)
+                    self.sent += 1
+                except asyncio.CancelledError:
+                    queue.appendleft(delivery)  # still in the outbox: sent at the next start
+                    raise
+                except Exception:
+                    # The channel's send already retried what can be retried; resending this
+                    # turn forever would block the chat, so it is given up and logged.
+                    logger.exception("%s: a reply could not be delivered", self.channel)
+                await self.runner.delivered(delivery)
+        finally:
+            if not queue:
+                self._queues.pop(chat, None)
+            self._workers.pop(chat, None)
+
+    def _supersede(self, chat: str, dropped: list[Delivery]) -> None:
+        self.superseded += len(dropped)
+
+        async def record() -> None:
+            for delivery in dropped:
+                await self.runner.delivered(delivery)
+            try:
+                await self.runner.record(self.channel, chat, "replies-superseded", {"turns": len(dropped)})
+            except Exception:
+                logger.exception("%s: could not record superseded replies", self.channel)
+
+        task = asyncio.ensure_future(record())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def idle(self) -> None:
+        """Wait until nothing is queued or being sent (tests and benchmarks)."""
+        while self._workers or self._chores:
+            await asyncio.gather(*self._workers.values(), *self._chores, return_exceptions=True)
+
+    async def drain(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for queued replies to go out; what is left stays in the outbox for the next start."""
+        workers = set(self._workers.values()) | set(self._chores)
+        if workers:
+            _, late = await asyncio.wait(workers, timeout=seconds)
+            if late:
+                logger.warning(
+                    "%s: %d chats still had replies to send; they are resent at the next start", self.channel, len(late)
+                )
+                for task in late:
+                    task.cancel()
+                for task in late:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
