@@ -21,7 +21,10 @@ _UNICODE_WORD: Final = re.compile(r"\w+")
 _SYLLABLE: Final = re.compile(
     r"^(ngh|ng|nh|gh|gi|kh|ph|th|tr|ch|qu|[bcdghklmnpqrstvx])?[aeiouy]{1,3}(ch|nh|ng|c|m|n|p|t)?$"
 )
-_TELEX_HINT: Final = re.compile(r"dd|aa|ee|oo|aw|ow|uw|w|[aeiouy][a-z]*[sfrxj]$")
+# A doubled vowel or "w" anywhere (searched), or a tone key at the end after a vowel (checked by hand:
+# "[aeiouy][a-z]*[sfrxj]$" as a search would rescan the rest of the word from every vowel).
+_TELEX_HINT: Final = re.compile(r"dd|aa|ee|oo|aw|ow|uw|w")
+_VOWELS: Final = frozenset("aeiouy")
 _TELEX_VOWELS: Final = (("dd", "d"), ("aa", "a"), ("aw", "a"), ("ee", "e"), ("oo", "o"), ("ow", "o"), ("uw", "u"))
 _VNI: Final = re.compile(r"[a-z][1-9]|[1-9][a-z]")
 
@@ -61,7 +64,8 @@ def repair_keystrokes(token: str) -> str:
     if len(token) > 2 and _VNI.search(token) and any(ch.isalpha() for ch in token):
         bare = "".join(ch for ch in token if not ch.isdigit())
         return bare if is_syllable(bare) else token
-    if not token.isalpha() or not _TELEX_HINT.search(token):
+    tone_key = token[-1] in "sfrxj" and not _VOWELS.isdisjoint(token[:-1])
+    if not token.isalpha() or not (tone_key or _TELEX_HINT.search(token)):
         return token
     word = token
     if word[-1] in "sfrxj" and len(word) > 1:
