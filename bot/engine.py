@@ -339,6 +339,7 @@ class _Turn:
         self.config = config
         self.replies: list[Reply] = []
         self.events: list[Event] = []
+        self._view: tuple[Session, list[Reply]] | None = None  # sessions are immutable: the same object, the same view
 
     # -- recording ------------------------------------------------------
 
@@ -849,6 +850,15 @@ class _Turn:
         return tuple(out)
 
     def view(self) -> list[Reply]:
+        """What the citizen sees at the current session (computed once per session state in a turn)."""
+        cached = self._view
+        if cached is not None and cached[0] is self.session:
+            return list(cached[1])
+        replies = self._render_view()
+        self._view = (self.session, replies)
+        return list(replies)
+
+    def _render_view(self) -> list[Reply]:
         prompt = self.session.prompt
         if prompt is not None:
             return self.view_prompt(prompt)

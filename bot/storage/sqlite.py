@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
@@ -300,8 +299,9 @@ class SqliteStore:
             if not self._writes:
                 # Only delivery marks: give a turn the chance to carry them in its own transaction.
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), DONE_DELAY)
+                timer = asyncio.get_running_loop().call_later(DONE_DELAY, self._wake.set)
+                await self._wake.wait()
+                timer.cancel()
             batch, self._writes = self._writes, []
             done, self._done = self._done, []
             try:
