@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from datetime import datetime
@@ -46,6 +47,19 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def content() -> Content:
     return load(GOOD)
+
+
+def hold_commits(store: Any) -> asyncio.Event:
+    """Make every turn commit wait until the returned event is set (to catch answers sent too early)."""
+    release = asyncio.Event()
+    real = store.commit_turn
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        await release.wait()
+        return await real(*args, **kwargs)
+
+    store.commit_turn = held
+    return release
 
 
 class Sleeps:

@@ -31,7 +31,9 @@ class FakeBotApi:
         self.message_id = 1000
         self.fail_429 = 0  # the next N sendMessage calls answer 429
         self.retry_after = 3
-        self.updates: list[dict[str, Any]] = []  # served once by getUpdates
+        # Served by getUpdates until confirmed: as on Telegram, an update goes away once a later
+        # call asks for an offset past its id.
+        self.updates: list[dict[str, Any]] = []
         self.invalid_token = False
         self.delivered: list[dict[str, Any]] = []  # sendMessage calls Telegram accepted
 
@@ -63,8 +65,9 @@ class FakeBotApi:
                 },
             }
         if method == "getUpdates":
-            served, self.updates = self.updates, []
-            return 200, {"ok": True, "result": served}
+            offset = int(params.get("offset", 0) or 0)
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            return 200, {"ok": True, "result": list(self.updates)}
         if method in ("answerCallbackQuery", "sendChatAction", "setWebhook", "deleteWebhook", "setMyCommands"):
             return 200, {"ok": True, "result": True}
         return 400, {"ok": False, "error_code": 400, "description": f"unmocked {method}"}

@@ -150,3 +150,53 @@ def test_missing_dependency_is_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "Lỗi: thiếu thư viện rapidfuzz. Hãy cài đặt trước: pip install -e . (xem README)."
+
+
+def _deep_copy_of_good(tmp_path: Path) -> Path:
+    import shutil
+
+    content = tmp_path / "content"
+    shutil.copytree(GOOD, content)
+    flow = content / "flows" / "dang-ky-tam-tru.yaml"
+    flow.write_text(flow.read_text(encoding="utf-8") + "\nghi_chu: " + "[" * 4000 + "]" * 4000 + "\n", encoding="utf-8")
+    return content
+
+
+def test_yaml_nested_thousands_deep_is_a_located_error_not_a_traceback(tmp_path: Path) -> None:
+    content = _deep_copy_of_good(tmp_path)
+    proc = run("validate", "--content", str(content))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    [problem] = [line for line in proc.stdout.splitlines() if "lồng nhau quá sâu" in line]
+    assert problem.startswith("flows/dang-ky-tam-tru.yaml:")
+    for command in (["chat"], ["serve", "--port", "0"], ["run"]):
+        proc = run(
+            *command,
+            "--content",
+            str(content),
+            "--db",
+            str(tmp_path / "b.db"),
+            TELEGRAM_BOT_TOKEN="1:x",
+            TELEGRAM_WEBHOOK_SECRET="s",
+        )
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, command
+        assert "lồng nhau quá sâu" in proc.stderr
+
+
+def test_console_survives_bytes_that_are_not_utf8_and_a_ten_megabyte_line(tmp_path: Path) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_", "ZALO_"))}
+    stdin = b"dk tam tru\n\xff\xfe hoi \xc3\n" + b"x" * (10 * 1024 * 1024) + b"\n1\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "chat", "--json", "--db", str(tmp_path / "c.db")],
+        input=stdin,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**base, "PYTHONIOENCODING": "utf-8:strict"},
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert len(lines) == 4  # one answer per line, the huge one included
+    assert lines[2]["replies"][0]["text"].startswith("Tin nhắn của bạn dài quá")
+    assert len(lines[2]["input"]) <= 4097  # only the start of the line was read

@@ -536,3 +536,30 @@ def test_back_after_abandoning_is_asked_once_why_then_offered_to_continue(conten
     short = walk(content, START_TAM_TRU, "1")
     short.send("xin chào", wait_minutes=120)  # a short pause: only the resume offer, no question
     assert "vì sao" not in short.text
+
+
+def test_a_message_too_long_to_read_gets_a_short_polite_answer_and_nothing_is_stored(content: Content) -> None:
+    chat = Chat(content)
+    chat.send(("start", "dang-ky-tam-tru"))
+    where = chat.at
+    long = "Tôi muốn hỏi " + "rất dài " * 200 + " số 0912345678"
+    replies = chat.send(long)
+    assert replies[0].text.startswith("Tin nhắn của bạn dài quá (hơn 1.000 chữ)")
+    assert chat.at == where  # nothing moved
+    assert [e.type for e in chat.events] == ["message-too-long"]
+    assert chat.events[0].detail == {"chars": len(long)}
+    assert all(len(r.text) <= 600 for r in replies)
+    assert replies[-1].choices  # and the step again, so the citizen can go on
+
+
+def test_a_tap_carrying_an_id_the_content_never_offered_is_recorded_as_unknown(content: Content) -> None:
+    chat = Chat(content)
+    chat.send(("start", "dang-ky-tam-tru"))
+    chat.send(("tap", "079203001234"))  # forged button data (a CCCD number)
+    assert [e.detail for e in chat.events if e.type == "stale-choice"] == [{"choice": "unknown-choice"}]
+    chat.send(("tap", "next"))
+    chat.send(("tap", "o:tu-nop"))
+    chat.send(("tap", "o:tu-nop"))  # the same button again, from the old message: a real option, kept
+    assert [e.detail for e in chat.events if e.type == "stale-choice"] == [{"choice": "o:tu-nop"}]
+    chat.send(("tap", "p:0912345678"))
+    assert [e.detail for e in chat.events if e.type == "stale-choice"] == [{"choice": "unknown-choice"}]

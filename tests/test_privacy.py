@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.privacy import TokenFilter, redact, user_key
+from bot.privacy import TokenFilter, redact, stored_text, user_key
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,91 @@ def test_tokens_in_log_lines_are_hidden() -> None:
     )
     TokenFilter().filter(record)
     assert record.getMessage() == "POST https://x/bot<token>/sendMessage ok"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "email lan@cong-ty.vn nhé",
+        "gửi tới nguyen.van.a+hoso@sotuphap.camau.gov.vn",
+        "mail: x_y-z@abc.com.vn",
+        "LAN.NGUYEN@Example.ORG",
+    ],
+)
+def test_e_mail_addresses_on_any_domain_are_hidden(text: str) -> None:
+    out = redact(text)
+    assert "<email>" in out and "@" not in out
+
+
+def test_stored_text_is_redacted_before_folding_and_cut_short() -> None:
+    from bot.normalize import fold
+
+    stored = stored_text("Tôi tên Lan, email lan@cong-ty.vn, sđt 0912 345 678, cần làm tạm trú", fold)
+    assert "<email>" in stored and "<so-dien-thoai>" in stored
+    assert "cong" not in stored and "ty vn" not in stored and "0912" not in stored
+    assert "lam tam tru" in stored
+    assert len(stored_text("dài " * 500, fold)) <= 200
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 1_000_000,
+        "a@" * 500_000,
+        "a." * 500_000,
+        "1 " * 500_000,
+        "0" * 1_000_000,
+        "a a " * 250_000,
+        "x@" + "y" * 999_998,
+        ("a" * 60 + "@b") * 16_000,
+    ],
+)
+def test_redaction_of_a_megabyte_of_hostile_text_finishes(text: str) -> None:
+    # The time bound lives in benchmarks/regex_bench.py; here only that it ends and keeps no number.
+    out = redact(text)
+    assert len(out) <= len(text) + 16
+
+
+def test_log_lines_lose_chat_ids_numbers_and_tokens_but_keep_addresses() -> None:
+    import logging
+
+    from bot.privacy import PrivacyFilter
+
+    record = logging.LogRecord(
+        "telegram.ext",
+        logging.INFO,
+        "",
+        0,
+        "POST https://api.telegram.org/bot123:AbC/sendMessage chat_id=%s text from %s on http://127.0.0.1:8080",
+        (987654321, "lan@cong-ty.vn"),
+        None,
+    )
+    PrivacyFilter().filter(record)
+    message = record.getMessage()
+    assert "987654321" not in message and "lan@" not in message and "AbC" not in message
+    assert "http://127.0.0.1:8080" in message
+
+
+def test_a_traceback_in_a_log_record_is_redacted_too() -> None:
+    import logging
+    import sys
+
+    from bot.privacy import PrivacyFilter
+
+    try:
+        raise ValueError("chat 987654321 failed")
+    except ValueError:
+        record = logging.LogRecord("httpx", logging.ERROR, "", 0, "failed", (), sys.exc_info())
+    PrivacyFilter().filter(record)
+    assert record.exc_text is not None and "987654321" not in record.exc_text
+
+
+def test_library_loggers_never_go_below_info() -> None:
+    import logging
+
+    from bot.privacy import cap_third_party_logs
+
+    cap_third_party_logs(logging.DEBUG)
+    assert not logging.getLogger("telegram.ext.ExtBot").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("httpcore.connection").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("httpx").isEnabledFor(logging.INFO)

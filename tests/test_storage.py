@@ -227,3 +227,60 @@ async def test_purge_deletes_old_rows_and_reports_how_many(tmp_path: Path) -> No
     await store.close()
     bad = run("purge", "--older-than", "nửa năm", "--db", str(db))
     assert bad.returncode == 2 and "--older-than cần dạng như 180d" in bad.stderr
+
+
+async def test_turns_committed_together_keep_their_own_results(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    batches: list[int] = []
+    real = store._write_batch
+
+    def counting(writes: list, done: list) -> list:  # type: ignore[type-arg]
+        batches.append(len(writes))
+        return real(writes, done)
+
+    store._write_batch = counting  # type: ignore[method-assign]
+    session = Session(position=Position("p", "s"), last_seen=1.0)
+    results = await asyncio.gather(
+        *(store.commit_turn(f"u{i}", "test", session, [_event()], ("test", f"e{i}")) for i in range(20)),
+        store.commit_turn("u0", "test", session, [_event()], ("test", "e0")),  # the same update again
+    )
+    assert results == [True] * 20 + [False]  # the duplicate undid only itself
+    assert sum(batches) == 21 and len(batches) < 21  # written in fewer transactions than turns
+    assert len(await store.events()) == 20
+    await store.close()
+
+
+async def test_delivery_marks_ride_along_and_are_never_lost_at_close(tmp_path: Path) -> None:
+    from bot.storage import Outgoing
+
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    session = Session(last_seen=1.0)
+    outbox = Outgoing("telegram", "sealed", ({"text": "x"},))
+    first = await store.commit_turn("u", "test", session, [], ("test", "1"), outbox)
+    assert isinstance(first, int)
+    await store.outbox_done(first)  # queued, not yet written
+    second = await store.commit_turn("u", "test", session, [], ("test", "2"), outbox)
+    assert [i for i, _ in await store.outbox_pending("telegram")] == [second]  # the mark went with turn 2
+    await store.outbox_done(int(second))
+    await store.close()  # a mark still queued is written before the database closes
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    assert await store.outbox_pending("telegram") == []
+    await store.close()
+
+
+async def test_a_commit_that_fails_fails_only_its_callers_and_the_store_goes_on(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    await store.conn.execute(
+        "CREATE TRIGGER no_bad BEFORE INSERT ON events WHEN NEW.type = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    session = Session(last_seen=1.0)
+    good, bad = await asyncio.gather(
+        store.commit_turn("a", "test", session, [_event()], ("test", "g")),
+        store.commit_turn("b", "test", session, [_event("bad")], ("test", "b")),
+        return_exceptions=True,
+    )
+    assert good is True and isinstance(bad, sqlite3.IntegrityError)
+    assert await store.is_processed("test", "g") and not await store.is_processed("test", "b")
+    assert await store.load_session("b") is None
+    assert await store.commit_turn("c", "test", session, [_event()], ("test", "c")) is True
+    await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from bot.engine import Reply
 from bot.errors import BotError
 from bot.runner import Incoming, Runner
 from bot.storage.sqlite import SqliteStore
-from tests.conftest import GOOD, NOW
+from tests.conftest import GOOD, NOW, Sleeps
 from tests.telegram_fake import TOKEN, FakeBotApi, edited_update, photo_update, tap_update, text_update
 
 
@@ -250,6 +251,40 @@ async def test_polling_registers_commands_and_answers(store: SqliteStore) -> Non
     assert "deleteWebhook" in methods
     polls = [p for m, p in api.calls if m == "getUpdates"]
     assert polls[0]["allowed_updates"] == ["message", "edited_message", "callback_query"]
+
+
+async def test_polling_confirms_an_update_only_after_its_turn_is_committed(store: SqliteStore) -> None:
+    api = FakeBotApi()
+    api.updates = [text_update(900, "/start dang-ky-tam-tru")]
+    runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
+    failures = {"left": 1}
+    real = store.commit_turn
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real(*args, **kwargs)
+
+    store.commit_turn = flaky  # type: ignore[method-assign]
+    stop = asyncio.Event()
+
+    async def stop_when_answered() -> None:
+        while "Bắt đầu thủ tục “Đăng ký tạm trú”." not in api.sent_texts():
+            await asyncio.sleep(0.01)
+        while "901" not in [p.get("offset") for m, p in api.calls if m == "getUpdates"]:
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    watcher = asyncio.ensure_future(stop_when_answered())
+    await asyncio.wait_for(
+        tg.run_polling(runner, TOKEN, tg.DEFAULT_BASE_URL, stop, request=api.request(), sleep=Sleeps()), timeout=20
+    )
+    await watcher
+    offsets = [p.get("offset") for m, p in api.calls if m == "getUpdates"]
+    assert offsets[:2] == [None, None]  # the batch whose commit failed was fetched again, not confirmed
+    assert "901" in offsets  # (form-encoded) confirmed once committed
+    assert api.sent_texts().count("Bắt đầu thủ tục “Đăng ký tạm trú”.") == 1
 
 
 async def test_a_wrong_token_is_one_clear_error(store: SqliteStore) -> None:

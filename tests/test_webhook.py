@@ -15,7 +15,7 @@ import pytest
 from bot.channels import telegram as tg
 from bot.server import WebhookServer
 from bot.service import Service
-from tests.conftest import GOOD, NOW
+from tests.conftest import GOOD, NOW, hold_commits
 from tests.telegram_fake import TOKEN, FakeBotApi, text_update
 from tests.test_cli import run
 
@@ -81,14 +81,7 @@ async def test_right_secret_is_committed_before_the_200_and_processed_once(setup
 
 async def test_no_200_until_the_turn_is_committed(setup: Setup) -> None:
     store = setup.service.store
-    release = asyncio.Event()
-    real = store.commit_turn
-
-    async def slow_commit(*args: Any, **kwargs: Any) -> Any:
-        await release.wait()
-        return await real(*args, **kwargs)
-
-    store.commit_turn = slow_commit  # type: ignore[method-assign]
+    release = hold_commits(store)
     request = asyncio.ensure_future(setup.post(text_update(12, "/start dang-ky-tam-tru")))
     await asyncio.sleep(0.2)
     assert not request.done()  # Telegram has not been told "ok" yet
@@ -116,7 +109,10 @@ async def test_bodies_that_are_not_json_are_400_and_malformed_updates_are_acknow
     assert response.status_code == 400
     assert (await setup.post([1, 2])).status_code == 200  # JSON, but not an update: acknowledged, not processed
     health = (await setup.client.get("/healthz")).json()
-    assert health["rejected"] == {"telegram: not JSON (JSONDecodeError)": 1, "telegram: not an update (no integer update_id)": 1}
+    assert health["rejected"] == {
+        "telegram: not JSON (JSONDecodeError)": 1,
+        "telegram: not an update (no integer update_id)": 1,
+    }
 
 
 async def test_healthz(setup: Setup) -> None:
@@ -173,7 +169,9 @@ async def test_serve_stops_taking_requests_then_drains_before_returning(setup: S
     stop = asyncio.Event()
     running = asyncio.ensure_future(server_module.serve(setup.server, sock, stop))
     await asyncio.sleep(0.2)
-    assert (await setup.post(text_update(30, "/start dang-ky-tam-tru"))).status_code == 200  # acknowledged just before the signal
+    assert (
+        await setup.post(text_update(30, "/start dang-ky-tam-tru"))
+    ).status_code == 200  # acknowledged just before the signal
     stop.set()  # what SIGTERM / Ctrl+C do
     await asyncio.wait_for(running, timeout=10)
     assert "Bắt đầu thủ tục “Đăng ký tạm trú”." in setup.api.sent_texts()
