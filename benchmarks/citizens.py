@@ -1,7 +1,7 @@
 """Scripted citizens for the benchmarks: what each one types, worked out offline with the pure engine.
 
 A citizen opens a procedure by a deep link, then answers each step the way people do:
-mostly by tapping the first button, sometimes by typing its number; optionally every
+mostly by tapping the first button that moves on, sometimes by typing its number; optionally every
 n-th message is a free-text question instead. Because the script comes from the pure engine, the final state of a
 citizen who received every message exactly once is known in advance: a lost or doubled
 message shows up as a different sequence of events.
@@ -64,7 +64,8 @@ def script(content: Content, citizen: int, length: int, now: datetime, question_
     replies: tuple[engine.Reply, ...] = ()
     for i in range(length):
         choices = [c for r in replies for c in r.choices]
-        flow_choices = [c for c in choices if not c.id.startswith("cmd:")]
+        # A checklist's item buttons tick and untick; people go on with "Tôi đã có đủ giấy tờ".
+        flow_choices = [c for c in choices if not c.id.startswith(("cmd:", "t:"))]
         if question_every and (citizen + i) % question_every == 0:
             msg = Message("text", QUESTIONS[(citizen + i) % len(QUESTIONS)])
         elif not flow_choices:

@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/turn_bench.py [--messages 6000] [--webhook]
 
-1. Raw baseline, measured in the same run: plain ``sqlite3`` writing, per message, the rows a
-   turn writes (session upsert, processed id, two events, outbox row, and deleting the
-   previous outbox row) in one durable transaction (WAL, ``synchronous=FULL``), one after another.
+1. Raw baseline, measured in the same run, right before each measurement of ours (fsync speed
+   drifts on a shared disk; the median of three paired ratios is printed): plain ``sqlite3``
+   writing, per message, the rows a turn writes (session upsert, processed id, two events,
+   outbox row, and deleting the previous outbox row) in one durable transaction (WAL,
+   ``synchronous=FULL``), one after another.
 2. Whole turns: the real ``Runner`` (dedupe, per-user lock, engine, group commit with the
    outbox) and ``Dispatcher`` (a no-op send, then the delivery mark) for 1, 10 and 100
    citizens typing at once, on the shipped content, with scripted citizens (benchmarks/citizens.py):
@@ -34,13 +36,28 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from citizens import script  # noqa: E402
 
+from bot import engine  # noqa: E402
 from bot.content import ContentHolder, load  # noqa: E402
 from bot.delivery import Dispatcher  # noqa: E402
+from bot.engine import Session  # noqa: E402
 from bot.runner import Runner  # noqa: E402
 from bot.settings import VIETNAM_TZ  # noqa: E402
 from bot.storage.sqlite import MIGRATIONS, SqliteStore  # noqa: E402
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=VIETNAM_TZ)
+PAYLOADS = ("", "")
+
+
+def sample_payloads() -> tuple[str, str]:
+    """A real session (after 40 messages, a full history) and a real turn's replies, as the bot stores them."""
+    content = load(ROOT)
+    session, replies = Session(), ()
+    for msg in script(content, 3, 40, NOW):
+        result = engine.step(content, session, msg.inbound("k"), NOW)
+        session, replies = result.session, result.replies
+    return json.dumps(session.to_json(), ensure_ascii=False), json.dumps(
+        [r.as_dict() for r in replies], ensure_ascii=False
+    )
 
 
 def raw_rate(path: str, messages: int) -> float:
@@ -50,9 +67,8 @@ def raw_rate(path: str, messages: int) -> float:
     conn.execute("PRAGMA synchronous=FULL")
     for migration in MIGRATIONS:
         conn.executescript(migration)
-    state = json.dumps({"position": {"procedure": "dang-ky-tam-tru", "step": "chuan-bi"}, "pad": "x" * 600})
-    event = (0.0, "k", "telegram", "dang-ky-tam-tru", "v", "s", "step-entered", "a", "b", "choice", "{}")
-    replies = json.dumps([{"text": "Bước tiếp theo " * 30, "choices": [{"id": "next", "label": "Tiếp tục"}]}])
+    state, replies = PAYLOADS
+    event = (0.0, "k", "telegram", "dang-ky-tam-tru", "v", "s", "step-entered", "a", "b", "choice", '{"option": "x"}')
     previous = None
     start = time.perf_counter()
     for i in range(messages):
@@ -118,25 +134,28 @@ async def turn_rate(db: str, citizens: int, messages: int, question_every: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=6000)
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--webhook", action="store_true", help="also measure CPU per webhook update on `serve`")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="turn-bench-")
-    results = []
-    raws = [raw_rate(os.path.join(tmp, "raw0.db"), args.messages)]
+    global PAYLOADS
+    PAYLOADS = sample_payloads()
+    print(f"raw rows per message: a session of {len(PAYLOADS[0])} bytes, replies of {len(PAYLOADS[1])} bytes")
+    # fsync speed drifts a lot on a shared disk: each measurement is paired with a raw run just before
+    # it, three rounds each, and the median of the paired ratios is reported.
+    print(f"{'mix':9} {'citizens':>8} {'turns/s':>8} {'raw/s':>8} {'ratio':>6}  {'CPU ms/turn':>11}")
+    run = 0
     for mix, every in (("buttons", 0), ("questions", 4)):
         for citizens in (1, 10, 100):
-            db = os.path.join(tmp, f"{mix}-{citizens}.db")
-            results.append((mix, citizens, *asyncio.run(turn_rate(db, citizens, args.messages, every))))
-        raws.append(raw_rate(os.path.join(tmp, f"raw{len(raws)}.db"), args.messages))
-    # fsync speed drifts on a shared disk: the best raw run is the (strictest) reference.
-    raw = max(raws)
-    print("raw sqlite3, one durable transaction per message: " + ", ".join(f"{r:.0f}" for r in raws) + " messages/s")
-    for mix, citizens, rate, cpu in results:
-        print(
-            f"whole turns, {mix:9} {citizens:3} citizens: {rate:8.0f} messages/s "
-            f"= {100 * rate / raw:5.1f}% of the best raw run   CPU {cpu * 1000:.2f} ms/message"
-        )
+            rounds = []
+            for _ in range(args.rounds):
+                run += 1
+                raw = raw_rate(os.path.join(tmp, f"raw{run}.db"), args.messages)
+                rate, cpu = asyncio.run(turn_rate(os.path.join(tmp, f"t{run}.db"), citizens, args.messages, every))
+                rounds.append((rate / raw, rate, raw, cpu))
+            ratio, rate, raw, cpu = sorted(rounds)[len(rounds) // 2]
+            print(f"{mix:9} {citizens:8} {rate:8.0f} {raw:8.0f} {100 * ratio:5.1f}%  {cpu * 1000:11.2f}")
     if args.webhook:
         from webhook_load import cpu_per_update
 

@@ -32,6 +32,7 @@ from bot.settings import (
     SETTINGS,
     VIETNAM_TZ,
     default_content_dir,
+    drain_seconds,
     max_in_flight,
     messages_per_minute,
     reload_seconds,
@@ -596,7 +597,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 oa_channel = zalo_oa.ZaloOAChannel(service.runner, oa_client, setting("zalo_oa_secret_key"))
                 await oa_channel.recover()
             web = server.WebhookServer(service, tg_hook, zalo_hook, oa_channel, max_in_flight=in_flight)
-            await server.serve(web, sock)
+            await server.serve(web, sock, drain_seconds=drain_seconds())
         finally:
             if tg_hook is not None:
                 await tg_hook.stop(seconds=0)

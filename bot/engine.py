@@ -174,12 +174,10 @@ class Session:
     started_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        def pos(p: Position) -> dict[str, Any]:
-            return {
-                "procedure": p.procedure,
-                "step": p.step,
-                "stack": [[f.procedure, f.step] for f in p.stack],
-            }
+        # Positions are short lists ([procedure, step] or [procedure, step, stack]): a session keeps
+        # up to 50 of them in its history and is written at every turn.
+        def pos(p: Position) -> list[Any]:
+            return [p.procedure, p.step, [[f.procedure, f.step] for f in p.stack]] if p.stack else [p.procedure, p.step]
 
         return {
             "position": pos(self.position) if self.position else None,
@@ -194,12 +192,12 @@ class Session:
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> Session:
-        def pos(d: Mapping[str, Any]) -> Position:
-            return Position(
-                str(d["procedure"]),
-                str(d["step"]),
-                tuple(Frame(str(a), str(b)) for a, b in d.get("stack", [])),
-            )
+        def pos(d: Any) -> Position:
+            if isinstance(d, Mapping):  # the form written before 2026-12
+                procedure, step, stack = d["procedure"], d["step"], d.get("stack", [])
+            else:
+                procedure, step, stack = d[0], d[1], (d[2] if len(d) > 2 else [])
+            return Position(str(procedure), str(step), tuple(Frame(str(a), str(b)) for a, b in stack))
 
         prompt = data.get("prompt")
         return Session(

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -137,6 +137,8 @@ class WebhookServer:
             except TooLarge:
                 self._reject(channel, "body too large")
                 return JSONResponse({"ok": False, "error": "body too large"}, status_code=413)
+            except ClientDisconnect:
+                return Response(status_code=400)  # the sender went away mid-body; nobody reads this answer
             try:
                 answer = await work(raw)
             except InputError as exc:
@@ -246,7 +248,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(server: WebhookServer, sock: socket.socket, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    server: WebhookServer, sock: socket.socket, stop: asyncio.Event | None = None, drain_seconds: float = DRAIN_SECONDS
+) -> None:
     """Run on a bound socket until SIGINT/SIGTERM (or ``stop``); then stop taking requests and drain."""
     name = sock.getsockname()
     where = f"unix:{name}" if isinstance(name, str) else f"http://{name[0]}:{name[1]}"
@@ -265,7 +269,7 @@ async def serve(server: WebhookServer, sock: socket.socket, stop: asyncio.Event 
         await http.serve(sockets=[sock])
     finally:
         watcher.cancel()
-        await server.drain()
+        await server.drain(drain_seconds)
         sock.close()
         if isinstance(name, str) and name:
             with contextlib.suppress(OSError):

@@ -124,6 +124,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Mỗi người dân gửi tối đa bao nhiêu tin một phút trên Telegram/Zalo; quá thì được nhắc một lần, tin thừa bị bỏ qua (0: không giới hạn).",
     ),
     Setting(
+        "drain_seconds",
+        "BOT_DRAIN_SECONDS",
+        "10",
+        "Khi dừng `serve`, chờ tối đa bao nhiêu giây cho các tin trả lời còn đang chờ gửi; tin chưa gửi được sẽ gửi ở lần chạy sau.",
+    ),
+    Setting(
         "max_in_flight",
         "BOT_MAX_IN_FLIGHT",
         "200",
@@ -165,6 +171,10 @@ def number_setting(name: str, unit: str) -> float:
 
 def messages_per_minute() -> float:
     return number_setting("messages_per_minute", "tin nhắn")
+
+
+def drain_seconds() -> float:
+    return number_setting("drain_seconds", "giây")
 
 
 def max_in_flight() -> int:

@@ -278,3 +278,19 @@ async def test_webhook_secret_checks_happen_before_any_body_is_read(edge: Edge) 
     ).status_code == 403
     assert read["bytes"] == 0
     assert VECTOR_SECRET  # the OA route checks its signature on the (bounded) body instead
+
+
+async def test_a_sender_that_goes_away_mid_body_is_not_an_error(edge: Edge, caplog: pytest.LogCaptureFixture) -> None:
+    from starlette.requests import Request
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "POST", "path": "/webhook/telegram", "headers": [], "query_string": b""}
+
+    async def work(raw: bytes) -> None:
+        raise AssertionError("nothing must be processed")
+
+    response = await edge.server._accept("telegram", Request(scope, receive), work)
+    assert response.status_code == 400
+    no_tracebacks(caplog)

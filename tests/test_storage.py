@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.content import ContentHolder, load
-from bot.engine import Content, Event, Position, Session
+from bot.engine import Content, Event, Frame, Position, Session
 from bot.errors import BotError
 from bot.runner import Incoming, Runner
 from bot.storage.sqlite import SCHEMA_VERSION, SqliteStore
@@ -283,4 +283,58 @@ async def test_a_commit_that_fails_fails_only_its_callers_and_the_store_goes_on(
     assert await store.is_processed("test", "g") and not await store.is_processed("test", "b")
     assert await store.load_session("b") is None
     assert await store.commit_turn("c", "test", session, [_event()], ("test", "c")) is True
+    await store.close()
+
+
+async def test_a_session_is_read_from_memory_only_while_it_is_what_the_database_holds(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    first = Session(position=Position("p", "s1"), last_seen=1.0)
+    assert await store.commit_turn("u", "test", first, [_event()], ("test", "1"))
+    reads: list[str] = []
+    real = store._read_turn
+
+    def counting(user_key: str, processed: object) -> object:
+        reads.append(user_key)
+        return real(user_key, processed)  # type: ignore[arg-type]
+
+    store._read_turn = counting  # type: ignore[method-assign]
+    assert await store.begin_turn("u", ("test", "2")) == (first, False)
+    assert reads == []  # the next message of a citizen needs no read
+    await store.conn.execute(
+        "CREATE TRIGGER no_bad BEFORE INSERT ON events WHEN NEW.type = 'bad' BEGIN SELECT RAISE(ABORT, 'x'); END"
+    )
+    second = Session(position=Position("p", "s2"), last_seen=2.0)
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.commit_turn("u", "test", second, [_event("bad")], ("test", "2"))
+    assert await store.begin_turn("u", ("test", "3")) == (first, False)  # what was committed, read again
+    assert reads == ["u"]
+    assert await store.commit_turn("u", "test", second, [_event()], ("test", "1")) is False  # a repeat
+    assert await store.begin_turn("u", ("test", "3")) == (first, False)  # the repeat changed nothing
+    await store.purge(before=10.0)
+    assert await store.begin_turn("u", ("test", "4")) == (None, False)  # purged is gone, from memory too
+    await store.close()
+
+
+async def test_sessions_written_in_the_older_form_are_still_read(tmp_path: Path) -> None:
+    import json
+
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    old = {
+        "position": {"procedure": "p", "step": "s", "stack": [["g", "r"]]},
+        "history": [{"procedure": "p", "step": "a", "stack": []}],
+        "answers": {"p/q": "x"},
+        "ticks": [],
+        "prompt": None,
+        "content_version": "v",
+        "last_seen": 1.0,
+        "started_at": None,
+    }
+    await store.conn.execute(
+        "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) VALUES ('u', 't', ?, 'v', 1)",
+        (json.dumps(old),),
+    )
+    session = await store.load_session("u")
+    assert session is not None and session.position == Position("p", "s", (Frame("g", "r"),))
+    assert session.history == (Position("p", "a"),) and session.answers == {"p/q": "x"}
+    assert Session.from_json(session.to_json()) == session
     await store.close()

@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import statistics
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,11 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # Delivery marks wait this long for a turn to ride along with before they get a transaction of their own.
 DONE_DELAY: Final = 0.2
+# Sessions this process committed are kept in memory for a short while (write-through), so a citizen's
+# next message needs no read. Safe because one process is the only writer of its users' sessions in a
+# SQLite file (a server database with several workers does not use this cache).
+SESSION_CACHE_SIZE: Final = 10_000
+SESSION_CACHE_SECONDS: Final = 300.0
 _T = TypeVar("_T")
 _UPSERT_SESSION: Final = (
     "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) VALUES (?, ?, ?, ?, ?) "
@@ -158,6 +164,7 @@ class SqliteStore:
         self._done: list[int] = []
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._sessions: OrderedDict[str, tuple[float, Session]] = OrderedDict()
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
@@ -223,7 +230,15 @@ class SqliteStore:
         return session
 
     async def begin_turn(self, user_key: str, processed: tuple[str, str] | None) -> tuple[Session | None, bool]:
-        """The user's session and whether the update was already handled, in one round trip."""
+        """The user's session and whether the update was already handled, in one round trip, or none.
+
+        A session this process committed a moment ago comes from memory; the update is then
+        not looked up: were it a repeat, its commit finds the processed id and writes nothing.
+        """
+        cached = self._sessions.get(user_key)
+        if cached is not None and time.monotonic() - cached[0] < SESSION_CACHE_SECONDS:
+            self._sessions.move_to_end(user_key)
+            return cached[1], False
         state, seen = await self._run(self._read_turn, user_key, processed)
         if seen or state is None:
             return None, seen
@@ -281,7 +296,17 @@ class SqliteStore:
         future: asyncio.Future[bool | int] = asyncio.get_running_loop().create_future()
         self._writes.append((write, future))
         self._kick(wake=True)
-        return await future
+        try:
+            result = await future
+        except BaseException:
+            self._sessions.pop(user_key, None)  # whatever is stored now, it is read again next time
+            raise
+        if session is not None and result is not False:
+            self._sessions[user_key] = (time.monotonic(), session)
+            self._sessions.move_to_end(user_key)
+            if len(self._sessions) > SESSION_CACHE_SIZE:
+                self._sessions.popitem(last=False)
+        return result
 
     async def append_events(self, events: Sequence[Event]) -> None:
         """Events that belong to no turn (replies superseded while waiting to be sent)."""
@@ -521,6 +546,7 @@ class SqliteStore:
     async def purge(self, before: float) -> dict[str, int]:
         """Delete events, sessions, processed-update ids and outbox rows older than ``before`` (epoch seconds)."""
         counts: dict[str, int] = {}
+        self._sessions.clear()
         async with self._tx:
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
