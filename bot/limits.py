@@ -48,11 +48,19 @@ def json_depth_ok(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def parse_json(raw: bytes, limit: int = MAX_JSON_DEPTH) -> Any:
-    """The JSON value of a request body, or InputError (too deep, not JSON, not UTF-8)."""
+    """The JSON value of a request body, or InputError (too deep, not JSON, not UTF-8).
+
+    Only UTF-8 is accepted (as the platforms send): ``json.loads`` would also take UTF-16,
+    whose bytes the depth scan cannot read.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not JSON (not UTF-8)") from None
     if not json_depth_ok(raw, limit):
         raise InputError(f"JSON nested deeper than {limit} levels")
     try:
-        return json.loads(raw)
+        return json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise InputError(f"not JSON ({type(exc).__name__})") from None
 

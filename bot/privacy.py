@@ -38,7 +38,7 @@ STORED_TEXT_CHARS: Final = 200
 
 def user_key(secret: bytes, channel: str, chat_user_id: str) -> str:
     """HMAC-SHA256 of channel and chat user id: stable per user, not reversible without the secret."""
-    mac = hmac.new(secret, f"{channel}:{chat_user_id}".encode(), hashlib.sha256)
+    mac = hmac.new(secret, f"{channel}:{chat_user_id}".encode("utf-8", "surrogatepass"), hashlib.sha256)
     return mac.hexdigest()[:32]
 
 

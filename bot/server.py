@@ -44,6 +44,8 @@ ZALO_OA_SIGNATURE_HEADER = "X-ZEvent-Signature"
 DRAIN_SECONDS: Final = 10.0
 # Requests being committed at once; beyond this the platform is told to come back (503 + Retry-After).
 MAX_IN_FLIGHT: Final = 200
+# A request body must arrive within this time (a platform sends a few kB at once).
+BODY_SECONDS: Final = 10.0
 
 
 class TooLarge(Exception):
@@ -126,34 +128,38 @@ class WebhookServer:
     async def _accept(
         self, channel: str, request: Request, work: Callable[[bytes], Awaitable[Response | None]]
     ) -> Response:
-        """The common path: busy check, bounded body, the channel's work, and an answer only after the commit."""
+        """The common path: bounded body, busy check, the channel's work, and an answer only after the commit."""
+        try:
+            async with asyncio.timeout(BODY_SECONDS):
+                raw = await read_body(request)
+        except TooLarge:
+            self._reject(channel, "body too large")
+            return JSONResponse({"ok": False, "error": "body too large"}, status_code=413)
+        except TimeoutError:
+            self._reject(channel, "body too slow")
+            return JSONResponse({"ok": False, "error": "body too slow"}, status_code=408)
+        except ClientDisconnect:
+            return Response(status_code=400)  # the sender went away mid-body; nobody reads this answer
+        # Only requests that have arrived whole count: a slow sender cannot take the places of real updates.
         if self.in_flight >= self.max_in_flight:
             self.busy += 1
             return JSONResponse({"ok": False, "error": "busy"}, status_code=503, headers={"Retry-After": "1"})
         self.in_flight += 1
         try:
-            try:
-                raw = await read_body(request)
-            except TooLarge:
-                self._reject(channel, "body too large")
-                return JSONResponse({"ok": False, "error": "body too large"}, status_code=413)
-            except ClientDisconnect:
-                return Response(status_code=400)  # the sender went away mid-body; nobody reads this answer
-            try:
-                answer = await work(raw)
-            except InputError as exc:
-                self._reject(channel, str(exc))
-                return JSONResponse({"ok": False, "error": "body is not JSON"}, status_code=400)
-            except Malformed as exc:
-                self._reject(channel, str(exc))  # acknowledged, so the platform does not send it again
-                return JSONResponse({"ok": True})
-            except Exception:
-                # Not committed (storage trouble): no 200, so the platform sends the update again.
-                logger.exception("%s: update not committed; the platform will resend it", channel)
-                return JSONResponse({"ok": False, "error": "not processed"}, status_code=500)
-            return answer or JSONResponse({"ok": True})
+            answer = await work(raw)
+        except InputError as exc:
+            self._reject(channel, str(exc))
+            return JSONResponse({"ok": False, "error": "body is not JSON"}, status_code=400)
+        except Malformed as exc:
+            self._reject(channel, str(exc))  # acknowledged, so the platform does not send it again
+            return JSONResponse({"ok": True})
+        except Exception:
+            # Not committed (storage trouble): no 200, so the platform sends the update again.
+            logger.exception("%s: update not committed; the platform will resend it", channel)
+            return JSONResponse({"ok": False, "error": "not processed"}, status_code=500)
         finally:
             self.in_flight -= 1
+        return answer or JSONResponse({"ok": True})
 
     async def telegram_update(self, request: Request) -> Response:
         telegram = self.telegram
@@ -254,7 +260,8 @@ async def serve(
     """Run on a bound socket until SIGINT/SIGTERM (or ``stop``); then stop taking requests and drain."""
     name = sock.getsockname()
     where = f"unix:{name}" if isinstance(name, str) else f"http://{name[0]}:{name[1]}"
-    config = uvicorn.Config(server.app, lifespan="off", log_level="warning", access_log=False)
+    # log_config=None: uvicorn logs through our handlers (and their privacy filter), not its own.
+    config = uvicorn.Config(server.app, lifespan="off", log_level="warning", access_log=False, log_config=None)
     http = _Server(config)
     stop = stop or asyncio.Event()
     stop_on_signals(stop)

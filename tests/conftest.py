@@ -62,6 +62,20 @@ def hold_commits(store: Any) -> asyncio.Event:
     return release
 
 
+def fail_commits(store: Any, times: int, error: Exception) -> None:
+    """Make the next ``times`` turn commits fail with ``error`` (a locked or broken database)."""
+    left = {"n": times}
+    real = store.commit_turn
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if left["n"]:
+            left["n"] -= 1
+            raise error
+        return await real(*args, **kwargs)
+
+    store.commit_turn = flaky
+
+
 class Sleeps:
     """A stand-in for asyncio.sleep that records the delays instead of waiting."""
 

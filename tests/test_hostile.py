@@ -214,6 +214,7 @@ async def test_personal_numbers_in_taps_and_e_mails_never_reach_the_database(edg
 
 async def test_oa_tokens_are_not_in_clear_in_the_database_file(edge: Edge) -> None:
     edge.oa.valid_access = "rotate-now"  # -216 on the first send: the bot refreshes and stores the new pair
+    edge.oa.prefix = ("zalo-access-token-", "zalo-refresh-token-")
     raw, mac = signed(event("user_send_text", "dk tam tru", msg_id="t1"))
     assert (
         await edge.http.post("/webhook/zalo-oa", content=raw, headers={"X-ZEvent-Signature": mac})
@@ -221,7 +222,7 @@ async def test_oa_tokens_are_not_in_clear_in_the_database_file(edge: Edge) -> No
     await edge.settle()
     assert edge.oa.refreshes and edge.oa.sends
     stored = edge.db_bytes()
-    assert b"A1" not in stored and b"R1" not in stored  # the pair Zalo handed out, sealed at rest
+    assert b"zalo-access-token-1" not in stored and b"zalo-refresh-token-1" not in stored  # sealed at rest
 
 
 async def test_a_flooding_chat_is_told_once_and_costs_nobody_else(edge: Edge, caplog: pytest.LogCaptureFixture) -> None:
@@ -294,3 +295,49 @@ async def test_a_sender_that_goes_away_mid_body_is_not_an_error(edge: Edge, capl
     response = await edge.server._accept("telegram", Request(scope, receive), work)
     assert response.status_code == 400
     no_tracebacks(caplog)
+
+
+async def test_slow_senders_cannot_take_the_places_of_real_updates(edge: Edge, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import server as server_module
+
+    edge.server.max_in_flight = 2
+    never = asyncio.Event()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b"{"
+        await never.wait()  # and then nothing, forever
+
+    monkeypatch.setattr(server_module, "BODY_SECONDS", 0.3)
+    slow = [asyncio.ensure_future(edge.http.post("/webhook/zalo-oa", content=trickle())) for _ in range(5)]
+    await asyncio.sleep(0.1)
+    real = await edge.http.post("/webhook/telegram", json=text_update(1, "/start dang-ky-tam-tru"), headers=TG)
+    assert real.status_code == 200  # the anonymous trickles hold no place
+    assert [r.status_code for r in await asyncio.gather(*slow)] == [408] * 5
+    assert edge.server.rejected["zalo-oa: body too slow"] == 5
+
+
+async def test_half_an_emoji_is_stored_and_answered_like_any_text(edge: Edge, caplog: pytest.LogCaptureFixture) -> None:
+    import hashlib
+    import json
+
+    def escaped(body: object) -> bytes:  # JSON may carry a lone surrogate as an escape; httpx would not send it
+        return json.dumps(body).encode()
+
+    update = zalo_update("", "dk tam tru \ud83d")
+    del update["message"]["message_id"]
+    for _ in range(2):  # and a replay
+        response = await edge.http.post("/webhook/zalo", content=escaped(update), headers=ZALO)
+        assert response.status_code == 200
+    ev = event("user_send_text", "lặp lại \ud83d", msg_id="\ud83d")
+    raw = escaped(ev)
+    digest = hashlib.sha256(ev["app_id"].encode() + raw + ev["timestamp"].encode() + VECTOR_SECRET.encode())
+    response = await edge.http.post(
+        "/webhook/zalo-oa", content=raw, headers={"X-ZEvent-Signature": f"mac={digest.hexdigest()}"}
+    )
+    assert response.status_code == 200
+    tg_update = text_update(77, "/start dang-ky-tam-tru \ud83d")
+    assert (await edge.http.post("/webhook/telegram", content=escaped(tg_update), headers=TG)).status_code == 200
+    await edge.settle()
+    no_tracebacks(caplog)
+    assert len([t for t in edge.zalo.sent() if t.startswith("Xin lỗi") or t.startswith("Bắt đầu")]) >= 1
+    assert edge.api.sent() and edge.oa.sends

@@ -66,3 +66,11 @@ def test_the_limiter_forgets_idle_citizens_so_memory_stays_bounded() -> None:
         limiter.check(f"u{i}")
         clock.now += 10.0
     assert len(limiter) <= 100
+
+
+def test_only_utf8_bodies_are_read_so_the_depth_scan_sees_every_bracket() -> None:
+    sneaky = ('{"update_id":1,"x":["丢",' + "[" * 800 + "]" * 800 + "]}").encode("utf-16-le")
+    with pytest.raises(InputError):
+        parse_json(sneaky)
+    with pytest.raises(InputError, match="not UTF-8"):
+        parse_json(b'{"x": "\xff"}')

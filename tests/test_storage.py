@@ -338,3 +338,29 @@ async def test_sessions_written_in_the_older_form_are_still_read(tmp_path: Path)
     assert session.history == (Position("p", "a"),) and session.answers == {"p/q": "x"}
     assert Session.from_json(session.to_json()) == session
     await store.close()
+
+
+async def test_delivery_marks_survive_a_commit_that_fails(tmp_path: Path) -> None:
+    from bot.storage import Outgoing
+
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    row = await store.commit_turn("u1", "test", None, [], ("test", "1"), Outgoing("test", "sealed", ({"text": "x"},)))
+    await store.outbox_done(int(row))
+    await store.conn.execute(
+        "CREATE TRIGGER no_bad BEFORE INSERT ON processed_updates WHEN NEW.event_id = 'bad' "
+        "BEGIN SELECT RAISE(FAIL, 'disk trouble'); END"
+    )
+    real = store._write_batch
+
+    def failing(writes: list, done: list) -> list:  # type: ignore[type-arg]
+        if writes:
+            raise sqlite3.OperationalError("database is locked")  # the whole transaction fails
+        return real(writes, done)
+
+    store._write_batch = failing  # type: ignore[method-assign]
+    with pytest.raises(sqlite3.OperationalError):
+        await store.commit_turn("u2", "test", None, [], ("test", "2"))  # would have carried the mark
+    store._write_batch = real  # type: ignore[method-assign]
+    await store.flush()
+    assert await store.outbox_pending("test") == []  # the mark was written later, not lost
+    await store.close()

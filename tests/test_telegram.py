@@ -18,7 +18,7 @@ from bot.engine import Reply
 from bot.errors import BotError
 from bot.runner import Incoming, Runner
 from bot.storage.sqlite import SqliteStore
-from tests.conftest import GOOD, NOW, Sleeps
+from tests.conftest import GOOD, NOW, Sleeps, fail_commits
 from tests.telegram_fake import TOKEN, FakeBotApi, edited_update, photo_update, tap_update, text_update
 
 
@@ -257,16 +257,7 @@ async def test_polling_confirms_an_update_only_after_its_turn_is_committed(store
     api = FakeBotApi()
     api.updates = [text_update(900, "/start dang-ky-tam-tru")]
     runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW)
-    failures = {"left": 1}
-    real = store.commit_turn
-
-    async def flaky(*args: Any, **kwargs: Any) -> Any:
-        if failures["left"]:
-            failures["left"] -= 1
-            raise sqlite3.OperationalError("disk I/O error")
-        return await real(*args, **kwargs)
-
-    store.commit_turn = flaky  # type: ignore[method-assign]
+    fail_commits(store, 1, sqlite3.OperationalError("disk I/O error"))
     stop = asyncio.Event()
 
     async def stop_when_answered() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
@@ -174,4 +175,6 @@ async def test_serve_stops_taking_requests_then_drains_before_returning(setup: S
     ).status_code == 200  # acknowledged just before the signal
     stop.set()  # what SIGTERM / Ctrl+C do
     await asyncio.wait_for(running, timeout=10)
+    # uvicorn logged through the root handlers (with their privacy filter), not handlers of its own
+    assert logging.getLogger("uvicorn").handlers == [] and logging.getLogger("uvicorn.error").handlers == []
     assert "Bắt đầu thủ tục “Đăng ký tạm trú”." in setup.api.sent_texts()

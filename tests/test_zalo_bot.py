@@ -21,7 +21,7 @@ from bot.runner import Incoming, Runner
 from bot.server import WebhookServer
 from bot.service import Service
 from bot.storage.sqlite import SqliteStore
-from tests.conftest import GOOD, NOW, Sleeps
+from tests.conftest import GOOD, NOW, Sleeps, fail_commits
 
 TOKEN = "1459000111:ZaLoSeCrEt_token-xyz"
 SECRET = "zalo-secret-123"
@@ -268,3 +268,15 @@ async def test_replies_left_in_the_outbox_by_a_crash_go_out_when_polling_starts(
     await poll_until(fake, store, lambda: bool(fake.sent()))
     assert fake.sent()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”."
     assert await store.outbox_pending(zb.CHANNEL) == []
+
+
+async def test_a_polled_update_whose_commit_fails_is_retried_not_dropped(store: SqliteStore) -> None:
+    import sqlite3
+
+    fake = FakeZalo()
+    fake.pending = [text_update("p1", "/start dang-ky-tam-tru")]
+    fail_commits(store, 2, sqlite3.OperationalError("database is locked"))
+    sleeps = Sleeps()
+    await poll_until(fake, store, lambda: "Bắt đầu thủ tục “Đăng ký tạm trú”." in fake.sent(), sleep=sleeps)
+    assert fake.sent().count("Bắt đầu thủ tục “Đăng ký tạm trú”.") == 1
+    assert sleeps.slept[:2] == [2.0, 4.0]  # backed off between the attempts

@@ -8,6 +8,7 @@ with an ``access_token`` header answers ``{"data": …, "error": 0, "message": "
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -101,6 +102,7 @@ class FakeOA:
     def __init__(self, store: Any, secret: bytes = b"") -> None:
         self.store = store
         self.secret = secret
+        self.prefix = ("A", "R")  # the tokens Zalo hands out are these plus a number
         self.sends: list[tuple[str, dict[str, Any]]] = []  # (access token used, body) of accepted sends
         self.errors: list[int] = []
         self.refreshes: list[tuple[dict[str, str], str]] = []
@@ -113,9 +115,14 @@ class FakeOA:
                 form = dict(parse_qsl(request.content.decode()))
                 self.refreshes.append((form, request.headers.get("secret_key", "")))
                 n = len(self.refreshes)
-                self.valid_access = f"A{n}"
+                self.valid_access = f"{self.prefix[0]}{n}"
                 return httpx.Response(
-                    200, json={"access_token": f"A{n}", "refresh_token": f"R{n}", "expires_in": "90000"}
+                    200,
+                    json={
+                        "access_token": self.valid_access,
+                        "refresh_token": f"{self.prefix[1]}{n}",
+                        "expires_in": "90000",
+                    },
                 )
             assert request.url.path == "/v3.0/oa/message/cs"
             token = request.headers.get("access_token", "")
@@ -317,3 +324,36 @@ async def test_outbox_replies_are_resent_at_start_within_the_window(service: Ser
     await channel.dispatcher.idle()
     assert texts.WELCOME in fake.texts()[0]
     assert await service.store.outbox_pending(oa.CHANNEL) == []
+
+
+async def test_messages_that_arrive_while_replies_go_out_keep_the_window_open(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [NOW.timestamp()]
+    sends: list[str] = []
+
+    async def slow_zalo(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.02)  # a real round trip: the next message arrives while this reply goes out
+        sends.append(json.loads(request.content)["message"]["text"])
+        return httpx.Response(200, json={"error": 0, "message": "Success"})
+
+    client = oa.ZaloOAClient(
+        service.store,
+        APP_ID,
+        "s",
+        OATokens("A0", "R0", 0.0),
+        transport=httpx.MockTransport(slow_zalo),
+        secret=service.runner.secret,
+    )
+    channel = oa.ZaloOAChannel(service.runner, client, VECTOR_SECRET, clock=lambda: now[0])
+    channel.dispatcher.backlog = 100  # every turn's replies are sent, none superseded
+    for i in range(12):  # one message a second, 12 in all: more than 8 replies, but never 8 per message
+        now[0] += 1.0
+        await channel.handle(event("user_send_text", "menu", msg_id=f"m{i}"))
+        await asyncio.sleep(0.015)
+    await channel.dispatcher.idle()
+    await client.close()
+    window = await service.store.oa_window(service.runner.key(oa.CHANNEL, USER))
+    assert len(sends) == 12 and "window closed" not in caplog.text
+    # The window runs from the last message; replies still going out after it count in it.
+    assert window is not None and window.last_user_at == now[0] and 1 <= window.sent_since <= 3 and not window.missed

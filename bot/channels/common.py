@@ -51,10 +51,20 @@ class Malformed(ValueError):
 def digest_id(prefix: str, payload: object) -> str:
     """A stable id for an update that has none of its own: a digest of its content (never the raw user id)."""
     try:
-        body = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+        # ASCII escapes: a lone surrogate (half an emoji, as JSON allows) hashes like any other character.
+        body = json.dumps(payload, sort_keys=True, default=str)
     except (TypeError, ValueError, RecursionError):
         body = repr(payload)
     return f"{prefix}:{hashlib.sha256(body.encode()).hexdigest()[:32]}"
+
+
+def clean(text: str) -> str:
+    """Text that can be stored and sent: a lone surrogate (half an emoji, which JSON allows) becomes "�"."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 def is_int(value: object) -> bool:

@@ -30,7 +30,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import BaseRequest
 
-from bot.channels.common import Malformed, is_int, split, stop_on_signals
+from bot.channels.common import Malformed, clean, is_int, split, stop_on_signals
 from bot.delivery import Dispatcher
 from bot.engine import Reply
 from bot.errors import BotError
@@ -129,7 +129,7 @@ def parse_update(data: Any) -> Parsed:
     if query is not None:
         if not isinstance(query, dict) or not isinstance(query.get("id"), str):
             raise Malformed("callback_query without a string id")
-        callback_id = query["id"][:MAX_CALLBACK_ID]
+        callback_id = clean(query["id"][:MAX_CALLBACK_ID])
         payload = query.get("data")
         if payload is not None and not isinstance(payload, str):
             raise Malformed("callback_query.data is not a string")
@@ -137,7 +137,7 @@ def parse_update(data: Any) -> Parsed:
         chat = _private_chat(message, "callback_query.message") if message is not None else None
         if chat is None or not payload:
             return Parsed(update_id, None, callback_id)
-        payload = payload[:MAX_CALLBACK_BYTES]
+        payload = clean(payload[:MAX_CALLBACK_BYTES])
         if payload.startswith("n:"):
             return Parsed(
                 update_id, Incoming(CHANNEL, str(chat), kind="text", text=payload[2:], event_id=event_id), callback_id
@@ -162,7 +162,7 @@ def parse_update(data: Any) -> Parsed:
         return Parsed(update_id, Incoming(CHANNEL, user, kind="unsupported", event_id=event_id))
     # Telegram never sends more than 4,096 characters; a longer text is not Telegram's, and the
     # engine answers it as too long without reading it.
-    text = text[: MAX_TEXT + 1]
+    text = clean(text[: MAX_TEXT + 1])
     command = _command(text)
     if command is not None and command[0] == "/start":
         payload = command[1][:MAX_START_PAYLOAD] or None

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import httpx
 
-from bot.channels.common import Malformed, digest_id, split, stop_on_signals
+from bot.channels.common import Malformed, clean, digest_id, split, stop_on_signals
 from bot.delivery import Dispatcher
 from bot.engine import Reply
 from bot.errors import BotError
@@ -34,6 +34,7 @@ MAX_TEXT: Final = 2000
 MAX_ID_CHARS: Final = 128
 POLL_SECONDS: Final = 30
 DRAIN_SECONDS: Final = 10.0
+POLL_COMMIT_ATTEMPTS: Final = 5
 CHOOSE_HINT: Final = "Bạn gõ số thứ tự để chọn (ví dụ: 1)."
 
 
@@ -138,7 +139,7 @@ def _id(value: Any, where: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Malformed(f"{where} is not a string or number")
-    return str(value)[:MAX_ID_CHARS] or None
+    return clean(str(value)[:MAX_ID_CHARS]) or None
 
 
 def to_incoming(update: Any) -> Incoming | None:
@@ -167,12 +168,13 @@ def to_incoming(update: Any) -> Incoming | None:
     event = update.get("event_name")
     if not isinstance(event, str):
         raise Malformed("event_name is not a string")
+    event = clean(event[:64])
     message_id = _id(message.get("message_id"), "message_id")
     event_id = f"{event}:{message_id}" if message_id else digest_id(event, update)
     text = message.get("text")
     if event != "message.text.received" or not isinstance(text, str):
         return Incoming(CHANNEL, chat_id, kind="unsupported", event_id=event_id)
-    text = text[: MAX_TEXT + 1]
+    text = clean(text[: MAX_TEXT + 1])
     head, _, rest = text.strip().partition(" ")
     if head.lower() == "/start":
         return Incoming(
@@ -219,6 +221,24 @@ class ZaloBotChannel:
                 logger.error("zalo bot rejected a reply: %s", exc)
                 return
         logger.error("zalo bot: reply dropped after 6 attempts")
+
+
+async def _handle_with_retries(channel: ZaloBotChannel, update: Any, stop: asyncio.Event, sleep: Any) -> None:
+    """Commit one polled update. getUpdates has no offset, so a fetched update is ours alone: a storage
+    failure is retried with backoff (the platform would not send it again) before it is given up."""
+    for attempt in range(1, POLL_COMMIT_ATTEMPTS + 1):
+        try:
+            await channel.handle(update)
+            return
+        except Malformed as exc:
+            logger.warning("zalo bot: malformed update ignored (%s)", exc)
+            return
+        except Exception:
+            if attempt == POLL_COMMIT_ATTEMPTS or stop.is_set():
+                logger.exception("zalo bot: an update could not be committed after %d attempts; given up", attempt)
+                return
+            logger.warning("zalo bot: an update could not be committed (attempt %d); retrying", attempt)
+            await sleep(min(2.0**attempt, 30.0))
 
 
 class ZaloBotWebhook:
@@ -285,12 +305,7 @@ async def run_polling(
                 await sleep(min(2.0**failures, 60.0))
                 continue
             for update in updates:
-                try:
-                    await channel.handle(update)
-                except Malformed as exc:
-                    logger.warning("zalo bot: malformed update ignored (%s)", exc)
-                except Exception:  # one bad update must not stop the channel (it would be replayed forever)
-                    logger.exception("zalo bot update failed")
+                await _handle_with_retries(channel, update, stop, sleep)
     finally:
         await channel.dispatcher.drain(DRAIN_SECONDS)
         await client.close()

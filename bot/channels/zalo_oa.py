@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import httpx
 
-from bot.channels.common import Malformed, digest_id, split
+from bot.channels.common import Malformed, clean, digest_id, split
 from bot.delivery import Dispatcher
 from bot.engine import Reply
 from bot.errors import BotError
@@ -90,7 +90,7 @@ def _id(value: Any, where: str) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Malformed(f"{where} is not a string or number")
-    return str(value)[:MAX_ID_CHARS]
+    return clean(str(value)[:MAX_ID_CHARS])
 
 
 def _object(value: Any, where: str) -> Mapping[str, Any]:
@@ -112,6 +112,7 @@ def to_incoming(event: Any) -> Incoming | None:
     name = event.get("event_name", "")
     if not isinstance(name, str):
         raise Malformed("event_name is not a string")
+    name = clean(name[:64])
     sender = _object(event.get("sender"), "sender")
     follower = _object(event.get("follower"), "follower")
     user_id = _id(sender.get("id"), "sender.id") or _id(follower.get("id"), "follower.id")
@@ -126,7 +127,7 @@ def to_incoming(event: Any) -> Incoming | None:
         text = message.get("text", "")
         if not isinstance(text, str):
             raise Malformed("message.text is not a string")
-        text = text[: MAX_TEXT + 1]
+        text = clean(text[: MAX_TEXT + 1])
         if text.startswith(CHOICE_PREFIX):
             choice = text[len(CHOICE_PREFIX) : len(CHOICE_PREFIX) + 64]
             return Incoming(CHANNEL, user_id, kind="choice", choice_id=choice, event_id=event_id)
@@ -299,6 +300,7 @@ class ZaloOAChannel:
         self.secret = oa_secret_key
         self.clock = clock
         self.dispatcher = Dispatcher(CHANNEL, runner, self.deliver)
+        self._opened: dict[str, float] = {}  # chat -> when the citizen last wrote, until its worker opens the window
 
     async def handle(self, event: Any) -> None:
         """Commit the event's turn and queue its replies (returns once it is safe to acknowledge)."""
@@ -307,12 +309,13 @@ class ZaloOAChannel:
             return
         key = self.runner.key(CHANNEL, incoming.user_id)
         before = await self.runner.store.oa_window(key)
-        # The citizen wrote now: a new free-reply window opens, before any reply is sent in it.
-        await self.runner.store.save_oa_window(key, OAWindow(self.clock()))
+        wrote_at = self.clock()
 
         def queue(delivery: Delivery) -> None:
             if before is not None and before.missed:
                 delivery = replace(delivery, replies=[Reply(WINDOW_MISSED_NOTE), *delivery.replies])
+            # The new window opens in the chat's delivery worker, in order with the replies it counts.
+            self._opened[incoming.user_id] = max(wrote_at, self._opened.get(incoming.user_id, 0.0))
             self.dispatcher.submit(delivery)
 
         await self.runner.handle_for_delivery(incoming, on_commit=queue)
@@ -325,14 +328,18 @@ class ZaloOAChannel:
         await self.dispatcher.drain(seconds)
 
     async def deliver(self, user_id: str, replies: Sequence[Reply]) -> None:
+        """Send one turn's messages inside the citizen's free-reply window, counting each in the database."""
+        store = self.runner.store
         key = self.runner.key(CHANNEL, user_id)
-        window = await self.runner.store.oa_window(key) or OAWindow(self.clock())
+        opened = self._opened.pop(user_id, None)
+        if opened is not None:
+            await store.open_oa_window(key, opened)
         for reply in replies:
             for message in messages(reply):
+                window = await store.oa_window(key) or OAWindow(self.clock())
                 if self.clock() - window.last_user_at > WINDOW_SECONDS or window.sent_since >= WINDOW_REPLIES:
                     logger.warning("zalo oa: free-reply window closed; a reply was not sent")
-                    window = OAWindow(window.last_user_at, window.sent_since, missed=True)
-                    await self.runner.store.save_oa_window(key, window)
+                    await store.miss_oa_reply(key)
                     return
                 try:
                     await self.client.send(user_id, message)
@@ -341,8 +348,6 @@ class ZaloOAChannel:
                         logger.warning("zalo oa: reply refused (%d), window or quota exhausted", exc.code)
                     else:
                         logger.error("zalo oa: reply not sent: %s", exc)
-                    window = OAWindow(window.last_user_at, window.sent_since, missed=True)  # say so next time
-                    await self.runner.store.save_oa_window(key, window)
+                    await store.miss_oa_reply(key)  # say so next time
                     return
-                window = OAWindow(window.last_user_at, window.sent_since + 1, window.missed)
-                await self.runner.store.save_oa_window(key, window)
+                await store.count_oa_reply(key)

@@ -131,6 +131,15 @@ class Store(Protocol):
 
     async def save_oa_window(self, user_key: str, window: OAWindow) -> None: ...
 
+    async def open_oa_window(self, user_key: str, at: float) -> None:
+        """The citizen wrote at ``at``: reset the count and the missed flag (unless a later message already did)."""
+
+    async def count_oa_reply(self, user_key: str) -> None:
+        """Count one free reply, atomically."""
+
+    async def miss_oa_reply(self, user_key: str) -> None:
+        """Remember that a reply could not be sent, atomically."""
+
     async def close(self) -> None: ...
 
 

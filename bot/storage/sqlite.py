@@ -336,10 +336,12 @@ class SqliteStore:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("store closed"))
-                if not batch:
-                    logger.warning("delivered replies could not be marked (%s); they may be sent again", exc)
+                self._done[:0] = done  # not written: they go with the next transaction
                 if not isinstance(exc, Exception):
                     raise
+                if not batch:
+                    logger.warning("delivered replies could not be marked yet (%s); trying again shortly", exc)
+                    await asyncio.sleep(DONE_DELAY)  # the database is busy: do not spin
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
@@ -521,6 +523,23 @@ class SqliteStore:
             "sent_since = excluded.sent_since, missed = excluded.missed",
             (user_key, window.last_user_at, window.sent_since, int(window.missed)),
         )
+
+    async def open_oa_window(self, user_key: str, at: float) -> None:
+        """The citizen wrote at ``at``: a new free-reply window (never moved back by an older message)."""
+        await self._write(
+            "INSERT INTO oa_windows (user_key, last_user_at, sent_since, missed) VALUES (?, ?, 0, 0) "
+            "ON CONFLICT (user_key) DO UPDATE SET last_user_at = excluded.last_user_at, sent_since = 0, missed = 0 "
+            "WHERE excluded.last_user_at >= oa_windows.last_user_at",
+            (user_key, at),
+        )
+
+    async def count_oa_reply(self, user_key: str) -> None:
+        """One more free reply used in the current window (counted in SQL, never from a stale copy)."""
+        await self._write("UPDATE oa_windows SET sent_since = sent_since + 1 WHERE user_key = ?", (user_key,))
+
+    async def miss_oa_reply(self, user_key: str) -> None:
+        """A reply could not be sent in the window: say so at the citizen's next message."""
+        await self._write("UPDATE oa_windows SET missed = 1 WHERE user_key = ?", (user_key,))
 
     async def outbox_pending(self, channel: str, max_age_seconds: float = 86400.0) -> list[tuple[int, Outgoing]]:
         """Replies committed but not marked delivered (a crash in between), oldest first; stale ones dropped."""
