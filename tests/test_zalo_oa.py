@@ -220,7 +220,8 @@ async def test_invalid_token_refreshes_once_stores_the_new_pair_first_and_retrie
     tokens = await channel.client.tokens()
     assert (tokens.access_token, tokens.refresh_token) == ("A1", "R1")
     stored = await service.store.oa_tokens()  # sealed in the database, like outbox chat ids
-    assert stored is not None and "A1" not in stored.access_token and "R1" not in stored.refresh_token
+    assert stored is not None and stored.access_token.startswith("gAAAAA") and stored.refresh_token.startswith("gAAAAA")
+    assert unseal(service.runner.secret, stored.refresh_token, oa.TOKEN_PURPOSE) == "R1"
     # the next refresh spends the NEW single-use refresh token
     fake.valid_access = "rotated-again"
     await handled(channel, event("user_send_text", "1", msg_id="r2"))
