@@ -197,6 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="so với kết quả đã ghi; thoát mã 1 nếu top-1 hoặc tỉ lệ loại câu ngoài phạm vi giảm quá 2 điểm",
     )
 
+    p = sub.add_parser(
+        "eval-inflow",
+        help="đo bot hiểu câu người dân gõ giữa chừng thủ tục (tệp TSV như inflow-dev.tsv), theo từng nhóm",
+    )
+    _add_content(p)
+    p.add_argument("file", metavar="TỆP.tsv", type=Path)
+    p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    p.add_argument("--misses", action="store_true", help="in cả các câu bot hiểu chưa đúng")
+    p.add_argument(
+        "--min",
+        metavar="TỔNG,NHÓM",
+        default=None,
+        help="ngưỡng phần trăm, ví dụ 95,90: thoát mã 1 nếu tổng hoặc một nhóm thấp hơn",
+    )
+
     p = sub.add_parser("report", help="báo cáo: người dân bỏ dở ở đâu, vướng ở đâu, hỏi gì bot chưa hiểu")
     _add_content(p)
     _add_db(p)
@@ -263,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_match(args)
         if command == "eval-match":
             return cmd_eval_match(args)
+        if command == "eval-inflow":
+            return cmd_eval_inflow(args)
         if command == "chat":
             return asyncio.run(cmd_chat(args))
         if command == "run":
@@ -466,6 +483,27 @@ def cmd_eval_match(args: argparse.Namespace) -> int:
         drops = match_eval.baseline_ok(report, baseline)
         if drops:
             print("Kết quả kém hơn kết quả gốc quá 2 điểm: " + "; ".join(drops), file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_eval_inflow(args: argparse.Namespace) -> int:
+    from bot import inflow_eval
+
+    content = _load_or_report(_content_dir(args))
+    report = inflow_eval.evaluate(content, inflow_eval.read_tsv(args.file), vietnam_now())
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(inflow_eval.format_report(report, show_misses=args.misses))
+    if args.min:
+        try:
+            overall, per_category = (float(x) for x in args.min.split(","))
+        except ValueError:
+            raise UsageError(f"--min cần dạng TỔNG,NHÓM, ví dụ 95,90, không phải “{args.min}”.") from None
+        short = inflow_eval.meets(report, overall, per_category)
+        if short:
+            print("Chưa đạt ngưỡng: " + "; ".join(short), file=sys.stderr)
             return 1
     return 0
 

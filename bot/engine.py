@@ -13,13 +13,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from rapidfuzz import fuzz, process
-
 from bot import texts
 from bot.matcher import Matcher, MatchResult
-from bot.normalize import fold
+from bot.normalize import fold, normalize_words
 from bot.privacy import stored_text
 from bot.schema import Catalogue, ChecklistItem, Contact, Fact, Fee, Procedure, Step
+from bot.understand import Options, Reading, Vocabulary, command_of, read, words_of
 
 # ---------------------------------------------------------------------------
 # Messages in and out
@@ -105,6 +104,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "error",
     "rate-limited",
     "replies-superseded",
+    "asked-to-pick",
 )
 
 # A message longer than this is not read (no matching, nothing stored): the citizen is asked to
@@ -214,10 +214,35 @@ class Session:
 
 @dataclass(frozen=True)
 class Content:
-    """What the engine needs of the loaded content: the catalogue and its matcher."""
+    """What the engine needs of the loaded content: the catalogue, its matcher and its dialogue words."""
 
     catalogue: Catalogue
     matcher: Matcher
+    vocabulary: Vocabulary = field(init=False)
+
+    def __post_init__(self) -> None:
+        d = self.catalogue.dialogue
+        lists = {name: d.words(name) for name in ("back", "repeat", "help", "cancel", "menu")}
+        vocabulary = Vocabulary.from_phrases(
+            self.normalize,
+            affirm=d.words("affirm"),
+            done=d.words("done"),
+            deny=d.words("deny"),
+            fillers=d.words("fillers"),
+            yes_words=d.words("yes_words"),
+            negations=d.words("negations"),
+            ordinal_words=d.words("ordinal_words"),
+            synonyms=d.synonyms,
+            commands=lists,
+            greetings=d.words("greetings"),
+            thanks=d.words("thanks"),
+        )
+        object.__setattr__(self, "vocabulary", vocabulary)
+
+    def normalize(self, text: str) -> list[str]:
+        """Words of a message as the dialogue reader sees them (folded, the officials' abbreviations applied)."""
+        m = self.matcher
+        return normalize_words(text, m.table, m.vocab, exact=m.exact)
 
 
 @dataclass(frozen=True)
@@ -246,32 +271,13 @@ CMD_REPEAT: Final = "cmd:repeat"
 CMD_HELP: Final = "cmd:help"
 CMD_CANCEL: Final = "cmd:cancel"
 
-COMMANDS: Final[Mapping[str, str]] = {
-    **dict.fromkeys(
-        ["menu", "menu chinh", "bat dau lai", "lam lai tu dau", "trang chu", "start", "ve menu", "ve menu chinh"],
-        CMD_MENU,
-    ),
-    **dict.fromkeys(["quay lai", "tro lai", "lui lai", "back", "buoc truoc"], CMD_BACK),
-    **dict.fromkeys(["lap lai", "nhac lai", "noi lai", "xem lai", "repeat"], CMD_REPEAT),
-    **dict.fromkeys(
-        ["huy", "thoat", "dung", "dung lai", "thoi", "cancel", "stop", "huy bo", "ket thuc"],
-        CMD_CANCEL,
-    ),
-    **dict.fromkeys(
-        [
-            "tro giup",
-            "giup",
-            "giup do",
-            "giup toi",
-            "help",
-            "gap can bo",
-            "can nguoi giup",
-            "goi can bo",
-            "hotline",
-            "tong dai",
-        ],
-        CMD_HELP,
-    ),
+# The commands the dialogue reader names, as choice ids.
+COMMAND_IDS: Final[Mapping[str, str]] = {
+    "back": "cmd:back",
+    "repeat": "cmd:repeat",
+    "help": "cmd:help",
+    "cancel": "cmd:cancel",
+    "menu": "cmd:menu",
 }
 SLASH_COMMANDS: Final[Mapping[str, str]] = {
     "/menu": CMD_MENU,
@@ -280,26 +286,8 @@ SLASH_COMMANDS: Final[Mapping[str, str]] = {
     "/back": CMD_BACK,
     "/repeat": CMD_REPEAT,
 }
-GREETINGS: Final = frozenset(
-    ["chao", "xin chao", "chao ban", "chao em", "chao ad", "hello", "hi", "alo", "a lo", "chao buoi sang", "chao bot"]
-)
-THANKS: Final = frozenset(
-    [
-        "cam on",
-        "cam on ban",
-        "cam on nhieu",
-        "thanks",
-        "thank you",
-        "tks",
-        "thank",
-        "camon",
-        "cam on em",
-        "cam on ad",
-        "ok cam on",
-    ]
-)
 _FIXED_CHOICES: Final = frozenset({"next", "resume", "resume-at", "none", "paid", "payguide", "payfail", "missing"})
-_COMMAND_CHOICES: Final = frozenset({*COMMANDS.values(), *SLASH_COMMANDS.values()})
+_COMMAND_CHOICES: Final = frozenset({*COMMAND_IDS.values(), *SLASH_COMMANDS.values()})
 _EXIT_CODES: Final = frozenset(code for code, _ in texts.EXIT_REASONS)
 _NUMBER: Final = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 
@@ -329,8 +317,10 @@ class _Turn:
     def __init__(
         self, content: Content, session: Session, inbound: Inbound, now: datetime, config: EngineConfig
     ) -> None:
+        self.content = content
         self.cat = content.catalogue
         self.matcher = content.matcher
+        self.reading: Reading | None = None  # what the dialogue reader made of a typed message
         self.session = session
         self.inbound = inbound
         self.now = now
@@ -401,7 +391,8 @@ class _Turn:
         if s.position is None or s.last_seen is None or self.inbound.kind == "choice":
             return False
         text = self.inbound.text.strip()
-        if fold(text) in COMMANDS or text.split(" ")[0].lower() in SLASH_COMMANDS:
+        words = words_of(self.content.normalize, text)
+        if command_of(words, self.content.vocabulary) or text.split(" ")[0].lower() in SLASH_COMMANDS:
             return False  # an explicit command after a pause means what it says
         return self.now.timestamp() - s.last_seen > self.config.resume_after_seconds
 
@@ -465,19 +456,60 @@ class _Turn:
             self.say(texts.NUMBER_OUT_OF_RANGE.format(count=len(offered)))
             self.show()
             return ("noop", "typed")
-        key = fold(text)
-        if not key:
-            return None
-        labels = {fold(c.label): c.id for c in offered}
-        if key in labels:
-            return labels[key], "typed"
-        if key in COMMANDS:
-            return COMMANDS[key], "command"
-        if len(key) >= 4 and labels:
-            best = process.extract(key, list(labels), scorer=fuzz.ratio, limit=2)
-            if best and best[0][1] >= 85 and (len(best) == 1 or best[0][1] - best[1][1] >= 5):
-                return labels[best[0][0]], "typed"
+        reading = read(text, self.options(offered), self.content.vocabulary, self.content.normalize)
+        self.reading = reading
+        if reading.kind == "choice":
+            return reading.value, "typed"
+        if reading.kind == "command":
+            return COMMAND_IDS[reading.value], "command"
+        if reading.kind == "ask":
+            self.ask(offered, reading.candidates)
+            return ("noop", "typed")
+        if reading.kind == "empty":
+            self.say(texts.EMPTY_INPUT)
+            return ("noop", "typed")
         return None
+
+    def options(self, offered: tuple[Choice, ...]) -> Options:
+        """What the dialogue reader may take a message to mean here."""
+        choices = tuple((c.id, c.label) for c in offered)
+        flow = sum(1 for c in offered if not c.id.startswith("cmd:"))
+        prompt = self.session.prompt
+        if prompt is not None:
+            # Picking among procedures, or continuing: words of the labels count; "ok" means the first.
+            forward = {"resume": "resume", "confirm-cancel": "stop"}.get(prompt.kind)
+            words = prompt.kind not in ("area",)
+            return Options(choices, forward=forward, flow_choices=flow, words=words)
+        step_ = self.current_step()
+        pos = self.session.position
+        if step_ is None or pos is None:  # the menu: free text is a question for the catalogue, not a label
+            return Options(choices, flow_choices=flow, words=False)
+        ids = {c.id for c in offered}
+        names = tuple(
+            name
+            for pid in (pos.procedure, *(f.procedure for f in pos.stack))
+            if (p := self.cat.procedure(pid)) is not None
+            for name in (p.name, *p.aliases)
+        )
+        if step_.kind in ("message", "handoff"):
+            return Options(choices, forward="next" if "next" in ids else None, flow_choices=flow, own_names=names)
+        if step_.kind == "checklist":
+            missing = "missing" if "missing" in ids else None
+            return Options(choices, forward="next", missing=missing, flow_choices=flow, own_names=names)
+        if step_.kind == "payment":
+            return Options(choices, forward="paid", forward_needs_done=True, flow_choices=flow, own_names=names)
+        return Options(choices, flow_choices=flow, own_names=names)
+
+    def ask(self, offered: tuple[Choice, ...], candidates: tuple[str, ...]) -> None:
+        """A short "which one?" with the step's own buttons (so the numbers stay the same)."""
+        labels = [c.label for c in offered if c.id in candidates]
+        flow = [c for c in offered if not c.id.startswith("cmd:")]
+        if 1 < len(labels) < len(flow):
+            text = texts.ASK_WHICH.format(options=" hay ".join(f"“{label}”" for label in labels))
+        else:
+            text = texts.ASK_PICK
+        self.emit("asked-to-pick", detail={"choices": list(candidates)})
+        self.say(text, offered)
 
     def apply(self, cid: str, via: Via) -> None:
         if cid == "noop":
@@ -761,19 +793,26 @@ class _Turn:
         self.show()
 
     def on_text(self, text: str) -> None:
-        key = fold(text)
-        if key in GREETINGS or key in THANKS:
-            self.say(texts.THANKS_REPLY if key in THANKS else texts.GREETING_REPLY)
-            if self.session.position is None and key in GREETINGS:
+        reading = self.reading
+        if reading is not None and reading.kind in ("greeting", "thanks"):
+            self.say(texts.THANKS_REPLY if reading.kind == "thanks" else texts.GREETING_REPLY)
+            if self.session.position is None and reading.kind == "greeting":
                 self.say(texts.WELCOME)
             self.show()
             return
+        key = fold(text)
         result = self.matcher.match(text) if key else MatchResult("none", ())
         pos = self.session.position
         if pos is not None:
             current = {f.procedure for f in pos.stack} | {pos.procedure}
+            top = result.candidates[0].procedure_id if result.candidates else None
+            if result.status != "none" and top in current:
+                # The procedure they are doing, by name: stay here and show the step again.
+                self.emit("repeat", detail={"reason": "same-procedure"})
+                self.show()
+                return
             others = [c for c in result.candidates if c.procedure_id not in current]
-            if result.status != "none" and others:
+            if result.status == "confident" and others and top not in current:
                 self.emit("switch-offered", detail={"candidates": [c.procedure_id for c in others]})
                 self.session = replace(self.session, prompt=Prompt("switch", tuple(c.procedure_id for c in others)))
                 self.show()

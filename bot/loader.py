@@ -22,6 +22,8 @@ from rapidfuzz import fuzz, process
 from bot import schema
 from bot.normalize import fold, nfc
 from bot.schema import (
+    DIALOGUE_INTENTS,
+    DIALOGUE_LISTS,
     OBJECTS,
     PLACEHOLDERS,
     SLUG_RE,
@@ -33,6 +35,7 @@ from bot.schema import (
     ChecklistItem,
     Condition,
     Contact,
+    Dialogue,
     Fact,
     Fee,
     Field,
@@ -666,6 +669,7 @@ class _Loader:
             exact_abbreviations=self._abbreviations(doc, raw.get("abbreviations"), exact=True),
             matching=self._matching(doc, raw.get("matching")),
             out_of_scope=_strs(raw.get("out_of_scope")),
+            dialogue=self._dialogue(doc, raw.get("dialogue")),
         )
         return self._result(catalogue)
 
@@ -720,6 +724,53 @@ class _Loader:
             first[short] = i
             out[short] = full
         return out
+
+    def _dialogue(self, doc: _Doc, raw: Any) -> Dialogue:
+        """The dialogue word lists; a phrase that means two things, or has no letters, is an error."""
+        if not isinstance(raw, dict):
+            return Dialogue()
+        lists: dict[str, tuple[str, ...]] = {}
+        meaning: dict[str, tuple[str, int]] = {}  # folded phrase -> (list, index) of its first use
+        for name, _, _ in DIALOGUE_LISTS:
+            kept: list[str] = []
+            for i, item in enumerate(_list(raw.get(name))):
+                if not isinstance(item, str):
+                    continue
+                key = fold(item)
+                if not key and not any(not ch.isascii() and not ch.isalnum() for ch in item):
+                    self.c.add(
+                        doc,
+                        ("dialogue", name, i),
+                        f'"{item}" không có chữ nào.',
+                        "Viết câu như người dân gõ, ví dụ: dạ, quay về, thôi không làm nữa.",
+                    )
+                    continue
+                if name in DIALOGUE_INTENTS and key:
+                    first = meaning.get(key)
+                    if first is not None and first[0] != name and {first[0], name} != {"affirm", "done"}:
+                        line = doc.mark(("dialogue", first[0], first[1]))[0]
+                        self.c.add(
+                            doc,
+                            ("dialogue", name, i),
+                            f'"{item}" đã có trong {first[0]} (dòng {line}): một câu không thể vừa là {first[0]} vừa là {name}.',
+                            "Giữ câu ở một danh sách thôi, danh sách đúng với ý người dân nhất.",
+                        )
+                        continue
+                    meaning.setdefault(key, (name, i))
+                kept.append(item)
+            lists[name] = tuple(kept)
+        synonyms = tuple(
+            tuple(x for x in group if isinstance(x, str)) for group in _list(raw.get("synonyms")) if isinstance(group, list)
+        )
+        for i, group in enumerate(synonyms):
+            if len(group) < 2:
+                self.c.add(
+                    doc,
+                    ("dialogue", "synonyms", i),
+                    "một nhóm cách nói cùng nghĩa cần ít nhất hai cách nói.",
+                    "Ví dụ: [trên mạng, trực tuyến, online].",
+                )
+        return Dialogue(lists, tuple(g for g in synonyms if len(g) >= 2))
 
     def _matching(self, doc: _Doc, raw: Any) -> MatchSettings | None:
         if not isinstance(raw, dict) or not all(isinstance(raw.get(k), int) for k in OBJECTS["matching"]):

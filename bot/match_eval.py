@@ -32,14 +32,20 @@ class Labelled:
         return bool(self.expected)
 
 
-def read_tsv(path: Path) -> list[Labelled]:
+def tsv_rows(path: Path, header: Sequence[str], shown: str) -> list[list[str]]:
+    """The rows of a tab-separated file whose first line starts with ``header`` (``shown`` in the error)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BotError(f"Không đọc được {path}: {exc.strerror}.") from exc
     rows = list(csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
-    if not rows or [c.strip() for c in rows[0][:2]] != ["query", "expected"]:
-        raise BotError(f"{path}:1: dòng đầu phải là tiêu đề: query<TAB>expected<TAB>note.")
+    if not rows or [c.strip() for c in rows[0][: len(header)]] != list(header):
+        raise BotError(f"{path}:1: dòng đầu phải là tiêu đề: {shown}.")
+    return rows
+
+
+def read_tsv(path: Path) -> list[Labelled]:
+    rows = tsv_rows(path, ["query", "expected"], "query<TAB>expected<TAB>note")
     out = []
     for n, row in enumerate(rows[1:], 2):
         if not row or not row[0].strip():

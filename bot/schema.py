@@ -64,6 +64,26 @@ def _list(item: Field, doc: str, required: bool = False) -> Field:
     return Field("list", doc, required, item=item)
 
 
+# The word lists of `dialogue:` (name, one item, the whole list), in the order officials see them.
+DIALOGUE_LISTS: Final[tuple[tuple[str, str, str], ...]] = (
+    ("affirm", "một câu đồng ý", "câu đồng ý, đi tiếp: dạ, vâng, ok, tiếp…"),
+    ("done", "một câu báo đã làm xong", "câu báo đã làm xong: xong, rồi… (ở bước thanh toán chỉ những câu này mới là đã trả)"),
+    ("deny", "một câu trả lời không", "câu trả lời không, chưa: không, chưa, chưa có…"),
+    ("back", "một cách nói quay lại", "cách nói quay lại bước trước: quay về, trở lại…"),
+    ("repeat", "một cách nói lặp lại", "cách nói xem lại bước này: nhắc lại, nói lại…"),
+    ("help", "một cách nói cần giúp", "cách nói cần giúp hoặc muốn gặp cán bộ: tôi không hiểu, gặp cán bộ…"),
+    ("cancel", "một cách nói dừng", "cách nói dừng thủ tục: thôi, không làm nữa… (bot hỏi lại trước khi dừng)"),
+    ("menu", "một cách nói về menu", "cách nói về menu chính: menu, trang chính…"),
+    ("greetings", "một lời chào", "lời chào: chào, xin chào, alo…"),
+    ("thanks", "một lời cảm ơn", "lời cảm ơn: cảm ơn, thanks…"),
+    ("fillers", "một từ đệm", "từ đệm bỏ qua khi đọc: ạ, nha, nhé, đi…"),
+    ("yes_words", "một chữ của lựa chọn có", "chữ cho biết một lựa chọn là câu trả lời có: có, được, đúng…"),
+    ("negations", "một chữ phủ định", "chữ phủ định: không, chưa…"),
+    ("ordinal_words", "một chữ chỉ số thứ tự", "chữ đi kèm số thứ tự: số, cái, thứ, chọn…"),
+)
+# Lists whose phrases must not repeat in one another (a phrase means one thing); affirm and done may share.
+DIALOGUE_INTENTS: Final = ("affirm", "deny", "back", "repeat", "help", "cancel", "menu", "greetings", "thanks")
+
 _VERIFICATION_KEYS: Final[dict[str, Field]] = {
     "verified": Field("bool", "true nếu thông tin đã được kiểm tra với nguồn chính thức"),
     "source": _s("nguồn của thông tin (địa chỉ trang hoặc văn bản)"),
@@ -81,6 +101,11 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
             "bảng chữ viết tắt người dân hay gõ (dk → đăng ký); nghĩa về thủ tục hành chính được ưu tiên",
         ),
         "matching": Field("obj", "ngưỡng điểm của bộ so khớp, đã đo trên bộ câu hỏi mẫu", obj="matching"),
+        "dialogue": Field(
+            "obj",
+            "những câu người dân hay gõ giữa chừng thủ tục: dạ, quay về, thôi không làm nữa…",
+            obj="dialogue",
+        ),
         "out_of_scope": _list(
             _s("một việc bot không hướng dẫn, ví dụ ly hôn"),
             "những việc người dân hay hỏi mà bot không hướng dẫn; câu hỏi giống chúng được trả lời là chưa hỗ trợ",
@@ -99,6 +124,16 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
             "bool",
             "true: chỉ thay khi gõ đúng dấu (hông → không, nhưng hỏng vẫn là hỏng); mặc định bỏ dấu rồi so",
         ),
+    },
+    "dialogue": {
+        name: _list(_s(doc_item), doc)
+        for name, doc_item, doc in DIALOGUE_LISTS
+    }
+    | {
+        "synonyms": _list(
+            _list(_s("một cách nói"), "một nhóm cách nói cùng nghĩa"),
+            "các nhóm cách nói cùng nghĩa, ví dụ [trên mạng, trực tuyến, online]; cách nói đầu tiên là cách chuẩn",
+        )
     },
     "matching": {
         "confident": Field("int", "điểm (0-100) từ đó bot mở thẳng thủ tục", True),
@@ -372,6 +407,17 @@ class MatchSettings:
 
 
 @dataclass(frozen=True)
+class Dialogue:
+    """The `dialogue:` word lists as officials wrote them (the engine folds them)."""
+
+    lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    synonyms: tuple[tuple[str, ...], ...] = ()
+
+    def words(self, name: str) -> tuple[str, ...]:
+        return self.lists.get(name, ())
+
+
+@dataclass(frozen=True)
 class Catalogue:
     """A whole validated content set; ``version`` is a hash of the files it came from."""
 
@@ -387,6 +433,7 @@ class Catalogue:
     exact_abbreviations: Mapping[str, str] = field(default_factory=dict)
     matching: MatchSettings | None = None
     out_of_scope: tuple[str, ...] = ()
+    dialogue: Dialogue = field(default_factory=Dialogue)
 
     def procedure(self, proc_id: str) -> Procedure | None:
         for p in self.procedures:

@@ -86,6 +86,9 @@ PROCEDURE_GONE: Final = (
 )
 STALE_BUTTON: Final = "Nút này thuộc tin nhắn cũ. Đây là bước bạn đang làm:"
 UNSUPPORTED_INPUT: Final = "Xin lỗi, tôi chỉ đọc được tin nhắn chữ. Bạn hãy gõ chữ hoặc bấm nút nhé."
+EMPTY_INPUT: Final = "Bạn gõ chữ hoặc bấm một nút bên trên giúp mình nhé."
+ASK_PICK: Final = "Bạn chọn giúp mình một mục bên dưới nhé (bấm nút hoặc gõ số)."
+ASK_WHICH: Final = "Ý bạn là {options}? Bạn bấm nút hoặc gõ số giúp mình nhé."
 MESSAGE_TOO_LONG: Final = (
     "Tin nhắn của bạn dài quá (hơn {limit} chữ), tôi chưa đọc được. "
     "Bạn gõ ngắn gọn điều cần hỏi trong một hai câu, ví dụ: “làm căn cước cho con”."

@@ -1,0 +1,524 @@
+"""Reading what a citizen types *relative to where they are*, before any catalogue search.
+
+Inside a procedure people answer the way they talk: "dạ", "ok em", "rồi", "quay về",
+"thôi không làm nữa", "cái thứ hai", "ra công an xã nộp". ``read`` turns such a message,
+given the choices the current step offers, into one of:
+
+* a choice of the step (by number, ordinal words, or the words of its label, with
+  typos, missing diacritics and the officials' abbreviations);
+* a command (back, repeat, help, cancel, menu);
+* an acknowledgement or a "no" resolved to the step's forward choice, or to its
+  yes/no option, when that reading is unambiguous, or a request to pick (``ask``)
+  when it is not;
+* nothing that fits (the engine then looks at the catalogue).
+
+The words it knows live in the content (``dialogue:`` in procedures.yaml), so officials
+can add the ways their citizens speak; ``Vocabulary`` holds them folded. Folding makes
+"thôi" and "thời", "rồi" and "rối", "đúng" and "dừng" the same letters: a word typed with
+its diacritics is only taken for a vocabulary word spelled the same way, while a word
+typed without any is taken for either. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from rapidfuzz import fuzz
+
+from bot.normalize import NUMBER_WORDS, fold_words
+
+Tokens = tuple[str, ...]
+Normalizer = Callable[[str], list[str]]
+# A word as read: its folded token and how it was spelled (tone mark moved to the end), or None when
+# the token came from an abbreviation, a number or a synonym ("dc" → "được", "2" → "hai").
+Word = tuple[str, "str | None"]
+Phrase = tuple[Word, ...]
+
+# The five commands every step understands, whatever the content says (the buttons' own words).
+COMMANDS: Final = ("back", "repeat", "help", "cancel", "menu")
+CORE_COMMANDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "back": ("quay lại", "back"),
+    "repeat": ("lặp lại", "repeat"),
+    "help": ("trợ giúp", "help", "gặp cán bộ"),
+    "cancel": ("hủy", "cancel", "stop"),
+    "menu": ("menu", "về menu chính"),
+}
+# When a message holds phrases of several commands, the first of these wins: "trở về trang chính"
+# is the menu, "xem lại bước trước" is back, "thôi, gặp cán bộ" is help.
+PRIORITY: Final = ("help", "cancel", "menu", "back", "repeat")
+# "Giúp" alone asks for help; next to another command it is politeness ("quay lại giúp mình").
+WEAK_HELP: Final = frozenset(
+    {"giup", "gium", "dum", "do", "voi", "minh", "toi", "tui", "em", "can", "xin", "cho", "huong", "dan", "ho", "tro"}
+)
+
+# Emoji that carry a word; every other emoji is dropped by folding.
+_EMOJI_WORDS: Final = {"👍": " ok ", "👌": " ok ", "✅": " ok ", "🆗": " ok ", "🙆": " ok ", "🙏": " "}
+_KEYCAP: Final = re.compile("([0-9])\ufe0f?\u20e3")
+_RAW_WORD: Final = re.compile(r"\w+")
+_TONES: Final = frozenset("\u0300\u0301\u0303\u0309\u0323")
+ORDINAL_NUMBERS: Final[Mapping[str, int]] = {
+    **{word: int(digit) for digit, word in NUMBER_WORDS.items()},
+    **{str(n): n for n in range(1, 21)},
+    "nhat": 1,
+    "tu": 4,
+}
+_FIRST: Final = (("dau", "tien"), ("dau",), ("nhat",))
+_LAST: Final = (("cuoi", "cung"), ("cuoi",))
+NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabulary.negations``)
+# Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
+_NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap"})
+
+
+def spelling(word: str) -> str:
+    """A word's spelling with its tone mark moved to the end, so "huỷ" and "hủy" are one spelling."""
+    decomposed = unicodedata.normalize("NFD", word.lower())
+    tones = "".join(ch for ch in decomposed if ch in _TONES)
+    return unicodedata.normalize("NFC", "".join(ch for ch in decomposed if ch not in _TONES)) + tones
+
+
+def words_of(normalize: Normalizer, text: str) -> Phrase:
+    """The words of a text: folded tokens (the officials' abbreviations applied) with their spellings."""
+    for emoji, word in _EMOJI_WORDS.items():
+        if emoji in text:
+            text = text.replace(emoji, word)
+    text = _KEYCAP.sub(r" \1 ", text)
+    out: list[Word] = []
+    for raw in _RAW_WORD.findall(text.replace("_", " ")):
+        tokens = normalize(raw)
+        if len(tokens) == 1 and tokens[0] == "".join(fold_words(raw)):
+            out.append((tokens[0], spelling(raw)))
+        else:
+            out += [(t, None) for t in tokens]
+    return tuple(out)
+
+
+def _same(word: Word, wanted: Word) -> bool:
+    """A message word is a vocabulary word: the same letters, and the same diacritics unless typed without."""
+    if word[0] != wanted[0]:
+        return False
+    typed, spelled = word[1], wanted[1]
+    return typed is None or spelled is None or typed == spelled or typed.isascii()
+
+
+def _at(words: Phrase, i: int, phrase: Phrase) -> bool:
+    return len(phrase) <= len(words) - i and all(_same(words[i + k], phrase[k]) for k in range(len(phrase)))
+
+
+def _contains(words: Phrase, phrase: Phrase) -> bool:
+    return any(_at(words, i, phrase) for i in range(len(words) - len(phrase) + 1))
+
+
+def _spelled_in(words: Phrase, word: Word) -> bool:
+    """The word is in the message with exactly its diacritics (not typed without them)."""
+    return any(w == word and w[1] is not None and not w[1].isascii() for w in words)
+
+
+def _tokens(words: Phrase) -> Tokens:
+    return tuple(t for t, _ in words)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The dialogue words of a content set, as phrases of (token, spelling) words (see ``from_phrases``)."""
+
+    affirm: frozenset[Phrase] = frozenset()
+    done: frozenset[Phrase] = frozenset()
+    deny: frozenset[Phrase] = frozenset()
+    fillers: frozenset[Phrase] = frozenset()  # one word each
+    yes_words: frozenset[str] = frozenset()
+    negations: frozenset[Phrase] = frozenset()
+    ordinal_words: frozenset[Phrase] = frozenset()
+    synonyms: tuple[tuple[Phrase, Tokens], ...] = ()  # (a way of saying, its first form), longest first
+    commands: Mapping[str, frozenset[Phrase]] = field(default_factory=dict)
+    greetings: frozenset[Phrase] = frozenset()
+    thanks: frozenset[Phrase] = frozenset()
+    # one-word commands that fold like a yes/no word ("rối" and "rồi"): taken only when typed with diacritics
+    ambiguous: frozenset[Phrase] = frozenset()
+
+    @staticmethod
+    def from_phrases(
+        normalize: Normalizer,
+        *,
+        affirm: Iterable[str] = (),
+        done: Iterable[str] = (),
+        deny: Iterable[str] = (),
+        fillers: Iterable[str] = (),
+        yes_words: Iterable[str] = (),
+        negations: Iterable[str] = (),
+        ordinal_words: Iterable[str] = (),
+        synonyms: Iterable[Sequence[str]] = (),
+        commands: Mapping[str, Iterable[str]] | None = None,
+        greetings: Iterable[str] = (),
+        thanks: Iterable[str] = (),
+    ) -> Vocabulary:
+        def phrases(items: Iterable[str]) -> frozenset[Phrase]:
+            return frozenset(p for p in (words_of(normalize, s) for s in items) if p)
+
+        def tokens(items: Iterable[str]) -> frozenset[str]:
+            return frozenset(t for s in items for t, _ in words_of(normalize, s))
+
+        # Every negation word reads as "không": "chẳng hiểu", "hổng làm nữa" are "không hiểu", "không làm nữa".
+        negation_forms = [p for p in phrases(negations) if _tokens(p) != (NEGATIVE,)]
+        pairs: list[tuple[Phrase, Tokens]] = [(form, (NEGATIVE,)) for form in negation_forms]
+        for group in synonyms:
+            forms = [words_of(normalize, s) for s in group]
+            forms = [f for f in forms if f]
+            pairs += [(form, _tokens(forms[0])) for form in forms[1:] if _tokens(form) != _tokens(forms[0])]
+        pairs.sort(key=lambda pair: -len(pair[0]))
+        merged = {c: [*CORE_COMMANDS[c], *((commands or {}).get(c, ()))] for c in COMMANDS}
+        filler_words = frozenset(p for p in (words_of(normalize, s) for s in fillers) if len(p) == 1)
+        vocab = Vocabulary(fillers=filler_words, synonyms=tuple(pairs))
+
+        def said(items: Iterable[str]) -> frozenset[Phrase]:
+            return frozenset(p for p in (vocab.canonical(words_of(normalize, s)) for s in items) if p)
+
+        answers = {_tokens(p) for p in said(affirm) | said(done) | said(deny) if len(p) == 1}
+        one_word = {p for c in merged for p in said(merged[c]) if len(p) == 1}
+        return Vocabulary(
+            ambiguous=frozenset(p for p in one_word if _tokens(p) in answers),
+            affirm=said(affirm),
+            done=said(done),
+            deny=said(deny),
+            fillers=filler_words,
+            yes_words=tokens(yes_words),
+            negations=phrases(negations),
+            ordinal_words=phrases(ordinal_words),
+            synonyms=tuple(pairs),
+            commands={c: said(p) for c, p in merged.items()},
+            greetings=said(greetings),
+            thanks=said(thanks),
+        )
+
+    def canonical(self, words: Phrase) -> Phrase:
+        """Synonyms replaced by the first form of their group ("trực tuyến" → "trên mạng"), longest first.
+
+        "hong" typed without diacritics is the Southern "hổng" (không), except after "bị" ("bị hỏng").
+        """
+        out: list[Word] = []
+        i = 0
+        while i < len(words):
+            if words[i] == ("hong", "hong") and (i == 0 or words[i - 1][0] not in ("bi", "da")):
+                out.append((NEGATIVE, None))
+                i += 1
+                continue
+            for form, first in self.synonyms:
+                if words[i][0] == form[0][0] and _at(words, i, form):
+                    out += [(t, None) for t in first]
+                    i += len(form)
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        return tuple(out)
+
+    def filler(self, word: Word) -> bool:
+        """A word said only for politeness or rhythm ("ạ", "nha", "đi", "giùm"), spelled as listed."""
+        return any(w[0][0] == word[0] and _same(word, w[0]) for w in self.fillers)
+
+    def core(self, words: Phrase) -> Phrase:
+        """The words that carry meaning (fillers dropped), or all of them when nothing else is left."""
+        return tuple(w for w in words if not self.filler(w)) or words
+
+    def negative(self, tokens: Iterable[str]) -> bool:
+        """Whether words say no (after ``canonical``, every negation is "không"; "chưa" counts too)."""
+        return any(t in (NEGATIVE, "chua") for t in tokens)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the current step offers, in the order the citizen sees (typed numbers count in this order)."""
+
+    choices: tuple[tuple[str, str], ...]  # (choice id, label)
+    forward: str | None = None  # what "ok / dạ / tiếp" means here, if anything
+    forward_needs_done: bool = False  # only a "done" word moves on (a payment: "xong rồi", not "ok")
+    missing: str | None = None  # what "chưa / còn thiếu" means here (a checklist), if anything
+    own_names: tuple[str, ...] = ()  # the name (first) and aliases of the procedure the citizen is doing
+    flow_choices: int = 0  # how many of the choices belong to the step (the rest are navigation)
+    words: bool = True  # whether the words of labels, "ok" and "không" count (not at the menu)
+
+
+ReadingKind = Literal["choice", "command", "ask", "empty", "greeting", "thanks", "none"]
+
+
+@dataclass(frozen=True)
+class Reading:
+    kind: ReadingKind
+    value: str = ""  # the choice id or command name
+    candidates: tuple[str, ...] = ()  # for "ask": the choices to pick from
+    how: str = ""  # why (for events and tests): label, contained, command, ordinal, affirm, deny, words
+
+
+NONE: Final = Reading("none")
+
+
+def _only(words: Phrase, phrases: frozenset[Phrase], vocab: Vocabulary) -> bool:
+    """Whether the message is made of these phrases (and filler words) only, with at least one phrase."""
+    rest, found = _without(words, phrases)
+    return found and all(vocab.filler(w) for w in rest)
+
+
+def _mostly_command(words: Phrase, vocab: Vocabulary) -> Phrase:
+    """The message if at least half its meaningful words belong to command phrases, else nothing."""
+    core = vocab.core(words)
+    phrases = frozenset(p for group in vocab.commands.values() for p in group)
+    rest, _ = _without(core, phrases)
+    return words if len(rest) * 2 <= len(core) else ()
+
+
+def _where(phrase: Phrase, words: Phrase, head: Phrase) -> Phrase:
+    """Where a one-word command may stand: a loan word ("menu", "hotline") or "giúp" anywhere, others lead."""
+    word = phrase[0]
+    return words if (word[1] is not None and word[1].isascii()) or word[0] in WEAK_HELP else head
+
+
+def command_of(words: Phrase, vocab: Vocabulary) -> str | None:
+    """The command a message asks for, if it contains one of the command phrases."""
+    hits = []
+    weak_help = False
+    core = vocab.core(words)
+    # One-word commands ("hủy", "cứu", "bí") only lead or stand almost alone: inside a longer sentence
+    # the same word is something else ("tra cứu hồ sơ", "bằng bị mất").
+    head = core[:1] if len(core) > 2 else core
+    for command in PRIORITY:
+        found = [
+            p
+            for p in vocab.commands.get(command, ())
+            if (
+                (_spelled_in(head, p[0]) if p in vocab.ambiguous else _contains(_where(p, words, head), p))
+                if len(p) == 1
+                else _contains(words, p)
+                # "không làm cái này nữa": the phrase's words, with words of politeness in between
+                or (len(pc := vocab.core(p)) >= 2 and _contains(core, pc))
+            )
+        ]
+        if not found:
+            continue
+        if command == "help" and all(set(_tokens(p)) <= WEAK_HELP for p in found):
+            weak_help = True  # "giúp" may be politeness: only if nothing else is asked
+            continue
+        hits.append(command)
+    if hits:
+        return hits[0]
+    return "help" if weak_help else None
+
+
+def _without(words: Phrase, phrases: frozenset[Phrase]) -> tuple[Phrase, bool]:
+    """The message with these phrases taken out (longest first), and whether any was."""
+    out: list[Word] = []
+    found = False
+    i = 0
+    while i < len(words):
+        fits = [len(p) for p in phrases if p[0][0] == words[i][0] and _at(words, i, p)]
+        if fits:
+            found = True
+            i += max(fits)
+        else:
+            out.append(words[i])
+            i += 1
+    return tuple(out), found
+
+
+def ordinal_of(
+    message: Phrase, vocab: Vocabulary, count: int, labels: Sequence[tuple[str, Tokens]] = ()
+) -> int | None:
+    """1-based position named by "2", "số 2", "cái thứ hai", "chọn số 3", "cái đầu tiên", "cái cuối"."""
+    if count == 0:
+        return None
+    rest, prefixed = _without(message, vocab.ordinal_words)
+    # Politeness and a thumbs-up around a number do not change it: "1 nha", "3 ạ", "1 👍".
+    named = [w for w in rest if not vocab.filler(w) and not any(_same(w, p[0]) for p in vocab.affirm if len(p) == 1)]
+    if len(named) == 1 and named[0][0] in ORDINAL_NUMBERS:
+        number, spelled = named[0]
+        typed_digit = spelled is None or number.isdigit()
+        if not typed_digit and not prefixed and any(number in label for _, label in labels):
+            return None  # "bà" alone next to "Ông bà, người thân" is the word, not the number three
+        if number == "tu" and not any(w[0] == "thu" for w in message):
+            return None  # "tư" is four only after "thứ"; alone it is "tự"
+        n = ORDINAL_NUMBERS[number]
+        return n if 1 <= n <= count else None
+    joined = tuple(w[0] for w in named)
+    if (joined in _FIRST and prefixed) or joined == ("dau", "tien"):
+        return 1
+    if (joined in _LAST and prefixed) or joined == ("cuoi", "cung"):
+        return count
+    return None
+
+
+def _token_hits(word: str, label: Tokens) -> float:
+    """How well one message word is found in a label: 1 exactly, 0.8 with a typo, else 0."""
+    if word in label:
+        return 1.0
+    if len(word) >= 4:
+        best = max((fuzz.ratio(word, t) for t in label if len(t) >= 3), default=0.0)
+        if best >= 80:
+            return 0.8
+    return 0.0
+
+
+def label_choice(
+    core: Tokens, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary
+) -> tuple[str | None, tuple[str, ...]]:
+    """The choice whose label the message's words point to: (choice id, or None; close candidates)."""
+    if not core or not labels:
+        return None, ()
+    n = len(labels)
+    df: dict[str, int] = {}
+    for _, label in labels:
+        for t in set(label):
+            df[t] = df.get(t, 0) + 1
+    polarities = {vocab.negative(label) for _, label in labels}
+    negative = vocab.negative(core)
+    unique = set(core)
+    scores: list[tuple[float, str]] = []
+    for cid, label in labels:
+        score = 0.0
+        matched = 0
+        for w in unique:
+            hit = _token_hits(w, label)
+            if hit:
+                matched += 1
+                found = w if w in df else max(label, key=lambda t: fuzz.ratio(w, t))
+                # words every label shares say little; words of one label say much
+                score += hit * math.log(1 + n / df.get(found, n))
+        if matched / len(unique) < 0.5:
+            score = 0.0  # mostly other words: a question of its own, not this label
+        if len(polarities) > 1 and vocab.negative(label) != negative:
+            score *= 0.3  # "không có giấy chứng sinh" is not "Có giấy chứng sinh"
+        scores.append((score, cid))
+    scores.sort(reverse=True)
+    best, cid = scores[0]
+    runner_up = scores[1][0] if len(scores) > 1 else 0.0
+    floor = 0.35
+    if best < floor:
+        return None, ()
+    same_polarity = [c for c, label in labels if vocab.negative(label) == negative]
+    if len(polarities) > 1 and cid not in same_polarity and len(same_polarity) == 1:
+        return same_polarity[0], ()  # "không có giấy chứng sinh": the one "không" answer
+    if best - runner_up < 0.25 * best:
+        return None, tuple(c for s, c in scores if s >= floor and s >= best * 0.75)
+    return cid, ()
+
+
+def _contained(core: Tokens, tokens: Tokens, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> str | None:
+    """A label whose words the message holds entirely, or that holds all the message's words (one only)."""
+    if len(core) >= 2:
+        holders = [cid for cid, label in labels if set(core) <= set(label)]
+        if len(holders) == 1:
+            return holders[0]
+    negative = vocab.negative(tokens)
+    held = [
+        cid
+        for cid, label in labels
+        if len(label) >= 2 and set(label) <= set(tokens) and vocab.negative(label) == negative
+    ]
+    return held[0] if len(held) == 1 else None
+
+
+def _yes_no(labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> tuple[list[str], list[str]]:
+    yes = [cid for cid, label in labels if not vocab.negative(label) and any(t in vocab.yes_words for t in label)]
+    no = [cid for cid, label in labels if vocab.negative(label)]
+    return yes, no
+
+
+def _says(words: Phrase, phrases: frozenset[Phrase]) -> bool:
+    return any(_contains(words, p) for p in phrases)
+
+
+def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) -> Reading:
+    """What a typed message means at a step offering ``options`` (see the module docstring)."""
+    if not text.strip():
+        return Reading("empty")
+    said = words_of(normalize, text)
+    words = vocab.canonical(said)
+    if not words:
+        return Reading("empty")  # only emoji or punctuation
+    tokens = _tokens(words)
+    choices = options.choices
+    flow = choices[: options.flow_choices] if options.flow_choices else choices
+    labels = [(cid, _tokens(vocab.canonical(words_of(normalize, label)))) for cid, label in flow]
+    cores = [
+        (cid, _tokens(vocab.core(vocab.canonical(words_of(normalize, label))))) for cid, label in flow
+    ]
+    core = _tokens(vocab.core(words))
+    # 1. A label as it reads, or wholly inside the message, or holding the whole message.
+    for (cid, label), (_, label_core) in zip(labels, cores, strict=True):
+        if label and (label in (tokens, core) or label_core == core):
+            return Reading("choice", cid, how="label")
+    if options.words:
+        held = _contained(core, tokens, cores, vocab)
+        if held is not None:
+            return Reading("choice", held, how="contained")
+    # 2. A command anywhere in the message (at the menu, only a message that is mostly the command:
+    # a long question there is for the catalogue).
+    command = command_of(words if options.words else _mostly_command(words, vocab), vocab)
+    if command is not None:
+        return Reading("command", command, how="command")
+    # 3. A position: "2", "số 2", "cái thứ hai", "2️⃣".
+    position = ordinal_of(said, vocab, len(choices), labels)
+    if position is not None:
+        return Reading("choice", choices[position - 1][0], how="ordinal")
+    if not options.words:
+        return _politeness(words, vocab)
+    # 4. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
+    names = [set(_tokens(vocab.core(vocab.canonical(words_of(normalize, n))))) for n in options.own_names]
+    if len(core) >= 2 and any(set(core) <= name | _NAME_VERBS for name in names):
+        return Reading("command", "repeat", how="same-procedure")
+    # Words of its name say nothing about which choice: "tạm trú nộp trên vneid" is "nộp trên vneid".
+    if names:
+        core = tuple(t for t in core if t not in names[0]) or core
+    yes, no = _yes_no(labels, vocab)
+    flow_ids = tuple(cid for cid, _ in flow)
+    # 4. Only yes, ok, done: "dạ", "ok em", "xong rồi ạ".
+    if _only(words, vocab.affirm | vocab.done, vocab):
+        return _affirm(options, _says(words, vocab.done), yes, flow_ids)
+    # 5. Only no: "không", "chưa ạ".
+    if _only(words, vocab.deny, vocab):
+        if options.missing:
+            return Reading("choice", options.missing, how="deny")
+        if len(no) == 1:
+            return Reading("choice", no[0], how="deny")
+        if len(flow) > 1:
+            return Reading("ask", candidates=flow_ids, how="deny")
+    # 6. On a checklist, "còn thiếu cái hợp đồng", "không có giấy khám": something is missing.
+    if options.missing and _says(words, vocab.deny):
+        return Reading("choice", options.missing, how="deny")
+    # 7. The words of a label: "ra công an xã nộp" → "Đến công an xã".
+    picked, close = label_choice(core, cores, vocab)
+    if picked is not None:
+        return Reading("choice", picked, how="words")
+    affirmative = not vocab.negative(tokens) and _says(words, vocab.affirm | vocab.done)
+    if close:
+        close_yes = [cid for cid in yes if cid in close]
+        if affirmative and len(close_yes) == 1:
+            return Reading("choice", close_yes[0], how="words")  # "chuyển khoản thành công rồi": the "done" one
+        return Reading("ask", candidates=close, how="words")
+    # 8. A sentence that says yes or done without saying no: "dạ em hiểu rồi", "điền xong rồi nha".
+    if affirmative:
+        return _affirm(options, _says(words, vocab.done), yes, flow_ids)
+    return _politeness(words, vocab)
+
+
+def _affirm(options: Options, done: bool, yes: list[str], flow: tuple[str, ...]) -> Reading:
+    if options.forward_needs_done and not done:
+        return Reading("ask", candidates=flow, how="affirm")  # "ok" at a payment: paid, or read it?
+    if options.forward:
+        return Reading("choice", options.forward, how="affirm")
+    if len(yes) == 1:
+        return Reading("choice", yes[0], how="affirm")
+    if len(flow) == 1:
+        return Reading("choice", flow[0], how="affirm")
+    return Reading("ask", candidates=flow, how="affirm")
+
+
+def _politeness(words: Phrase, vocab: Vocabulary) -> Reading:
+    """Greetings and thanks (answered politely; the step stays), else nothing."""
+    if _only(words, vocab.thanks, vocab):
+        return Reading("thanks")
+    if _only(words, vocab.greetings, vocab):
+        return Reading("greeting")
+    return NONE
