@@ -8,6 +8,7 @@ way, and a typed number or label selects a choice as well as a tap does.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,7 +18,7 @@ from bot import texts
 from bot.matcher import Matcher, MatchResult
 from bot.normalize import fold, normalize_words
 from bot.privacy import stored_text
-from bot.schema import Catalogue, ChecklistItem, Contact, Fact, Fee, Procedure, Step
+from bot.schema import Catalogue, ChecklistItem, Contact, Fact, Fee, Flow, Procedure, Step
 from bot.understand import Options, Reading, Vocabulary, command_of, read, words_of
 
 # ---------------------------------------------------------------------------
@@ -105,6 +106,8 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "rate-limited",
     "replies-superseded",
     "asked-to-pick",
+    "cancel-asked",
+    "flow-resumed",
 )
 
 # A message longer than this is not read (no matching, nothing stored): the citizen is asked to
@@ -149,7 +152,9 @@ class Position:
     stack: tuple[Frame, ...] = ()
 
 
-PromptKind = Literal["area", "disambiguate", "resume", "switch", "help", "vanished", "exit-reason"]
+PromptKind = Literal[
+    "area", "disambiguate", "resume", "switch", "help", "vanished", "exit-reason", "confirm-cancel"
+]
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,15 @@ class Prompt:
 
     kind: PromptKind
     data: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A procedure the citizen left unfinished (menu, cancel, another procedure): kept to continue later."""
+
+    position: Position
+    history: tuple[Position, ...] = ()
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +186,7 @@ class Session:
     content_version: str = ""
     last_seen: float | None = None
     started_at: float | None = None
+    parked: Parked | None = None
 
     def to_json(self) -> dict[str, Any]:
         # Positions are short lists ([procedure, step] or [procedure, step, stack]): a session keeps
@@ -188,6 +203,11 @@ class Session:
             "content_version": self.content_version,
             "last_seen": self.last_seen,
             "started_at": self.started_at,
+            "parked": (
+                [pos(self.parked.position), [pos(p) for p in self.parked.history], self.parked.started_at]
+                if self.parked
+                else None
+            ),
         }
 
     @staticmethod
@@ -200,6 +220,7 @@ class Session:
             return Position(str(procedure), str(step), tuple(Frame(str(a), str(b)) for a, b in stack))
 
         prompt = data.get("prompt")
+        parked = data.get("parked")
         return Session(
             position=pos(data["position"]) if data.get("position") else None,
             history=tuple(pos(p) for p in data.get("history", [])),
@@ -209,6 +230,7 @@ class Session:
             content_version=str(data.get("content_version", "")),
             last_seen=data.get("last_seen"),
             started_at=data.get("started_at"),
+            parked=Parked(pos(parked[0]), tuple(pos(p) for p in parked[1]), parked[2]) if parked else None,
         )
 
 
@@ -286,7 +308,9 @@ SLASH_COMMANDS: Final[Mapping[str, str]] = {
     "/back": CMD_BACK,
     "/repeat": CMD_REPEAT,
 }
-_FIXED_CHOICES: Final = frozenset({"next", "resume", "resume-at", "none", "paid", "payguide", "payfail", "missing"})
+_FIXED_CHOICES: Final = frozenset(
+    {"next", "resume", "resume-at", "none", "paid", "payguide", "payfail", "missing", "stop"}
+)
 _COMMAND_CHOICES: Final = frozenset({*COMMAND_IDS.values(), *SLASH_COMMANDS.values()})
 _EXIT_CODES: Final = frozenset(code for code, _ in texts.EXIT_REASONS)
 _NUMBER: Final = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
@@ -478,12 +502,14 @@ class _Turn:
         if prompt is not None:
             # Picking among procedures, or continuing: words of the labels count; "ok" means the first.
             forward = {"resume": "resume", "confirm-cancel": "stop"}.get(prompt.kind)
+            deny = {"confirm-cancel": "resume"}.get(prompt.kind)  # "không" = do not stop
             words = prompt.kind not in ("area",)
-            return Options(choices, forward=forward, flow_choices=flow, words=words)
+            return Options(choices, forward=forward, missing=deny, flow_choices=flow, words=words)
         step_ = self.current_step()
         pos = self.session.position
         if step_ is None or pos is None:  # the menu: free text is a question for the catalogue, not a label
-            return Options(choices, flow_choices=flow, words=False)
+            forward = "resume" if "resume" in {c.id for c in offered} else None  # "làm tiếp": the procedure left
+            return Options(choices, forward=forward, flow_choices=flow, words=False)
         ids = {c.id for c in offered}
         names = tuple(
             name
@@ -534,8 +560,25 @@ class _Turn:
             self.help()
             return
         if cid == "resume":
+            parked = self.session.parked
+            if self.session.position is None and parked is not None:
+                self.session = replace(
+                    self.session,
+                    position=parked.position,
+                    history=parked.history,
+                    started_at=parked.started_at,
+                    parked=None,
+                    prompt=None,
+                )
+                pos = parked.position
+                self.emit("flow-resumed", procedure_id=self.root_of(pos), step_id=pos.step, to_step=pos.step, via="resume")
+                self.show()
+                return
             self.session = replace(self.session, prompt=None)
             self.show()
+            return
+        if cid == "stop" and prompt and prompt.kind == "confirm-cancel":
+            self.stop()
             return
         if cid == "resume-at" and prompt and prompt.kind == "vanished" and len(prompt.data) > 1:
             root, step_id = prompt.data[0], prompt.data[1]
@@ -700,7 +743,11 @@ class _Turn:
             self.show()
             return
         if self.session.position is not None:
-            self.leave_flow("flow-exited", via)
+            self.leave_flow("flow-exited", via, park=via != "restart")
+        parked = self.session.parked
+        if parked is not None and self.root_of(parked.position) == proc_id:
+            parked = None  # starting this procedure afresh: its old place is gone
+        self.session = replace(self.session, parked=parked)
         keep = {k: v for k, v in self.session.answers.items() if not k.startswith(proc_id + "/")}
         ticks = frozenset(t for t in self.session.ticks if not t.startswith(proc_id + "/"))
         self.session = replace(
@@ -717,11 +764,14 @@ class _Turn:
         self.say(texts.STARTING.format(name=proc.name))
         self.arrive()
 
-    def leave_flow(self, type_: str, reason: str) -> None:
-        if self.session.position is None:
+    def leave_flow(self, type_: str, reason: str, park: bool = True) -> None:
+        """Leave the flow in progress; unless it is being restarted, keep the place to continue later."""
+        pos = self.session.position
+        if pos is None:
             return
         self.emit(type_, detail={"reason": reason})
-        self.session = replace(self.session, position=None, history=(), started_at=None)
+        parked = Parked(pos, self.session.history, self.session.started_at) if park else self.session.parked
+        self.session = replace(self.session, position=None, history=(), started_at=None, parked=parked)
 
     def back(self) -> None:
         self.emit("back")
@@ -747,19 +797,35 @@ class _Turn:
         self.show()
 
     def cancel(self) -> None:
+        """Ask once before stopping (nothing is lost either way); a second "hủy" confirms."""
         pos = self.session.position
         if pos is None:
             self.session = replace(self.session, prompt=None)
             self.show()
             return
-        root = pos.stack[0].procedure if pos.stack else pos.procedure
+        if self.session.prompt is not None and self.session.prompt.kind == "confirm-cancel":
+            self.stop()
+            return
+        self.emit("cancel-asked")
+        self.session = replace(self.session, prompt=Prompt("confirm-cancel"))
+        self.show()
+
+    def stop(self) -> None:
+        """Stop the procedure, keeping the place; then ask once why (never blocking)."""
+        pos = self.session.position
+        assert pos is not None
+        root = self.root_of(pos)
         at = pos.stack[0].step if pos.stack else pos.step
         proc = self.cat.procedure(root)
         self.leave_flow("flow-cancelled", "command")
-        # Ask once why, with buttons; typing anything else simply carries on.
         self.session = replace(self.session, prompt=Prompt("exit-reason", (root, "cancel", at)))
         self.say(texts.CANCELLED.format(name=proc.name if proc else root))
         self.show()
+
+    @staticmethod
+    def root_of(pos: Position) -> str:
+        """The procedure a position belongs to (the caller, when inside a guide)."""
+        return pos.stack[0].procedure if pos.stack else pos.procedure
 
     def help(self) -> None:
         self.emit("help")
@@ -768,6 +834,10 @@ class _Turn:
 
     def offer_resume(self) -> None:
         self.emit("resume-offered")
+        if self.session.position is None:  # a procedure left at the menu or stopped: offer to continue it
+            self.session = replace(self.session, prompt=Prompt("resume"))
+            self.show()
+            return
         pos, last = self.session.position, self.session.last_seen
         if pos is not None and last is not None and self.now.timestamp() - last > self.config.abandon_after_seconds:
             root = pos.stack[0].procedure if pos.stack else pos.procedure
@@ -785,7 +855,7 @@ class _Turn:
                 self.start_flow(payload, "deeplink")
                 return
             self.say(texts.UNKNOWN_DEEPLINK)
-        if self.session.position is not None:
+        if self.session.position is not None or self.session.parked is not None:
             self.offer_resume()
             return
         self.session = replace(self.session, prompt=None)
@@ -797,6 +867,9 @@ class _Turn:
         if reading is not None and reading.kind in ("greeting", "thanks"):
             self.say(texts.THANKS_REPLY if reading.kind == "thanks" else texts.GREETING_REPLY)
             if self.session.position is None and reading.kind == "greeting":
+                if self.session.parked is not None:
+                    self.offer_resume()  # "xin chào" after leaving a procedure: name it, offer to continue
+                    return
                 self.say(texts.WELCOME)
             self.show()
             return
@@ -909,6 +982,11 @@ class _Turn:
         choices = [Choice(f"a:{i}", a[:1].upper() + a[1:]) for i, a in enumerate(areas)]
         if any(p.is_guide for p in self.cat.procedures):
             choices.append(Choice("a:g", texts.GUIDES_AREA))
+        parked = self.session.parked
+        proc = self.cat.procedure(self.root_of(parked.position)) if parked else None
+        if proc is not None:  # the procedure left unfinished comes first, so nothing is lost
+            name = proc.name if len(proc.name) <= 45 else proc.name[:44].rstrip() + "…"
+            choices.insert(0, Choice("resume", texts.RESUME_PARKED.format(name=name)))
         return Reply(texts.MENU_PROMPT, tuple(choices))
 
     def view_prompt(self, prompt: Prompt) -> list[Reply]:
@@ -938,6 +1016,11 @@ class _Turn:
             return [Reply(text, (*choices, Choice("resume", texts.STAY)))]
         if prompt.kind == "resume":
             return [self.resume_reply()]
+        if prompt.kind == "confirm-cancel":
+            pos = self.session.position
+            proc = cat.procedure(self.root_of(pos)) if pos else None
+            text = texts.CONFIRM_CANCEL.format(name=proc.name if proc else "")
+            return [Reply(text, (Choice("stop", texts.STOP), Choice("resume", texts.CONTINUE_PROCEDURE)))]
         if prompt.kind == "exit-reason":
             reasons = tuple(Choice(f"x:{code}", label) for code, label in texts.EXIT_REASONS)
             if len(prompt.data) > 1 and prompt.data[1] == "came-back":
@@ -961,25 +1044,33 @@ class _Turn:
         return [self.help_reply()]
 
     def resume_reply(self) -> Reply:
-        pos = self.session.position
+        parked = self.session.parked
+        pos = self.session.position or (parked.position if parked else None)
+        history = self.session.history if self.session.position else (parked.history if parked else ())
         assert pos is not None
-        root_proc, root_step = (pos.stack[0].procedure, pos.stack[0].step) if pos.stack else (pos.procedure, pos.step)
+        root_proc = self.root_of(pos)
+        root_step = pos.stack[0].step if pos.stack else pos.step
         proc = self.cat.procedure(root_proc)
-        flow = self.cat.flow(root_proc)
         name = proc.name if proc else root_proc
         if pos.stack:
             guide = self.cat.procedure(pos.procedure)
             text = texts.RESUME_OFFER_GUIDE.format(guide=guide.name if guide else pos.procedure, name=name)
         else:
-            text = texts.RESUME_OFFER.format(
-                pos=flow.position(root_step) if flow else 1,
-                total=len(flow.steps) if flow else 1,
-                name=name,
-            )
+            done, total = self.progress(root_proc, root_step, history)
+            text = texts.RESUME_OFFER.format(pos=done, total=total, name=name)
         return Reply(
             text,
             (Choice("resume", texts.CONTINUE), Choice(f"p:{root_proc}", texts.RESTART), Choice(CMD_MENU, texts.MENU)),
         )
+
+    def progress(self, proc_id: str, step_id: str, history: tuple[Position, ...]) -> tuple[int, int]:
+        """("bước 3/8") The steps this citizen went through, and that plus the fewest still ahead on their path."""
+        flow = self.cat.flow(proc_id)
+        if flow is None:
+            return 1, 1
+        seen = {p.step for p in history if p.procedure == proc_id and not p.stack} - {step_id}
+        done = len(seen) + 1
+        return done, done + _steps_to_end(flow, step_id)
 
     def help_reply(self) -> Reply:
         pos = self.session.position
@@ -1179,6 +1270,26 @@ class _Turn:
 
 
 _PLACEHOLDER: Final = re.compile(r"(?<!\{)\{([a-z_]+)\}(?!\})")
+
+
+def _steps_to_end(flow: Flow, step_id: str) -> int:
+    """How many steps, at the fewest, follow ``step_id`` before the flow's end (not counting the end step)."""
+    edges = {
+        s.id: [n for n in (*(o.next for o in s.options), s.next, s.missing_next, s.failed_next) if n]
+        for s in flow.steps
+    }
+    ends = {s.id for s in flow.steps if s.kind == "end"}
+    depth = {step_id: 0}
+    queue = deque([step_id])
+    while queue:
+        here = queue.popleft()
+        if here in ends:
+            return max(depth[here] - 1, 0)
+        for following in edges.get(here, []):
+            if following not in depth:
+                depth[following] = depth[here] + 1
+                queue.append(following)
+    return 0
 
 
 def _short(text: str, limit: int = 40) -> str:

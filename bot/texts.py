@@ -51,7 +51,14 @@ RESUME_OFFER_GUIDE: Final = (
     "Bạn đang xem hướng dẫn “{guide}” trong thủ tục “{name}”. Bạn muốn tiếp tục hay bắt đầu lại?"
 )
 FIRST_STEP: Final = "Đây đã là bước đầu tiên."
-CANCELLED: Final = "Đã dừng thủ tục “{name}”. Khi cần, bạn cứ nhắn lại cho tôi."
+CANCELLED: Final = (
+    "Đã dừng thủ tục “{name}”. Mình vẫn giữ chỗ bạn đang làm: khi cần, nhắn “làm tiếp” hoặc chọn trong menu."
+)
+CONFIRM_CANCEL: Final = (
+    "Bạn muốn dừng thủ tục “{name}”? Mình giữ lại chỗ bạn đang làm, lúc nào quay lại cũng làm tiếp được."
+)
+STOP: Final = "Dừng thủ tục"
+RESUME_PARKED: Final = "Làm tiếp: {name}"
 COMPLETED: Final = "Bạn đã xem hết hướng dẫn thủ tục “{name}”."
 BACK_TO_PROCEDURE: Final = "Xong phần hướng dẫn. Mời bạn quay lại thủ tục “{name}”."
 STEP_GONE: Final = (

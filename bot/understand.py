@@ -463,6 +463,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if position is not None:
         return Reading("choice", choices[position - 1][0], how="ordinal")
     if not options.words:
+        if options.forward and _only(words, vocab.affirm | vocab.done, vocab):
+            return Reading("choice", options.forward, how="affirm")  # "làm tiếp" at the menu: the one left
         return _politeness(words, vocab)
     # 4. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
     names = [set(_tokens(vocab.core(vocab.canonical(words_of(normalize, n))))) for n in options.own_names]

@@ -56,7 +56,8 @@ def test_scripted_conversation(tmp_path: Path) -> None:
         "lặp lại",  # repeat
         "trợ giúp",  # help
         "Tiếp tục bước đang làm",
-        "hủy",  # cancel
+        "hủy",  # cancel: asks first
+        "1",  # yes, stop
         "menu",  # menu
     ]
     turns = chat(tmp_path / "bot.db", lines)
@@ -70,8 +71,10 @@ def test_scripted_conversation(tmp_path: Path) -> None:
     assert "Ai là người nộp hồ sơ?" in texts_of(turns[4])
     assert "1800 1096" in texts_of(turns[5])
     assert "Ai là người nộp hồ sơ?" in texts_of(turns[6])
-    assert "Đã dừng thủ tục “Đăng ký tạm trú”" in texts_of(turns[7])
-    assert texts.MENU_PROMPT in texts_of(turns[8])
+    assert "Bạn muốn dừng thủ tục “Đăng ký tạm trú”?" in texts_of(turns[7])
+    assert "Đã dừng thủ tục “Đăng ký tạm trú”" in texts_of(turns[8])
+    assert texts.MENU_PROMPT in texts_of(turns[9])
+    assert labels_of(turns[9])[0] == "Làm tiếp: Đăng ký tạm trú"  # the place is kept
     first = turns[0]["replies"][-1]
     assert set(first) == {"text", "choices", "links"}
 
@@ -80,7 +83,7 @@ def test_second_process_resumes_where_the_first_stopped(tmp_path: Path) -> None:
     db = tmp_path / "bot.db"
     chat(db, ["dk tam tru cho nguoi thue tro", "1", "2"])
     turns = chat(db, ["/start", "Tiếp tục"])
-    assert "Bạn đang ở bước 3/8 của thủ tục “Đăng ký tạm trú”" in texts_of(turns[0])
+    assert "Bạn đang ở bước 3/5 của thủ tục “Đăng ký tạm trú”" in texts_of(turns[0])
     assert "Văn bản ủy quyền" in texts_of(turns[1]), "the earlier answer (a proxy files) is remembered"
     other = chat(db, ["/start"], user="someone-else")
     assert texts.WELCOME in texts_of(other[0]), "another user starts fresh"
@@ -90,7 +93,7 @@ def test_returning_after_silence_is_offered_to_resume(tmp_path: Path) -> None:
     db = tmp_path / "bot.db"
     chat(db, ["dk tam tru cho nguoi thue tro", "1"])
     turns = chat(db, ["1"], BOT_RESUME_AFTER_MINUTES="0")
-    assert "Bạn đang ở bước 2/8" in texts_of(turns[0])
+    assert "Bạn đang ở bước 2/5" in texts_of(turns[0])
 
 
 def test_kill_minus_nine_loses_no_acknowledged_turn(tmp_path: Path) -> None:

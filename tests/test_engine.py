@@ -152,14 +152,32 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         [],
     ),
     (
-        "cancel leaves the flow and asks once why",
+        "cancel asks first and keeps the place",
         [START_TAM_TRU, "1", "hủy"],
+        "dang-ky-tam-tru/ai-nop",
+        [
+            "Bạn muốn dừng thủ tục “Đăng ký tạm trú”? Mình giữ lại chỗ bạn đang làm",
+            "[Dừng thủ tục]",
+            "[Làm tiếp thủ tục này]",
+        ],
+        ["cancel-asked"],
+    ),
+    (
+        "cancel confirmed leaves the flow and asks once why",
+        [START_TAM_TRU, "1", "hủy", "hủy"],
         None,
         ["Đã dừng thủ tục “Đăng ký tạm trú”", "vì sao bạn dừng", "[Không đăng nhập được VNeID]"],
         ["flow-cancelled"],
     ),
+    (
+        "cancel declined carries on where it was",
+        [START_TAM_TRU, "1", "thôi", "không"],
+        "dang-ky-tam-tru/ai-nop",
+        ["Ai là người nộp hồ sơ?"],
+        [],
+    ),
     ("menu leaves the flow", [START_TAM_TRU, "1", "menu"], None, ["Bạn cần làm thủ tục gì?"], ["flow-exited"]),
-    ("slash command works", [START_TAM_TRU, "/cancel"], None, ["Đã dừng thủ tục"], ["flow-cancelled"]),
+    ("slash command works", [START_TAM_TRU, "/cancel", ("tap", "stop")], None, ["Đã dừng thủ tục"], ["flow-cancelled"]),
     (
         "checklist item depends on an answer",
         [START_TAM_TRU, "1", "1"],
@@ -321,7 +339,7 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         "start mid-flow offers to resume",
         [START_TAM_TRU, "1", ("start", "")],
         "dang-ky-tam-tru/ai-nop",
-        ["Bạn đang ở bước 2/8 của thủ tục “Đăng ký tạm trú”"],
+        ["Bạn đang ở bước 2/5 của thủ tục “Đăng ký tạm trú”"],
         ["resume-offered"],
     ),
     (
@@ -390,7 +408,7 @@ def test_unverified_footnote_appears_once(content: Content) -> None:
 def test_resume_offered_after_a_long_silence(content: Content) -> None:
     chat = walk(content, START_TAM_TRU, "1")
     chat.send("1", wait_minutes=120)
-    assert "Bạn đang ở bước 2/8" in chat.text
+    assert "Bạn đang ở bước 2/5" in chat.text
     assert chat.at == "dang-ky-tam-tru/ai-nop"
     chat.send("Tiếp tục")
     assert "Ai là người nộp hồ sơ?" in chat.text
@@ -470,6 +488,8 @@ def test_fee_validity_follows_the_date(content: Content) -> None:
 def test_command_after_silence_is_obeyed(content: Content) -> None:
     chat = walk(content, START_TAM_TRU, "1")
     chat.send("hủy", wait_minutes=120)
+    assert "Bạn muốn dừng thủ tục" in chat.text  # the command itself, not a resume offer
+    chat.send("dừng thủ tục")
     assert chat.at is None
     assert "Đã dừng thủ tục" in chat.text
 
@@ -509,13 +529,13 @@ def test_returning_from_a_guide_onto_an_end_step_finishes_the_flow(tmp_path: Pat
 
 
 def test_the_exit_reason_is_recorded_once_and_never_blocks(content: Content) -> None:
-    chat = walk(content, START_TAM_TRU, "1", "hủy")
+    chat = walk(content, START_TAM_TRU, "1", "hủy", "hủy")
     chat.send(("tap", "x:vneid"))
     assert [(e.type, e.procedure_id, e.step_id, e.detail) for e in chat.events] == [
         ("exit-reason", "dang-ky-tam-tru", "ai-nop", {"reason": "vneid"})
     ]
     assert texts.EXIT_REASON_THANKS in chat.text and texts.MENU_PROMPT in chat.text
-    again = walk(content, START_TAM_TRU, "1", "hủy")
+    again = walk(content, START_TAM_TRU, "1", "hủy", "hủy")
     again.send("dang ky khai sinh cho con")  # typing something else just carries on
     assert "exit-reason" not in again.event_types
     assert {"match-confident", "match-ambiguous"} & set(again.event_types)  # handled as a new question
@@ -528,7 +548,7 @@ def test_back_after_abandoning_is_asked_once_why_then_offered_to_continue(conten
     assert chat.labels[:2] == [texts.CONTINUE_PROCEDURE, "Thiếu giấy tờ"]
     chat.send(("tap", "x:thieu-giay-to"))
     assert [(e.type, e.detail) for e in chat.events] == [("exit-reason", {"reason": "thieu-giay-to"})]
-    assert texts.EXIT_REASON_THANKS in chat.text and "Bạn đang ở bước 2/8" in chat.text  # the usual resume offer
+    assert texts.EXIT_REASON_THANKS in chat.text and "Bạn đang ở bước 2/5" in chat.text  # the usual resume offer
     later = walk(content, START_TAM_TRU, "1")
     later.send("xin chào", wait_minutes=26 * 60)
     later.send(texts.CONTINUE_PROCEDURE)  # skipping the question just carries on
@@ -563,3 +583,42 @@ def test_a_tap_carrying_an_id_the_content_never_offered_is_recorded_as_unknown(c
     assert [e.detail for e in chat.events if e.type == "stale-choice"] == [{"choice": "o:tu-nop"}]
     chat.send(("tap", "p:0912345678"))
     assert [e.detail for e in chat.events if e.type == "stale-choice"] == [{"choice": "unknown-choice"}]
+
+
+def test_no_progress_is_lost_at_the_menu_or_after_stopping(content: Content) -> None:
+    # menu: the place is kept, offered first, and "làm tiếp" goes back to it
+    chat = walk(content, START_TAM_TRU, "1", "menu")
+    assert chat.at is None and chat.labels[0] == "Làm tiếp: Đăng ký tạm trú"
+    chat.send("làm tiếp")
+    assert chat.at == "dang-ky-tam-tru/ai-nop" and chat.event_types == ["flow-resumed"]
+    assert "Ai là người nộp hồ sơ?" in chat.text
+    # stopped, then back three days later with /start: named, continue or start over
+    chat = walk(content, START_TAM_TRU, "1", "1", "hủy", "hủy")
+    chat.send(("start", ""), wait_minutes=3 * 24 * 60)
+    assert "Bạn đang ở bước 3/" in chat.text and "“Đăng ký tạm trú”" in chat.text
+    assert chat.labels[:2] == [texts.CONTINUE, texts.RESTART]
+    chat.send("1")
+    assert chat.at == "dang-ky-tam-tru/giay-to"
+    # a greeting after leaving offers it too
+    chat = walk(content, START_TAM_TRU, "1", "menu", "xin chào")
+    assert "Bạn đang ở bước 2/" in chat.text and chat.labels[0] == texts.CONTINUE
+
+
+def test_another_procedure_keeps_the_first_one_to_come_back_to(content: Content) -> None:
+    chat = walk(content, START_TAM_TRU, "1", "vợ tôi mới sinh em bé thì làm giấy khai sinh ở đâu", "1")
+    assert chat.at == "dang-ky-khai-sinh/gioi-thieu"
+    chat.send("menu")
+    assert chat.labels[0] == "Làm tiếp: Đăng ký khai sinh"  # the latest one left
+    chat.send(START_TAM_TRU)  # starting the earlier one by name starts it afresh
+    assert chat.at == "dang-ky-tam-tru/gioi-thieu"
+    assert chat.session.parked is not None and chat.session.parked.position.procedure == "dang-ky-khai-sinh"
+
+
+def test_progress_counts_the_steps_on_the_citizens_path(content: Content) -> None:
+    turn = _Turn(content, Session(), Inbound("test", "u"), NOW, EngineConfig())
+    flow = content.catalogue.flow("dang-ky-tam-tru")
+    assert flow is not None
+    history = (Position("dang-ky-tam-tru", "gioi-thieu"), Position("dang-ky-tam-tru", "ai-nop"))
+    done, total = turn.progress("dang-ky-tam-tru", "giay-to", history)
+    assert done == 3 and total < len(flow.steps)  # branches not taken are not counted
+    assert turn.progress("dang-ky-tam-tru", "giay-to", history + history) == (done, total)  # back and forth counts once
