@@ -152,9 +152,7 @@ class Position:
     stack: tuple[Frame, ...] = ()
 
 
-PromptKind = Literal[
-    "area", "disambiguate", "resume", "switch", "help", "vanished", "exit-reason", "confirm-cancel"
-]
+PromptKind = Literal["area", "disambiguate", "resume", "switch", "help", "vanished", "exit-reason", "confirm-cancel"]
 
 
 @dataclass(frozen=True)
@@ -571,7 +569,9 @@ class _Turn:
                     prompt=None,
                 )
                 pos = parked.position
-                self.emit("flow-resumed", procedure_id=self.root_of(pos), step_id=pos.step, to_step=pos.step, via="resume")
+                self.emit(
+                    "flow-resumed", procedure_id=self.root_of(pos), step_id=pos.step, to_step=pos.step, via="resume"
+                )
                 self.show()
                 return
             self.session = replace(self.session, prompt=None)
@@ -641,6 +641,14 @@ class _Turn:
             return
         if cid.startswith("t:") and step_.kind == "checklist":
             key = f"{pos.procedure}/{step_.id}/{cid[2:]}"
+            if via == "typed" and key in self.session.ticks:
+                # The same number again: untick only by a tap, so pressing "1" again and again never loops.
+                offered = self.current_choices()
+                n = next((i for i, c in enumerate(offered, 1) if c.id == cid), 0)
+                onward = next((i for i, c in enumerate(offered, 1) if c.id == "next"), 0)
+                self.emit("checklist-ticked", detail={"item": cid[2:], "ticked": True, "again": True})
+                self.say(texts.CHECKLIST_ALREADY.format(n=n, onward=onward), offered)
+                return
             ticked = key not in self.session.ticks
             ticks = self.session.ticks | {key} if ticked else self.session.ticks - {key}
             self.session = replace(self.session, ticks=ticks)
@@ -725,8 +733,13 @@ class _Turn:
             )
             if caller is not None:
                 self.say(texts.BACK_TO_PROCEDURE.format(name=caller.name))
-            if self.current_step() is None:
+            target = self.current_step()
+            if target is None:
                 self.show()
+                return
+            if step_.paid and target.kind == "payment" and target.next:
+                # "Đã thanh toán xong" was said in the guide: the payment step is not asked again.
+                self.move(target.next, "return", {"payment": "paid"})
                 return
             # The return step is arrived at like any other: a handoff is recorded, an end step finishes.
             self.arrive()

@@ -51,7 +51,9 @@ def read_tsv(path: Path) -> list[Row]:
         if len(row) < 4:
             raise BotError(f"{path}:{n}: cần ít nhất 4 cột cách nhau bằng dấu TAB: {', '.join(HEADER)}.")
         cells = [*row, "", ""]
-        out.append(Row(cells[0].strip(), cells[1].strip(), cells[2], cells[3].strip(), cells[4].strip(), cells[5].strip(), n))
+        out.append(
+            Row(cells[0].strip(), cells[1].strip(), cells[2], cells[3].strip(), cells[4].strip(), cells[5].strip(), n)
+        )
     return out
 
 
@@ -167,12 +169,21 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         total = len(self.outcomes)
         return {
-            "overall": {"passed": self.passed, "total": total, "rate": round(100 * self.passed / total, 1) if total else 0},
+            "overall": {
+                "passed": self.passed,
+                "total": total,
+                "rate": round(100 * self.passed / total, 1) if total else 0,
+            },
             "categories": {
                 k: {"passed": p, "total": t, "rate": round(100 * p / t, 1)} for k, (p, t) in self.by_category().items()
             },
             "misses": [
-                {"line": o.row.line, "at": f"{o.row.procedure}/{o.row.step}", "utterance": o.row.utterance, "equivalent": o.row.equivalent}
+                {
+                    "line": o.row.line,
+                    "at": f"{o.row.procedure}/{o.row.step}",
+                    "utterance": o.row.utterance,
+                    "equivalent": o.row.equivalent,
+                }
                 for o in self.outcomes
                 if not o.passed
             ],
@@ -194,7 +205,9 @@ def format_report(report: Report, show_misses: bool = False) -> str:
         if misses:
             lines += ["", "Các câu chưa đúng:"]
         for o in misses:
-            lines.append(f"  dòng {o.row.line} [{o.row.note}] {o.row.procedure}/{o.row.step}: “{o.row.utterance}” ≠ {o.row.equivalent}")
+            lines.append(
+                f"  dòng {o.row.line} [{o.row.note}] {o.row.procedure}/{o.row.step}: “{o.row.utterance}” ≠ {o.row.equivalent}"
+            )
             if o.error:
                 lines.append(f"      lỗi: {o.error}")
             elif o.got:

@@ -760,7 +760,9 @@ class _Loader:
                 kept.append(item)
             lists[name] = tuple(kept)
         synonyms = tuple(
-            tuple(x for x in group if isinstance(x, str)) for group in _list(raw.get("synonyms")) if isinstance(group, list)
+            tuple(x for x in group if isinstance(x, str))
+            for group in _list(raw.get("synonyms"))
+            if isinstance(group, list)
         )
         for i, group in enumerate(synonyms):
             if len(group) < 2:
@@ -1076,6 +1078,7 @@ class _Loader:
             guide=_slug(s.get("guide")) or (DEFAULT_PAYMENT_GUIDE if s["kind"] == "payment" else None),
             contacts=_strs(s.get("contacts")),
             bring=_strs(s.get("bring")),
+            paid=s.get("paid") is True,
         )
 
     # -- cross references ------------------------------------------------

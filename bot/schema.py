@@ -67,7 +67,11 @@ def _list(item: Field, doc: str, required: bool = False) -> Field:
 # The word lists of `dialogue:` (name, one item, the whole list), in the order officials see them.
 DIALOGUE_LISTS: Final[tuple[tuple[str, str, str], ...]] = (
     ("affirm", "một câu đồng ý", "câu đồng ý, đi tiếp: dạ, vâng, ok, tiếp…"),
-    ("done", "một câu báo đã làm xong", "câu báo đã làm xong: xong, rồi… (ở bước thanh toán chỉ những câu này mới là đã trả)"),
+    (
+        "done",
+        "một câu báo đã làm xong",
+        "câu báo đã làm xong: xong, rồi… (ở bước thanh toán chỉ những câu này mới là đã trả)",
+    ),
     ("deny", "một câu trả lời không", "câu trả lời không, chưa: không, chưa, chưa có…"),
     ("back", "một cách nói quay lại", "cách nói quay lại bước trước: quay về, trở lại…"),
     ("repeat", "một cách nói lặp lại", "cách nói xem lại bước này: nhắc lại, nói lại…"),
@@ -125,10 +129,7 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
             "true: chỉ thay khi gõ đúng dấu (hông → không, nhưng hỏng vẫn là hỏng); mặc định bỏ dấu rồi so",
         ),
     },
-    "dialogue": {
-        name: _list(_s(doc_item), doc)
-        for name, doc_item, doc in DIALOGUE_LISTS
-    }
+    "dialogue": {name: _list(_s(doc_item), doc) for name, doc_item, doc in DIALOGUE_LISTS}
     | {
         "synonyms": _list(
             _list(_s("một cách nói"), "một nhóm cách nói cùng nghĩa"),
@@ -245,7 +246,14 @@ STEP_FIELDS: Final[dict[StepKind, dict[str, Field]]] = {
         "bring": _list(_s("một thứ cần mang"), "những gì cần mang theo"),
         "next": Field("slug", "bước tiếp theo nếu người dân muốn tiếp tục"),
     },
-    "end": _STEP_COMMON,
+    "end": _STEP_COMMON
+    | {
+        "paid": Field(
+            "bool",
+            "true ở bước kết thúc của hướng dẫn thanh toán khi người dân đã trả xong: "
+            "quay về thủ tục thì đi tiếp luôn, không hỏi lại đã thanh toán chưa",
+        )
+    },
 }
 
 
@@ -351,6 +359,7 @@ class Step:
     guide: str | None = None
     contacts: tuple[str, ...] = ()
     bring: tuple[str, ...] = ()
+    paid: bool = False  # an end step of a payment guide reached after paying
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ CONFIRM_CANCEL: Final = (
     "Bạn muốn dừng thủ tục “{name}”? Mình giữ lại chỗ bạn đang làm, lúc nào quay lại cũng làm tiếp được."
 )
 STOP: Final = "Dừng thủ tục"
+CHECKLIST_ALREADY: Final = (
+    "Mục {n} đã được đánh dấu ✅. Có đủ giấy tờ rồi thì bạn gõ số {onward} hoặc bấm “Tôi đã có đủ giấy tờ” để đi tiếp."
+)
 RESUME_PARKED: Final = "Làm tiếp: {name}"
 COMPLETED: Final = "Bạn đã xem hết hướng dẫn thủ tục “{name}”."
 BACK_TO_PROCEDURE: Final = "Xong phần hướng dẫn. Mời bạn quay lại thủ tục “{name}”."

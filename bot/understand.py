@@ -323,9 +323,7 @@ def _without(words: Phrase, phrases: frozenset[Phrase]) -> tuple[Phrase, bool]:
     return tuple(out), found
 
 
-def ordinal_of(
-    message: Phrase, vocab: Vocabulary, count: int, labels: Sequence[tuple[str, Tokens]] = ()
-) -> int | None:
+def ordinal_of(message: Phrase, vocab: Vocabulary, count: int, labels: Sequence[tuple[str, Tokens]] = ()) -> int | None:
     """1-based position named by "2", "số 2", "cái thứ hai", "chọn số 3", "cái đầu tiên", "cái cuối"."""
     if count == 0:
         return None
@@ -441,9 +439,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     choices = options.choices
     flow = choices[: options.flow_choices] if options.flow_choices else choices
     labels = [(cid, _tokens(vocab.canonical(words_of(normalize, label)))) for cid, label in flow]
-    cores = [
-        (cid, _tokens(vocab.core(vocab.canonical(words_of(normalize, label))))) for cid, label in flow
-    ]
+    cores = [(cid, _tokens(vocab.core(vocab.canonical(words_of(normalize, label))))) for cid, label in flow]
     core = _tokens(vocab.core(words))
     # 1. A label as it reads, or wholly inside the message, or holding the whole message.
     for (cid, label), (_, label_core) in zip(labels, cores, strict=True):

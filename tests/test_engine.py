@@ -193,10 +193,17 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         ["checklist-ticked"],
     ),
     (
-        "ticking twice unticks",
-        [START_TAM_TRU, "1", "1", "1", "1"],
+        "tapping a ticked item unticks it",
+        [START_TAM_TRU, "1", "1", "1", ("tap", "t:ct01")],
         "dang-ky-tam-tru/giay-to",
         ["⬜ 1. Tờ khai CT01"],
+        ["checklist-ticked"],
+    ),
+    (
+        "typing the same number again does not untick: it says how to go on",
+        [START_TAM_TRU, "1", "1", "1", "1"],
+        "dang-ky-tam-tru/giay-to",
+        ["Mục 1 đã được đánh dấu ✅", "gõ số 3 hoặc bấm “Tôi đã có đủ giấy tờ”"],
         ["checklist-ticked"],
     ),
     (
@@ -622,3 +629,15 @@ def test_progress_counts_the_steps_on_the_citizens_path(content: Content) -> Non
     done, total = turn.progress("dang-ky-tam-tru", "giay-to", history)
     assert done == 3 and total < len(flow.steps)  # branches not taken are not counted
     assert turn.progress("dang-ky-tam-tru", "giay-to", history + history) == (done, total)  # back and forth counts once
+
+
+def test_pressing_1_again_and_again_never_loops_and_never_traps(content: Content) -> None:
+    chat = walk(content, START_TAM_TRU, "1", "1")  # an older person who keeps pressing 1
+    assert chat.at == "dang-ky-tam-tru/giay-to"
+    for _ in range(5):
+        chat.send("1")
+    assert chat.at == "dang-ky-tam-tru/giay-to"
+    assert chat.session.ticks == frozenset({"dang-ky-tam-tru/giay-to/ct01"})  # ticked once, never flipped back
+    assert "gõ số 3" in chat.text
+    chat.send("rồi")  # and any "yes, done" moves on
+    assert chat.at != "dang-ky-tam-tru/giay-to"
