@@ -321,6 +321,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     result = load_content(content_dir)
     if result.catalogue is not None and not args.no_confusable:
         result = replace(result, problems=(*result.problems, *confusable_problems(content_dir, result.catalogue)))
+    if result.catalogue is not None:
+        from bot.render_check import render_problems
+
+        rendered = render_problems(content_dir, build(result), vietnam_now().date())
+        result = replace(result, problems=(*result.problems, *rendered))
     errors, warnings = result.errors, result.warnings
     failed = bool(errors) or (args.strict and bool(warnings))
     if args.json:

@@ -11,7 +11,7 @@ import re
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final, Literal
 
 from bot import texts
@@ -113,6 +113,66 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
 # A message longer than this is not read (no matching, nothing stored): the citizen is asked to
 # write it shorter. Telegram allows 4,096 characters and Zalo 2,000; a question is a sentence or two.
 MAX_MESSAGE_CHARS: Final = 1000
+# No message the bot sends is longer than this (text and numbered choices as Zalo shows them): a phone screen.
+MAX_REPLY_CHARS: Final = 600
+# How Zalo (the strictest) shows a reply's choices: a numbered list, then a hint of at most this many characters.
+CHOOSE_HINT_CHARS: Final = 40
+
+
+def rendered_length(reply: Reply) -> int:
+    """Characters of a reply as the Zalo channels show it (text, links, numbered choices, hint)."""
+    n = len(reply.text)
+    if reply.links:
+        n += 2 + sum(len(link) + 3 for link in reply.links)
+    if reply.choices:
+        n += 2 + sum(len(f"{i}. {c.label}") + 1 for i, c in enumerate(reply.choices, 1)) + 1 + CHOOSE_HINT_CHARS
+    return n
+
+
+def _pieces(text: str, limit: int) -> list[str]:
+    """Paragraphs (then lines, then sentences) of at most ``limit`` characters, in order."""
+    if len(text) <= limit:
+        return [text]
+    for sep in ("\n\n", "\n", ". "):
+        parts = text.split(sep)
+        if len(parts) > 1:
+            out: list[str] = []
+            current = ""
+            for i, part in enumerate(parts):
+                piece = part + (". " if sep == ". " and i < len(parts) - 1 else "")
+                candidate = f"{current}{sep if current and sep != '. ' else ''}{piece}"
+                if len(candidate) <= limit:
+                    current = candidate
+                    continue
+                if current:
+                    out.append(current.rstrip())
+                current = piece
+                if len(current) > limit:
+                    out += _pieces(current, limit)[:-1]
+                    current = _pieces(current, limit)[-1]
+            if current:
+                out.append(current.rstrip())
+            return out
+    return [text[i : i + limit] for i in range(0, len(text), limit)]
+
+
+def fit(reply: Reply, limit: int = MAX_REPLY_CHARS) -> list[Reply]:
+    """A reply as messages that each fit a phone screen: paragraphs first, the choices and links on the last."""
+    if rendered_length(reply) <= limit:
+        return [reply]
+    room = max(limit - rendered_length(Reply("", reply.choices, reply.links)), 80)
+    pieces = _pieces(reply.text, limit)
+    # The last message carries the choices: it takes as many closing paragraphs as fit beside them.
+    tail = pieces.pop() if pieces else ""
+    if len(tail) > room:
+        head_part, *rest = _pieces(tail, room)
+        pieces.append(head_part)
+        tail_parts = rest
+        tail = tail_parts.pop() if tail_parts else ""
+        pieces += tail_parts
+    while pieces and len(pieces[-1]) + 2 + len(tail) <= room:
+        tail = f"{pieces.pop()}\n\n{tail}" if tail else pieces.pop()
+    return [*(Reply(p) for p in pieces), Reply(tail, reply.choices, reply.links)]
 
 
 @dataclass(frozen=True)
@@ -330,7 +390,7 @@ def step(
     turn = _Turn(content, session, inbound, now, config or EngineConfig())
     turn.run()
     final = replace(turn.session, last_seen=now.timestamp(), content_version=content.catalogue.version)
-    return Result(final, tuple(turn.replies), tuple(turn.events))
+    return Result(final, tuple(m for r in turn.replies for m in fit(r)), tuple(turn.events))
 
 
 class _Turn:
@@ -1091,7 +1151,7 @@ class _Turn:
         proc = self.cat.procedure(root) if root else None
         contacts = proc.contacts if proc and proc.contacts else self.cat.default_contacts
         lines = [texts.HELP_INTRO_PROC.format(name=proc.name) if proc else texts.HELP_INTRO]
-        lines += [self.contact_line(self.cat.contacts[c]) for c in contacts if c in self.cat.contacts]
+        lines += self.contact_lines(contacts, proc)
         bring = proc.bring if proc and proc.bring else texts.DEFAULT_BRING
         lines += ["", texts.BRING_INTRO, *[f"• {b}" for b in bring]]
         choices: tuple[Choice, ...] = (Choice("resume", texts.RESUME),) if pos else ()
@@ -1109,8 +1169,16 @@ class _Turn:
         if c.url:
             line += f" ({c.url})"
         if not c.verification.verified:
-            line += f" — số/địa chỉ này {texts.UNVERIFIED}"
+            line += texts.UNVERIFIED_MARK
         return line
+
+    def contact_lines(self, ids: tuple[str, ...], proc: Procedure | None) -> list[str]:
+        """One line per contact; contacts not yet verified are marked (*) and explained once below."""
+        contacts = [self.cat.contacts[c] for c in ids if c in self.cat.contacts]
+        lines = [self.contact_line(c) for c in contacts]
+        if any(not c.verification.verified for c in contacts):
+            lines.append(texts.CONTACT_UNVERIFIED.format(where=self.where_to_check(proc)))
+        return lines
 
     def handoff_contacts(self, step_: Step) -> tuple[str, ...]:
         if step_.contacts:
@@ -1146,21 +1214,17 @@ class _Turn:
                 choices.append(Choice("missing", texts.CHECKLIST_MISSING))
             return [Reply("\n".join(lines), (*choices, *self.nav()), links)]
         if kind == "payment":
-            parts = [text] if text else []
-            parts.append(self.fee_table(proc))
-            if self.fee_due(proc):
-                parts.append(texts.FEE_UNPAID)
-            parts.append(texts.SAFETY)
+            # What to do, then the fee, then safety: each its own message, the buttons on the last.
+            safety = f"{texts.FEE_UNPAID}\n\n{texts.SAFETY}" if self.fee_due(proc) else texts.SAFETY
             choices = [Choice("payguide", texts.PAY_GUIDE)] if step_.guide and self.cat.flow(step_.guide) else []
             choices.append(Choice("paid", texts.PAY_DONE))
             if step_.failed_next:
                 choices.append(Choice("payfail", texts.PAY_FAILED))
-            return [Reply("\n\n".join(parts), (*choices, *self.nav()), links)]
+            out = [Reply(text)] if text else []
+            return [*out, Reply(self.fee_table(proc)), Reply(safety, (*choices, *self.nav()), links)]
         if kind == "handoff":
             lines = [text, ""]
-            lines += [
-                self.contact_line(self.cat.contacts[c]) for c in self.handoff_contacts(step_) if c in self.cat.contacts
-            ]
+            lines += self.contact_lines(self.handoff_contacts(step_), proc)
             if step_.bring:
                 lines += ["", texts.BRING_INTRO, *[f"• {self.fill(b, proc)}" for b in step_.bring]]
             nxt = (Choice("next", texts.CONTINUE),) if step_.next else ()
@@ -1249,7 +1313,12 @@ class _Turn:
         return text + (texts.UNVERIFIED_MARK if unverified else "")
 
     def fee_table(self, proc: Procedure | None) -> str:
-        """Fees in force today with basis, dates and exemptions; never a number the catalogue lacks."""
+        """Fees in force today, each case once; exemptions, notes, basis and dates said once each.
+
+        Never a number the catalogue lacks. The legal basis and the date a rate applies
+        from are separate sentences: "Căn cứ: Thông tư 73/2024/TT-BTC. Mức trên áp dụng từ
+        01/01/2026." (not "…TT-BTC, áp dụng từ…", which reads as the circular's own date).
+        """
         if proc is None:
             return texts.FEE_NONE.format(where=texts.UNVERIFIED_WHERE_DEFAULT)
         where = self.where_to_check(proc)
@@ -1258,22 +1327,30 @@ class _Turn:
         if not fees:
             lines.append(proc.fee_note or texts.FEE_NONE.format(where=where))
             return "\n".join(lines)
+        starts = {f.valid_from for f in fees}
+        ends = {f.valid_to for f in fees}
         shared = {f.exemptions for f in fees}
-        common = fees[0].exemptions if len(shared) == 1 and len(fees) > 1 else ()
+        common = fees[0].exemptions if len(shared) == 1 else ()
         for f in fees:
-            lines.append(f"• {f.label}: {_amounts(f.online, f.counter, f.unit)}.")
-            end = texts.FEE_UNTIL.format(end=_date(f.valid_to)) if f.valid_to else ""
-            lines.append("  " + texts.FEE_BASIS.format(basis=f.legal_basis, start=_date(f.valid_from), end=end))
+            line = f"• {f.label}: {_amounts(f.online, f.counter, f.unit)}"
+            if len(starts) > 1 or len(ends) > 1:
+                line += " " + _period(f.valid_from, f.valid_to)
+            if not f.verification.verified:
+                line += texts.UNVERIFIED_MARK
+            lines.append(line + ".")
             if f.exemptions and not common:
                 lines.append("  " + texts.FEE_EXEMPT.format(who="; ".join(f.exemptions)))
-            if f.note:
-                lines.append("  " + f.note)
-            if not f.verification.verified:
-                lines.append("  " + texts.FEE_UNVERIFIED.format(unverified=texts.UNVERIFIED, where=where))
         if common:
             lines.append(texts.FEE_EXEMPT.format(who="; ".join(common)))
-        if proc.fee_note:
-            lines.append(proc.fee_note)
+        notes = list(dict.fromkeys(n for n in (*(f.note for f in fees), proc.fee_note) if n))
+        lines += notes
+        bases = list(dict.fromkeys(f.legal_basis for f in fees if f.legal_basis))
+        if bases:
+            lines.append(texts.FEE_BASIS.format(basis="; ".join(bases)))
+        if len(starts) == 1 and len(ends) == 1:
+            lines.append(texts.FEE_SINCE.format(period=_period(fees[0].valid_from, fees[0].valid_to)[1:-1]))
+        if any(not f.verification.verified for f in fees):
+            lines.append(texts.FEE_UNVERIFIED.format(unverified=texts.UNVERIFIED, where=where))
         return "\n".join(lines)
 
     def fee_due(self, proc: Procedure | None) -> bool:
@@ -1283,6 +1360,11 @@ class _Turn:
 
 
 _PLACEHOLDER: Final = re.compile(r"(?<!\{)\{([a-z_]+)\}(?!\})")
+
+
+def _period(start: date, end: date | None) -> str:
+    """ "(từ 01/01/2026)" or "(từ 01/01/2025 đến hết 31/12/2025)"."""
+    return f"(từ {_date(start)}" + (f" đến hết {_date(end)})" if end else ")")
 
 
 def _steps_to_end(flow: Flow, step_id: str) -> int:

@@ -138,12 +138,13 @@ FEE_TITLE: Final = "Lệ phí “{name}”:"
 FEE_FREE: Final = "miễn phí"
 FEE_ONLINE: Final = "nộp trực tuyến: {amount}"
 FEE_COUNTER: Final = "nộp tại quầy: {amount}"
-FEE_BASIS: Final = "Căn cứ: {basis}, áp dụng từ {start}{end}."
-FEE_UNTIL: Final = " đến hết {end}"
+FEE_BASIS: Final = "Căn cứ: {basis}."
+FEE_SINCE: Final = "Mức trên áp dụng {period}."
 FEE_EXEMPT: Final = "Được miễn: {who}."
 FEE_UNVERIFIED: Final = (
-    "⚠️ Mức phí này {unverified}. Trước khi trả, bạn hãy xem lại trên trang nộp hồ sơ hoặc hỏi {where}."
+    "(*) Mức phí này {unverified}. Trước khi trả, bạn hãy xem lại trên trang nộp hồ sơ hoặc hỏi {where}."
 )
+CONTACT_UNVERIFIED: Final = "(*) Số, địa chỉ này chưa được xác minh; nếu không được, bạn hỏi {where}."
 FEE_NONE: Final = "Chưa có thông tin lệ phí chính thức cho thủ tục này. Bạn hãy hỏi {where} trước khi nộp tiền."
 FEE_UNPAID: Final = "Lưu ý: hồ sơ chỉ được chuyển tới cơ quan giải quyết sau khi thanh toán thành công."
 SAFETY: Final = (

@@ -23,7 +23,7 @@ def payment_text(content: Content, proc_id: str, when: datetime) -> str:
     assert flow is not None
     pay = next(s for s in flow.steps if s.kind == "payment")
     result = step(content, Session(position=Position(proc_id, pay.id)), Inbound("t", "u", text="lặp lại"), when)
-    return result.replies[-1].text
+    return "\n\n".join(r.text for r in result.replies)  # what to do, the fee, then safety: several messages
 
 
 def test_identity_card_fees_after_the_online_discount_ended(shipped: Content) -> None:

@@ -112,7 +112,7 @@ async def test_a_whole_procedure_by_taps_and_by_typing(bot: Bot) -> None:
     step = await bot.say("Tôi đã có đủ giấy tờ")  # typed label
     assert step[-1]["text"] == "Bạn đã đăng nhập VNeID mức 2 chưa?"
     step = await bot.tap("o:roi")
-    assert "7.000" in step[-1]["text"] and texts.SAFETY in step[-1]["text"]
+    assert "7.000" in step[-2]["text"] and texts.SAFETY in step[-1]["text"]  # the fee, then safety with the buttons
     step = await bot.tap("paid")
     assert any("Xong! Lệ phí là" in m["text"] for m in step)
     assert bot.api.methods().count("answerCallbackQuery") == 3
