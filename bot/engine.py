@@ -156,6 +156,13 @@ def _pieces(text: str, limit: int) -> list[str]:
     return [text[i : i + limit] for i in range(0, len(text), limit)]
 
 
+def needs_cutting(reply: Reply, limit: int = MAX_REPLY_CHARS) -> bool:
+    """Whether a reply has a line too long for one message, so ``fit`` must cut inside a sentence or line."""
+    lines = reply.text.split("\n")
+    room = limit - rendered_length(Reply("", reply.choices, reply.links))
+    return any(len(line) > limit for line in lines) or len(lines[-1]) > room
+
+
 def fit(reply: Reply, limit: int = MAX_REPLY_CHARS) -> list[Reply]:
     """A reply as messages that each fit a phone screen: paragraphs first, the choices and links on the last."""
     if rendered_length(reply) <= limit:
@@ -377,6 +384,12 @@ _NUMBER: Final = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 # ---------------------------------------------------------------------------
 # The engine
 # ---------------------------------------------------------------------------
+
+
+def view_of(content: Content, session: Session, now: datetime) -> list[Reply]:
+    """What a citizen at ``session`` is shown, before long replies are cut into messages (for checks)."""
+    turn = _Turn(content, session, Inbound("view", "view", kind="choice", choice_id=CMD_REPEAT), now, EngineConfig())
+    return turn.view()
 
 
 def step(

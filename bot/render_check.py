@@ -26,8 +26,10 @@ from bot.engine import (
     Position,
     Reply,
     Session,
+    needs_cutting,
     rendered_length,
     step,
+    view_of,
 )
 from bot.loader import FLOWS_DIR, Problem, compose
 from bot.schema import Flow
@@ -47,6 +49,7 @@ class Rendering:
     answers: tuple[tuple[str, str], ...]
     day: date
     replies: tuple[Reply, ...]
+    view: tuple[Reply, ...] = ()  # before long replies were cut into messages
 
 
 def check_dates(content: Content, today: date) -> list[date]:
@@ -91,7 +94,8 @@ def renderings(content: Content, days: Sequence[date], today: date) -> Iterator[
                     inbound = Inbound("check", "check", kind="choice", choice_id=CMD_REPEAT)
                     config = EngineConfig(resume_after_seconds=float("inf"))
                     result = step(content, session, inbound, now, config)
-                    yield Rendering(proc_id, st.id, tuple(sorted(answers.items())), day, result.replies)
+                    view = tuple(view_of(content, session, now))
+                    yield Rendering(proc_id, st.id, tuple(sorted(answers.items())), day, result.replies, view)
 
 
 def sentences(text: str) -> list[str]:
@@ -118,17 +122,18 @@ def findings(content: Content, today: date) -> list[Finding]:
     out = []
     for r in renderings(content, check_dates(content, today), today):
         where = f" (ngày {r.day:%d/%m/%Y})" if r.day != today else ""
-        for reply in r.replies:
+        for reply in r.view:
             length = rendered_length(reply)
-            if length > MAX_REPLY_CHARS and (r.procedure, r.step, "long") not in seen:
+            if needs_cutting(reply) and (r.procedure, r.step, "long") not in seen:
                 seen.add((r.procedure, r.step, "long"))
                 out.append(
                     Finding(
                         r.procedure,
                         r.step,
-                        f"một tin nhắn của bước này dài {length} ký tự{where}, quá {MAX_REPLY_CHARS} ký tự.",
-                        "Tách đoạn dài thành nhiều đoạn ngắn (cách nhau một dòng trống), mỗi đoạn vài câu; "
-                        "bot gửi mỗi đoạn dài thành một tin nhắn riêng.",
+                        f"bước này dài {length} ký tự{where} và có dòng không vừa một tin nhắn {MAX_REPLY_CHARS} ký tự "
+                        "(kể cả các nút), nên bot phải cắt giữa câu.",
+                        "Viết mỗi câu một dòng, các ý cách nhau một dòng trống; bot gửi thành nhiều tin nhắn ngắn, "
+                        "các nút đi cùng tin cuối.",
                     )
                 )
         said = [s for reply in r.replies for s in sentences(reply.text)]

@@ -86,3 +86,17 @@ def test_validate_names_a_step_whose_message_cannot_fit(tmp_path: Path) -> None:
     assert "flows/dang-ky-tam-tru.yaml:" in proc.stdout
     assert "xuất hiện hai lần trong bước này" in proc.stdout and "cảnh báo" in proc.stdout
     assert run("validate", "--strict", "--content", str(content), "--no-confusable").returncode == 1
+
+
+def test_validate_warns_about_a_line_too_long_for_one_message(tmp_path: Path) -> None:
+    content = tmp_path / "c"
+    shutil.copytree(GOOD, content)
+    flow = content / "flows" / "dang-ky-tam-tru.yaml"
+    long_line = "Bạn hãy đọc kỹ " + "và làm theo từng chữ " * 40
+    flow.write_text(
+        flow.read_text(encoding="utf-8").replace("text: Ai là người nộp hồ sơ?", f"text: {long_line.strip()}", 1),
+        encoding="utf-8",
+    )
+    proc = run("validate", "--content", str(content), "--no-confusable")
+    [warning] = [line for line in proc.stdout.splitlines() if "không vừa một tin nhắn" in line]
+    assert warning.startswith("flows/dang-ky-tam-tru.yaml:") and "bước “ai-nop”" in warning
