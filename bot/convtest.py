@@ -11,6 +11,8 @@ A test file looks like::
           - say: dk tam tru
             expect: {at: gioi-thieu, contains: [tạm trú], choices: [Tiếp tục]}
           - tap: Tiếp tục
+          - wait: 3d              # optional: time passes before this turn (30m, 2h, 3d)
+            say: /start
 
 Cases run against the pure engine with an in-memory session: nothing is written
 anywhere, so running them never touches analytics.
@@ -35,7 +37,9 @@ from bot.settings import VIETNAM_TZ
 
 FILE_KEYS: Final = ("procedure", "date", "cases")
 CASE_KEYS: Final = ("name", "start", "date", "turns")
-TURN_KEYS: Final = ("say", "tap", "find", "expect")
+TURN_KEYS: Final = ("say", "tap", "find", "wait", "expect")
+# "wait: 3d" before a turn: that much time passes first (m minutes, h hours, d days).
+WAIT_UNITS: Final = {"m": 60, "h": 3600, "d": 86400}
 EXPECT_KEYS: Final = ("at", "contains", "not_contains", "choices", "ends", "events")
 TEST_USER: Final = "conversation-test"
 CHANNEL: Final = "test"
@@ -64,6 +68,7 @@ class Turn:
     tap: str | None = None
     find: str | None = None
     expect: Expect = field(default_factory=Expect)
+    wait: timedelta = timedelta()
 
     def describe(self) -> str:
         if self.find is not None:
@@ -218,7 +223,15 @@ class _Reader:
         if say is None and tap is None and find is None:
             return None
         expect = self.expect(raw["expect"]) if "expect" in raw else Expect()
-        return Turn(node.start_mark.line + 1, say, tap, find, expect or Expect())
+        wait = self.wait(raw["wait"]) if "wait" in raw else timedelta()
+        return Turn(node.start_mark.line + 1, say, tap, find, expect or Expect(), wait)
+
+    def wait(self, node: yaml.Node) -> timedelta:
+        raw = str(self.value(node)).strip().lower()
+        if len(raw) >= 2 and raw[:-1].isdigit() and raw[-1] in WAIT_UNITS:
+            return timedelta(seconds=int(raw[:-1]) * WAIT_UNITS[raw[-1]])
+        self.problem(node, f"wait cần dạng như 30m, 2h hoặc 3d (phút, giờ, ngày), không phải “{raw}”.")
+        return timedelta()
 
     def expect(self, node: yaml.Node) -> Expect | None:
         raw = self.mapping(node, EXPECT_KEYS, "expect")
@@ -464,7 +477,7 @@ def run_case(content: Content, case: Case, procedure: str | None, file: str, out
         _visit(outcome, result)
         session, offered = result.session, _offered(result.replies)
     for n, turn in enumerate(case.turns, 1):
-        now += timedelta(seconds=SECONDS_PER_TURN)
+        now += timedelta(seconds=SECONDS_PER_TURN) + turn.wait
         inbound = _inbound(turn, offered)
         if isinstance(inbound, str):
             outcome.failures.append(Failure(file, case.name, n, turn, [inbound]))
