@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bot import schema
 from bot.content import build
-from bot.engine import Content, EngineConfig, Inbound, Position, Session
+from bot.engine import Content, EngineConfig, Inbound, Session
 from bot.errors import BotError, UsageError
 from bot.loader import confusable_problems, did_you_mean, load_content
 from bot.runner import vietnam_now
@@ -441,7 +441,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
         if flow.step(args.step) is None:
             hint = did_you_mean(args.step, [s.id for s in flow.steps])
             raise BotError(f"Kịch bản {args.id} không có bước “{args.step}”. {hint}".rstrip())
-        session = Session(position=Position(args.id, args.step), answers=answers, last_seen=now.timestamp())
+        from bot.inflow_eval import start_session
+
+        # As if the citizen had come along the shortest path: "quay lại" works as in a real conversation.
+        session = replace(start_session(content, args.id, args.step, "", now), answers=answers)
         opening = Inbound(console.CHANNEL, console.PREVIEW_USER, kind="choice", choice_id="cmd:repeat")
     else:
         session = Session(answers=answers)

@@ -25,7 +25,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from rapidfuzz import fuzz
@@ -139,6 +139,28 @@ class Vocabulary:
     thanks: frozenset[Phrase] = frozenset()
     # one-word commands that fold like a yes/no word ("rối" and "rồi"): taken only when typed with diacritics
     ambiguous: frozenset[Phrase] = frozenset()
+    # fillers by token, with their spellings (the check runs for every word of every message)
+    filler_spellings: Mapping[str, tuple[str | None, ...]] = field(default_factory=dict)
+    # labels and names already read: a step's labels are read again at every message
+    seen: dict[tuple[str, bool], Phrase] = field(default_factory=dict, compare=False, repr=False)
+    # indexes by first token, built once (see ``indexed``)
+    index: Mapping[str, Mapping[str, tuple[tuple[str, Phrase, Phrase], ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def indexed(self) -> Vocabulary:
+        """The same vocabulary with its lookups by first token built (synonyms; one-word, longer and core commands)."""
+        kinds: dict[str, dict[str, list[tuple[str, Phrase, Phrase]]]] = {k: {} for k in ("syn", "one", "many", "core")}
+        for form, first in self.synonyms:
+            kinds["syn"].setdefault(form[0][0], []).append(("", form, tuple((t, None) for t in first)))
+        for command, phrases in self.commands.items():
+            for p in phrases:
+                kinds["one" if len(p) == 1 else "many"].setdefault(p[0][0], []).append((command, p, p))
+                pc = self.core(p)
+                if len(p) > 1 and len(pc) >= 2:
+                    kinds["core"].setdefault(pc[0][0], []).append((command, pc, p))
+        index = {k: {t: tuple(v) for t, v in d.items()} for k, d in kinds.items()}
+        return replace(self, index=index)
 
     @staticmethod
     def from_phrases(
@@ -172,7 +194,11 @@ class Vocabulary:
         pairs.sort(key=lambda pair: -len(pair[0]))
         merged = {c: [*CORE_COMMANDS[c], *((commands or {}).get(c, ()))] for c in COMMANDS}
         filler_words = frozenset(p for p in (words_of(normalize, s) for s in fillers) if len(p) == 1)
-        vocab = Vocabulary(fillers=filler_words, synonyms=tuple(pairs))
+        by_token: dict[str, list[str | None]] = {}
+        for ((token, spelled),) in filler_words:
+            by_token.setdefault(token, []).append(spelled)
+        filler_spellings = {t: tuple(v) for t, v in by_token.items()}
+        vocab = Vocabulary(fillers=filler_words, synonyms=tuple(pairs), filler_spellings=filler_spellings)
 
         def said(items: Iterable[str]) -> frozenset[Phrase]:
             return frozenset(p for p in (vocab.canonical(words_of(normalize, s)) for s in items) if p)
@@ -185,6 +211,7 @@ class Vocabulary:
             done=said(done),
             deny=said(deny),
             fillers=filler_words,
+            filler_spellings=filler_spellings,
             yes_words=tokens(yes_words),
             negations=phrases(negations),
             ordinal_words=phrases(ordinal_words),
@@ -192,7 +219,7 @@ class Vocabulary:
             commands={c: said(p) for c, p in merged.items()},
             greetings=said(greetings),
             thanks=said(thanks),
-        )
+        ).indexed()
 
     def canonical(self, words: Phrase) -> Phrase:
         """Synonyms replaced by the first form of their group ("trực tuyến" → "trên mạng"), longest first.
@@ -206,9 +233,12 @@ class Vocabulary:
                 out.append((NEGATIVE, None))
                 i += 1
                 continue
-            for form, first in self.synonyms:
+            candidates = self.index["syn"].get(words[i][0], ()) if self.index else ()
+            if not self.index:
+                candidates = tuple(("", f, tuple((t, None) for t in first)) for f, first in self.synonyms)
+            for _, form, first_words in candidates:
                 if words[i][0] == form[0][0] and _at(words, i, form):
-                    out += [(t, None) for t in first]
+                    out += first_words
                     i += len(form)
                     break
             else:
@@ -218,7 +248,21 @@ class Vocabulary:
 
     def filler(self, word: Word) -> bool:
         """A word said only for politeness or rhythm ("ạ", "nha", "đi", "giùm"), spelled as listed."""
-        return any(w[0][0] == word[0] and _same(word, w[0]) for w in self.fillers)
+        spellings = self.filler_spellings.get(word[0])
+        return spellings is not None and any(_same(word, (word[0], s)) for s in spellings)
+
+    def read_label(self, text: str, normalize: Normalizer, core: bool = False) -> Phrase:
+        """A label or a procedure name as words (synonyms applied; ``core``: fillers dropped), remembered."""
+        key = (text, core)
+        words = self.seen.get(key)
+        if words is None:
+            words = self.canonical(words_of(normalize, text))
+            if core:
+                words = self.core(words)
+            if len(self.seen) > 5000:
+                self.seen.clear()
+            self.seen[key] = words
+        return words
 
     def core(self, words: Phrase) -> Phrase:
         """The words that carry meaning (fillers dropped), or all of them when nothing else is left."""
@@ -270,40 +314,42 @@ def _mostly_command(words: Phrase, vocab: Vocabulary) -> Phrase:
     return words if len(rest) * 2 <= len(core) else ()
 
 
-def _where(phrase: Phrase, words: Phrase, head: Phrase) -> Phrase:
-    """Where a one-word command may stand: a loan word ("menu", "hotline") or "giúp" anywhere, others lead."""
-    word = phrase[0]
-    return words if (word[1] is not None and word[1].isascii()) or word[0] in WEAK_HELP else head
-
-
 def command_of(words: Phrase, vocab: Vocabulary) -> str | None:
     """The command a message asks for, if it contains one of the command phrases."""
-    hits = []
-    weak_help = False
+    index = vocab.index or vocab.indexed().index
+    found: dict[str, list[Phrase]] = {}
+    for i, word in enumerate(words):
+        for command, phrase, original in index["many"].get(word[0], ()):
+            if _at(words, i, phrase):
+                found.setdefault(command, []).append(original)
+    # "không làm cái này nữa": a phrase's words with words of politeness in between
     core = vocab.core(words)
+    for i, word in enumerate(core):
+        for command, phrase, original in index["core"].get(word[0], ()):
+            if _at(core, i, phrase):
+                found.setdefault(command, []).append(original)
     # One-word commands ("hủy", "cứu", "bí") only lead or stand almost alone: inside a longer sentence
-    # the same word is something else ("tra cứu hồ sơ", "bằng bị mất").
+    # the same word is something else ("tra cứu hồ sơ", "bằng bị mất"). A loan word ("menu", "hotline")
+    # or "giúp" may stand anywhere.
     head = core[:1] if len(core) > 2 else core
+    for word in words:
+        for command, phrase, original in index["one"].get(word[0], ()):
+            wanted = phrase[0]
+            anywhere = (wanted[1] is not None and wanted[1].isascii()) or wanted[0] in WEAK_HELP
+            if not anywhere and word not in head:
+                continue
+            exact = word == wanted and word[1] is not None and not word[1].isascii()
+            if exact if phrase in vocab.ambiguous else _same(word, wanted):
+                found.setdefault(command, []).append(original)
+    weak_help = False
     for command in PRIORITY:
-        found = [
-            p
-            for p in vocab.commands.get(command, ())
-            if (
-                (_spelled_in(head, p[0]) if p in vocab.ambiguous else _contains(_where(p, words, head), p))
-                if len(p) == 1
-                else _contains(words, p)
-                # "không làm cái này nữa": the phrase's words, with words of politeness in between
-                or (len(pc := vocab.core(p)) >= 2 and _contains(core, pc))
-            )
-        ]
-        if not found:
+        phrases = found.get(command)
+        if not phrases:
             continue
-        if command == "help" and all(set(_tokens(p)) <= WEAK_HELP for p in found):
+        if command == "help" and all(set(_tokens(p)) <= WEAK_HELP for p in phrases):
             weak_help = True  # "giúp" may be politeness: only if nothing else is asked
             continue
-        hits.append(command)
-    if hits:
-        return hits[0]
+        return command
     return "help" if weak_help else None
 
 
@@ -463,7 +509,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             return Reading("choice", options.forward, how="affirm")  # "làm tiếp" at the menu: the one left
         return _politeness(words, vocab)
     # 4. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
-    names = [set(_tokens(vocab.core(vocab.canonical(words_of(normalize, n))))) for n in options.own_names]
+    names = [set(_tokens(vocab.read_label(n, normalize, core=True))) for n in options.own_names]
     if len(core) >= 2 and any(set(core) <= name | _NAME_VERBS for name in names):
         return Reading("command", "repeat", how="same-procedure")
     # Words of its name say nothing about which choice: "tạm trú nộp trên vneid" is "nộp trên vneid".

@@ -1,0 +1,63 @@
+"""How long the dialogue reader takes per message (issue 13 target: at most 1 ms at p99).
+
+    .venv/bin/python benchmarks/understand_bench.py [FILE.tsv ...]
+
+Reads every utterance of the in-flow files (default: tests/data/eval/inflow-dev.tsv) at its
+step, the way the engine does (the step's choices, its forward choice, the procedure's
+names), many times over, and prints p50, p99 and the worst time of ``understand.read``
+alone, and of a whole ``engine.step`` for the same messages for comparison.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot import engine, inflow_eval  # noqa: E402
+from bot.content import load  # noqa: E402
+from bot.engine import EngineConfig, Inbound, _Turn  # noqa: E402
+from bot.runner import vietnam_now  # noqa: E402
+from bot.understand import read  # noqa: E402
+
+
+def main() -> None:
+    files = [Path(a) for a in sys.argv[1:]] or [ROOT / "tests/data/eval/inflow-dev.tsv"]
+    content = load(ROOT)
+    now = vietnam_now()
+    cases = []
+    for f in files:
+        for row in inflow_eval.read_tsv(f):
+            session = inflow_eval.start_session(content, row.procedure, row.step, row.context, now)
+            turn = _Turn(content, session, Inbound("b", "b", text=row.utterance), now, EngineConfig())
+            cases.append((row.utterance, turn.options(turn.current_choices()), session))
+    reads: list[float] = []
+    steps: list[float] = []
+    for _ in range(20):
+        for text, options, session in cases:
+            start = time.perf_counter()
+            read(text, options, content.vocabulary, content.normalize)
+            reads.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            engine.step(content, session, Inbound("b", "b", text=text), now)
+            steps.append(time.perf_counter() - start)
+
+    def show(name: str, xs: list[float]) -> None:
+        xs = sorted(xs)
+        p99 = xs[int(len(xs) * 0.99)]
+        print(
+            f"{name:24} n={len(xs):6}  p50 {1000 * statistics.median(xs):.3f} ms  "
+            f"p99 {1000 * p99:.3f} ms  max {1000 * xs[-1]:.3f} ms"
+        )
+
+    print(f"{len(cases)} messages at their steps, 20 rounds")
+    show("understand.read", reads)
+    show("engine.step (whole turn)", steps)
+
+
+if __name__ == "__main__":
+    main()
