@@ -67,8 +67,11 @@ ORDINAL_NUMBERS: Final[Mapping[str, int]] = {
     "nhat": 1,
     "tu": 4,
 }
+_NUMBER_TOKENS: Final = frozenset(NUMBER_WORDS.values())
 _FIRST: Final = (("dau", "tien"), ("dau",), ("nhat",))
 _LAST: Final = (("cuoi", "cung"), ("cuoi",))
+_ENDS: Final = frozenset({"dau", "tien", "cuoi", "cung"})  # "cai dau": "đầu", though "dau" is also "đâu"
+_SPEAKERS: Final = frozenset({"con", "chau"})
 NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabulary.negations``)
 # Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
 _NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap"})
@@ -233,6 +236,10 @@ class Vocabulary:
                 out.append((NEGATIVE, None))
                 i += 1
                 continue
+            if words[i][1] is None and words[i][0] in _NUMBER_TOKENS:
+                out.append(words[i])  # "3" is three, never "ba" the father
+                i += 1
+                continue
             candidates = self.index["syn"].get(words[i][0], ()) if self.index else ()
             if not self.index:
                 candidates = tuple(("", f, tuple((t, None) for t in first)) for f, first in self.synonyms)
@@ -269,8 +276,16 @@ class Vocabulary:
         return tuple(w for w in words if not self.filler(w)) or words
 
     def negative(self, tokens: Iterable[str]) -> bool:
-        """Whether words say no (after ``canonical``, every negation is "không"; "chưa" counts too)."""
-        return any(t in (NEGATIVE, "chua") for t in tokens)
+        """Whether words say no (after ``canonical``, every negation is "không"; "chưa" counts too).
+
+        A label's answer is what it says first: "Đã xong hoặc không cần" is a yes, "Chưa, hoặc bị lỗi" a no.
+        """
+        for t in tokens:
+            if t == "hoac":
+                return False
+            if t in (NEGATIVE, "chua"):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -375,7 +390,13 @@ def ordinal_of(message: Phrase, vocab: Vocabulary, count: int, labels: Sequence[
         return None
     rest, prefixed = _without(message, vocab.ordinal_words)
     # Politeness and a thumbs-up around a number do not change it: "1 nha", "3 ạ", "1 👍".
-    named = [w for w in rest if not vocab.filler(w) and not any(_same(w, p[0]) for p in vocab.affirm if len(p) == 1)]
+    named = [
+        w
+        for w in rest
+        if w[0] in _ENDS or not (vocab.filler(w) or any(_same(w, p[0]) for p in vocab.affirm if len(p) == 1))
+    ]
+    if prefixed and len(named) > 1 and named[0][0] in _SPEAKERS:
+        named = named[1:]  # "con chọn cái thứ hai": the speaker calling themself "con", "cháu"
     if len(named) == 1 and named[0][0] in ORDINAL_NUMBERS:
         number, spelled = named[0]
         typed_digit = spelled is None or number.isdigit()
@@ -391,6 +412,106 @@ def ordinal_of(message: Phrase, vocab: Vocabulary, count: int, labels: Sequence[
     if (joined in _LAST and prefixed) or joined == ("cuoi", "cung"):
         return count
     return None
+
+
+# Numbers written as words ("ba tuổi", "mười lăm ngày", "hai mươi mốt ngày") and units of age and time.
+_DIGIT_WORDS: Final[Mapping[str, int]] = {
+    "mot": 1, "mo": 1, "hai": 2, "ba": 3, "bon": 4, "tu": 4, "nam": 5, "lam": 5, "nham": 5,
+    "sau": 6, "bay": 7, "tam": 8, "chin": 9,
+}  # fmt: skip
+_UNITS: Final[Mapping[str, tuple[str, int]]] = {
+    "tuoi": ("age", 1),
+    "ngay": ("days", 1),
+    "bua": ("days", 1),
+    "hom": ("days", 1),
+    "tuan": ("days", 7),
+    "thang": ("days", 30),
+    "nam": ("days", 365),
+}
+# Words before a number that bound it: "chưa đủ 6 tuổi" (< 6), "chưa quá 15 ngày" (≤ 15), "trên 60 tuổi".
+_BELOW: Final = frozenset({("chua", "du"), ("duoi",), ("chua", "toi"), ("chua", "den"), ("it", "hon"), ("nho", "hon")})
+_AT_MOST: Final = frozenset({("chua", "qua"), ("khong", "qua"), ("trong",), ("vong",)})
+_ABOVE: Final = frozenset({("tren",), ("qua",), ("hon",), ("lon", "hon")})
+_AT_LEAST: Final = frozenset({("tu",), ("du",), ("tu", "du")})
+Quantity = tuple[str, float, float]  # (dimension, lowest, highest) in days or years of age
+
+
+def _number(tokens: Tokens, i: int) -> tuple[int, int] | None:
+    """The number starting at ``tokens[i]`` ("15", "ba", "mười lăm", "hai mươi mốt") and how many tokens it takes."""
+    t = tokens[i]
+    if t.isdigit() and len(t) <= 4:
+        return int(t), 1
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+    if t == "muoi":
+        unit = _DIGIT_WORDS.get(nxt)
+        return (10 + unit, 2) if unit and i + 2 < len(tokens) and tokens[i + 2] in _UNITS else (10, 1)
+    if t in _DIGIT_WORDS:
+        if nxt == "muoi":
+            after = tokens[i + 2] if i + 2 < len(tokens) else ""
+            unit = _DIGIT_WORDS.get(after)
+            if unit and i + 3 < len(tokens) and tokens[i + 3] in _UNITS:
+                return _DIGIT_WORDS[t] * 10 + unit, 3
+            return _DIGIT_WORDS[t] * 10, 2
+        return _DIGIT_WORDS[t], 1
+    return None
+
+
+def _quantities(tokens: Tokens) -> list[tuple[int, int, str, float]]:
+    """Every "number unit" in the words: (start, end, dimension, amount in days or years)."""
+    out = []
+    i = 0
+    while i < len(tokens) - 1:
+        found = _number(tokens, i)
+        if found is not None and i + found[1] < len(tokens) and tokens[i + found[1]] in _UNITS:
+            value, length = found
+            dimension, scale = _UNITS[tokens[i + length]]
+            out.append((i, i + length + 1, dimension, float(value * scale)))
+            i += length + 1
+        else:
+            i += 1
+    return out
+
+
+def _bounded(tokens: Tokens) -> Quantity | None:
+    """The range a label states ("Chưa đủ 6 tuổi", "Từ 6 tuổi trở lên", "Đã quá 15 ngày"), if exactly one."""
+    found = _quantities(tokens)
+    if len(found) != 1:
+        return None
+    start, end, dimension, amount = found[0]
+    before = {tokens[max(start - 2, 0) : start], tokens[start - 1 : start]}
+    after = tokens[end : end + 2]
+    if before & _BELOW:
+        return dimension, -math.inf, amount - 0.5
+    if before & _AT_MOST:
+        return dimension, -math.inf, amount
+    if before & _ABOVE:
+        return dimension, amount + 0.5, math.inf
+    if before & _AT_LEAST or after == ("tro", "len"):
+        return dimension, amount, math.inf
+    if after == ("tro", "xuong"):
+        return dimension, -math.inf, amount
+    return None
+
+
+def quantity_choice(said: Tokens, labels: Sequence[tuple[str, Tokens]]) -> str | None:
+    """The one choice whose range holds the age or time the message states: "con tôi mới 3 tuổi" → "Chưa đủ 6 tuổi".
+
+    Only a plain amount counts ("mới mất được một tuần"); an amount the citizen bounded themselves
+    ("chưa tới 6 tuổi") is read by the label's words instead.
+    """
+    found = _quantities(said)
+    if len(found) != 1:
+        return None
+    start, _, dimension, amount = found[0]
+    before = {said[max(start - 2, 0) : start], said[start - 1 : start]}
+    if before & (_BELOW | _AT_MOST | _ABOVE | _AT_LEAST):
+        return None
+    fits = []
+    for cid, label in labels:
+        bound = _bounded(label)
+        if bound is not None and bound[0] == dimension and bound[1] <= amount <= bound[2]:
+            fits.append(cid)
+    return fits[0] if len(fits) == 1 else None
 
 
 def _token_hits(word: str, label: Tokens) -> float:
@@ -531,7 +652,12 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     # 6. On a checklist, "còn thiếu cái hợp đồng", "không có giấy khám": something is missing.
     if options.missing and _says(words, vocab.deny):
         return Reading("choice", options.missing, how="deny")
-    # 7. The words of a label: "ra công an xã nộp" → "Đến công an xã".
+    # 7. An age or a time that falls in one choice's range: "con tôi mới 3 tuổi" → "Chưa đủ 6 tuổi".
+    raw_labels = [(cid, _tokens(words_of(normalize, label))) for cid, label in flow]
+    by_amount = quantity_choice(_tokens(said), raw_labels)
+    if by_amount is not None:
+        return Reading("choice", by_amount, how="quantity")
+    # 8. The words of a label: "ra công an xã nộp" → "Đến công an xã".
     picked, close = label_choice(core, cores, vocab)
     if picked is not None:
         return Reading("choice", picked, how="words")
@@ -541,7 +667,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         if affirmative and len(close_yes) == 1:
             return Reading("choice", close_yes[0], how="words")  # "chuyển khoản thành công rồi": the "done" one
         return Reading("ask", candidates=close, how="words")
-    # 8. A sentence that says yes or done without saying no: "dạ em hiểu rồi", "điền xong rồi nha".
+    # 9. A sentence that says yes or done without saying no: "dạ em hiểu rồi", "điền xong rồi nha".
     if affirmative:
         return _affirm(options, _says(words, vocab.done), yes, flow_ids)
     return _politeness(words, vocab)

@@ -132,6 +132,57 @@ def test_the_procedure_being_done_named_again_repeats_the_step(shipped: Content)
     assert meaning(shipped, "tạm trú nộp trên vneid", options) == ("choice", "o:vneid")
 
 
+AGE = Options((("o:nho", "Chưa đủ 6 tuổi"), ("o:lon", "Từ 6 tuổi trở lên")), flow_choices=2)
+DEADLINE = Options((("o:kip", "Chưa quá 15 ngày"), ("o:tre", "Đã quá 15 ngày")), flow_choices=2)
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "expected"),
+    [
+        ("cháu nó 4 tuổi", AGE, "o:nho"),
+        ("bé được năm tuổi rưỡi", AGE, "o:nho"),
+        ("thằng út mười hai tuoi roi", AGE, "o:lon"),
+        ("6 tuổi", AGE, "o:lon"),  # "từ 6 tuổi" holds six itself
+        ("mất hôm kia, mới 2 ngày", DEADLINE, "o:kip"),
+        ("được hai tuần rồi", DEADLINE, "o:kip"),  # 14 days
+        ("được ba tuần rồi", DEADLINE, "o:tre"),
+        ("15 ngày", DEADLINE, "o:kip"),  # "chưa quá 15" holds fifteen
+        ("ba tháng nay", DEADLINE, "o:tre"),
+    ],
+)
+def test_an_age_or_a_time_picks_the_choice_whose_range_holds_it(
+    shipped: Content, text: str, options: Options, expected: str
+) -> None:
+    assert meaning(shipped, text, options) == ("choice", expected)
+
+
+def test_an_amount_without_a_range_to_fall_in_is_not_a_choice(shipped: Content) -> None:
+    assert meaning(shipped, "con 3 tuổi", DEADLINE)[0] != "choice"  # an age is not a time since death
+    assert meaning(shipped, "3 tuổi", WAYS)[0] != "choice"
+    assert meaning(shipped, "3", AGE) == ("none", "")  # a number alone is a position, and there are two
+
+
+def test_a_label_answers_what_it_says_first(shipped: Content) -> None:
+    done_or_not_needed = Options((("o:xong", "Đã xong hoặc không cần"), ("o:loi", "Tải lên bị lỗi")), flow_choices=2)
+    assert meaning(shipped, "xong r", done_or_not_needed) == ("choice", "o:xong")
+    assert meaning(shipped, "rồi nha", done_or_not_needed) == ("choice", "o:xong")
+
+
+def test_positions_said_by_a_child_or_without_diacritics(shipped: Content) -> None:
+    assert meaning(shipped, "lay cai dau", WAYS) == ("choice", "o:vneid")  # "dau" is "đầu" here, not "đâu"
+    assert meaning(shipped, "con lựa cái thứ ba", WAYS) == ("choice", "o:xa")
+    assert meaning(shipped, "cháu chọn số 2 ạ", WAYS) == ("choice", "o:cong")
+
+
+def test_a_typed_digit_is_never_a_synonym(shipped: Content) -> None:
+    # "ba" is listed with "người nhà" (a father); the digit 3 still means the third choice
+    family = Options(
+        (("o:ban-than", "Cho bản thân"), ("o:nguoi-nha", "Cho người nhà"), ("o:khac", "Cho người khác")), flow_choices=3
+    )
+    assert meaning(shipped, "3", family) == ("choice", "o:khac")
+    assert meaning(shipped, "làm cho ba tui", family) == ("choice", "o:nguoi-nha")
+
+
 def test_the_dev_set_of_in_flow_messages_stays_understood() -> None:
     """A guard on the tuning set (the held-out set judges): 95% overall, 90% in every category."""
     from bot import inflow_eval
