@@ -136,7 +136,7 @@ class Vocabulary:
     yes_words: frozenset[str] = frozenset()
     negations: frozenset[Phrase] = frozenset()
     ordinal_words: frozenset[Phrase] = frozenset()
-    synonyms: tuple[tuple[Phrase, Tokens], ...] = ()  # (a way of saying, its first form), longest first
+    synonyms: tuple[tuple[Phrase, Phrase], ...] = ()  # (a way of saying, its first form), longest first
     commands: Mapping[str, frozenset[Phrase]] = field(default_factory=dict)
     greetings: frozenset[Phrase] = frozenset()
     thanks: frozenset[Phrase] = frozenset()
@@ -155,7 +155,7 @@ class Vocabulary:
         """The same vocabulary with its lookups by first token built (synonyms; one-word, longer and core commands)."""
         kinds: dict[str, dict[str, list[tuple[str, Phrase, Phrase]]]] = {k: {} for k in ("syn", "one", "many", "core")}
         for form, first in self.synonyms:
-            kinds["syn"].setdefault(form[0][0], []).append(("", form, tuple((t, None) for t in first)))
+            kinds["syn"].setdefault(form[0][0], []).append(("", form, first))
         for command, phrases in self.commands.items():
             for p in phrases:
                 kinds["one" if len(p) == 1 else "many"].setdefault(p[0][0], []).append((command, p, p))
@@ -189,11 +189,12 @@ class Vocabulary:
 
         # Every negation word reads as "không": "chẳng hiểu", "hổng làm nữa" are "không hiểu", "không làm nữa".
         negation_forms = [p for p in phrases(negations) if _tokens(p) != (NEGATIVE,)]
-        pairs: list[tuple[Phrase, Tokens]] = [(form, (NEGATIVE,)) for form in negation_forms]
+        pairs: list[tuple[Phrase, Phrase]] = [(form, ((NEGATIVE, None),)) for form in negation_forms]
         for group in synonyms:
             forms = [words_of(normalize, s) for s in group]
             forms = [f for f in forms if f]
-            pairs += [(form, _tokens(forms[0])) for form in forms[1:] if _tokens(form) != _tokens(forms[0])]
+            # the first form keeps its diacritics: "người nhà" from "ba" is not the particle "nha"
+            pairs += [(form, forms[0]) for form in forms[1:] if _tokens(form) != _tokens(forms[0])]
         pairs.sort(key=lambda pair: -len(pair[0]))
         merged = {c: [*CORE_COMMANDS[c], *((commands or {}).get(c, ()))] for c in COMMANDS}
         filler_words = frozenset(p for p in (words_of(normalize, s) for s in fillers) if len(p) == 1)
@@ -242,9 +243,13 @@ class Vocabulary:
                 continue
             candidates = self.index["syn"].get(words[i][0], ()) if self.index else ()
             if not self.index:
-                candidates = tuple(("", f, tuple((t, None) for t in first)) for f, first in self.synonyms)
+                candidates = tuple(("", f, first) for f, first in self.synonyms)
+            word = words[i]
+            plain_filler = word[1] is not None and word[1].isascii() and word[0] in self.filler_spellings
             for _, form, first_words in candidates:
-                if words[i][0] == form[0][0] and _at(words, i, form):
+                if len(form) == 1 and plain_filler and form[0][1] != word[1]:
+                    continue  # "cho" typed plainly is "cho" (for), not "chỗ"
+                if word[0] == form[0][0] and _at(words, i, form):
                     out += first_words
                     i += len(form)
                     break

@@ -183,6 +183,16 @@ def test_a_typed_digit_is_never_a_synonym(shipped: Content) -> None:
     assert meaning(shipped, "làm cho ba tui", family) == ("choice", "o:nguoi-nha")
 
 
+def test_plain_typed_particles_stay_particles(shipped: Content) -> None:
+    # Bug: "cho" typed without diacritics was read as "chỗ" (a synonym of "nơi"), and "người nhà"
+    # produced by a synonym lost "nhà" as if it were the particle "nha".
+    for_whom = Options((("o:minh", "Cho bản thân tôi"), ("o:nha", "Khai giúp người nhà")), flow_choices=2)
+    assert meaning(shipped, "khai cho ba tui", for_whom) == ("choice", "o:nha")
+    assert meaning(shipped, "khai cho me", for_whom) == ("choice", "o:nha")
+    wrong_place = Options((("o:nham", "Chọn nhầm nơi đăng ký"), ("o:cho", "Chờ quá lâu")), flow_choices=2)
+    assert meaning(shipped, "chon lon noi dang ky roi", wrong_place) == ("choice", "o:nham")
+
+
 def test_the_dev_set_of_in_flow_messages_stays_understood() -> None:
     """A guard on the tuning set (the held-out set judges): 95% overall, 90% in every category."""
     from bot import inflow_eval
