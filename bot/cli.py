@@ -383,8 +383,11 @@ def cmd_test(args: argparse.Namespace) -> int:
 def _flow_or_fail(content: Content, proc_id: str) -> Flow:
     flow = content.catalogue.flow(proc_id)
     if flow is None:
-        hint = did_you_mean(proc_id, [p.id for p in content.catalogue.procedures])
-        raise BotError(f"Không có thủ tục hay hướng dẫn nào mã “{proc_id}”. {hint}".rstrip())
+        ids = [p.id for p in content.catalogue.procedures]
+        hint = did_you_mean(proc_id, ids)
+        raise BotError(
+            f"Không có thủ tục hay hướng dẫn nào mã “{proc_id}”. {hint + ' ' if hint else ''}Các mã có: {', '.join(ids)}."
+        )
     return flow
 
 
@@ -439,8 +442,11 @@ def cmd_preview(args: argparse.Namespace) -> int:
         answers[f"{args.id}/{step.id}"] = option.strip()
     if args.step is not None:
         if flow.step(args.step) is None:
-            hint = did_you_mean(args.step, [s.id for s in flow.steps])
-            raise BotError(f"Kịch bản {args.id} không có bước “{args.step}”. {hint}".rstrip())
+            steps = [s.id for s in flow.steps]
+            hint = did_you_mean(args.step, steps)
+            raise BotError(
+                f"Kịch bản {args.id} không có bước “{args.step}”. {hint + ' ' if hint else ''}Các bước có: {', '.join(steps)}."
+            )
         from bot.inflow_eval import start_session
 
         # As if the citizen had come along the shortest path: "quay lại" works as in a real conversation.

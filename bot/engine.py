@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Final, Literal
@@ -18,7 +18,7 @@ from bot import texts
 from bot.matcher import Matcher, MatchResult
 from bot.normalize import fold, normalize_words
 from bot.privacy import stored_text
-from bot.schema import Catalogue, ChecklistItem, Contact, Fact, Fee, Flow, Procedure, Step
+from bot.schema import CHECK_LABEL_CHARS, Catalogue, ChecklistItem, Contact, Fact, Fee, Flow, Procedure, Step, Term
 from bot.understand import Options, Reading, Vocabulary, command_of, read, words_of
 
 # ---------------------------------------------------------------------------
@@ -108,6 +108,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "asked-to-pick",
     "cancel-asked",
     "flow-resumed",
+    "term-explained",
 )
 
 # A message longer than this is not read (no matching, nothing stored): the citizen is asked to
@@ -252,6 +253,7 @@ class Session:
     last_seen: float | None = None
     started_at: float | None = None
     parked: Parked | None = None
+    explained: frozenset[str] = frozenset()  # glossary terms already explained in this conversation
 
     def to_json(self) -> dict[str, Any]:
         # Positions are short lists ([procedure, step] or [procedure, step, stack]): a session keeps
@@ -273,6 +275,7 @@ class Session:
                 if self.parked
                 else None
             ),
+            "explained": sorted(self.explained),
         }
 
     @staticmethod
@@ -296,6 +299,7 @@ class Session:
             last_seen=data.get("last_seen"),
             started_at=data.get("started_at"),
             parked=Parked(pos(parked[0]), tuple(pos(p) for p in parked[1]), parked[2]) if parked else None,
+            explained=frozenset(str(t) for t in data.get("explained", [])),
         )
 
 
@@ -306,6 +310,9 @@ class Content:
     catalogue: Catalogue
     matcher: Matcher
     vocabulary: Vocabulary = field(init=False)
+    glossary_re: re.Pattern[str] | None = field(init=False, default=None)
+    glossary_forms: Mapping[str, Term] = field(init=False, default_factory=dict)
+    glossary_folded: Mapping[str, Term] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         d = self.catalogue.dialogue
@@ -325,6 +332,17 @@ class Content:
             thanks=d.words("thanks"),
         )
         object.__setattr__(self, "vocabulary", vocabulary)
+        forms = sorted({f for t in self.catalogue.glossary for f in t.forms if f.strip()}, key=len, reverse=True)
+        pattern = (
+            re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, forms)) + r")(?!\w)", re.IGNORECASE) if forms else None
+        )
+        object.__setattr__(self, "glossary_re", pattern)
+        object.__setattr__(
+            self, "glossary_forms", {f.casefold(): t for t in self.catalogue.glossary for f in t.forms if f.strip()}
+        )
+        object.__setattr__(
+            self, "glossary_folded", {fold(f): t for t in self.catalogue.glossary for f in t.forms if fold(f)}
+        )
 
     def normalize(self, text: str) -> list[str]:
         """Words of a message as the dialogue reader sees them (folded, the officials' abbreviations applied)."""
@@ -379,6 +397,9 @@ _FIXED_CHOICES: Final = frozenset(
 _COMMAND_CHOICES: Final = frozenset({*COMMAND_IDS.values(), *SLASH_COMMANDS.values()})
 _EXIT_CODES: Final = frozenset(code for code, _ in texts.EXIT_REASONS)
 _NUMBER: Final = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
+# "otp la gi", "ma otp la cai gi vay", "passcode nghia la gi a" (folded; at most 80 characters are read)
+_WHAT_IS: Final = re.compile(r"^([a-z0-9 ]{1,60}?) (?:la gi|la cai gi|nghia la gi|la sao|la the nao)(?: [a-z]{1,4})?$")
+_ASK_LEAD: Final = frozenset({"cho", "hoi", "em", "toi", "tui", "minh", "chau", "con", "ad", "oi", "bot", "xin"})
 
 
 # ---------------------------------------------------------------------------
@@ -389,7 +410,7 @@ _NUMBER: Final = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 def view_of(content: Content, session: Session, now: datetime) -> list[Reply]:
     """What a citizen at ``session`` is shown, before long replies are cut into messages (for checks)."""
     turn = _Turn(content, session, Inbound("view", "view", kind="choice", choice_id=CMD_REPEAT), now, EngineConfig())
-    return turn.view()
+    return explain_terms(content, turn.view(), session.explained)[0]
 
 
 def step(
@@ -402,8 +423,37 @@ def step(
     """Handle one inbound message and say what changed, what to answer and what to record."""
     turn = _Turn(content, session, inbound, now, config or EngineConfig())
     turn.run()
-    final = replace(turn.session, last_seen=now.timestamp(), content_version=content.catalogue.version)
-    return Result(final, tuple(m for r in turn.replies for m in fit(r)), tuple(turn.events))
+    replies, explained = explain_terms(content, turn.replies, turn.session.explained)
+    final = replace(
+        turn.session, last_seen=now.timestamp(), content_version=content.catalogue.version, explained=explained
+    )
+    return Result(final, tuple(m for r in replies for m in fit(r)), tuple(turn.events))
+
+
+def explain_terms(
+    content: Content, replies: Sequence[Reply], explained: frozenset[str]
+) -> tuple[list[Reply], frozenset[str]]:
+    """Replies with a one-line explanation of each glossary term the conversation shows for the first time.
+
+    The line goes under the text of the reply where the term first appears (in its text or on a
+    button): "💡 OTP là mã số dùng một lần…". Terms explained before are not explained again.
+    """
+    pattern = content.glossary_re
+    if pattern is None:
+        return list(replies), explained
+    out = []
+    known = set(explained)
+    for reply in replies:
+        shown = "\n".join((reply.text, *(c.label for c in reply.choices)))
+        lines = []
+        for m in pattern.finditer(shown):
+            term = content.glossary_forms.get(m.group(0).casefold())
+            key = fold(term.term) if term else ""
+            if term is not None and key not in known:
+                known.add(key)
+                lines.append(texts.TERM_EXPLAINED.format(term=term.term, explain=term.explain))
+        out.append(replace(reply, text=reply.text + "\n\n" + "\n".join(lines)) if lines else reply)
+    return out, frozenset(known)
 
 
 class _Turn:
@@ -551,6 +601,15 @@ class _Turn:
             self.say(texts.NUMBER_OUT_OF_RANGE.format(count=len(offered)))
             self.show()
             return ("noop", "typed")
+        term = self.asked_term(text)
+        if term is not None:
+            key = fold(term.term)
+            self.emit("term-explained", detail={"term": key})
+            self.say(texts.TERM_EXPLAINED.format(term=term.term, explain=term.explain))
+            self.session = replace(self.session, explained=self.session.explained | {key})
+            if self.session.position is not None or self.session.prompt is not None:
+                self.show()
+            return ("noop", "typed")
         reading = read(text, self.options(offered), self.content.vocabulary, self.content.normalize)
         self.reading = reading
         if reading.kind == "choice":
@@ -564,6 +623,18 @@ class _Turn:
             self.say(texts.EMPTY_INPUT)
             return ("noop", "typed")
         return None
+
+    def asked_term(self, text: str) -> Term | None:
+        """The glossary term a "… là gì?" question asks about ("OTP là gì", "cho hỏi passcode là cái gì vậy")."""
+        if len(text) > 80 or not self.content.glossary_folded:
+            return None
+        m = _WHAT_IS.match(fold(text))
+        if m is None:
+            return None
+        words = m.group(1).split()
+        while words and words[0] in _ASK_LEAD:
+            words = words[1:]
+        return self.content.glossary_folded.get(" ".join(words))
 
     def options(self, offered: tuple[Choice, ...]) -> Options:
         """What the dialogue reader may take a message to mean here."""
@@ -847,7 +918,7 @@ class _Turn:
         )
         self.emit("flow-started", via=via, to_step=flow.start, step_id=flow.start)
         self.emit("step-entered", from_step=None, to_step=flow.start, via=via, step_id=flow.start)
-        self.say(texts.STARTING.format(name=proc.name))
+        self.say((texts.STARTING_GUIDE if proc.is_guide else texts.STARTING).format(name=proc.name))
         self.arrive()
 
     def leave_flow(self, type_: str, reason: str, park: bool = True) -> None:
@@ -1174,8 +1245,10 @@ class _Turn:
         parts = [c.name]
         if c.phone:
             parts.append(f"số {c.phone}")
-        if c.address:
+        if c.address and fold(c.name) not in fold(c.address):
             parts.append(c.address)
+        elif c.address:
+            parts[0] = c.address  # "Trụ sở công an xã nơi bạn ở" says the name already
         if c.hours:
             parts.append(c.hours)
         line = "• " + ", ".join(parts)
@@ -1210,7 +1283,10 @@ class _Turn:
         if kind == "message":
             return [Reply(text, (Choice("next", texts.CONTINUE), *self.nav()), links)]
         if kind == "choice":
-            options = tuple(Choice(f"o:{o.id}", o.label) for o in step_.options)
+            # A label may name a fact ("Chưa quá {fact:han}"); its mark is explained under the question.
+            options = tuple(Choice(f"o:{o.id}", self.fill(o.label, proc, footnote=False)) for o in step_.options)
+            if any(texts.UNVERIFIED_MARK in c.label for c in options) and texts.UNVERIFIED_FOOTNOTE not in text:
+                text += "\n" + texts.UNVERIFIED_FOOTNOTE
             return [Reply(text, options + self.nav(), links)]
         if kind == "checklist":
             items = self.checklist_items(step_)
@@ -1219,16 +1295,21 @@ class _Turn:
             for i, item in enumerate(items, 1):
                 on = f"{pos.procedure}/{step_.id}/{item.id}" in self.session.ticks
                 mark = texts.CHECK_ON if on else texts.CHECK_OFF
-                lines.append(f"{mark} {i}. {self.fill(item.text, proc)}")
-                choices.append(Choice(f"t:{item.id}", f"{mark} {_short(self.fill(item.text, proc))}"))
+                lines.append(f"{mark} {i}. {self.fill(item.text, proc, footnote=False)}")
+                choices.append(Choice(f"t:{item.id}", f"{mark} {item_label(item)}"))
             lines += ["", texts.CHECKLIST_HINT]
+            if any(texts.UNVERIFIED_MARK in ln for ln in lines[2:]) and texts.UNVERIFIED_FOOTNOTE not in text:
+                lines.append(texts.UNVERIFIED_FOOTNOTE)
             choices.append(Choice("next", texts.CHECKLIST_DONE))
             if step_.missing_next:
                 choices.append(Choice("missing", texts.CHECKLIST_MISSING))
             return [Reply("\n".join(lines), (*choices, *self.nav()), links)]
         if kind == "payment":
             # What to do, then the fee, then safety: each its own message, the buttons on the last.
-            safety = f"{texts.FEE_UNPAID}\n\n{texts.SAFETY}" if self.fee_due(proc) else texts.SAFETY
+            if step_.where == "counter":
+                safety = texts.SAFETY_COUNTER
+            else:
+                safety = f"{texts.FEE_UNPAID}\n\n{texts.SAFETY}" if self.fee_due(proc) else texts.SAFETY
             choices = [Choice("payguide", texts.PAY_GUIDE)] if step_.guide and self.cat.flow(step_.guide) else []
             choices.append(Choice("paid", texts.PAY_DONE))
             if step_.failed_next:
@@ -1239,7 +1320,9 @@ class _Turn:
             lines = [text, ""]
             lines += self.contact_lines(self.handoff_contacts(step_), proc)
             if step_.bring:
-                lines += ["", texts.BRING_INTRO, *[f"• {self.fill(b, proc)}" for b in step_.bring]]
+                lines += ["", texts.BRING_INTRO, *[f"• {self.fill(b, proc, footnote=False)}" for b in step_.bring]]
+                if any(texts.UNVERIFIED_MARK in b for b in lines[-len(step_.bring) :]):
+                    lines.append(texts.UNVERIFIED_FOOTNOTE)
             nxt = (Choice("next", texts.CONTINUE),) if step_.next else ()
             return [Reply("\n".join(lines).strip(), (*nxt, *self.nav()), links)]
         # end (only shown when a session rests on it, e.g. after "back")
@@ -1253,7 +1336,7 @@ class _Turn:
 
     # -- facts -------------------------------------------------------------------
 
-    def fill(self, text: str, proc: Procedure | None) -> str:
+    def fill(self, text: str, proc: Procedure | None, footnote: bool = True) -> str:
         """Replace {placeholders} with catalogue facts, flagging unverified ones."""
         if proc is None or "{" not in text:
             return text.replace("{{", "{").replace("}}", "}")
@@ -1264,7 +1347,13 @@ class _Turn:
             return f.value + ("" if f.verification.verified else texts.UNVERIFIED_MARK)
 
         def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
+            name, key = m.group(1), m.group(2)
+            if name == "fact" and key:
+                named = proc.facts.get(key) or self.cat.facts.get(key)
+                return fact(Fact(named.value, named.verification)) if named else ""
+            if name == "phone" and key:
+                c = self.cat.contacts.get(key)
+                return (c.phone + ("" if c.verification.verified else texts.UNVERIFIED_MARK)) if c else ""
             if name == "name":
                 return proc.name
             if name == "code":
@@ -1273,9 +1362,11 @@ class _Turn:
                 a = proc.agency
                 if a is None:
                     return ""
-                return a.name + ("" if a.verification.verified else texts.UNVERIFIED_MARK)
+                return (
+                    a.name + _checked(a.verification.as_of) + ("" if a.verification.verified else texts.UNVERIFIED_MARK)
+                )
             if name == "fee":
-                return self.fee_inline(proc)
+                return self.fee_inline(proc, key)
             if name == "time":
                 return fact(proc.processing_time)
             if name == "url":
@@ -1285,8 +1376,8 @@ class _Turn:
             return m.group(0)
 
         out = _PLACEHOLDER.sub(sub, text)
-        if texts.UNVERIFIED_MARK in out:
-            out += "\n" + texts.UNVERIFIED_FOOTNOTE.format(where=self.where_to_check(proc))
+        if footnote and texts.UNVERIFIED_MARK in out:
+            out += "\n" + texts.UNVERIFIED_FOOTNOTE
         return out.replace("{{", "{").replace("}}", "}")
 
     def where_to_check(self, proc: Procedure | None) -> str:
@@ -1312,17 +1403,21 @@ class _Turn:
         today = self.now.date()
         return [f for f in proc.fees if f.applies_on(today)]
 
-    def fee_inline(self, proc: Procedure) -> str:
-        fees = self.current_fees(proc)
+    def fee_inline(self, proc: Procedure, case: str | None = None) -> str:
+        """The fees in force today in one line; ``case``: only that case's row ({fee:cap-lai})."""
+        fees = [f for f in self.current_fees(proc) if case is None or f.id == case]
         if not fees:
             return proc.fee_note or texts.FEE_NONE.format(where=self.where_to_check(proc))
         parts = []
         unverified = False
         for f in fees:
             amounts = _amounts(f.online, f.counter, f.unit)
+            if case is not None and f.before_discount:
+                amounts += " " + texts.FEE_DISCOUNTED.format(full=money(f.before_discount, f.unit))
+                amounts += " " + texts.FEE_UNTIL.format(day=_date(f.valid_to)) if f.valid_to else ""
             parts.append(f"{f.label}: {amounts}" if len(fees) > 1 else amounts)
             unverified |= not f.verification.verified
-        text = "; ".join(parts)
+        text = "; ".join(parts) + _checked(_oldest_check(fees))
         return text + (texts.UNVERIFIED_MARK if unverified else "")
 
     def fee_table(self, proc: Procedure | None) -> str:
@@ -1342,10 +1437,12 @@ class _Turn:
             return "\n".join(lines)
         starts = {f.valid_from for f in fees}
         ends = {f.valid_to for f in fees}
-        shared = {f.exemptions for f in fees}
-        common = fees[0].exemptions if len(shared) == 1 else ()
+        shared = {f.exemptions for f in fees if f.exemptions}
+        common = next(iter(shared)) if len(shared) == 1 else ()  # rows without exemptions (free ones) aside
         for f in fees:
             line = f"• {f.label}: {_amounts(f.online, f.counter, f.unit)}"
+            if f.before_discount:
+                line += " " + texts.FEE_DISCOUNTED.format(full=money(f.before_discount, f.unit))
             if len(starts) > 1 or len(ends) > 1:
                 line += " " + _period(f.valid_from, f.valid_to)
             if not f.verification.verified:
@@ -1355,15 +1452,18 @@ class _Turn:
                 lines.append("  " + texts.FEE_EXEMPT.format(who="; ".join(f.exemptions)))
         if common:
             lines.append(texts.FEE_EXEMPT.format(who="; ".join(common)))
-        notes = list(dict.fromkeys(n for n in (*(f.note for f in fees), proc.fee_note) if n))
+        notes = list(dict.fromkeys(n for n in (*(f.detail for f in fees), proc.fee_note) if n))
         lines += notes
         bases = list(dict.fromkeys(f.legal_basis for f in fees if f.legal_basis))
         if bases:
             lines.append(texts.FEE_BASIS.format(basis="; ".join(bases)))
         if len(starts) == 1 and len(ends) == 1:
             lines.append(texts.FEE_SINCE.format(period=_period(fees[0].valid_from, fees[0].valid_to)[1:-1]))
+        checked = _oldest_check(fees)
+        if checked:
+            lines.append(texts.FEE_CHECKED.format(day=_date(checked)))
         if any(not f.verification.verified for f in fees):
-            lines.append(texts.FEE_UNVERIFIED.format(unverified=texts.UNVERIFIED, where=where))
+            lines.append(texts.FEE_UNVERIFIED.format(unverified=texts.UNVERIFIED))
         return "\n".join(lines)
 
     def fee_due(self, proc: Procedure | None) -> bool:
@@ -1372,12 +1472,23 @@ class _Turn:
         return any(f.online or f.counter for f in fees)
 
 
-_PLACEHOLDER: Final = re.compile(r"(?<!\{)\{([a-z_]+)\}(?!\})")
+_PLACEHOLDER: Final = re.compile(r"(?<!\{)\{([a-z_]+)(?::([a-z0-9-]+))?\}(?!\})")
+
+
+def _checked(day: date | None) -> str:
+    """ " (cập nhật 03/12/2026)": the day a fact was last checked against its source."""
+    return " " + texts.CHECKED_ON.format(day=_date(day)) if day else ""
 
 
 def _period(start: date, end: date | None) -> str:
     """ "(từ 01/01/2026)" or "(từ 01/01/2025 đến hết 31/12/2025)"."""
     return f"(từ {_date(start)}" + (f" đến hết {_date(end)})" if end else ")")
+
+
+def _oldest_check(fees: Sequence[Fee]) -> date | None:
+    """The least recent day any of these fee rows was checked (the table is only as fresh as that)."""
+    days = [f.verification.as_of for f in fees if f.verification.as_of]
+    return min(days) if days else None
 
 
 def _steps_to_end(flow: Flow, step_id: str) -> int:
@@ -1400,9 +1511,18 @@ def _steps_to_end(flow: Flow, step_id: str) -> int:
     return 0
 
 
-def _short(text: str, limit: int = 40) -> str:
-    first = re.split(r"[(:;,.]", text, maxsplit=1)[0].strip() or text
-    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+def item_label(item: ChecklistItem) -> str:
+    """A checklist item's button: its ``label``, else the text up to the first "(", ":", ";", "," or "."."""
+    return item.label or _short(item.text)
+
+
+def _short(text: str, limit: int = CHECK_LABEL_CHARS) -> str:
+    """The first clause of a text; cut at a word (with "…") only when even that is too long (validate warns)."""
+    first = re.split(r"[(:;,.{]", text, maxsplit=1)[0].strip() or text
+    if len(first) <= limit:
+        return first
+    cut = first[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "…"
 
 
 def money(amount: int, unit: str = "đồng") -> str:

@@ -22,9 +22,13 @@ from rapidfuzz import fuzz, process
 from bot import schema
 from bot.normalize import fold, nfc
 from bot.schema import (
+    CHECK_LABEL_CHARS,
+    CHECKED_GRADES,
     DIALOGUE_INTENTS,
     DIALOGUE_LISTS,
+    GRADE_NAMES,
     OBJECTS,
+    OPTION_LABEL_CHARS,
     PLACEHOLDERS,
     SLUG_RE,
     STEP_FIELDS,
@@ -41,9 +45,11 @@ from bot.schema import (
     Field,
     Flow,
     MatchSettings,
+    NamedFact,
     Option,
     Procedure,
     Step,
+    Term,
     Verification,
 )
 
@@ -102,6 +108,38 @@ def format_path(path: Path_) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
+
+
+# Names of official sites that scam sites imitate ("dichvucong-bocongan.com.vn", "dichvucongg.top").
+OFFICIAL_NAMES: Final = (
+    "dichvucong",
+    "bocongan",
+    "vneid",
+    "baohiemxahoi",
+    "dinhdanhdientu",
+    "chinhphu",
+    "congan",
+    "thutuc",
+    "tinnhiemmang",
+    "khonggianmang",
+)
+_GOV_VN_LIKE: Final = re.compile(r"gov[^a-z0-9]?vn")
+
+
+def looks_official(host: str) -> bool:
+    """Whether a host outside the allow-list imitates an official one: "gov.vn" inside it, or an official name."""
+    if host.endswith(".gov.vn") or host == "gov.vn":
+        return False
+    if _GOV_VN_LIKE.search(host):
+        return True
+    labels = [part for part in re.split(r"[.\-_]", host) if part]
+    squashed = "".join(labels)
+    for name in OFFICIAL_NAMES:
+        if name in squashed:
+            return True
+        if any(len(label) >= 5 and fuzz.ratio(label, name) >= 85 for label in labels):
+            return True
+    return False
 
 
 _URL_IN_TEXT: Final = re.compile(r"https?://[^\s)\]>\"'»”]+", re.IGNORECASE)
@@ -194,16 +232,24 @@ class _Checker:
         self.problems.append(Problem(doc.rel, line, col, severity, message, hint, format_path(path)))
 
     def check_domain(self, doc: _Doc, path: Path_, url: str, allowed: tuple[str, ...]) -> None:
-        """Warn about https links outside .gov.vn and the declared official domains."""
-        host = (urlsplit(url).hostname or "").lower()
-        if host.endswith(".gov.vn") or any(host == d or host.endswith("." + d) for d in allowed):
+        """A link outside the allow-list is an error; one that imitates an official site is named a scam look-alike."""
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        if any(host == d or host.endswith("." + d) for d in allowed):
+            return
+        if looks_official(host):
+            self.add(
+                doc,
+                path,
+                f'link "{url}" GIẢ DẠNG trang chính thức: "{host}" không phải trang của cơ quan nhà nước '
+                "(trang thật có đuôi .gov.vn; kẻ lừa đảo hay dùng tên gần giống).",
+                "Xoá link này. Chỉ dẫn trang có đuôi .gov.vn hoặc tên miền đã ghi trong allowed_domains.",
+            )
             return
         self.add(
             doc,
             path,
-            f'link "{url}" không thuộc trang chính thức (.gov.vn hoặc allowed_domains).',
+            f'link "{url}" không thuộc danh sách trang được phép (allowed_domains trong procedures.yaml).',
             "Chỉ dẫn tới trang của cơ quan nhà nước; nếu đây là trang chính thức, thêm tên miền vào allowed_domains.",
-            "warning",
         )
 
     # -- parsing ---------------------------------------------------------
@@ -503,14 +549,28 @@ def _ok(value: Any) -> bool:
 
 
 def _verification(raw: Mapping[str, Any], default: Verification | None = None) -> Verification:
+    """What a mapping says of its checking, the rest inherited from ``default``; the grade decides "checked"."""
     base = default or Verification(False)
     verified = raw.get("verified")
     source = raw.get("source")
     as_of = raw.get("as_of")
+    own_grade = raw.get("grade")
+    review_by = raw.get("review_by")
+    # Its own grade decides; else its own "verified"; else what the procedure says.
+    grade = own_grade if isinstance(own_grade, str) and own_grade in GRADE_NAMES else ""
+    if grade:
+        checked = grade in CHECKED_GRADES
+    elif isinstance(verified, bool):
+        checked = verified
+        grade = "" if verified != base.verified else base.grade
+    else:
+        checked, grade = base.verified, base.grade
     return Verification(
-        verified=verified if isinstance(verified, bool) else base.verified,
+        verified=checked,
         source=source if isinstance(source, str) else base.source,
         as_of=as_of if isinstance(as_of, date) else base.as_of,
+        grade=grade,
+        review_by=review_by if isinstance(review_by, date) else base.review_by,
     )
 
 
@@ -619,14 +679,20 @@ def confusable_problems(content_dir: Path, catalogue: Catalogue) -> list[Problem
     return out
 
 
-def load_content(content_dir: Path) -> LoadResult:
-    """Load and check a whole content set; never raises for bad content."""
-    return _Loader(Path(content_dir)).run()
+def load_content(content_dir: Path, today: date | None = None) -> LoadResult:
+    """Load and check a whole content set; never raises for bad content.
+
+    ``today`` is the day review dates are compared with (the real date unless a test says otherwise).
+    """
+    return _Loader(Path(content_dir), today or date.today()).run()
 
 
 class _Loader:
-    def __init__(self, content_dir: Path) -> None:
+    def __init__(self, content_dir: Path, today: date) -> None:
         self.dir = content_dir
+        self.today = today
+        self._global_facts: dict[str, NamedFact] = {}
+        self._contacts_seen: dict[str, Contact] = {}
         self.c = _Checker()
         self.version = content_version(content_dir)
         self._catalogue_doc = _Doc(CATALOGUE_FILE)
@@ -653,7 +719,10 @@ class _Loader:
             return self._result(None)
         allowed = tuple(d.lower().lstrip(".") for d in _strs(raw.get("allowed_domains")))
         self.c.allowed_domains = allowed
+        self._global_facts = self._named_facts(doc, raw.get("facts"), ("facts",), Verification(False))
+        glossary = self._glossary(doc, raw.get("glossary"))
         contacts = self._contacts(doc, raw.get("contacts"))
+        self._contacts_seen = contacts
         procedures = self._procedures(doc, raw.get("procedures"), contacts)
         defaults = self._contact_refs(doc, raw.get("default_contacts"), ("default_contacts",), contacts)
         flows = self._flows(procedures)
@@ -670,8 +739,69 @@ class _Loader:
             matching=self._matching(doc, raw.get("matching")),
             out_of_scope=_strs(raw.get("out_of_scope")),
             dialogue=self._dialogue(doc, raw.get("dialogue")),
+            facts=self._global_facts,
+            glossary=glossary,
         )
         return self._result(catalogue)
+
+    # -- facts -----------------------------------------------------------
+
+    def _check_grade(self, doc: _Doc, raw: Any, path: Path_, inherited: Verification | None = None) -> None:
+        """A fact's ``verified`` must agree with its grade; a passed review date is a warning."""
+        if not isinstance(raw, dict):
+            return
+        own = raw.get("grade")
+        grade: str = own if isinstance(own, str) else (inherited.grade if inherited else "")
+        verified = raw.get("verified")
+        if grade in GRADE_NAMES and isinstance(verified, bool) and verified != (grade in CHECKED_GRADES):
+            self.c.add(
+                doc,
+                (*path, "verified"),
+                f"verified: {str(verified).lower()} không khớp với grade: {grade} ({GRADE_NAMES[grade]}).",
+                "Chỉ grade S, S-3p hoặc can-bo là đã kiểm tra. Hãy sửa grade theo nguồn, hoặc bỏ dòng verified.",
+            )
+        review_by = raw.get("review_by")
+        if isinstance(review_by, date) and review_by < self.today:
+            self.c.add(
+                doc,
+                (*path, "review_by"),
+                f"đã quá ngày cần xem lại thông tin này ({review_by:%d/%m/%Y}).",
+                "Hãy đối chiếu lại với nguồn, sửa nếu cần, rồi ghi as_of là hôm nay và một review_by mới.",
+                "warning",
+            )
+
+    def _named_facts(self, doc: _Doc, raw: Any, path: Path_, default: Verification) -> dict[str, NamedFact]:
+        out: dict[str, NamedFact] = {}
+        for i, item in enumerate(_list(raw)):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            fid = item["id"]
+            if fid in out:
+                self.c.add(doc, (*path, i, "id"), f'mã thông tin "{fid}" bị trùng.', "Mỗi thông tin cần một mã riêng.")
+                continue
+            self._check_grade(doc, item, (*path, i))
+            out[fid] = NamedFact(fid, _str(item.get("value")), _verification(item, default))
+        return out
+
+    def _glossary(self, doc: _Doc, raw: Any) -> tuple[Term, ...]:
+        out: list[Term] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(_list(raw)):
+            if not isinstance(item, dict) or not isinstance(item.get("term"), str):
+                continue
+            forms = (item["term"], *_strs(item.get("forms")))
+            for form in forms:
+                key = fold(form)
+                if key in seen:
+                    self.c.add(
+                        doc,
+                        ("glossary", i),
+                        f'từ "{form}" đã có trong mục glossary (dòng {doc.mark(("glossary", seen[key]))[0]}).',
+                        "Mỗi từ chỉ giải thích một lần; gộp hai mục lại.",
+                    )
+                seen.setdefault(key, i)
+            out.append(Term(f"t{i}", item["term"], forms, _str(item.get("explain"))))
+        return tuple(out)
 
     def _result(self, catalogue: Catalogue | None) -> LoadResult:
         problems = tuple(
@@ -805,6 +935,7 @@ class _Loader:
                 continue
             if isinstance(item.get("url"), str):
                 self.c.check_domain(doc, ("contacts", i, "url"), item["url"], self.c.allowed_domains or ())
+            self._check_grade(doc, item, ("contacts", i))
             out[cid] = Contact(
                 id=cid,
                 name=_str(item.get("name")),
@@ -855,23 +986,28 @@ class _Loader:
                 continue
             ver = item.get("verification")
             default = _verification(ver) if isinstance(ver, dict) else Verification(False)
+            self._check_grade(doc, ver, (*path, "verification"))
+            for key in ("code", "processing_time", "url", "agency"):
+                self._check_grade(doc, item.get(key), (*path, key), default)
             agency_raw = item.get("agency")
             agency = None
-            if isinstance(agency_raw, dict) and isinstance(agency_raw.get("as_of"), date):
+            if isinstance(agency_raw, dict) and isinstance(agency_raw.get("since"), date):
                 agency = Agency(
                     name=_str(agency_raw.get("name")),
                     level=_str(agency_raw.get("level")),
-                    as_of=agency_raw["as_of"],
+                    since=agency_raw["since"],
                     verification=_verification(agency_raw, default),
                 )
             fees = []
             fees_raw = item.get("fees")
             if fees_raw or item.get("fee_note"):
                 self._declared_fees.add(pid)
-            for fee in fees_raw if isinstance(fees_raw, list) else []:
+            for k, fee in enumerate(fees_raw if isinstance(fees_raw, list) else []):
+                self._check_grade(doc, fee, (*path, "fees", k), default)
                 if not isinstance(fee, dict) or not isinstance(fee.get("valid_from"), date):
                     continue
                 valid_to = fee.get("valid_to")
+                full = fee.get("before_discount")
                 fees.append(
                     Fee(
                         label=_str(fee.get("label")),
@@ -882,8 +1018,10 @@ class _Loader:
                         legal_basis=_str(fee.get("legal_basis")),
                         valid_from=fee["valid_from"],
                         valid_to=valid_to if isinstance(valid_to, date) else None,
-                        note=_str(fee.get("note")),
+                        detail=_str(fee.get("detail")),
                         verification=_verification(fee, default),
+                        before_discount=full if isinstance(full, int) and not isinstance(full, bool) else None,
+                        id=_str(fee.get("id")),
                     )
                 )
             kind = item.get("kind")
@@ -905,6 +1043,7 @@ class _Loader:
                 contacts=self._contact_refs(doc, item.get("contacts"), (*path, "contacts"), contacts),
                 bring=_strs(item.get("bring")),
                 flow_path=_str(item.get("flow")),
+                facts=self._named_facts(doc, item.get("facts"), (*path, "facts"), default),
             )
             out[pid] = (proc, path)
             self._check_procedure(doc, proc, item, path)
@@ -931,6 +1070,11 @@ class _Loader:
                     "ngày hết hiệu lực đứng trước ngày bắt đầu.",
                     "Hãy kiểm tra lại valid_from và valid_to.",
                 )
+        shown: list[tuple[Path_, str]] = [((*path, "fee_note"), proc.fee_note)]
+        shown += [((*path, "fees", i, "detail"), f.detail) for i, f in enumerate(proc.fees)]
+        for where, sentence in shown:
+            if sentence:
+                self._check_catalogue_words(doc, where, sentence)
         if proc.url is not None and not proc.url.value.startswith("https://"):
             self.c.add(
                 doc,
@@ -1063,7 +1207,14 @@ class _Loader:
             seen_items.add(it["id"])
             when_raw = it.get("when")
             when: dict[str, frozenset[str]] = when_raw if isinstance(when_raw, dict) else {}
-            items.append(ChecklistItem(it["id"], _str(it.get("text")), tuple(Condition(k, v) for k, v in when.items())))
+            items.append(
+                ChecklistItem(
+                    it["id"],
+                    _str(it.get("text")),
+                    tuple(Condition(k, v) for k, v in when.items()),
+                    _str(it.get("label")),
+                )
+            )
         return Step(
             id=s["id"],
             kind=s["kind"],
@@ -1079,6 +1230,7 @@ class _Loader:
             contacts=_strs(s.get("contacts")),
             bring=_strs(s.get("bring")),
             paid=s.get("paid") is True,
+            where=_str(s.get("where")) or "online",
         )
 
     # -- cross references ------------------------------------------------
@@ -1119,14 +1271,18 @@ class _Loader:
                 did_you_mean(flow.start, ids) or "Hãy ghi mã một bước có trong tệp.",
             )
 
+        pointed = {flow.start} | {
+            n
+            for st in flow.steps
+            for n in (st.next, st.missing_next, st.failed_next, *(o.next for o in st.options))
+            if n and n != st.id  # a step pointing to itself is still pointed to by nothing
+        }
+        orphans = [i for i in ids if i not in pointed and i != flow.start]
+        broken: list[tuple[Path_, str, str, str | None]] = []  # (path, from step, missing name, likely meant)
+
         def target(path: Path_, src: str, name: str | None) -> None:
             if name is not None and name not in flow.by_id:
-                self.c.add(
-                    doc,
-                    path,
-                    f'bước "{src}" trỏ tới "{name}" nhưng không có bước nào tên như vậy.',
-                    did_you_mean(name, ids) or "Hãy ghi mã một bước có trong tệp này.",
-                )
+                broken.append((path, src, name, renamed(name, orphans, ids)))
 
         def guide(path: Path_, src: str, name: str | None) -> None:
             if name is None:
@@ -1218,7 +1374,7 @@ class _Loader:
                         did_you_mean(cid, contacts) or "Hãy khai báo liên hệ trong procedures.yaml.",
                     )
             self._check_text(doc, (*p, "text"), s, proc)
-        self._reachability(doc, step_paths, flow)
+        self._report_broken(doc, step_paths, flow, broken)
 
     def _check_links_in_text(self, doc: _Doc, path: Path_, text: str) -> None:
         """Web addresses written inside a text must be https and official, like the links fields."""
@@ -1229,9 +1385,80 @@ class _Loader:
             else:
                 self.c.check_domain(doc, path, url, self.c.allowed_domains or ())
 
+    def _check_words(self, doc: _Doc, path: Path_, text: str, voice: bool) -> None:
+        """Free text a citizen reads: no facts typed in, no editors' notes, the bot calling itself "tôi".
+
+        ``voice``: the bot speaks (a step's text); labels are the citizen's words and may say "mình".
+        """
+        bare = PLACEHOLDER_RE.sub(" ", text)
+        for m in _FACT_LIKE.finditer(bare):
+            self.c.add(
+                doc,
+                path,
+                f'"{m.group(0).strip()}" là số tiền, thời hạn, ngày tháng hay số điện thoại gõ thẳng vào kịch bản.',
+                "Những điều này phải lấy từ danh mục, có nguồn và ngày kiểm tra: lệ phí dùng {fee}, thời gian "
+                "giải quyết {time}, số điện thoại {phone:ma-lien-he}; điều khác ghi vào facts của thủ tục "
+                "trong procedures.yaml rồi dùng {fact:ma-thong-tin}.",
+                "warning",
+            )
+            break
+        self._check_voice(doc, path, text, voice)
+
+    def _check_catalogue_words(self, doc: _Doc, path: Path_, text: str) -> None:
+        """Catalogue sentences citizens read (fee notes): the bot's voice, no editors' notes; facts may be stated."""
+        self._check_voice(doc, path, text, voice=True)
+
+    def _check_voice(self, doc: _Doc, path: Path_, text: str, voice: bool) -> None:
+        """No note for editors in citizen text; in the bot's own words (``voice``), the bot says "tôi"."""
+        checks = [(_EDITOR_NOTE, "là ghi chú cho cán bộ, không phải lời cho người dân.", _NOTE_HINT)]
+        if voice:
+            checks.append((_SELF_REFERENCE, _SELF_MESSAGE, _SELF_HINT))
+        for pattern, message, hint in checks:
+            found = pattern.search(text)
+            if found:
+                self.c.add(doc, path, f'"{found.group(0)}" {message}', hint, "warning")
+
+    def _check_labels(self, doc: _Doc, path: Path_, step: Step) -> None:
+        """Buttons read whole on a phone, in plain words."""
+        for j, o in enumerate(step.options):
+            lp = (*path[:-1], "options", j, "label")
+            self._check_words(doc, lp, o.label, voice=False)
+            if _LEGAL_REF.search(o.label):
+                self.c.add(
+                    doc,
+                    lp,
+                    f'nút "{o.label}" có tên văn bản luật.',
+                    "Viết trường hợp bằng lời thường (ví dụ: Đủ 25, 40 hoặc 60 tuổi); căn cứ để ở lời dẫn hoặc note.",
+                    "warning",
+                )
+            if len(o.label) > OPTION_LABEL_CHARS:
+                self.c.add(
+                    doc,
+                    lp,
+                    f'nút "{o.label}" dài {len(o.label)} ký tự, điện thoại sẽ cắt bớt (tối đa {OPTION_LABEL_CHARS}).',
+                    "Viết ngắn lại; giải thích thêm ở nội dung bước.",
+                    "warning",
+                )
+        for j, it in enumerate(step.items):
+            ip = (*path[:-1], "items", j)
+            self._check_words(doc, (*ip, "text"), it.text, voice=False)
+            shown = it.label or re.split(r"[(:;,.{]", it.text, maxsplit=1)[0].strip()
+            if len(shown) > CHECK_LABEL_CHARS:
+                self.c.add(
+                    doc,
+                    (*ip, "label") if it.label else (*ip, "text"),
+                    f'nút đánh dấu "{shown}" dài {len(shown)} ký tự, sẽ bị cắt giữa chừng (tối đa {CHECK_LABEL_CHARS}).',
+                    "Thêm label: ngắn gọn cho giấy tờ này (nội dung đầy đủ vẫn hiện ở danh sách).",
+                    "warning",
+                )
+
     def _check_text(self, doc: _Doc, path: Path_, step: Step, proc: Procedure) -> None:
         text = step.text
         self._check_links_in_text(doc, path, text)
+        self._check_words(doc, path, text, voice=True)
+        self._check_labels(doc, path, step)
+        for i, b in enumerate(step.bring):
+            self._check_words(doc, (*path[:-1], "bring", i), b, voice=False)
         for i, item in enumerate(step.items):
             self._check_links_in_text(doc, (*path[:-1], "items", i, "text"), item.text)
         if len(text) > STRICTEST_TEXT_LIMIT:
@@ -1241,6 +1468,16 @@ class _Loader:
                 f"nội dung bước dài {len(text)} ký tự, quá {STRICTEST_TEXT_LIMIT} ký tự Zalo cho phép.",
                 "Hãy tách thành nhiều bước ngắn, mỗi bước một ý.",
             )
+        self._check_placeholders(doc, path, text, proc)
+        for j, o in enumerate(step.options):
+            self._check_placeholders(doc, (*path[:-1], "options", j, "label"), o.label, proc)
+        for j, it in enumerate(step.items):
+            self._check_placeholders(doc, (*path[:-1], "items", j, "text"), it.text, proc)
+        for j, b in enumerate(step.bring):
+            self._check_placeholders(doc, (*path[:-1], "bring", j), b, proc)
+
+    def _check_placeholders(self, doc: _Doc, path: Path_, text: str, proc: Procedure) -> None:
+        """Every {placeholder} names something the catalogue has for this procedure."""
         available = {
             "name": True,
             "code": proc.code is not None,
@@ -1251,8 +1488,44 @@ class _Loader:
             "hotline": True,
         }
         for m in PLACEHOLDER_RE.finditer(text):
+            name, _, key = m.group(1).partition(":")
+            if name == "fact" and key:
+                if key not in proc.facts and key not in self._global_facts:
+                    known = [*proc.facts, *self._global_facts]
+                    self.c.add(
+                        doc,
+                        path,
+                        f'thông tin "{{fact:{key}}}" không có trong facts của thủ tục "{proc.id}".',
+                        did_you_mean(key, known)
+                        or "Hãy thêm thông tin này (value, grade, source, as_of) vào facts của thủ tục trong "
+                        "procedures.yaml."
+                        + (" Các thông tin đang có: " + ", ".join(known) + "." if known else ""),
+                    )
+                continue
+            if name == "fee" and key:
+                cases = sorted({f.id for f in proc.fees if f.id})
+                if key not in cases:
+                    self.c.add(
+                        doc,
+                        path,
+                        f'lệ phí "{{fee:{key}}}" không có: thủ tục "{proc.id}" không có dòng lệ phí nào id: {key}.',
+                        did_you_mean(key, cases)
+                        or ("Các mã có: " + ", ".join(cases) + "." if cases else "Hãy ghi id cho dòng lệ phí."),
+                    )
+                continue
+            if name == "phone" and key:
+                contact = self._contacts_seen.get(key)
+                if contact is None or not contact.phone:
+                    phones = [c.id for c in self._contacts_seen.values() if c.phone]
+                    self.c.add(
+                        doc,
+                        path,
+                        f'liên hệ "{key}" không có hoặc không có số điện thoại.',
+                        did_you_mean(key, phones) or "Các liên hệ có số: " + ", ".join(phones) + ".",
+                    )
+                continue
             name = m.group(1)
-            if name not in PLACEHOLDERS:
+            if name not in PLACEHOLDERS or name in ("fact", "phone"):
                 self.c.add(
                     doc,
                     path,
@@ -1268,19 +1541,25 @@ class _Loader:
                     f"Hãy thêm {_FIELD_OF[name]} vào thủ tục trong procedures.yaml hoặc bỏ chỗ điền này.",
                 )
 
-    def _reachability(self, doc: _Doc, step_paths: Mapping[str, Path_], flow: Flow) -> None:
-        seen = set()
-        todo = [flow.start]
-        while todo:
-            sid = todo.pop()
-            step = flow.by_id.get(sid)
-            if step is None or sid in seen:
-                continue
-            seen.add(sid)
-            todo += [x for x in (step.next, step.missing_next, step.failed_next) if x]
-            todo += [o.next for o in step.options if o.next]
+    def _report_broken(
+        self,
+        doc: _Doc,
+        step_paths: Mapping[str, Path_],
+        flow: Flow,
+        broken: list[tuple[Path_, str, str, str | None]],
+    ) -> None:
+        """One error per broken ``next``; steps cut off only because of it are counted there, not warned about."""
+        reachable = _reachable(flow, {})
+        repaired = _reachable(flow, {name: meant for _, _, name, meant in broken if meant})
+        cut_off = repaired - reachable
+        for path, src, name, meant in broken:
+            hint = f'Có phải ý bạn là "{meant}"?' if meant else "Hãy ghi mã một bước có trong tệp này."
+            behind = _reachable(flow, {name: meant}) - reachable if meant else set()
+            if behind:
+                hint += f" Vì lỗi này, {len(behind)} bước phía sau đang không tới được."
+            self.c.add(doc, path, f'bước "{src}" trỏ tới "{name}" nhưng không có bước nào tên như vậy.', hint)
         for s in flow.steps:
-            if s.id not in seen:
+            if s.id not in reachable and s.id not in cut_off:
                 self.c.add(
                     doc,
                     step_paths[s.id],
@@ -1288,6 +1567,56 @@ class _Loader:
                     "Hãy trỏ next của một bước khác tới bước này, hoặc xoá bước.",
                     "warning",
                 )
+
+
+def _reachable(flow: Flow, repairs: Mapping[str, str]) -> set[str]:
+    """Steps reachable from the start, reading each broken name in ``repairs`` as the step it was meant to be."""
+    seen: set[str] = set()
+    todo = [flow.start]
+    while todo:
+        name = todo.pop()
+        sid = repairs.get(name, name)
+        step = flow.by_id.get(sid)
+        if step is None or sid in seen:
+            continue
+        seen.add(sid)
+        todo += [x for x in (step.next, step.missing_next, step.failed_next) if x]
+        todo += [o.next for o in step.options if o.next]
+    return seen
+
+
+def renamed(name: str, orphans: Iterable[str], ids: Iterable[str]) -> str | None:
+    """The step a broken reference most likely meant: a step nothing points to (renamed) first, else the closest."""
+    lonely = list(orphans)
+    if len(lonely) == 1:
+        return lonely[0]  # one step nothing leads to, one name that leads nowhere: it was renamed
+    found = process.extractOne(name, lonely, scorer=fuzz.ratio, score_cutoff=40)
+    if found:
+        return str(found[0])
+    found = process.extractOne(name, list(ids), scorer=fuzz.ratio, score_cutoff=60)
+    return str(found[0]) if found else None
+
+
+# Amounts, durations, dates, percentages and phone numbers typed into a flow (they belong in the catalogue).
+_FACT_LIKE: Final = re.compile(
+    r"\d[\d.,]*\s*(?:đồng|đ|nghìn|ngàn|triệu|vnđ|vnd|%)(?!\w)"
+    r"|\d+\s*(?:ngày|tuần|tháng|năm|giờ)(?!\w)"
+    r"|(?<![\w/])\d{1,2}/\d{1,2}/\d{4}(?![\w/])"
+    r"|(?<![\w/.,])(?!(?:19|20)\d\d(?![ .]?\d))\d{3,4}(?:[ .]\d{3,4})*(?![\w/]|[.,]\d)",
+    re.IGNORECASE,
+)
+# Words of a note to editors, not to citizens.
+_EDITOR_NOTE: Final = re.compile(
+    r"\[(?:S|BG|\?|S-3p\*?)\]|procedures-facts|tài liệu tham khảo|bên thứ ba|tên gọi theo|"
+    r"chưa được kiểm tra|\bcột\s+[\"“]|\bTODO\b|\bFIXME\b",
+    re.IGNORECASE,
+)
+# The bot speaking of itself other than as "tôi".
+_SELF_REFERENCE: Final = re.compile(r"(?<![\w-])(?:bot|mình)(?![\w-])", re.IGNORECASE)
+_NOTE_HINT: Final = "Chuyển ghi chú sang trường note: (người dân không thấy)."
+_SELF_MESSAGE: Final = 'là cách bot tự xưng: mọi lời của bot xưng "tôi" và gọi người dân là "bạn".'
+_SELF_HINT: Final = 'Hãy viết lại câu với "tôi" (hoặc "bạn" nếu câu nói về người dân).'
+_LEGAL_REF: Final = re.compile(r"(?<!\w)(?:điều|khoản|luật|nghị định|thông tư|tt|nđ)\s+\d", re.IGNORECASE)
 
 
 _FIELD_OF: Final = {

@@ -28,19 +28,43 @@ STEP_KINDS: Final[tuple[StepKind, ...]] = (
 )
 PROCEDURE_KINDS: Final = ("procedure", "guide")
 
+# A checklist item's button (✅ plus its label) must read whole on a phone.
+CHECK_LABEL_CHARS: Final = 40
+# A choice button: longer labels are cut by Telegram and Zalo on a phone.
+OPTION_LABEL_CHARS: Final = 60
+
 # Telegram allows 4,096 characters, Zalo 2,000: content must fit the strictest.
 STRICTEST_TEXT_LIMIT: Final = 2000
 
+# How sure the reference is of a fact, as procedures-facts.md marks it, plus "can-bo": an official
+# checked it on the portal. Only the first three count as checked; the bot marks the others (*).
+GRADES: Final = ("S", "S-3p", "can-bo", "S-3p*", "BG", "?")
+CHECKED_GRADES: Final = frozenset({"S", "S-3p", "can-bo"})
+GRADE_NAMES: Final[Mapping[str, str]] = {
+    "S": "có nguồn đã ghi",
+    "S-3p": "bản ghi của Cổng do bên thứ ba lấy về",
+    "can-bo": "cán bộ đã đối chiếu trên Cổng",
+    "S-3p*": "danh sách bên thứ ba, chưa đối chiếu",
+    "BG": "hiểu biết chung, chưa có nguồn",
+    "?": "chưa rõ, các nguồn khác nhau",
+}
+# Where a payment step's citizen pays: on the portal or VNeID, or at the counter (receipt, no transfer).
+PAY_WHERE: Final = ("online", "counter")
+
 # Placeholders a step text may use, filled from the procedure's catalogue entry.
+# {fact:ID} is a named fact of the procedure (or of the catalogue); {phone:ID} a contact's number.
 PLACEHOLDERS: Final[Mapping[str, str]] = {
     "name": "tên thủ tục",
     "code": "mã thủ tục hành chính",
     "agency": "cơ quan giải quyết",
-    "fee": "lệ phí (nộp trực tuyến và tại quầy)",
+    "fee": "lệ phí (nộp trực tuyến và tại quầy); {fee:ma} là mức của một trường hợp (dòng lệ phí có id: ma)",
     "time": "thời gian giải quyết",
     "url": "địa chỉ trang nộp hồ sơ",
     "hotline": "các số điện thoại hỗ trợ",
+    "fact": "một thông tin có tên trong mục facts, viết {fact:ma-thong-tin}",
+    "phone": "số điện thoại của một liên hệ, viết {phone:ma-lien-he}",
 }
+NOTE_DOC: Final = "ghi chú cho cán bộ soạn nội dung; người dân không bao giờ thấy"
 
 
 @dataclass(frozen=True)
@@ -89,15 +113,37 @@ DIALOGUE_LISTS: Final[tuple[tuple[str, str, str], ...]] = (
 DIALOGUE_INTENTS: Final = ("affirm", "deny", "back", "repeat", "help", "cancel", "menu", "greetings", "thanks")
 
 _VERIFICATION_KEYS: Final[dict[str, Field]] = {
-    "verified": Field("bool", "true nếu thông tin đã được kiểm tra với nguồn chính thức"),
+    "grade": Field(
+        "enum",
+        "mức chắc chắn của nguồn, như tài liệu tham khảo ghi: S, S-3p, can-bo (đã kiểm tra); "
+        "S-3p*, BG, ? (chưa chắc: bot đánh dấu (*) và nhắc hỏi lại cán bộ)",
+        choices=GRADES,
+    ),
+    "verified": Field("bool", "true nếu đã kiểm tra; phải khớp với grade (có thể bỏ, bot suy ra từ grade)"),
     "source": _s("nguồn của thông tin (địa chỉ trang hoặc văn bản)"),
-    "as_of": Field("date", "ngày kiểm tra thông tin (YYYY-MM-DD)"),
+    "as_of": Field("date", "ngày gần nhất đã đối chiếu thông tin với nguồn (YYYY-MM-DD); người dân thấy ngày này"),
+    "review_by": Field(
+        "date", "ngày cần xem lại thông tin này (ví dụ khi một nghị định tạm thời hết hạn); validate nhắc khi quá ngày"
+    ),
+    "note": _s(NOTE_DOC),
 }
 
 OBJECTS: Final[dict[str, dict[str, Field]]] = {
     "catalogue": {
         "version": Field("int", "phiên bản định dạng, hiện là 1"),
-        "allowed_domains": _list(_s("tên miền"), "tên miền chính thức được phép dẫn link, ngoài các tên miền .gov.vn"),
+        "allowed_domains": _list(
+            _s("tên miền"),
+            "tên miền chính thức được phép dẫn link (gov.vn: mọi trang có đuôi .gov.vn); link khác là lỗi",
+            required=True,
+        ),
+        "facts": _list(
+            Field("obj", "một thông tin dùng chung", obj="named_fact"),
+            "thông tin dùng chung cho mọi kịch bản (số, thời hạn…), mỗi thông tin có nguồn và ngày kiểm tra",
+        ),
+        "glossary": _list(
+            Field("obj", "một từ khó", obj="term"),
+            "từ khó (OTP, VNeID mức 2…): lần đầu một từ hiện ra trong cuộc trò chuyện, bot giải thích một dòng",
+        ),
         "default_contacts": _list(Field("slug", "mã liên hệ"), "các liên hệ hỗ trợ chung, dùng khi thủ tục không nêu"),
         "contacts": _list(Field("obj", "một đầu mối hỗ trợ", obj="contact"), "các đầu mối hỗ trợ"),
         "abbreviations": _list(
@@ -149,8 +195,22 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "url": Field("url", "trang web (https)"),
         "address": _s("địa chỉ"),
         "hours": _s("giờ làm việc"),
-        "note": _s("ghi chú"),
         **_VERIFICATION_KEYS,
+        "grade": Field("enum", _VERIFICATION_KEYS["grade"].doc, True, choices=GRADES),
+    },
+    "named_fact": {
+        "id": Field("slug", "mã thông tin, dùng trong kịch bản như {fact:ma-thong-tin}", True),
+        "value": _s("giá trị người dân thấy, ví dụ 60 ngày kể từ ngày sinh", True),
+        **_VERIFICATION_KEYS,
+        "grade": Field("enum", _VERIFICATION_KEYS["grade"].doc, True, choices=GRADES),
+        "source": _s("nguồn của thông tin (địa chỉ trang hoặc văn bản)", True),
+        "as_of": Field("date", "ngày gần nhất đã đối chiếu thông tin với nguồn (YYYY-MM-DD)", True),
+    },
+    "term": {
+        "term": _s("từ như hiện trong nội dung, ví dụ OTP", True),
+        "forms": _list(_s("một cách viết khác"), "cách viết khác của từ, ví dụ mã OTP"),
+        "explain": _s("giải thích một dòng, lời lẽ đơn giản", True),
+        "note": _s(NOTE_DOC),
     },
     "procedure": {
         "id": Field("slug", "mã thủ tục, chữ thường không dấu nối bằng gạch ngang", True),
@@ -162,7 +222,12 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "code": Field("fact", "mã thủ tục hành chính (mã TTHC)"),
         "agency": Field("obj", "cơ quan giải quyết", obj="agency"),
         "fees": _list(Field("obj", "một mức lệ phí", obj="fee"), "lệ phí theo cách nộp"),
-        "fee_note": _s("ghi chú về lệ phí khi không có số tiền cụ thể"),
+        "fee_note": _s("câu người dân thấy về lệ phí khi không có số tiền cụ thể"),
+        "facts": _list(
+            Field("obj", "một thông tin của thủ tục", obj="named_fact"),
+            "thông tin riêng của thủ tục (thời hạn, số điện thoại…) để kịch bản dùng qua {fact:ma-thong-tin}",
+        ),
+        "note": _s(NOTE_DOC),
         "processing_time": Field("fact", "thời gian giải quyết"),
         "url": Field("fact", "trang nộp hồ sơ chính thức (https)"),
         "fully_online": Field("bool", "true nếu làm trọn vẹn trực tuyến được"),
@@ -172,7 +237,7 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "flow": _s("tệp kịch bản, ví dụ flows/dang-ky-khai-sinh.yaml", True),
     },
     "verification": dict(_VERIFICATION_KEYS)
-    | {"verified": Field("bool", "true nếu đã kiểm tra với nguồn chính thức", True)},
+    | {"grade": Field("enum", _VERIFICATION_KEYS["grade"].doc, True, choices=GRADES)},
     "fact": {
         "value": _s("giá trị", True),
         **_VERIFICATION_KEYS,
@@ -180,10 +245,15 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
     "agency": {
         "name": _s("tên cơ quan", True),
         "level": _s("cấp: xã, tỉnh, trung ương", True),
+        "since": Field("date", "ngày cơ quan, cấp này bắt đầu giải quyết (YYYY-MM-DD)", True),
         **_VERIFICATION_KEYS,
-        "as_of": Field("date", "ngày áp dụng cấp này (YYYY-MM-DD)", True),
     },
     "fee": {
+        "id": Field(
+            "slug",
+            "mã trường hợp, để kịch bản nói riêng mức của trường hợp này bằng {fee:ma}; các dòng cùng một trường "
+            "hợp ở những khoảng thời gian khác nhau dùng chung mã",
+        ),
         "label": _s("trường hợp áp dụng, ví dụ Cấp lại thẻ", True),
         "online": Field("int", "số tiền khi nộp trực tuyến (đồng)", nullable=True),
         "counter": Field("int", "số tiền khi nộp tại quầy (đồng)", nullable=True),
@@ -192,7 +262,8 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "legal_basis": _s("văn bản quy định", True),
         "valid_from": Field("date", "áp dụng từ ngày (YYYY-MM-DD)", True),
         "valid_to": Field("date", "áp dụng đến hết ngày (YYYY-MM-DD)", nullable=True),
-        "note": _s("ghi chú"),
+        "before_discount": Field("int", "mức đầy đủ khi mức này là mức đang được giảm (đồng)"),
+        "detail": _s("một câu người dân thấy dưới bảng lệ phí, ví dụ cộng thêm vào lệ phí ở trên"),
         **_VERIFICATION_KEYS,
     },
     "flow": {
@@ -205,10 +276,13 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "label": _s("chữ trên nút bấm", True),
         "next": Field("slug", "bước tiếp theo (hoặc bước quay về sau hướng dẫn)"),
         "goto": Field("slug", "mã hướng dẫn dùng chung cần nhảy vào"),
+        "note": _s(NOTE_DOC),
     },
     "item": {
         "id": Field("slug", "mã giấy tờ", True),
         "text": _s("tên giấy tờ và yêu cầu", True),
+        "label": _s(f"chữ ngắn trên nút đánh dấu (tối đa {CHECK_LABEL_CHARS} ký tự); mặc định là phần đầu của text"),
+        "note": _s(NOTE_DOC),
         "when": Field("when", "chỉ hiện khi câu trả lời trước khớp, ví dụ {hoi-dung-han: tre-han}"),
     },
 }
@@ -218,6 +292,7 @@ _STEP_COMMON: Final[dict[str, Field]] = {
     "kind": Field("enum", "loại bước", True, choices=STEP_KINDS),
     "text": _s("nội dung hiển thị", True),
     "links": _list(Field("url", "một địa chỉ https"), "các đường link kèm theo"),
+    "note": _s(NOTE_DOC),
 }
 
 STEP_FIELDS: Final[dict[StepKind, dict[str, Field]]] = {
@@ -239,6 +314,11 @@ STEP_FIELDS: Final[dict[StepKind, dict[str, Field]]] = {
         "next": Field("slug", "bước tiếp theo khi đã thanh toán", True),
         "failed_next": Field("slug", "bước khi thanh toán bị lỗi"),
         "guide": Field("slug", "hướng dẫn thanh toán; mặc định thanh-toan-truc-tuyen"),
+        "where": Field(
+            "enum",
+            "online (trả trên Cổng hoặc VNeID, mặc định) hoặc counter (trả tại quầy, lấy biên lai)",
+            choices=PAY_WHERE,
+        ),
     },
     "handoff": _STEP_COMMON
     | {
@@ -268,7 +348,9 @@ class Verification:
 
     verified: bool
     source: str = ""
-    as_of: date | None = None
+    as_of: date | None = None  # the day it was last checked against its source
+    grade: str = ""
+    review_by: date | None = None
 
 
 @dataclass(frozen=True)
@@ -280,10 +362,29 @@ class Fact:
 
 
 @dataclass(frozen=True)
+class NamedFact:
+    """A fact a flow names ({fact:id}): a deadline, a rule, a number, with its own verification."""
+
+    id: str
+    value: str
+    verification: Verification
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word citizens may not know, explained in one line the first time it appears."""
+
+    id: str
+    term: str
+    forms: tuple[str, ...]
+    explain: str
+
+
+@dataclass(frozen=True)
 class Agency:
     name: str
     level: str
-    as_of: date
+    since: date
     verification: Verification
 
 
@@ -297,8 +398,10 @@ class Fee:
     legal_basis: str
     valid_from: date
     valid_to: date | None
-    note: str
+    detail: str
     verification: Verification
+    before_discount: int | None = None
+    id: str = ""  # the case this row prices, for {fee:id}; rows of one case at other dates share it
 
     def applies_on(self, day: date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
@@ -337,6 +440,7 @@ class ChecklistItem:
     id: str
     text: str
     when: tuple[Condition, ...] = ()
+    label: str = ""
 
     def applies(self, answers: Mapping[str, str]) -> bool:
         return all(answers.get(c.step) in c.answers for c in self.when)
@@ -360,6 +464,7 @@ class Step:
     contacts: tuple[str, ...] = ()
     bring: tuple[str, ...] = ()
     paid: bool = False  # an end step of a payment guide reached after paying
+    where: str = "online"  # a payment step: "online" or "counter"
 
 
 @dataclass(frozen=True)
@@ -399,6 +504,7 @@ class Procedure:
     contacts: tuple[str, ...]
     bring: tuple[str, ...]
     flow_path: str
+    facts: Mapping[str, NamedFact] = field(default_factory=dict)
 
     @property
     def is_guide(self) -> bool:
@@ -443,6 +549,8 @@ class Catalogue:
     matching: MatchSettings | None = None
     out_of_scope: tuple[str, ...] = ()
     dialogue: Dialogue = field(default_factory=Dialogue)
+    facts: Mapping[str, NamedFact] = field(default_factory=dict)
+    glossary: tuple[Term, ...] = ()
 
     def procedure(self, proc_id: str) -> Procedure | None:
         for p in self.procedures:

@@ -46,16 +46,17 @@ AMBIGUOUS: Final = "Có phải bạn muốn hỏi một trong các thủ tục n
 AMBIGUOUS_NONE: Final = "Vâng. Bạn thử gõ lại bằng lời khác, hoặc chọn một nhóm bên dưới."
 SWITCH_OFFER: Final = "Bạn đang làm thủ tục “{current}”. Có phải bạn muốn chuyển sang thủ tục khác?"
 STARTING: Final = "Bắt đầu thủ tục “{name}”."
+STARTING_GUIDE: Final = "Mời bạn xem “{name}”."
 RESUME_OFFER: Final = "Bạn đang ở bước {pos}/{total} của thủ tục “{name}”. Bạn muốn tiếp tục hay bắt đầu lại?"
 RESUME_OFFER_GUIDE: Final = (
     "Bạn đang xem hướng dẫn “{guide}” trong thủ tục “{name}”. Bạn muốn tiếp tục hay bắt đầu lại?"
 )
 FIRST_STEP: Final = "Đây đã là bước đầu tiên."
 CANCELLED: Final = (
-    "Đã dừng thủ tục “{name}”. Mình vẫn giữ chỗ bạn đang làm: khi cần, nhắn “làm tiếp” hoặc chọn trong menu."
+    "Đã dừng thủ tục “{name}”. Tôi vẫn giữ chỗ bạn đang làm: khi cần, nhắn “làm tiếp” hoặc chọn trong menu."
 )
 CONFIRM_CANCEL: Final = (
-    "Bạn muốn dừng thủ tục “{name}”? Mình giữ lại chỗ bạn đang làm, lúc nào quay lại cũng làm tiếp được."
+    "Bạn muốn dừng thủ tục “{name}”? Tôi giữ lại chỗ bạn đang làm, lúc nào quay lại cũng làm tiếp được."
 )
 STOP: Final = "Dừng thủ tục"
 CHECKLIST_ALREADY: Final = (
@@ -96,9 +97,9 @@ PROCEDURE_GONE: Final = (
 )
 STALE_BUTTON: Final = "Nút này thuộc tin nhắn cũ. Đây là bước bạn đang làm:"
 UNSUPPORTED_INPUT: Final = "Xin lỗi, tôi chỉ đọc được tin nhắn chữ. Bạn hãy gõ chữ hoặc bấm nút nhé."
-EMPTY_INPUT: Final = "Bạn gõ chữ hoặc bấm một nút bên trên giúp mình nhé."
-ASK_PICK: Final = "Bạn chọn giúp mình một mục bên dưới nhé (bấm nút hoặc gõ số)."
-ASK_WHICH: Final = "Ý bạn là {options}? Bạn bấm nút hoặc gõ số giúp mình nhé."
+EMPTY_INPUT: Final = "Bạn gõ chữ hoặc bấm một nút bên trên giúp tôi nhé."
+ASK_PICK: Final = "Bạn chọn giúp tôi một mục bên dưới nhé (bấm nút hoặc gõ số)."
+ASK_WHICH: Final = "Ý bạn là {options}? Bạn bấm nút hoặc gõ số giúp tôi nhé."
 MESSAGE_TOO_LONG: Final = (
     "Tin nhắn của bạn dài quá (hơn {limit} chữ), tôi chưa đọc được. "
     "Bạn gõ ngắn gọn điều cần hỏi trong một hai câu, ví dụ: “làm căn cước cho con”."
@@ -122,9 +123,12 @@ DEFAULT_BRING: Final = (
     "Mã hồ sơ, nếu bạn đã nộp",
     "Giấy tờ bạn đang chuẩn bị cho thủ tục",
 )
-UNVERIFIED: Final = "chưa được xác minh"
+UNVERIFIED: Final = "chưa được xác nhận chính thức"
 UNVERIFIED_MARK: Final = " (*)"
-UNVERIFIED_FOOTNOTE: Final = "(*) Thông tin này chưa được xác minh. Bạn hãy hỏi lại {where} cho chắc."
+UNVERIFIED_FOOTNOTE: Final = "(*) Điều này chưa được xác nhận chính thức: bạn hỏi lại cán bộ khi nộp hồ sơ."
+CHECKED_ON: Final = "(cập nhật {day})"
+# A glossary term, the first time a conversation shows it
+TERM_EXPLAINED: Final = "💡 {term}: {explain}"
 NUMBER_OUT_OF_RANGE: Final = "Bạn hãy chọn một số từ 1 đến {count}."
 UNVERIFIED_WHERE_DEFAULT: Final = "bộ phận một cửa"
 
@@ -142,14 +146,24 @@ FEE_BASIS: Final = "Căn cứ: {basis}."
 FEE_SINCE: Final = "Mức trên áp dụng {period}."
 FEE_EXEMPT: Final = "Được miễn: {who}."
 FEE_UNVERIFIED: Final = (
-    "(*) Mức phí này {unverified}. Trước khi trả, bạn hãy xem lại trên trang nộp hồ sơ hoặc hỏi {where}."
+    "(*) Mức phí này {unverified}: trước khi trả, bạn xem số tiền trên trang nộp hồ sơ hoặc hỏi lại cán bộ khi nộp."
 )
-CONTACT_UNVERIFIED: Final = "(*) Số, địa chỉ này chưa được xác minh; nếu không được, bạn hỏi {where}."
+FEE_CHECKED: Final = "Bảng phí cập nhật ngày {day}."
+FEE_DISCOUNTED: Final = "(đang giảm; mức đầy đủ {full})"
+FEE_UNTIL: Final = "đến hết {day}"
+CONTACT_UNVERIFIED: Final = "(*) Số, địa chỉ này chưa được xác nhận chính thức; nếu không được, bạn hỏi {where}."
 FEE_NONE: Final = "Chưa có thông tin lệ phí chính thức cho thủ tục này. Bạn hãy hỏi {where} trước khi nộp tiền."
 FEE_UNPAID: Final = "Lưu ý: hồ sơ chỉ được chuyển tới cơ quan giải quyết sau khi thanh toán thành công."
 SAFETY: Final = (
     "🔒 Để thanh toán an toàn:\n"
     "• Chỉ trả tiền trên trang có đuôi .gov.vn hoặc trong ứng dụng VNeID chính thức.\n"
-    "• Không bao giờ đọc mã OTP hay passcode cho bất kỳ ai, kể cả người xưng là cán bộ.\n"
-    "• Công an không bao giờ gọi điện hướng dẫn cài ứng dụng hay chuyển tiền."
+    "• Không bao giờ chuyển lệ phí vào tài khoản của một cá nhân.\n"
+    "• Không đọc mã OTP hay passcode cho ai, kể cả người xưng là cán bộ.\n"
+    "• Công an, cán bộ xã, bảo hiểm xã hội không bao giờ gọi điện bảo cài ứng dụng hay chuyển tiền."
+)
+SAFETY_COUNTER: Final = (
+    "🔒 Để trả lệ phí an toàn:\n"
+    "• Chỉ trả cho cán bộ tại quầy, hoặc quét mã QR in trên giấy biên nhận của cơ quan, và lấy biên lai.\n"
+    "• Không bao giờ chuyển lệ phí vào tài khoản của một cá nhân, dù người đó xưng là cán bộ.\n"
+    "• Công an, cán bộ xã, bảo hiểm xã hội không bao giờ gọi điện bảo cài ứng dụng hay chuyển tiền."
 )

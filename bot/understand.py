@@ -485,10 +485,11 @@ def _bounded(tokens: Tokens) -> Quantity | None:
     start, end, dimension, amount = found[0]
     before = {tokens[max(start - 2, 0) : start], tokens[start - 1 : start]}
     after = tokens[end : end + 2]
+    lowest = _range_start(tokens, start, dimension)
     if before & _BELOW:
-        return dimension, -math.inf, amount - 0.5
+        return dimension, lowest, amount - 0.5
     if before & _AT_MOST:
-        return dimension, -math.inf, amount
+        return dimension, lowest, amount
     if before & _ABOVE:
         return dimension, amount + 0.5, math.inf
     if before & _AT_LEAST or after == ("tro", "len"):
@@ -496,6 +497,17 @@ def _bounded(tokens: Tokens) -> Quantity | None:
     if after == ("tro", "xuong"):
         return dimension, -math.inf, amount
     return None
+
+
+def _range_start(tokens: Tokens, end: int, dimension: str) -> float:
+    """The lower end of "từ 6 đến dưới 14 tuổi" (6), or -inf when the range has none."""
+    for k in range(max(end - 5, 0), end):
+        if tokens[k] == "tu" and k + 1 < end and "den" in tokens[k + 1 : end]:
+            found = _number(tokens, k + 1)
+            if found is not None:
+                scale = _UNITS[tokens[k + 1 + found[1]]][1] if tokens[k + 1 + found[1]] in _UNITS else 1
+                return float(found[0] * (scale if dimension == "days" else 1))
+    return -math.inf
 
 
 def quantity_choice(said: Tokens, labels: Sequence[tuple[str, Tokens]]) -> str | None:
@@ -557,6 +569,10 @@ def label_choice(
                 score += hit * math.log(1 + n / df.get(found, n))
         if matched / len(unique) < 0.5:
             score = 0.0  # mostly other words: a question of its own, not this label
+        said_numbers = {t for t in unique if t.isdigit()}
+        label_numbers = {t for t in label if t.isdigit()}
+        if said_numbers and label_numbers and not said_numbers & label_numbers:
+            score = 0.0  # "tôi 30 tuổi" is not "Đủ 14, 25, 40 hoặc 60 tuổi"
         if len(polarities) > 1 and vocab.negative(label) != negative:
             score *= 0.3  # "không có giấy chứng sinh" is not "Có giấy chứng sinh"
         scores.append((score, cid))
@@ -636,7 +652,11 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return _politeness(words, vocab)
     # 4. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
     names = [set(_tokens(vocab.read_label(n, normalize, core=True))) for n in options.own_names]
-    if len(core) >= 2 and any(set(core) <= name | _NAME_VERBS for name in names):
+    # ...but words the step's own choices use answer the question ("làm cho con" when one choice is "Cho con…").
+    answering = {t for _, label in cores for t in label}
+    if len(core) >= 2 and any(
+        set(core) <= name | _NAME_VERBS and set(core) & name - answering - _NAME_VERBS for name in names
+    ):
         return Reading("command", "repeat", how="same-procedure")
     # Words of its name say nothing about which choice: "tạm trú nộp trên vneid" is "nộp trên vneid".
     if names:

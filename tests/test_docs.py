@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 from bot.engine import EVENT_TYPES
+from bot.loader import Problem, load_content
 from bot.settings import SETTINGS
 from tests.conftest import ROOT
 
@@ -40,3 +43,29 @@ def test_readme_quick_start_is_two_commands() -> None:
     assert commands[1].endswith("python -m pytest")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "pip install -q -e '.[dev]' && .venv/bin/python -m pytest" in ci
+
+
+def test_the_authoring_guide_example_passes_validate(tmp_path: Path) -> None:
+    """docs/authoring.md §12 says its example passes `validate`; keep that true as the format changes."""
+    doc = (ROOT / "docs" / "authoring.md").read_text(encoding="utf-8")
+    section = doc.split("## 12. Ví dụ hoàn chỉnh", 1)[1].split("\n## 13.", 1)[0]
+    entry, flow = re.findall(r"```yaml\n(.+?)```", section, flags=re.S)
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "flows", content / "flows")
+    catalogue = (ROOT / "procedures.yaml").read_text(encoding="utf-8")
+    assert catalogue.rstrip().splitlines()[-1].startswith("    ")  # procedures: is the last key
+    example_id = "vi-du-gia-han-tam-tru"
+    entry = entry.replace("id: gia-han-tam-tru", f"id: {example_id}").replace(
+        "flows/gia-han-tam-tru.yaml", f"flows/{example_id}.yaml"
+    )
+    (content / "procedures.yaml").write_text(catalogue.rstrip() + "\n\n" + entry, encoding="utf-8")
+    (content / "flows" / f"{example_id}.yaml").write_text(
+        flow.replace("procedure: gia-han-tam-tru", f"procedure: {example_id}"), encoding="utf-8"
+    )
+    result = load_content(content)
+    first_line = len(catalogue.rstrip().splitlines()) + 1
+
+    def of_example(p: Problem) -> bool:
+        return example_id in p.file or (p.file == "procedures.yaml" and p.line > first_line)
+
+    assert [p.format() for p in result.problems if of_example(p)] == []

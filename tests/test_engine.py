@@ -141,7 +141,7 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         "help shows contacts and what to bring",
         [START_TAM_TRU, "1", "trợ giúp"],
         "dang-ky-tam-tru/ai-nop",
-        ["1800 1096", "chưa được xác minh", texts.BRING_INTRO],
+        ["1800 1096", "chưa được xác nhận chính thức", texts.BRING_INTRO],
         ["help"],
     ),
     (
@@ -156,7 +156,7 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         [START_TAM_TRU, "1", "hủy"],
         "dang-ky-tam-tru/ai-nop",
         [
-            "Bạn muốn dừng thủ tục “Đăng ký tạm trú”? Mình giữ lại chỗ bạn đang làm",
+            "Bạn muốn dừng thủ tục “Đăng ký tạm trú”? Tôi giữ lại chỗ bạn đang làm",
             "[Dừng thủ tục]",
             "[Làm tiếp thủ tục này]",
         ],
@@ -236,7 +236,8 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
             "nộp tại quầy: 15.000 đồng/lần",
             "Thông tư 75/2022/TT-BTC",
             "Được miễn: trẻ em; người cao tuổi",
-            "Không bao giờ đọc mã OTP",
+            "Không đọc mã OTP",
+            "Không bao giờ chuyển lệ phí vào tài khoản của một cá nhân",
             texts.FEE_UNPAID,
         ],
         ["step-entered"],
@@ -252,7 +253,10 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         "paying finishes the flow",
         [START_TAM_TRU, "1", "1", ("tap", "next"), "1", "Đã thanh toán xong"],
         None,
-        ["Xong! Lệ phí là nộp trực tuyến: 7.000 đồng/lần, nộp tại quầy: 15.000 đồng/lần.", "Bạn cần làm thủ tục gì?"],
+        [
+            "Xong! Lệ phí là nộp trực tuyến: 7.000 đồng/lần, nộp tại quầy: 15.000 đồng/lần (cập nhật 28/11/2026).",
+            "Bạn cần làm thủ tục gì?",
+        ],
         ["step-entered", "flow-completed"],
     ),
     (
@@ -376,7 +380,7 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         "dang-ky-khai-sinh/gioi-thieu",
         [
             "Mã thủ tục 1.001193 (*). Thời gian: 1 ngày làm việc (*).",
-            "(*) Thông tin này chưa được xác minh. Bạn hãy hỏi lại bộ phận một cửa UBND xã, phường cho chắc.",
+            "(*) Điều này chưa được xác nhận chính thức: bạn hỏi lại cán bộ khi nộp hồ sơ.",
         ],
         [],
     ),
@@ -409,7 +413,7 @@ def test_every_reply_offers_a_way_forward(content: Content) -> None:
 
 def test_unverified_footnote_appears_once(content: Content) -> None:
     chat = walk(content, ("start", "dang-ky-khai-sinh"))
-    assert chat.text.count("(*) Thông tin này chưa được xác minh.") == 1
+    assert chat.text.count("(*) Điều này chưa được xác nhận chính thức") == 1
 
 
 def test_resume_offered_after_a_long_silence(content: Content) -> None:

@@ -103,7 +103,8 @@ def test_graph_cli_writes_a_file_and_names_unknown_ids(tmp_path: Path) -> None:
     proc = run("graph", "dang-ky-tam-tr", "--content", str(GOOD))
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
-        'Lỗi: Không có thủ tục hay hướng dẫn nào mã “dang-ky-tam-tr”. Có phải ý bạn là "dang-ky-tam-tru"?'
+        'Lỗi: Không có thủ tục hay hướng dẫn nào mã “dang-ky-tam-tr”. Có phải ý bạn là "dang-ky-tam-tru"? '
+        "Các mã có: dang-ky-tam-tru, dang-ky-khai-sinh, tai-khoan-vneid, thanh-toan-truc-tuyen."
     )
     assert run("graph", "dang-ky-tam-tru", "--format", "png").returncode == 2
 
@@ -145,7 +146,12 @@ def test_preview_from_the_start_to_the_end_on_a_chosen_date() -> None:
         (["dang-ky-tam-tru", "--answer", "giay-to=x"], 2, "“giay-to” không phải câu hỏi của dang-ky-tam-tru"),
         (["dang-ky-tam-tru", "--answer", "ai-nop=ban"], 2, "câu hỏi ai-nop chỉ có các lựa chọn: tu-nop, nho-nguoi"),
         (["dang-ky-tam-tru", "--date", "28/11/2026"], 2, "--date phải có dạng NĂM-THÁNG-NGÀY"),
-        (["khong-co"], 1, "Không có thủ tục hay hướng dẫn nào mã “khong-co”"),
+        (
+            ["khong-co"],
+            1,
+            "Không có thủ tục hay hướng dẫn nào mã “khong-co”. Các mã có: dang-ky-tam-tru, dang-ky-khai-sinh",
+        ),
+        (["dang-ky-tam-tru", "--step", "khong-co"], 1, "không có bước “khong-co”. Các bước có: gioi-thieu, "),
     ],
 )
 def test_preview_mistakes_are_one_clear_line(args: list[str], code: int, message: str) -> None:

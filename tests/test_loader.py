@@ -30,7 +30,7 @@ CASES: list[tuple[str | None, str, list[str]]] = [
         "flows/dang-ky-tam-tru.yaml",
         [
             'flows/dang-ky-tam-tru.yaml:20:11: lỗi: bước "giay-to" trỏ tới "dang-nhapp" nhưng không có bước nào tên như vậy. '
-            'Có phải ý bạn là "dang-nhap"? [steps[2].next]',
+            'Có phải ý bạn là "dang-nhap"? Vì lỗi này, 4 bước phía sau đang không tới được. [steps[2].next]',
         ],
     ),
     (
@@ -93,7 +93,7 @@ CASES: list[tuple[str | None, str, list[str]]] = [
         "flows/dang-ky-khai-sinh.yaml",
         [
             'flows/dang-ky-khai-sinh.yaml:5:11: lỗi: chỗ điền "{phi}" không có. Các chỗ điền: {name}, {code}, {agency}, '
-            "{fee}, {time}, {url}, {hotline}. [steps[0].text]",
+            "{fee}, {time}, {url}, {hotline}, {fact}, {phone}. [steps[0].text]",
             'flows/dang-ky-khai-sinh.yaml:5:11: lỗi: chỗ điền "{url}" cần mục url của thủ tục "dang-ky-khai-sinh" nhưng '
             "mục đó chưa có. Hãy thêm url vào thủ tục trong procedures.yaml hoặc bỏ chỗ điền này. [steps[0].text]",
         ],
@@ -217,10 +217,10 @@ def test_same_labels_long_texts_and_links_are_reported(tmp_path: Path) -> None:
     lines = [p.format() for p in load_content(content).problems]
     assert any(':6:13: lỗi: link "http://example.com" không dùng https.' in line for line in lines)
     assert any(
-        ':6:33: cảnh báo: link "https://lua-dao.com/vneid" không thuộc trang chính thức' in line for line in lines
+        ':6:33: lỗi: link "https://lua-dao.com/vneid" không thuộc danh sách trang được phép' in line for line in lines
     )
     assert any(':5:11: lỗi: link "http://dichvucong.gov.vn" không dùng https.' in line for line in lines)
-    assert any(':5:11: cảnh báo: link "https://dvc-gia.com/dang-nhap" không thuộc trang' in line for line in lines)
+    assert any(':5:11: lỗi: link "https://dvc-gia.com/dang-nhap" không thuộc danh sách' in line for line in lines)
     assert not any("vneid.gov.vn" in line for line in lines)
     assert any('hai lựa chọn trong bước "hoi" có cùng chữ "có"' in line for line in lines)
     assert any("quá 2000 ký tự Zalo cho phép" in line for line in lines)

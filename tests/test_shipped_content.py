@@ -26,13 +26,16 @@ def payment_text(content: Content, proc_id: str, when: datetime) -> str:
     return "\n\n".join(r.text for r in result.replies)  # what to do, the fee, then safety: several messages
 
 
-def test_identity_card_fees_after_the_online_discount_ended(shipped: Content) -> None:
+def test_identity_card_fees_in_2026_are_half_for_every_channel(shipped: Content) -> None:
     text = payment_text(shipped, "cap-doi-can-cuoc", datetime(2026, 11, 28, tzinfo=VIETNAM_TZ))
-    for amount in ("30.000 đồng", "50.000 đồng", "70.000 đồng"):
+    for amount in ("15.000 đồng", "25.000 đồng", "35.000 đồng", "mức đầy đủ 70.000 đồng", "miễn phí"):
         assert amount in text
-    assert "15.000" not in text and "35.000" not in text, "the 2025 discount rows are history"
     assert text.count("Được miễn:") == 1, "shared exemptions are listed once"
     assert texts.FEE_UNPAID in text
+    later = payment_text(shipped, "cap-doi-can-cuoc", datetime(2027, 1, 4, tzinfo=VIETNAM_TZ))
+    for amount in ("30.000 đồng", "50.000 đồng", "70.000 đồng"):
+        assert amount in later
+    assert "15.000" not in later and "35.000" not in later, "the discount rows are history in 2027"
 
 
 def test_identity_card_discount_applied_in_2025(shipped: Content) -> None:
@@ -50,7 +53,7 @@ def test_free_procedure_does_not_warn_about_unpaid_dossiers(shipped: Content) ->
     text = payment_text(shipped, "dang-ky-khai-sinh", datetime(2026, 11, 28, tzinfo=VIETNAM_TZ))
     assert "miễn phí" in text
     assert texts.FEE_UNPAID not in text
-    assert "Khai sinh quá 60 ngày" in text, "the fee note is shown with the rows"
+    assert "Khai sinh quá hạn" in text, "the fee note is shown with the rows"
     assert texts.SAFETY in text
 
 
@@ -66,7 +69,7 @@ CONFIRMED_FEES = [
     ("gia-han-tam-tru", TODAY, ["nộp trực tuyến: 7.000 đồng", "nộp tại quầy: 15.000 đồng"]),
     ("gia-han-tam-tru", TODAY, ["nộp trực tuyến: 5.000 đồng/người", "nộp tại quầy: 10.000 đồng/người"]),
     ("tach-ho", TODAY, ["nộp trực tuyến: 5.000 đồng", "nộp tại quầy: 10.000 đồng"]),
-    ("cap-doi-can-cuoc", TODAY, ["30.000 đồng", "50.000 đồng", "70.000 đồng", "73/2024/TT-BTC"]),
+    ("cap-doi-can-cuoc", TODAY, ["15.000 đồng", "25.000 đồng", "mức đầy đủ 70.000 đồng", "64/2025/TT-BTC", "miễn phí"]),
     ("cap-doi-can-cuoc", IN_2025, ["nộp trực tuyến: 15.000 đồng", "nộp trực tuyến: 25.000 đồng", "35.000 đồng"]),
     ("ly-lich-tu-phap", TODAY, ["200.000 đồng", "100.000 đồng", "5.000 đồng", "16/2025/TT-BTC"]),
     ("ly-lich-tu-phap", IN_2025, ["nộp trực tuyến: 170.000 đồng", "nộp trực tuyến: 80.000 đồng"]),
@@ -106,12 +109,12 @@ def test_every_payment_step_carries_the_safety_essentials(shipped: Content) -> N
             result = step(
                 shipped, Session(position=Position(proc.id, pay.id)), Inbound("t", "u", text="lặp lại"), TODAY
             )
-            text = result.replies[-1].text
-            assert texts.SAFETY in text, f"{proc.id}/{pay.id}"
+            text = "\n\n".join(r.text for r in result.replies)
+            assert (texts.SAFETY_COUNTER if pay.where == "counter" else texts.SAFETY) in text, f"{proc.id}/{pay.id}"
 
 
 def test_all_catalogue_ids_are_present() -> None:
-    # the 35 ids of the shared catalogue, which never change
+    # the ids of the shared catalogue (../shared/catalog.md), which never change
     ids = {p.id for p in load(ROOT).catalogue.procedures}
     expected = {
         "dang-ky-khai-sinh",
@@ -149,6 +152,11 @@ def test_all_catalogue_ids_are_present() -> None:
         "tra-cuu-ho-so",
         "canh-bao-lua-dao",
         "phan-anh-kien-nghi",
+        # added 2026-12
+        "cap-the-can-cuoc",
+        "xoa-dang-ky-thuong-tru",
+        "nhan-cha-me-con",
     }
-    assert len(expected) == 35
+    assert len(expected) == 38
     assert expected <= ids
+    assert all(load(ROOT).catalogue.flow(pid) is not None for pid in expected)

@@ -156,6 +156,19 @@ def test_an_age_or_a_time_picks_the_choice_whose_range_holds_it(
     assert meaning(shipped, text, options) == ("choice", expected)
 
 
+def test_a_range_with_two_ends_is_read_as_both(shipped: Content) -> None:
+    ages = Options(
+        (("o:nho", "Chưa đủ 6 tuổi"), ("o:giua", "Từ 6 đến dưới 14 tuổi"), ("o:lon", "Đủ 14 tuổi trở lên")),
+        flow_choices=3,
+    )
+    assert [meaning(shipped, t, ages)[1] for t in ("bé 4 tuổi", "6 tuổi", "cháu 13 tuổi", "14 tuổi")] == [
+        "o:nho",
+        "o:giua",
+        "o:giua",
+        "o:lon",
+    ]
+
+
 def test_an_amount_without_a_range_to_fall_in_is_not_a_choice(shipped: Content) -> None:
     assert meaning(shipped, "con 3 tuổi", DEADLINE)[0] != "choice"  # an age is not a time since death
     assert meaning(shipped, "3 tuổi", WAYS)[0] != "choice"
@@ -172,6 +185,15 @@ def test_positions_said_by_a_child_or_without_diacritics(shipped: Content) -> No
     assert meaning(shipped, "lay cai dau", WAYS) == ("choice", "o:vneid")  # "dau" is "đầu" here, not "đâu"
     assert meaning(shipped, "con lựa cái thứ ba", WAYS) == ("choice", "o:xa")
     assert meaning(shipped, "cháu chọn số 2 ạ", WAYS) == ("choice", "o:cong")
+
+
+def test_a_number_the_label_does_not_name_is_not_that_label(shipped: Content) -> None:
+    ages = Options(
+        (("o:moc", "Đủ 14, 25, 40 hoặc 60 tuổi"), ("o:mat", "Mất thẻ"), ("o:hong", "Thẻ hỏng, rách, gãy, mờ")),
+        flow_choices=3,
+    )
+    assert meaning(shipped, "tôi 30 tuổi", ages) != ("choice", "o:moc")
+    assert meaning(shipped, "tôi vừa đủ 40 tuổi", ages) == ("choice", "o:moc")
 
 
 def test_a_typed_digit_is_never_a_synonym(shipped: Content) -> None:
