@@ -1415,7 +1415,10 @@ class _Turn:
             if case is not None and f.before_discount:
                 amounts += " " + texts.FEE_DISCOUNTED.format(full=money(f.before_discount, f.unit))
                 amounts += " " + texts.FEE_UNTIL.format(day=_date(f.valid_to)) if f.valid_to else ""
-            parts.append(f"{f.label}: {amounts}" if len(fees) > 1 else amounts)
+            # One row is named too when other cases are priced differently (the fee note says how):
+            # "Đăng ký khai tử đúng hạn: miễn phí", not a bare "miễn phí".
+            named = len(fees) > 1 or (case is None and bool(proc.fee_note))
+            parts.append(f"{f.label}: {amounts}" if named else amounts)
             unverified |= not f.verification.verified
         text = "; ".join(parts) + _checked(_oldest_check(fees))
         return text + (texts.UNVERIFIED_MARK if unverified else "")
@@ -1443,8 +1446,8 @@ class _Turn:
             line = f"• {f.label}: {_amounts(f.online, f.counter, f.unit)}"
             if f.before_discount:
                 line += " " + texts.FEE_DISCOUNTED.format(full=money(f.before_discount, f.unit))
-            if len(starts) > 1 or len(ends) > 1:
-                line += " " + _period(f.valid_from, f.valid_to)
+            if (len(starts) > 1 or len(ends) > 1) and (f.start_known or f.valid_to):
+                line += " " + _period(f.valid_from if f.start_known else None, f.valid_to)
             if not f.verification.verified:
                 line += texts.UNVERIFIED_MARK
             lines.append(line + ".")
@@ -1457,8 +1460,10 @@ class _Turn:
         bases = list(dict.fromkeys(f.legal_basis for f in fees if f.legal_basis))
         if bases:
             lines.append(texts.FEE_BASIS.format(basis="; ".join(bases)))
-        if len(starts) == 1 and len(ends) == 1:
-            lines.append(texts.FEE_SINCE.format(period=_period(fees[0].valid_from, fees[0].valid_to)[1:-1]))
+        known = all(f.start_known for f in fees)
+        if len(starts) == 1 and len(ends) == 1 and (known or fees[0].valid_to):
+            first = fees[0]
+            lines.append(texts.FEE_SINCE.format(period=_period(first.valid_from if known else None, first.valid_to)[1:-1]))
         checked = _oldest_check(fees)
         if checked:
             lines.append(texts.FEE_CHECKED.format(day=_date(checked)))
@@ -1480,8 +1485,10 @@ def _checked(day: date | None) -> str:
     return " " + texts.CHECKED_ON.format(day=_date(day)) if day else ""
 
 
-def _period(start: date, end: date | None) -> str:
-    """ "(từ 01/01/2026)" or "(từ 01/01/2025 đến hết 31/12/2025)"."""
+def _period(start: date | None, end: date | None) -> str:
+    """ "(từ 01/01/2026)", "(từ 01/01/2025 đến hết 31/12/2025)", or "(đến hết 31/12/2025)" when the start is unknown."""
+    if start is None:
+        return f"(đến hết {_date(end)})" if end else ""
     return f"(từ {_date(start)}" + (f" đến hết {_date(end)})" if end else ")")
 
 

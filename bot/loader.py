@@ -231,9 +231,10 @@ class _Checker:
             path = path or where
         self.problems.append(Problem(doc.rel, line, col, severity, message, hint, format_path(path)))
 
-    def check_domain(self, doc: _Doc, path: Path_, url: str, allowed: tuple[str, ...]) -> None:
+    def check_domain(self, doc: _Doc, path: Path_, url: str, allowed: tuple[str, ...], shown: str = "") -> None:
         """A link outside the allow-list is an error; one that imitates an official site is named a scam look-alike."""
         host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        url = shown or url
         if any(host == d or host.endswith("." + d) for d in allowed):
             return
         if looks_official(host):
@@ -251,6 +252,19 @@ class _Checker:
             f'link "{url}" không thuộc danh sách trang được phép (allowed_domains trong procedures.yaml).',
             "Chỉ dẫn tới trang của cơ quan nhà nước; nếu đây là trang chính thức, thêm tên miền vào allowed_domains.",
         )
+
+    def check_links_in_text(self, doc: _Doc, path: Path_, text: str) -> None:
+        """Links and bare web addresses in a text citizens read: https, and in the allow-list."""
+        allowed = self.allowed_domains or ()
+        for m in _URL_IN_TEXT.finditer(text):
+            url = m.group(0).rstrip(".,;:!?")
+            if url.lower().startswith("http://"):
+                self.add(doc, path, f'link "{url}" không dùng https.', "Chỉ dẫn link https:// tới trang chính thức.")
+            else:
+                self.check_domain(doc, path, url, allowed)
+        for m in _BARE_DOMAIN.finditer(_URL_IN_TEXT.sub(" ", text)):
+            name = m.group(0).rstrip(".")
+            self.check_domain(doc, path, "https://" + name, allowed, shown=name)
 
     # -- parsing ---------------------------------------------------------
 
@@ -780,6 +794,7 @@ class _Loader:
                 self.c.add(doc, (*path, i, "id"), f'mã thông tin "{fid}" bị trùng.', "Mỗi thông tin cần một mã riêng.")
                 continue
             self._check_grade(doc, item, (*path, i))
+            self.c.check_links_in_text(doc, (*path, i, "value"), _str(item.get("value")))
             out[fid] = NamedFact(fid, _str(item.get("value")), _verification(item, default))
         return out
 
@@ -800,6 +815,7 @@ class _Loader:
                         "Mỗi từ chỉ giải thích một lần; gộp hai mục lại.",
                     )
                 seen.setdefault(key, i)
+            self.c.check_links_in_text(doc, ("glossary", i, "explain"), _str(item.get("explain")))
             out.append(Term(f"t{i}", item["term"], forms, _str(item.get("explain"))))
         return tuple(out)
 
@@ -936,6 +952,9 @@ class _Loader:
             if isinstance(item.get("url"), str):
                 self.c.check_domain(doc, ("contacts", i, "url"), item["url"], self.c.allowed_domains or ())
             self._check_grade(doc, item, ("contacts", i))
+            for key in ("name", "address", "hours"):
+                if isinstance(item.get(key), str):
+                    self.c.check_links_in_text(doc, ("contacts", i, key), item[key])
             out[cid] = Contact(
                 id=cid,
                 name=_str(item.get("name")),
@@ -1022,6 +1041,7 @@ class _Loader:
                         verification=_verification(fee, default),
                         before_discount=full if isinstance(full, int) and not isinstance(full, bool) else None,
                         id=_str(fee.get("id")),
+                        start_known=fee.get("start_known") is not False,
                     )
                 )
             kind = item.get("kind")
@@ -1075,6 +1095,13 @@ class _Loader:
         for where, sentence in shown:
             if sentence:
                 self._check_catalogue_words(doc, where, sentence)
+        # Everything else of the procedure a citizen may read: links in it must be official too.
+        shown += [((*path, "name"), proc.name), ((*path, "agency", "name"), proc.agency.name if proc.agency else "")]
+        shown += [((*path, "fees", i, "label"), f.label) for i, f in enumerate(proc.fees)]
+        shown += [((*path, "fees", i, "exemptions"), "; ".join(f.exemptions)) for i, f in enumerate(proc.fees)]
+        shown += [((*path, "bring", i), b) for i, b in enumerate(proc.bring)]
+        for where, sentence in shown:
+            self.c.check_links_in_text(doc, where, sentence)
         if proc.url is not None and not proc.url.value.startswith("https://"):
             self.c.add(
                 doc,
@@ -1377,13 +1404,11 @@ class _Loader:
         self._report_broken(doc, step_paths, flow, broken)
 
     def _check_links_in_text(self, doc: _Doc, path: Path_, text: str) -> None:
-        """Web addresses written inside a text must be https and official, like the links fields."""
-        for m in _URL_IN_TEXT.finditer(text):
-            url = m.group(0).rstrip(".,;:!?")
-            if url.lower().startswith("http://"):
-                self.c.add(doc, path, f'link "{url}" không dùng https.', "Chỉ dẫn link https:// tới trang chính thức.")
-            else:
-                self.c.check_domain(doc, path, url, self.c.allowed_domains or ())
+        """Web addresses written inside a text must be https and official, like the links fields.
+
+        A bare name like "dichvucong-gov.vn.com" counts too: Zalo and Telegram turn it into a link.
+        """
+        self.c.check_links_in_text(doc, path, text)
 
     def _check_words(self, doc: _Doc, path: Path_, text: str, voice: bool) -> None:
         """Free text a citizen reads: no facts typed in, no editors' notes, the bot calling itself "tôi".
@@ -1599,10 +1624,17 @@ def renamed(name: str, orphans: Iterable[str], ids: Iterable[str]) -> str | None
 
 # Amounts, durations, dates, percentages and phone numbers typed into a flow (they belong in the catalogue).
 _FACT_LIKE: Final = re.compile(
-    r"\d[\d.,]*\s*(?:đồng|đ|nghìn|ngàn|triệu|vnđ|vnd|%)(?!\w)"
-    r"|\d+\s*(?:ngày|tuần|tháng|năm|giờ)(?!\w)"
-    r"|(?<![\w/])\d{1,2}/\d{1,2}/\d{4}(?![\w/])"
-    r"|(?<![\w/.,])(?!(?:19|20)\d\d(?![ .]?\d))\d{3,4}(?:[ .]\d{3,4})*(?![\w/]|[.,]\d)",
+    r"\d[\d.,]*\s*(?:đồng|đ|nghìn|ngàn|triệu|vnđ|vnd|k|%)(?!\w)"  # 70.000 đồng, 50k, 50%
+    r"|(?<![\w/.,])\d{1,3}(?:\.\d{3})+(?![\w/]|[.,]\d)"  # 70.000 (thousands: an amount)
+    r"|\d+\s*(?:ngày|tuần|tháng|năm|giờ|hôm|bữa)(?!\w)"  # 60 ngày, 15 hôm
+    r"|(?<![\w/])\d{1,2}/(?:\d{1,2}/)?\d{4}(?![\w/])"  # 1/7/2026, 7/2025
+    r"|(?<![\w/.,])(?!(?:19|20)\d\d(?![ .]?\d))\d{3,}(?:[ .]\d{3,4})*(?![\w/]|[.,]\d)",  # 113, 0912345678
+    re.IGNORECASE,
+)
+# A web address written without https:// ("dichvucong-gov.vn.com"): chat apps make it a link too.
+_BARE_DOMAIN: Final = re.compile(
+    r"(?<![\w@./-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+    r"(?:vn|com|net|org|top|info|xyz|online|site|app|me|io|co|cc|shop|store|link|click|live|asia|biz)(?![\w-])",
     re.IGNORECASE,
 )
 # Words of a note to editors, not to citizens.

@@ -263,6 +263,11 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "valid_from": Field("date", "áp dụng từ ngày (YYYY-MM-DD)", True),
         "valid_to": Field("date", "áp dụng đến hết ngày (YYYY-MM-DD)", nullable=True),
         "before_discount": Field("int", "mức đầy đủ khi mức này là mức đang được giảm (đồng)"),
+        "start_known": Field(
+            "bool",
+            "false khi nguồn không nói mức này áp dụng từ ngày nào (valid_from chỉ để xếp thứ tự): "
+            "bot không in ngày bắt đầu",
+        ),
         "detail": _s("một câu người dân thấy dưới bảng lệ phí, ví dụ cộng thêm vào lệ phí ở trên"),
         **_VERIFICATION_KEYS,
     },
@@ -402,6 +407,7 @@ class Fee:
     verification: Verification
     before_discount: int | None = None
     id: str = ""  # the case this row prices, for {fee:id}; rows of one case at other dates share it
+    start_known: bool = True  # False: the source gives no start date, so none is shown
 
     def applies_on(self, day: date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)

@@ -598,11 +598,18 @@ def _contained(core: Tokens, tokens: Tokens, labels: Sequence[tuple[str, Tokens]
             return holders[0]
     negative = vocab.negative(tokens)
     held = [
-        cid
+        (cid, label)
         for cid, label in labels
         if len(label) >= 2 and set(label) <= set(tokens) and vocab.negative(label) == negative
     ]
-    return held[0] if len(held) == 1 else None
+    if len(held) != 1:
+        return None
+    cid, label = held[0]
+    # "thẻ bị gãy mất rồi" holds "Mất thẻ" but also says "gãy" of another label: let the scores decide.
+    others = {t for other, words in labels if other != cid for t in words}
+    if (set(core) - set(label)) & others:
+        return None
+    return cid
 
 
 def _yes_no(labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> tuple[list[str], list[str]]:

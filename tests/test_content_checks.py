@@ -210,3 +210,31 @@ def test_hot_reload_refuses_a_look_alike_link_and_keeps_serving(content: Path) -
     outcome = asyncio.run(holder.reload())
     assert outcome.status == "failed" and holder.current.catalogue.version == before
     assert any("GIẢ DẠNG" in p.message for p in outcome.problems)
+
+
+@pytest.mark.parametrize(
+    ("where", "old", "new"),
+    [
+        ("flow", "text: Ai là người nộp hồ sơ?", 'text: "Nộp ở dichvucong-bocongan.com.vn cho nhanh."'),
+        ("catalogue", "name: Bộ phận một cửa UBND xã, phường", "name: Bộ phận một cửa (xem thue-gov.vn.top)"),
+    ],
+)
+def test_a_web_address_without_https_is_checked_too(content: Path, where: str, old: str, new: str) -> None:
+    target = content / ("flows/dang-ky-tam-tru.yaml" if where == "flow" else "procedures.yaml")
+    edit(target, old, new)
+    (error,) = problems(content, "error")
+    assert "GIẢ DẠNG trang chính thức" in error.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Lệ phí cấp lại là 70.000, gọi 18001096 hoặc 0912345678.",
+        "Mất khoảng 15 hôm.",
+        "Từ tháng 7/2025 đã đổi.",
+        "Phí chỉ 50k.",
+    ],
+)
+def test_amounts_and_numbers_typed_without_units_are_flagged(content: Path, text: str) -> None:
+    flow_step_text(content, text)
+    assert any("là số tiền, thời hạn" in p.message for p in problems(content, "warning"))

@@ -290,3 +290,24 @@ def test_asking_what_a_term_means_explains_it_and_stays_on_the_step(shipped: Con
     assert {"otp", "passcode", "vneid muc 2"} <= chat.session.explained
     chat.send("thủ tục này là gì")  # not a glossary term: read as usual
     assert "term-explained" not in chat.event_types
+
+
+def test_a_free_fee_is_named_with_its_condition_when_other_cases_pay(shipped: Content) -> None:
+    t = turn(shipped)
+    death = shipped.catalogue.procedure("dang-ky-khai-tu")
+    assert death is not None
+    assert t.fill("{fee}", death).startswith("Đăng ký khai tử đúng hạn: miễn phí")
+
+
+def test_no_start_date_is_shown_where_the_source_gives_none(shipped: Content) -> None:
+    t = turn(shipped)
+    licence = shipped.catalogue.procedure("doi-giay-phep-lai-xe")
+    assert licence is not None
+    table = t.fee_table(licence)
+    assert "135.000 đồng" in table and "áp dụng từ" not in table and "01/03/2025" not in table
+
+
+def test_judicial_record_counter_filing_names_only_police_offices(shipped: Content) -> None:
+    (r,) = [r for r in all_renderings() if (r.procedure, r.step) == ("ly-lich-tu-phap", "nop-truc-tiep")]
+    said = "\n".join(m.text for m in r.replies)
+    assert "Cục Hồ sơ nghiệp vụ" in said and "Bộ phận một cửa" not in said

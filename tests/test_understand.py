@@ -196,6 +196,12 @@ def test_a_number_the_label_does_not_name_is_not_that_label(shipped: Content) ->
     assert meaning(shipped, "tôi vừa đủ 40 tuổi", ages) == ("choice", "o:moc")
 
 
+def test_a_short_label_inside_a_message_that_names_another_choice_is_not_taken(shipped: Content) -> None:
+    card = Options((("o:mat", "Mất thẻ"), ("o:hong", "Thẻ hỏng, rách, gãy, mờ")), flow_choices=2)
+    assert meaning(shipped, "the bi gay mat roi", card)[1] != "o:mat"  # "gãy mất rồi": snapped, not lost
+    assert meaning(shipped, "thẻ bị mất rồi", card) == ("choice", "o:mat")
+
+
 def test_a_typed_digit_is_never_a_synonym(shipped: Content) -> None:
     # "ba" is listed with "người nhà" (a father); the digit 3 still means the third choice
     family = Options(
