@@ -1463,7 +1463,9 @@ class _Turn:
         known = all(f.start_known for f in fees)
         if len(starts) == 1 and len(ends) == 1 and (known or fees[0].valid_to):
             first = fees[0]
-            lines.append(texts.FEE_SINCE.format(period=_period(first.valid_from if known else None, first.valid_to)[1:-1]))
+            lines.append(
+                texts.FEE_SINCE.format(period=_period(first.valid_from if known else None, first.valid_to)[1:-1])
+            )
         checked = _oldest_check(fees)
         if checked:
             lines.append(texts.FEE_CHECKED.format(day=_date(checked)))

@@ -54,6 +54,7 @@ PRIORITY: Final = ("help", "cancel", "menu", "back", "repeat")
 # "Giúp" alone asks for help; next to another command it is politeness ("quay lại giúp mình").
 WEAK_HELP: Final = frozenset(
     {"giup", "gium", "dum", "do", "voi", "minh", "toi", "tui", "em", "can", "xin", "cho", "huong", "dan", "ho", "tro"}
+    | {"bo", "nhan", "vien"}  # "cán bộ", "nhân viên": mentioned, not necessarily asked for
 )
 
 # Emoji that carry a word; every other emoji is dropped by folding.
@@ -334,8 +335,12 @@ def _mostly_command(words: Phrase, vocab: Vocabulary) -> Phrase:
     return words if len(rest) * 2 <= len(core) else ()
 
 
-def command_of(words: Phrase, vocab: Vocabulary) -> str | None:
-    """The command a message asks for, if it contains one of the command phrases."""
+def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None) -> str | None:
+    """The command a message asks for, if it contains one of the command phrases.
+
+    ``weak`` (if given) is told whether the answer rests only on words of politeness or mention
+    ("giúp", "cán bộ"): "trả tiền cho cán bộ rồi" names an official without asking for one.
+    """
     index = vocab.index or vocab.indexed().index
     found: dict[str, list[Phrase]] = {}
     for i, word in enumerate(words):
@@ -352,7 +357,10 @@ def command_of(words: Phrase, vocab: Vocabulary) -> str | None:
     # the same word is something else ("tra cứu hồ sơ", "bằng bị mất"). A loan word ("menu", "hotline")
     # or "giúp" may stand anywhere.
     head = core[:1] if len(core) > 2 else core
-    for word in words:
+    answered = _answer_spans(words, vocab)
+    for k, word in enumerate(words):
+        if k in answered:
+            continue  # "dung roi": the words of "đúng rồi", not "dừng"
         for command, phrase, original in index["one"].get(word[0], ()):
             wanted = phrase[0]
             anywhere = (wanted[1] is not None and wanted[1].isascii()) or wanted[0] in WEAK_HELP
@@ -370,7 +378,21 @@ def command_of(words: Phrase, vocab: Vocabulary) -> str | None:
             weak_help = True  # "giúp" may be politeness: only if nothing else is asked
             continue
         return command
+    if weak is not None:
+        weak.append(weak_help)
     return "help" if weak_help else None
+
+
+def _answer_spans(words: Phrase, vocab: Vocabulary) -> set[int]:
+    """Positions covered by a yes, done or no phrase of two words or more."""
+    covered: set[int] = set()
+    for phrase in vocab.affirm | vocab.done | vocab.deny:
+        if len(phrase) < 2:
+            continue
+        for i in range(len(words) - len(phrase) + 1):
+            if words[i][0] == phrase[0][0] and _at(words, i, phrase):
+                covered.update(range(i, i + len(phrase)))
+    return covered
 
 
 def _without(words: Phrase, phrases: frozenset[Phrase]) -> tuple[Phrase, bool]:
@@ -607,8 +629,9 @@ def _contained(core: Tokens, tokens: Tokens, labels: Sequence[tuple[str, Tokens]
     cid, label = held[0]
     # "thẻ bị gãy mất rồi" holds "Mất thẻ" but also says "gãy" of another label: let the scores decide.
     others = {t for other, words in labels if other != cid for t in words}
-    if (set(core) - set(label)) & others:
-        return None
+    extra = set(core) - set(label)
+    if extra & others or len(extra) > 3:
+        return None  # ...and a long sentence around a short label is about something else (a command, a question)
     return cid
 
 
@@ -646,7 +669,11 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             return Reading("choice", held, how="contained")
     # 2. A command anywhere in the message (at the menu, only a message that is mostly the command:
     # a long question there is for the catalogue).
-    command = command_of(words if options.words else _mostly_command(words, vocab), vocab)
+    weak: list[bool] = []
+    command = command_of(words if options.words else _mostly_command(words, vocab), vocab, weak)
+    mentioned = command is not None and weak == [True] and options.words and not vocab.negative(tokens)
+    if mentioned and (_says(words, vocab.done) or _says(words, vocab.affirm)):
+        command = None  # "trả tiền cho cán bộ rồi": done, with an official mentioned
     if command is not None:
         return Reading("command", command, how="command")
     # 3. A position: "2", "số 2", "cái thứ hai", "2️⃣".
@@ -658,7 +685,9 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             return Reading("choice", options.forward, how="affirm")  # "làm tiếp" at the menu: the one left
         return _politeness(words, vocab)
     # 4. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
+    # Names and short aliases only: a long alias is a situation ("ở nhờ nhà bà con"), not a name.
     names = [set(_tokens(vocab.read_label(n, normalize, core=True))) for n in options.own_names]
+    names = [n for i, n in enumerate(names) if i == 0 or len(n) <= 4]
     # ...but words the step's own choices use answer the question ("làm cho con" when one choice is "Cho con…").
     answering = {t for _, label in cores for t in label}
     if len(core) >= 2 and any(

@@ -202,6 +202,29 @@ def test_a_short_label_inside_a_message_that_names_another_choice_is_not_taken(s
     assert meaning(shipped, "thẻ bị mất rồi", card) == ("choice", "o:mat")
 
 
+def test_an_answer_phrase_is_not_read_as_the_command_inside_it(shipped: Content) -> None:
+    # "dung roi" is "đúng rồi" (yes), though "dung" alone could be "dừng" (stop)
+    assert meaning(shipped, "dung roi, tiep di", MESSAGE) == ("choice", "next")
+    assert meaning(shipped, "dừng", MESSAGE) == ("command", "cancel")
+
+
+def test_an_official_mentioned_in_a_done_sentence_is_not_a_call_for_help(shipped: Content) -> None:
+    paid = Options(
+        (("paid", "Đã thanh toán xong"), ("payfail", "Thanh toán bị lỗi")),
+        forward="paid",
+        forward_needs_done=True,
+        flow_choices=2,
+    )
+    assert meaning(shipped, "tra tien cho can bo roi, co bien lai", paid) == ("choice", "paid")
+    assert meaning(shipped, "cho tôi gặp cán bộ", paid) == ("command", "help")
+    assert meaning(shipped, "cán bộ đâu", paid) == ("command", "help")
+
+
+def test_a_long_sentence_around_a_short_label_is_not_that_label(shipped: Content) -> None:
+    check = Options((("o:dung", "Đúng hết"), ("o:sai", "Có chỗ bị sai")), flow_choices=2)
+    assert meaning(shipped, "tôi không rõ phải kiểm tra chỗ nào, cần hỗ trợ", check) == ("command", "help")
+
+
 def test_a_typed_digit_is_never_a_synonym(shipped: Content) -> None:
     # "ba" is listed with "người nhà" (a father); the digit 3 still means the third choice
     family = Options(
