@@ -1305,17 +1305,19 @@ class _Turn:
                 choices.append(Choice("missing", texts.CHECKLIST_MISSING))
             return [Reply("\n".join(lines), (*choices, *self.nav()), links)]
         if kind == "payment":
-            # What to do, then the fee, then safety: each its own message, the buttons on the last.
+            # What to do, then the fee (and, online, that an unpaid dossier waits), then safety with the buttons.
+            fee = self.fee_table(proc)
             if step_.where == "counter":
                 safety = texts.SAFETY_COUNTER
             else:
-                safety = f"{texts.FEE_UNPAID}\n\n{texts.SAFETY}" if self.fee_due(proc) else texts.SAFETY
+                safety = texts.SAFETY
+                fee += f"\n\n{texts.FEE_UNPAID}" if self.fee_due(proc) else ""
             choices = [Choice("payguide", texts.PAY_GUIDE)] if step_.guide and self.cat.flow(step_.guide) else []
             choices.append(Choice("paid", texts.PAY_DONE))
             if step_.failed_next:
                 choices.append(Choice("payfail", texts.PAY_FAILED))
             out = [Reply(text)] if text else []
-            return [*out, Reply(self.fee_table(proc)), Reply(safety, (*choices, *self.nav()), links)]
+            return [*out, Reply(fee), Reply(safety, (*choices, *self.nav()), links)]
         if kind == "handoff":
             lines = [text, ""]
             lines += self.contact_lines(self.handoff_contacts(step_), proc)

@@ -159,11 +159,12 @@ SAFETY: Final = (
     "• Chỉ trả tiền trên trang có đuôi .gov.vn hoặc trong ứng dụng VNeID chính thức.\n"
     "• Không bao giờ chuyển lệ phí vào tài khoản của một cá nhân.\n"
     "• Không đọc mã OTP hay passcode cho ai, kể cả người xưng là cán bộ.\n"
-    "• Công an, cán bộ xã, bảo hiểm xã hội không bao giờ gọi điện bảo cài ứng dụng hay chuyển tiền."
+    "• Công an không bao giờ gọi điện bảo cài ứng dụng hay chuyển tiền; kẻ gian còn giả làm cán bộ xã, "
+    "bảo hiểm xã hội."
 )
 SAFETY_COUNTER: Final = (
     "🔒 Để trả lệ phí an toàn:\n"
     "• Chỉ trả cho cán bộ tại quầy, hoặc quét mã QR in trên giấy biên nhận của cơ quan, và lấy biên lai.\n"
     "• Không bao giờ chuyển lệ phí vào tài khoản của một cá nhân, dù người đó xưng là cán bộ.\n"
-    "• Công an, cán bộ xã, bảo hiểm xã hội không bao giờ gọi điện bảo cài ứng dụng hay chuyển tiền."
+    "• Kẻ gian hay giả làm công an, cán bộ xã, bảo hiểm xã hội: ai gọi điện đòi tiền, hãy cúp máy và hỏi thẳng cơ quan."
 )
