@@ -343,9 +343,16 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
     """
     index = vocab.index or vocab.indexed().index
     found: dict[str, list[Phrase]] = {}
+    answered = _answer_spans(words, vocab)
     for i, word in enumerate(words):
         for command, phrase, original in index["many"].get(word[0], ()):
             if _at(words, i, phrase):
+                spelled = all(
+                    w == p and w[1] is not None and not w[1].isascii()
+                    for w, p in zip(words[i : i + len(phrase)], phrase, strict=True)
+                )
+                if not spelled and answered & set(range(i, i + len(phrase))):
+                    continue  # "dc r, qua bước kế": "rồi" and "qua bước" answer; it is not "rối quá"
                 found.setdefault(command, []).append(original)
     # "không làm cái này nữa": a phrase's words with words of politeness in between
     core = vocab.core(words)
@@ -357,7 +364,6 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
     # the same word is something else ("tra cứu hồ sơ", "bằng bị mất"). A loan word ("menu", "hotline")
     # or "giúp" may stand anywhere.
     head = core[:1] if len(core) > 2 else core
-    answered = _answer_spans(words, vocab)
     for k, word in enumerate(words):
         if k in answered:
             continue  # "dung roi": the words of "đúng rồi", not "dừng"
@@ -383,14 +389,28 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
     return "help" if weak_help else None
 
 
+def _no_longer(tokens: Tokens, names: Sequence[set[str]], vocab: Vocabulary) -> bool:
+    """ "không <words of the procedure's name> nữa": the citizen no longer wants this procedure."""
+    if "nua" not in tokens:
+        return False
+    end = len(tokens) - 1 - tokens[::-1].index("nua")
+    for start in range(end - 1, max(end - 8, -1), -1):
+        if tokens[start] in (NEGATIVE, "chua", "khoi"):
+            said = set(tokens[start + 1 : end]) - _NAME_VERBS - {"muon", "can", "lam"}
+            return bool(said) and any(said <= name for name in names)
+    return False
+
+
 def _answer_spans(words: Phrase, vocab: Vocabulary) -> set[int]:
-    """Positions covered by a yes, done or no phrase of two words or more."""
+    """Positions covered by a yes, done or no phrase of two words or more (a yes said after "không" is none)."""
     covered: set[int] = set()
     for phrase in vocab.affirm | vocab.done | vocab.deny:
         if len(phrase) < 2:
             continue
         for i in range(len(words) - len(phrase) + 1):
             if words[i][0] == phrase[0][0] and _at(words, i, phrase):
+                if phrase not in vocab.deny and vocab.negative(_tokens(words[max(i - 2, 0) : i])):
+                    continue  # "không muốn làm tiếp": not "làm tiếp"
                 covered.update(range(i, i + len(phrase)))
     return covered
 
@@ -602,9 +622,15 @@ def label_choice(
     best, cid = scores[0]
     runner_up = scores[1][0] if len(scores) > 1 else 0.0
     floor = 0.35
-    if best < floor:
-        return None, ()
     same_polarity = [c for c, label in labels if vocab.negative(label) == negative]
+    if best < floor:
+        # "thử mấy lần vẫn hổng vô được" at "Đã đăng nhập được / Vẫn chưa được": a "no" that shares a word
+        # with the one "no" answer is that answer, however many other words it says.
+        if negative and len(polarities) > 1 and len(same_polarity) == 1:
+            only = dict(labels)[same_polarity[0]]
+            if unique & (set(only) - {NEGATIVE, "chua"}):
+                return same_polarity[0], ()
+        return None, ()
     if len(polarities) > 1 and cid not in same_polarity and len(same_polarity) == 1:
         return same_polarity[0], ()  # "không có giấy chứng sinh": the one "không" answer
     if best - runner_up < 0.25 * best:
@@ -688,6 +714,9 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     # Names and short aliases only: a long alias is a situation ("ở nhờ nhà bà con"), not a name.
     names = [set(_tokens(vocab.read_label(n, normalize, core=True))) for n in options.own_names]
     names = [n for i, n in enumerate(names) if i == 0 or len(n) <= 4]
+    # "thôi không gia hạn nữa", "hổng đăng ký kinh doanh nữa": no longer doing this procedure.
+    if _no_longer(tokens, names, vocab):
+        return Reading("command", "cancel", how="no-longer")
     # ...but words the step's own choices use answer the question ("làm cho con" when one choice is "Cho con…").
     answering = {t for _, label in cores for t in label}
     if len(core) >= 2 and any(

@@ -225,6 +225,24 @@ def test_a_long_sentence_around_a_short_label_is_not_that_label(shipped: Content
     assert meaning(shipped, "tôi không rõ phải kiểm tra chỗ nào, cần hỗ trợ", check) == ("command", "help")
 
 
+def test_a_no_that_shares_a_word_with_the_one_no_answer_is_that_answer(shipped: Content) -> None:
+    login = Options((("o:roi", "Đã đăng nhập được"), ("o:chua", "Vẫn chưa được")), flow_choices=2)
+    assert meaning(shipped, "thử mấy lần vẫn hổng vô được", login) == ("choice", "o:chua")
+
+
+def test_answer_words_are_not_a_command_without_diacritics(shipped: Content) -> None:
+    # "dc r, qua bước kế" is "được rồi, qua bước kế" (go on), not "rối quá" (help); "bước" is not "buộc"
+    assert meaning(shipped, "dc r, qua buoc ke", MESSAGE) == ("choice", "next")
+    assert meaning(shipped, "ko muon lam tiep", WAYS) == ("command", "cancel")  # a "làm tiếp" after "không"
+
+
+def test_no_longer_doing_the_procedure_is_cancel(shipped: Content) -> None:
+    options = Options(WAYS.choices, flow_choices=3, own_names=("Gia hạn tạm trú", "gia han tam tru"))
+    assert meaning(shipped, "mắc quá, thôi không gia hạn nữa", options) == ("command", "cancel")
+    assert meaning(shipped, "hổng gia hạn tạm trú nữa đâu", options) == ("command", "cancel")
+    assert meaning(shipped, "không có giấy đó nữa", options) != ("command", "cancel")
+
+
 def test_a_typed_digit_is_never_a_synonym(shipped: Content) -> None:
     # "ba" is listed with "người nhà" (a father); the digit 3 still means the third choice
     family = Options(
