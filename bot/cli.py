@@ -54,6 +54,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: lỗi cách dùng: {message}\nGõ `{self.prog} --help` để xem hướng dẫn.\n")
 
 
+def _add_eval(p: argparse.ArgumentParser, misses: str) -> None:
+    """The arguments every scoring command takes: content, the TSV file, --json and --misses."""
+    _add_content(p)
+    p.add_argument("file", metavar="TỆP.tsv", type=Path)
+    p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    p.add_argument("--misses", action="store_true", help=misses)
+
+
 def _add_content(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--content",
@@ -185,10 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="mỗi câu một dòng JSON")
 
     p = sub.add_parser("eval-match", help="đo độ chính xác của bộ so khớp trên một tệp TSV có nhãn (như dev.tsv)")
-    _add_content(p)
-    p.add_argument("file", metavar="TỆP.tsv", type=Path)
-    p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    p.add_argument("--misses", action="store_true", help="in cả các câu bot trả lời chưa đúng")
+    _add_eval(p, "in cả các câu bot trả lời chưa đúng")
     p.add_argument(
         "--baseline",
         metavar="TỆP.json",
@@ -201,10 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         "eval-inflow",
         help="đo bot hiểu câu người dân gõ giữa chừng thủ tục (tệp TSV như inflow-dev.tsv), theo từng nhóm",
     )
-    _add_content(p)
-    p.add_argument("file", metavar="TỆP.tsv", type=Path)
-    p.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    p.add_argument("--misses", action="store_true", help="in cả các câu bot hiểu chưa đúng")
+    _add_eval(p, "in cả các câu bot hiểu chưa đúng")
     p.add_argument(
         "--min",
         metavar="TỔNG,NHÓM",

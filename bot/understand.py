@@ -154,7 +154,9 @@ class Vocabulary:
 
     def indexed(self) -> Vocabulary:
         """The same vocabulary with its lookups by first token built (synonyms; one-word, longer and core commands)."""
-        kinds: dict[str, dict[str, list[tuple[str, Phrase, Phrase]]]] = {k: {} for k in ("syn", "one", "many", "core")}
+        kinds: dict[str, dict[str, list[tuple[str, Phrase, Phrase]]]] = {
+            k: {} for k in ("syn", "one", "many", "core", "answer")
+        }
         for form, first in self.synonyms:
             kinds["syn"].setdefault(form[0][0], []).append(("", form, first))
         for command, phrases in self.commands.items():
@@ -163,6 +165,10 @@ class Vocabulary:
                 pc = self.core(p)
                 if len(p) > 1 and len(pc) >= 2:
                     kinds["core"].setdefault(pc[0][0], []).append((command, pc, p))
+        for kind, phrases in (("yes", self.affirm | self.done), ("no", self.deny)):
+            for p in phrases:
+                if len(p) >= 2:
+                    kinds["answer"].setdefault(p[0][0], []).append((kind, p, p))
         index = {k: {t: tuple(v) for t, v in d.items()} for k, d in kinds.items()}
         return replace(self, index=index)
 
@@ -404,12 +410,11 @@ def _no_longer(tokens: Tokens, names: Sequence[set[str]], vocab: Vocabulary) -> 
 def _answer_spans(words: Phrase, vocab: Vocabulary) -> set[int]:
     """Positions covered by a yes, done or no phrase of two words or more (a yes said after "không" is none)."""
     covered: set[int] = set()
-    for phrase in vocab.affirm | vocab.done | vocab.deny:
-        if len(phrase) < 2:
-            continue
-        for i in range(len(words) - len(phrase) + 1):
-            if words[i][0] == phrase[0][0] and _at(words, i, phrase):
-                if phrase not in vocab.deny and vocab.negative(_tokens(words[max(i - 2, 0) : i])):
+    index = vocab.index or vocab.indexed().index
+    for i, word in enumerate(words):
+        for kind, phrase, _ in index["answer"].get(word[0], ()):
+            if _at(words, i, phrase):
+                if kind == "yes" and vocab.negative(_tokens(words[max(i - 2, 0) : i])):
                     continue  # "không muốn làm tiếp": not "làm tiếp"
                 covered.update(range(i, i + len(phrase)))
     return covered
@@ -743,8 +748,10 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if options.missing and _says(words, vocab.deny):
         return Reading("choice", options.missing, how="deny")
     # 7. An age or a time that falls in one choice's range: "con tôi mới 3 tuổi" → "Chưa đủ 6 tuổi".
-    raw_labels = [(cid, _tokens(words_of(normalize, label))) for cid, label in flow]
-    by_amount = quantity_choice(_tokens(said), raw_labels)
+    by_amount = None
+    if _quantities(_tokens(said)):  # the labels' own words are read only when the message states an amount
+        raw_labels = [(cid, _tokens(words_of(normalize, label))) for cid, label in flow]
+        by_amount = quantity_choice(_tokens(said), raw_labels)
     if by_amount is not None:
         return Reading("choice", by_amount, how="quantity")
     # 8. The words of a label: "ra công an xã nộp" → "Đến công an xã".
