@@ -659,6 +659,7 @@ class _Turn:
             if (p := self.cat.procedure(pid)) is not None
             for name in (p.name, *p.aliases)
         )
+        says = tuple((f"o:{o.id}", o.says) for o in step_.options if o.says and f"o:{o.id}" in ids)
         if step_.kind in ("message", "handoff"):
             return Options(choices, forward="next" if "next" in ids else None, flow_choices=flow, own_names=names)
         if step_.kind == "checklist":
@@ -666,7 +667,7 @@ class _Turn:
             return Options(choices, forward="next", missing=missing, flow_choices=flow, own_names=names)
         if step_.kind == "payment":
             return Options(choices, forward="paid", forward_needs_done=True, flow_choices=flow, own_names=names)
-        return Options(choices, flow_choices=flow, own_names=names)
+        return Options(choices, flow_choices=flow, own_names=names, says=says)
 
     def ask(self, offered: tuple[Choice, ...], candidates: tuple[str, ...]) -> None:
         """A short "which one?" with the step's own buttons (so the numbers stay the same)."""

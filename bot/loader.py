@@ -1217,7 +1217,8 @@ class _Loader:
                 )
                 continue
             seen[o["id"]] = j
-            options.append(Option(o["id"], _str(o.get("label")), _slug(o.get("next")), _slug(o.get("goto"))))
+            says = tuple(x.strip() for x in _list(o.get("says")) if isinstance(x, str) and x.strip())
+            options.append(Option(o["id"], _str(o.get("label")), _slug(o.get("next")), _slug(o.get("goto")), says))
         items = []
         seen_items: set[str] = set()
         for j, it in enumerate(_list(s.get("items"))):

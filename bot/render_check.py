@@ -17,6 +17,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Final
 
+import yaml
+
 from bot.engine import (
     CMD_REPEAT,
     MAX_REPLY_CHARS,
@@ -37,7 +39,7 @@ from bot.settings import VIETNAM_TZ
 
 # A sentence ends at ". ", "! ", "? " or a line break ("100.000 đồng" is one number, not two sentences).
 _SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+|\n")
-__all__ = ["Finding", "findings", "render_problems", "rendered_length", "renderings"]
+__all__ = ["Finding", "findings", "render_problems", "rendered_length", "renderings", "says_findings"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class Finding:
     step: str
     message: str
     hint: str
+    at: tuple[str | int, ...] = ()  # where inside the step, e.g. ("options", 1, "says", 0)
 
 
 def findings(content: Content, today: date) -> list[Finding]:
@@ -151,7 +154,45 @@ def findings(content: Content, today: date) -> list[Finding]:
     return out
 
 
-def _step_line(content_dir: Path, proc_id: str, step_id: str) -> tuple[int, int]:
+def says_findings(content: Content, today: date) -> list[Finding]:
+    """``says:`` phrases that, typed at their step, do not pick their own choice (a command, a tie, another choice)."""
+    out = []
+    now = datetime.combine(today, time(9, 0), VIETNAM_TZ)
+    config = EngineConfig(resume_after_seconds=float("inf"))
+    for proc_id, flow in content.catalogue.flows.items():
+        for st in flow.steps:
+            labels = {o.id: o.label for o in st.options}
+            for j, option in enumerate(st.options):
+                for k, phrase in enumerate(option.says):
+                    session = Session(
+                        position=Position(proc_id, st.id),
+                        history=(Position(proc_id, flow.start),),
+                        last_seen=now.timestamp(),
+                    )
+                    result = step(content, session, Inbound("check", "check", text=phrase), now, config)
+                    got = result.session.answers.get(f"{proc_id}/{st.id}")
+                    if got == option.id:
+                        continue
+                    if got is not None:
+                        understood = f"nút “{labels.get(got, got)}”"
+                    else:
+                        reply = result.replies[0].text.split("\n")[0] if result.replies else ""
+                        understood = f"câu khác (bot trả lời: “{reply[:60]}”)"
+                    out.append(
+                        Finding(
+                            proc_id,
+                            st.id,
+                            f"cách nói “{phrase}” của nút “{option.label}”: bot hiểu là {understood}.",
+                            "Viết cụm khác riêng của nút này (không trùng chữ của nút khác, không phải lệnh như "
+                            "“quay lại”, “thôi”, hay chỉ “dạ”, “không”), hoặc bỏ cụm này.",
+                            ("options", j, "says", k),
+                        )
+                    )
+    return out
+
+
+def _step_line(content_dir: Path, proc_id: str, step_id: str, at: tuple[str | int, ...] = ()) -> tuple[int, int]:
+    """Line and column of a step in its flow file, or of a part of it (``at``) when that part is found."""
     try:
         node = compose((content_dir / FLOWS_DIR / f"{proc_id}.yaml").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
@@ -160,15 +201,26 @@ def _step_line(content_dir: Path, proc_id: str, step_id: str) -> tuple[int, int]
     for item in getattr(steps, "value", []):
         for k, v in getattr(item, "value", []):
             if getattr(k, "value", None) == "id" and getattr(v, "value", None) == step_id:
-                return item.start_mark.line + 1, item.start_mark.column + 1
+                inner = item
+                for part in at:
+                    if isinstance(part, int) and isinstance(inner, yaml.SequenceNode) and part < len(inner.value):
+                        inner = inner.value[part]
+                    elif isinstance(part, str) and isinstance(inner, yaml.MappingNode):
+                        inner = next((cv for ck, cv in inner.value if getattr(ck, "value", None) == part), None)
+                    else:
+                        inner = None
+                    if inner is None:
+                        inner = item
+                        break
+                return inner.start_mark.line + 1, inner.start_mark.column + 1
     return 1, 1
 
 
 def render_problems(content_dir: Path, content: Content, today: date) -> list[Problem]:
     """The findings as `validate` warnings, located at the step in its flow file."""
     out = []
-    for f in findings(content, today):
-        line, col = _step_line(content_dir, f.procedure, f.step)
+    for f in [*findings(content, today), *says_findings(content, today)]:
+        line, col = _step_line(content_dir, f.procedure, f.step, f.at)
         out.append(
             Problem(f"{FLOWS_DIR}/{f.procedure}.yaml", line, col, "warning", f"bước “{f.step}”: {f.message}", f.hint)
         )

@@ -281,6 +281,10 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "label": _s("chữ trên nút bấm", True),
         "next": Field("slug", "bước tiếp theo (hoặc bước quay về sau hướng dẫn)"),
         "goto": Field("slug", "mã hướng dẫn dùng chung cần nhảy vào"),
+        "says": _list(
+            _s("vài chữ, ví dụ: chưa lấy vợ"),
+            "những cách người dân hay gõ để chọn nút này, ngoài chữ trên nút (mỗi mục vài chữ)",
+        ),
         "note": _s(NOTE_DOC),
     },
     "item": {
@@ -439,6 +443,7 @@ class Option:
     label: str
     next: str | None = None
     goto: str | None = None
+    says: tuple[str, ...] = ()  # other ways citizens type this choice ("độc thân" for "Chưa từng kết hôn")
 
 
 @dataclass(frozen=True)

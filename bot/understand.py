@@ -147,6 +147,9 @@ class Vocabulary:
     filler_spellings: Mapping[str, tuple[str | None, ...]] = field(default_factory=dict)
     # labels and names already read: a step's labels are read again at every message
     seen: dict[tuple[str, bool], Phrase] = field(default_factory=dict, compare=False, repr=False)
+    says_seen: dict[tuple[str, str], tuple[Phrase, Phrase] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
     # indexes by first token, built once (see ``indexed``)
     index: Mapping[str, Mapping[str, tuple[tuple[str, Phrase, Phrase], ...]]] = field(
         default_factory=dict, compare=False, repr=False
@@ -283,6 +286,29 @@ class Vocabulary:
             self.seen[key] = words
         return words
 
+    def says_forms(self, text: str, normalize: Normalizer) -> tuple[Phrase, Phrase] | None:
+        """A ``says:`` phrase as read (synonyms applied) and as typed, fillers dropped; None when it holds only
+        words that already mean something everywhere ("thôi", "dạ", "không", "quay lại"): those stay commands
+        and answers."""
+        key = ("\0says", text)
+        if key in self.says_seen:
+            return self.says_seen[key]
+        canonical = self.read_label(text, normalize, core=True)
+        everywhere = self.affirm | self.done | self.deny | self.greetings | self.thanks
+        everywhere |= frozenset(p for group in self.commands.values() for p in group)
+        forms = (
+            None
+            if not canonical or _only(canonical, everywhere, self)
+            else (
+                canonical,
+                self.core(words_of(normalize, text)),
+            )
+        )
+        if len(self.says_seen) > 5000:
+            self.says_seen.clear()
+        self.says_seen[key] = forms
+        return forms
+
     def core(self, words: Phrase) -> Phrase:
         """The words that carry meaning (fillers dropped), or all of them when nothing else is left."""
         return tuple(w for w in words if not self.filler(w)) or words
@@ -311,6 +337,8 @@ class Options:
     own_names: tuple[str, ...] = ()  # the name (first) and aliases of the procedure the citizen is doing
     flow_choices: int = 0  # how many of the choices belong to the step (the rest are navigation)
     words: bool = True  # whether the words of labels, "ok" and "không" count (not at the menu)
+    # other ways citizens say a choice (the content's ``says:``): (choice id, phrases)
+    says: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 ReadingKind = Literal["choice", "command", "ask", "empty", "greeting", "thanks", "none"]
@@ -393,6 +421,15 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
     if weak is not None:
         weak.append(weak_help)
     return "help" if weak_help else None
+
+
+def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary) -> bool:
+    """Whether a command is asked in a phrase of two words or more ("không làm nữa", "quay lại"), not by one
+    word that also opens other sentences ("thôi", "bỏ", "giúp")."""
+    return any(
+        len(p) > 1 and (_contains(words, p) or (len(vocab.core(p)) > 1 and _contains(core, vocab.core(p))))
+        for p in vocab.commands.get(command, ())
+    )
 
 
 def _no_longer(tokens: Tokens, names: Sequence[set[str]], vocab: Vocabulary) -> bool:
@@ -643,6 +680,61 @@ def label_choice(
     return cid, ()
 
 
+def _like(word: Word, wanted: Word) -> bool:
+    """A message word is a phrase word: the same (see ``_same``), or a typo of a long one ("thuong" for "thường")."""
+    if _same(word, wanted):
+        return True
+    t, w = word[0], wanted[0]
+    return len(w) >= 5 and len(t) >= 4 and t[0] == w[0] and fuzz.ratio(t, w) >= 80
+
+
+def _holds(words: Phrase, phrase: Phrase) -> int:
+    """Where the phrase's words stand in the message, in order and at most two words apart ("ở nhờ nhà bà con"
+    holds "ở nhờ", "chưa lấy ai hết" holds "chưa lấy"): the position of its first word, or -1."""
+    for i, word in enumerate(words):
+        if not _like(word, phrase[0]):
+            continue
+        j = i
+        for wanted in phrase[1:]:
+            j = next((k for k in range(j + 1, min(j + 4, len(words))) if _like(words[k], wanted)), -1)
+            if j < 0:
+                break
+        else:
+            return i
+    return -1
+
+
+def says_choice(
+    message: tuple[Phrase, Phrase],
+    says: Sequence[tuple[str, Sequence[tuple[Phrase, Phrase]]]],
+    vocab: Vocabulary,
+) -> tuple[str | None, tuple[str, ...]]:
+    """The choice one of whose ``says:`` phrases the message holds (the longest phrase wins): (id or None; a tie).
+
+    Message and phrases come as read (synonyms applied) and as typed: "chua lay vo" typed plainly reads
+    "vo" as the Southern "vô" (vào), but as typed it still holds "chưa lấy vợ". A phrase said right after a
+    "không"/"chưa" that is not its own is its opposite: "chưa có tài khoản" does not hold "có tài khoản".
+    """
+    best: dict[str, int] = {}
+    for cid, phrases in says:
+        for forms in phrases:
+            if len(forms[0]) <= best.get(cid, 0):
+                continue
+            for words, phrase in zip(message, forms, strict=True):
+                at = _holds(words, phrase)
+                if at < 0:
+                    continue
+                if not vocab.negative(_tokens(phrase)) and vocab.negative(_tokens(words[max(at - 2, 0) : at])):
+                    continue
+                best[cid] = len(forms[0])
+                break
+    if not best:
+        return None, ()
+    top = max(best.values())
+    winners = tuple(cid for cid, n in best.items() if n == top)
+    return (winners[0], ()) if len(winners) == 1 else (None, winners)
+
+
 def _contained(core: Tokens, tokens: Tokens, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> str | None:
     """A label whose words the message holds entirely, or that holds all the message's words (one only)."""
     if len(core) >= 2:
@@ -698,24 +790,37 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         held = _contained(core, tokens, cores, vocab)
         if held is not None:
             return Reading("choice", held, how="contained")
-    # 2. A command anywhere in the message (at the menu, only a message that is mostly the command:
+    # 2. A way of saying a choice that the content lists (``says:``): "độc thân" → "Chưa từng kết hôn".
+    core_words = vocab.core(words)
+    said_choice: str | None = None
+    said_tie: tuple[str, ...] = ()
+    if options.says:
+        says = [(cid, [f for p in ps if (f := vocab.says_forms(p, normalize))]) for cid, ps in options.says]
+        said_choice, said_tie = says_choice((core_words, vocab.core(said)), says, vocab)
+    # 3. A command anywhere in the message (at the menu, only a message that is mostly the command:
     # a long question there is for the catalogue).
     weak: list[bool] = []
     command = command_of(words if options.words else _mostly_command(words, vocab), vocab, weak)
     mentioned = command is not None and weak == [True] and options.words and not vocab.negative(tokens)
     if mentioned and (_says(words, vocab.done) or _says(words, vocab.affirm)):
         command = None  # "trả tiền cho cán bộ rồi": done, with an official mentioned
+    if command is not None and (said_choice or said_tie) and not _strong_command(words, core_words, command, vocab):
+        command = None  # "thôi, để tui lên xã nộp tận tay": "thôi" leads a choice, it does not cancel
     if command is not None:
         return Reading("command", command, how="command")
-    # 3. A position: "2", "số 2", "cái thứ hai", "2️⃣".
+    # 4. A position: "2", "số 2", "cái thứ hai", "2️⃣".
     position = ordinal_of(said, vocab, len(choices), labels)
     if position is not None:
         return Reading("choice", choices[position - 1][0], how="ordinal")
+    if said_choice is not None:
+        return Reading("choice", said_choice, how="says")
+    if said_tie:
+        return Reading("ask", candidates=said_tie, how="says")
     if not options.words:
         if options.forward and _only(words, vocab.affirm | vocab.done, vocab):
             return Reading("choice", options.forward, how="affirm")  # "làm tiếp" at the menu: the one left
         return _politeness(words, vocab)
-    # 4. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
+    # 5. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
     # Names and short aliases only: a long alias is a situation ("ở nhờ nhà bà con"), not a name.
     names = [set(_tokens(vocab.read_label(n, normalize, core=True))) for n in options.own_names]
     names = [n for i, n in enumerate(names) if i == 0 or len(n) <= 4]
@@ -733,10 +838,10 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         core = tuple(t for t in core if t not in names[0]) or core
     yes, no = _yes_no(labels, vocab)
     flow_ids = tuple(cid for cid, _ in flow)
-    # 4. Only yes, ok, done: "dạ", "ok em", "xong rồi ạ".
+    # 6. Only yes, ok, done: "dạ", "ok em", "xong rồi ạ".
     if _only(words, vocab.affirm | vocab.done, vocab):
         return _affirm(options, _says(words, vocab.done), yes, flow_ids)
-    # 5. Only no: "không", "chưa ạ".
+    # 7. Only no: "không", "chưa ạ".
     if _only(words, vocab.deny, vocab):
         if options.missing:
             return Reading("choice", options.missing, how="deny")
@@ -744,17 +849,17 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             return Reading("choice", no[0], how="deny")
         if len(flow) > 1:
             return Reading("ask", candidates=flow_ids, how="deny")
-    # 6. On a checklist, "còn thiếu cái hợp đồng", "không có giấy khám": something is missing.
+    # 8. On a checklist, "còn thiếu cái hợp đồng", "không có giấy khám": something is missing.
     if options.missing and _says(words, vocab.deny):
         return Reading("choice", options.missing, how="deny")
-    # 7. An age or a time that falls in one choice's range: "con tôi mới 3 tuổi" → "Chưa đủ 6 tuổi".
+    # 9. An age or a time that falls in one choice's range: "con tôi mới 3 tuổi" → "Chưa đủ 6 tuổi".
     by_amount = None
     if _quantities(_tokens(said)):  # the labels' own words are read only when the message states an amount
         raw_labels = [(cid, _tokens(words_of(normalize, label))) for cid, label in flow]
         by_amount = quantity_choice(_tokens(said), raw_labels)
     if by_amount is not None:
         return Reading("choice", by_amount, how="quantity")
-    # 8. The words of a label: "ra công an xã nộp" → "Đến công an xã".
+    # 10. The words of a label: "ra công an xã nộp" → "Đến công an xã".
     picked, close = label_choice(core, cores, vocab)
     if picked is not None:
         return Reading("choice", picked, how="words")
@@ -764,7 +869,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         if affirmative and len(close_yes) == 1:
             return Reading("choice", close_yes[0], how="words")  # "chuyển khoản thành công rồi": the "done" one
         return Reading("ask", candidates=close, how="words")
-    # 9. A sentence that says yes or done without saying no: "dạ em hiểu rồi", "điền xong rồi nha".
+    # 11. A sentence that says yes or done without saying no: "dạ em hiểu rồi", "điền xong rồi nha".
     if affirmative:
         return _affirm(options, _says(words, vocab.done), yes, flow_ids)
     return _politeness(words, vocab)

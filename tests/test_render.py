@@ -100,3 +100,35 @@ def test_validate_warns_about_a_line_too_long_for_one_message(tmp_path: Path) ->
     proc = run("validate", "--content", str(content), "--no-confusable")
     [warning] = [line for line in proc.stdout.splitlines() if "không vừa một tin nhắn" in line]
     assert warning.startswith("flows/dang-ky-tam-tru.yaml:") and "bước “ai-nop”" in warning
+
+
+def test_validate_tries_every_way_of_saying_a_choice_at_its_step(tmp_path: Path) -> None:
+    content = tmp_path / "c"
+    shutil.copytree(GOOD, content)
+    flow = content / "flows" / "dang-ky-tam-tru.yaml"
+    flow.write_text(
+        flow.read_text(encoding="utf-8").replace(
+            "      - {id: tu-nop, label: Tôi tự nộp, next: giay-to}\n"
+            "      - {id: nho-nguoi, label: Tôi nhờ người khác nộp, next: giay-to}\n",
+            "      - id: tu-nop\n"
+            "        label: Tôi tự nộp\n"
+            "        says: [tự đi nộp, một mình tui làm, nhờ con]\n"
+            "        next: giay-to\n"
+            "      - id: nho-nguoi\n"
+            "        label: Tôi nhờ người khác nộp\n"
+            "        says: [nhờ con, thôi]\n"
+            "        next: giay-to\n",
+            1,
+        ),
+        encoding="utf-8",
+    )
+    proc = run("validate", "--content", str(content), "--no-confusable")
+    found = [line for line in proc.stdout.splitlines() if "cách nói" in line]
+    # "nhờ con" is said for both buttons (the bot would ask which), "thôi" means stop everywhere;
+    # "tự đi nộp" and "một mình tui làm" pick their button and are not mentioned.
+    assert len(found) == 3, proc.stdout
+    assert sum("“nhờ con”" in line for line in found) == 2
+    [stop] = [line for line in found if "“thôi”" in line]
+    line_no = flow.read_text(encoding="utf-8").splitlines().index("        says: [nhờ con, thôi]") + 1
+    assert stop.startswith(f"flows/dang-ky-tam-tru.yaml:{line_no}:")
+    assert run("validate", "--strict", "--content", str(content), "--no-confusable").returncode == 1

@@ -262,6 +262,44 @@ def test_plain_typed_particles_stay_particles(shipped: Content) -> None:
     assert meaning(shipped, "chon lon noi dang ky roi", wrong_place) == ("choice", "o:nham")
 
 
+MARRIAGE = Options(
+    (("o:chua", "Chưa từng kết hôn"), ("o:ly-hon", "Đã ly hôn"), ("o:khac", "Trường hợp khác, chưa rõ")),
+    flow_choices=3,
+    says=(("o:chua", ("độc thân", "chưa lấy vợ", "chưa lấy chồng")), ("o:ly-hon", ("bỏ nhau", "ra tòa"))),
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tui còn độc thân", ("choice", "o:chua")),
+        ("doc than", ("choice", "o:chua")),  # without diacritics
+        ("chua lay vo", ("choice", "o:chua")),  # "vo" is not read as the Southern "vô" here
+        ("tui chưa lấy ai làm vợ hết", ("choice", "o:chua")),  # two words apart at most
+        ("vợ chồng tui bỏ nhau lâu rồi", ("choice", "o:ly-hon")),
+        ("thôi, tui với bả ra tòa rồi", ("choice", "o:ly-hon")),  # "thôi" opens the sentence, it does not cancel
+        ("thôi không làm nữa", ("command", "cancel")),  # a command said in full is still the command
+        ("không bỏ nhau", ("none", "")),  # said after a "không" that is not its own: the opposite
+    ],
+)
+def test_the_ways_citizens_say_a_choice(shipped: Content, text: str, expected: tuple[str, str]) -> None:
+    assert meaning(shipped, text, MARRIAGE) == expected
+
+
+def test_a_way_of_saying_two_choices_asks_which(shipped: Content) -> None:
+    both = Options(MARRIAGE.choices, flow_choices=3, says=(("o:chua", ("độc thân",)), ("o:ly-hon", ("độc thân",))))
+    r = read("tui độc thân", both, shipped.vocabulary, shipped.normalize)
+    assert (r.kind, set(r.candidates)) == ("ask", {"o:chua", "o:ly-hon"})
+
+
+def test_a_way_of_saying_made_of_command_or_answer_words_is_ignored(shipped: Content) -> None:
+    # An official cannot turn "thôi" or "dạ" into a choice: they mean the same at every step.
+    odd = Options(MARRIAGE.choices, flow_choices=3, says=(("o:chua", ("thôi", "dạ", "quay lại")),))
+    assert meaning(shipped, "thôi", odd) == ("command", "cancel")
+    assert meaning(shipped, "quay lại", odd) == ("command", "back")
+    assert meaning(shipped, "dạ", odd) == ("ask", "")
+
+
 def test_the_dev_set_of_in_flow_messages_stays_understood() -> None:
     """A guard on the tuning set (the held-out set judges): 95% overall, 90% in every category."""
     from bot import inflow_eval
