@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot import engine
+from bot import engine, texts
 from bot.engine import Content, EngineConfig, Frame, Inbound, Position, Reply, Session
 from bot.errors import BotError
 from bot.match_eval import tsv_rows
@@ -120,7 +120,10 @@ def inbound_for(content: Content, session: Session, equivalent: str, now: dateti
     label = equivalent.split(":", 1)[1].strip()
     shown = engine.step(content, session, Inbound(CHANNEL, USER, kind="choice", choice_id=engine.CMD_REPEAT), now)
     choices = [c for r in shown.replies for c in r.choices]
-    match = next((c for c in choices if c.label == label), None)
+    # A label may carry the mark of an unconfirmed fact ("Chưa quá 15 ngày (*)"): the file names it without.
+    match = next((c for c in choices if c.label == label), None) or next(
+        (c for c in choices if c.label.removesuffix(texts.UNVERIFIED_MARK).strip() == label), None
+    )
     if match is None:
         raise BotError(f"Bước này không có lựa chọn “{label}”; các lựa chọn: {', '.join(c.label for c in choices)}.")
     return Inbound(CHANNEL, USER, kind="choice", choice_id=match.id)

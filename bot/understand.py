@@ -56,6 +56,9 @@ WEAK_HELP: Final = frozenset(
     {"giup", "gium", "dum", "do", "voi", "minh", "toi", "tui", "em", "can", "xin", "cho", "huong", "dan", "ho", "tro"}
     | {"bo", "nhan", "vien"}  # "cán bộ", "nhân viên": mentioned, not necessarily asked for
 )
+# "rối quá", "khó quá", "bí quá": a complaint, so help; but next to another command ("rối quá, dừng luôn
+# thủ tục này") that command is what is asked.
+_COMPLAINT: Final = WEAK_HELP | {"roi", "rac", "kho", "qua", "bi", "ket", "phuc", "tap"}
 
 # Emoji that carry a word; every other emoji is dropped by folding.
 _EMOJI_WORDS: Final = {"👍": " ok ", "👌": " ok ", "✅": " ok ", "🆗": " ok ", "🙆": " ok ", "🙏": " "}
@@ -66,12 +69,16 @@ ORDINAL_NUMBERS: Final[Mapping[str, int]] = {
     **{word: int(digit) for digit, word in NUMBER_WORDS.items()},
     **{str(n): n for n in range(1, 21)},
     "nhat": 1,
+    "nhi": 2,  # "thứ nhì"
     "tu": 4,
 }
 _NUMBER_TOKENS: Final = frozenset(NUMBER_WORDS.values())
-_FIRST: Final = (("dau", "tien"), ("dau",), ("nhat",))
-_LAST: Final = (("cuoi", "cung"), ("cuoi",))
-_ENDS: Final = frozenset({"dau", "tien", "cuoi", "cung"})  # "cai dau": "đầu", though "dau" is also "đâu"
+_FIRST: Final = (("dau", "tien"), ("dau",), ("nhat",), ("tren", "cung"), ("o", "tren", "cung"))
+_LAST: Final = (("cuoi", "cung"), ("cuoi",), ("duoi", "cung"), ("o", "duoi", "cung"))
+_PLAIN_ENDS: Final = frozenset({("dau", "tien"), ("cuoi", "cung"), ("tren", "cung"), ("duoi", "cung")})
+_ENDS: Final = frozenset(
+    {"dau", "tien", "cuoi", "cung", "tren", "duoi"}
+)  # "cai dau": "đầu", though "dau" is also "đâu"
 _SPEAKERS: Final = frozenset({"con", "chau"})
 NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabulary.negations``)
 # Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
@@ -377,7 +384,8 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
     """
     index = vocab.index or vocab.indexed().index
     found: dict[str, list[Phrase]] = {}
-    answered = _answer_spans(words, vocab)
+    spans = _answer_spans(words, vocab)
+    answered = {k for start, end in spans for k in range(start, end)}
     for i, word in enumerate(words):
         for command, phrase, original in index["many"].get(word[0], ()):
             if _at(words, i, phrase):
@@ -387,12 +395,20 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
                 )
                 if not spelled and answered & set(range(i, i + len(phrase))):
                     continue  # "dc r, qua bước kế": "rồi" and "qua bước" answer; it is not "rối quá"
+                if any(start <= i and i + len(phrase) <= end and end - start > len(phrase) for start, end in spans):
+                    continue  # "xem lại hết rồi": a longer "done" phrase holds "xem lại"; it is not "lặp lại"
                 found.setdefault(command, []).append(original)
     # "không làm cái này nữa": a phrase's words with words of politeness in between
     core = vocab.core(words)
+    at = [i for i, w in enumerate(words) if not vocab.filler(w)] if len(core) < len(words) else range(len(words))
+    said = set(_tokens(words))
     for i, word in enumerate(core):
         for command, phrase, original in index["core"].get(word[0], ()):
-            if _at(core, i, phrase):
+            # the phrase's politeness words must be said too: "không cần nữa" is not "không cần thẻ giấy"
+            if _at(core, i, phrase) and set(_tokens(original)) <= said:
+                first, last = at[i], at[i + len(phrase) - 1] + 1
+                if any(start <= first and last <= end and end - start > last - first for start, end in spans):
+                    continue  # inside a longer answer, as above
                 found.setdefault(command, []).append(original)
     # One-word commands ("hủy", "cứu", "bí") only lead or stand almost alone: inside a longer sentence
     # the same word is something else ("tra cứu hồ sơ", "bằng bị mất"). A loan word ("menu", "hotline")
@@ -409,7 +425,7 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
             exact = word == wanted and word[1] is not None and not word[1].isascii()
             if exact if phrase in vocab.ambiguous else _same(word, wanted):
                 found.setdefault(command, []).append(original)
-    weak_help = False
+    weak_help = complaint = False
     for command in PRIORITY:
         phrases = found.get(command)
         if not phrases:
@@ -417,10 +433,13 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
         if command == "help" and all(set(_tokens(p)) <= WEAK_HELP for p in phrases):
             weak_help = True  # "giúp" may be politeness: only if nothing else is asked
             continue
+        if command == "help" and all(set(_tokens(p)) <= _COMPLAINT for p in phrases):
+            complaint = True  # "rối quá": help, unless another command is asked too
+            continue
         return command
     if weak is not None:
-        weak.append(weak_help)
-    return "help" if weak_help else None
+        weak.append(weak_help and not complaint)
+    return "help" if weak_help or complaint else None
 
 
 def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary) -> bool:
@@ -444,17 +463,17 @@ def _no_longer(tokens: Tokens, names: Sequence[set[str]], vocab: Vocabulary) -> 
     return False
 
 
-def _answer_spans(words: Phrase, vocab: Vocabulary) -> set[int]:
-    """Positions covered by a yes, done or no phrase of two words or more (a yes said after "không" is none)."""
-    covered: set[int] = set()
+def _answer_spans(words: Phrase, vocab: Vocabulary) -> list[tuple[int, int]]:
+    """Where a yes, done or no phrase of two words or more stands (a yes said after "không" is none): (start, end)."""
+    spans: list[tuple[int, int]] = []
     index = vocab.index or vocab.indexed().index
     for i, word in enumerate(words):
         for kind, phrase, _ in index["answer"].get(word[0], ()):
             if _at(words, i, phrase):
                 if kind == "yes" and vocab.negative(_tokens(words[max(i - 2, 0) : i])):
                     continue  # "không muốn làm tiếp": not "làm tiếp"
-                covered.update(range(i, i + len(phrase)))
-    return covered
+                spans.append((i, i + len(phrase)))
+    return spans
 
 
 def _without(words: Phrase, phrases: frozenset[Phrase]) -> tuple[Phrase, bool]:
@@ -491,14 +510,14 @@ def ordinal_of(message: Phrase, vocab: Vocabulary, count: int, labels: Sequence[
         typed_digit = spelled is None or number.isdigit()
         if not typed_digit and not prefixed and any(number in label for _, label in labels):
             return None  # "bà" alone next to "Ông bà, người thân" is the word, not the number three
-        if number == "tu" and not any(w[0] == "thu" for w in message):
-            return None  # "tư" is four only after "thứ"; alone it is "tự"
+        if number in ("tu", "nhi") and not any(w[0] == "thu" for w in message):
+            return None  # "tư", "nhì" are four and two only after "thứ"; alone "tư" is "tự"
         n = ORDINAL_NUMBERS[number]
         return n if 1 <= n <= count else None
     joined = tuple(w[0] for w in named)
-    if (joined in _FIRST and prefixed) or joined == ("dau", "tien"):
+    if joined in _FIRST and (prefixed or joined in _PLAIN_ENDS):
         return 1
-    if (joined in _LAST and prefixed) or joined == ("cuoi", "cung"):
+    if joined in _LAST and (prefixed or joined in _PLAIN_ENDS):
         return count
     return None
 
@@ -786,6 +805,9 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     for (cid, label), (_, label_core) in zip(labels, cores, strict=True):
         if label and (label in (tokens, core) or label_core == core):
             return Reading("choice", cid, how="label")
+    if options.words and options.own_names and set(core) - _NAME_VERBS in _name_sets(options, vocab, normalize):
+        # "khai báo tạm vắng" while doing it, though the checklist's "Tờ khai báo tạm vắng" holds those words
+        return Reading("command", "repeat", how="same-procedure")
     if options.words:
         held = _contained(core, tokens, cores, vocab)
         if held is not None:
@@ -806,6 +828,14 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         command = None  # "trả tiền cho cán bộ rồi": done, with an official mentioned
     if command is not None and (said_choice or said_tie) and not _strong_command(words, core_words, command, vocab):
         command = None  # "thôi, để tui lên xã nộp tận tay": "thôi" leads a choice, it does not cancel
+    # "đổi ý không sang tên nữa, hủy giúp": no longer doing it, said politely; not a call for help
+    if (
+        command == "help"
+        and weak == [True]
+        and options.words
+        and _no_longer(tokens, _names(options, vocab, normalize), vocab)
+    ):
+        command = "cancel"
     if command is not None:
         return Reading("command", command, how="command")
     # 4. A position: "2", "số 2", "cái thứ hai", "2️⃣".
@@ -822,8 +852,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return _politeness(words, vocab)
     # 5. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
     # Names and short aliases only: a long alias is a situation ("ở nhờ nhà bà con"), not a name.
-    names = [set(_tokens(vocab.read_label(n, normalize, core=True))) for n in options.own_names]
-    names = [n for i, n in enumerate(names) if i == 0 or len(n) <= 4]
+    names = _names(options, vocab, normalize)
     # "thôi không gia hạn nữa", "hổng đăng ký kinh doanh nữa": no longer doing this procedure.
     if _no_longer(tokens, names, vocab):
         return Reading("command", "cancel", how="no-longer")
@@ -872,7 +901,38 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     # 11. A sentence that says yes or done without saying no: "dạ em hiểu rồi", "điền xong rồi nha".
     if affirmative:
         return _affirm(options, _says(words, vocab.done), yes, flow_ids)
+    # 12. At a step that only goes on, a sentence that opens with a yes: "dạ nhớ rồi, không đưa mã cho ai".
+    if options.forward and len(flow) == 1 and not options.forward_needs_done and _leading_yes(words, vocab) >= 2:
+        return Reading("choice", options.forward, how="affirm")
     return _politeness(words, vocab)
+
+
+def _leading_yes(words: Phrase, vocab: Vocabulary) -> int:
+    """How many words of yes and done phrases open the message (politeness words in between are skipped)."""
+    yes = vocab.affirm | vocab.done
+    said = 0
+    i = 0
+    while i < len(words):
+        fits = [len(p) for p in yes if p[0][0] == words[i][0] and _at(words, i, p)]
+        if fits:
+            said += max(fits)
+            i += max(fits)
+        elif vocab.filler(words[i]):
+            i += 1
+        else:
+            break
+    return said
+
+
+def _name_sets(options: Options, vocab: Vocabulary, normalize: Normalizer) -> list[set[str]]:
+    """The procedure's name and short aliases as word sets, without the verbs put before a name."""
+    return [n - _NAME_VERBS for n in _names(options, vocab, normalize) if n - _NAME_VERBS]
+
+
+def _names(options: Options, vocab: Vocabulary, normalize: Normalizer) -> list[set[str]]:
+    """The words of the procedure's name and of its short aliases (a long alias is a situation, not a name)."""
+    names = [set(_tokens(vocab.read_label(n, normalize, core=True))) for n in options.own_names]
+    return [n for i, n in enumerate(names) if i == 0 or len(n) <= 4]
 
 
 def _affirm(options: Options, done: bool, yes: list[str], flow: tuple[str, ...]) -> Reading:

@@ -329,3 +329,53 @@ def test_eval_inflow_prints_rates_per_category_and_fails_below_a_target(tmp_path
     bad.write_text("x\ty\n", encoding="utf-8")
     proc = run("eval-inflow", str(bad))
     assert proc.returncode == 1 and "dòng đầu phải là tiêu đề" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_second_and_top_and_bottom_said_in_words(shipped: Content) -> None:
+    assert meaning(shipped, "cái thứ nhì", WAYS) == ("choice", "o:cong")
+    assert meaning(shipped, "nhì", WAYS) != ("choice", "o:cong")  # "nhì" counts only after "thứ"
+    assert meaning(shipped, "cái ở trên cùng", WAYS) == ("choice", "o:vneid")
+    assert meaning(shipped, "dưới cùng", WAYS) == ("choice", "o:xa")
+
+
+def test_a_done_phrase_holding_a_command_is_done(shipped: Content) -> None:
+    # "xem lại" alone shows the step again; "xem lại hết rồi" says the citizen has checked everything
+    assert meaning(shipped, "xem lại hết rồi, ổn hết", MESSAGE) == ("choice", "next")
+    assert meaning(shipped, "xem lại", MESSAGE) == ("command", "repeat")
+
+
+def test_a_complaint_next_to_another_command_is_that_command(shipped: Content) -> None:
+    assert meaning(shipped, "rắc rối quá, dừng luôn thủ tục này", WAYS) == ("command", "cancel")
+    assert meaning(shipped, "khó quá, quay lại bước trước", WAYS) == ("command", "back")
+    assert meaning(shipped, "rối quá", WAYS) == ("command", "help")
+    assert meaning(shipped, "toi bi roi", MESSAGE) == ("command", "help")  # not "bị … rồi" (done)
+
+
+def test_no_longer_doing_it_said_politely_is_cancel(shipped: Content) -> None:
+    options = Options(WAYS.choices, flow_choices=3, own_names=("Sang tên sổ đỏ", "sang tên"))
+    assert meaning(shipped, "nhà tôi đổi ý không sang tên nữa, hủy giúp", options) == ("command", "cancel")
+    assert meaning(shipped, "giúp tôi với", options) == ("command", "help")
+
+
+def test_a_sentence_opening_with_yes_goes_on_where_going_on_is_all_there_is(shipped: Content) -> None:
+    assert meaning(shipped, "dạ nhớ rồi, không đưa mã cho ai hết", MESSAGE) == ("choice", "next")
+    # at a question the same "không" may be the answer: no guess
+    assert meaning(shipped, "dạ nhớ rồi, không đưa mã cho ai hết", WAYS)[0] != "choice"
+
+
+def test_a_command_with_its_politeness_words_left_out_still_needs_them(shipped: Content) -> None:
+    # "không cần nữa" is cancel, also as "không cần cái này nữa"; "không cần thẻ giấy" answers a question
+    paper = Options((("o:app", "Dùng thẻ trên ứng dụng là đủ"), ("o:giay", "Tôi cần thẻ giấy")), flow_choices=2)
+    assert meaning(shipped, "không cần cái này nữa", paper) == ("command", "cancel")
+    assert meaning(shipped, "không cần thẻ giấy", paper)[0] != "command"
+
+
+def test_the_procedure_named_at_a_checklist_holding_its_name_repeats_the_step(shipped: Content) -> None:
+    checklist = Options(
+        (("t:a", "⬜ Tờ khai báo tạm vắng"), ("t:b", "⬜ Địa chỉ nơi sẽ đến"), ("next", "Tôi đã có đủ giấy tờ")),
+        forward="next",
+        flow_choices=3,
+        own_names=("Khai báo tạm vắng",),
+    )
+    assert meaning(shipped, "khai báo tạm vắng", checklist) == ("command", "repeat")
+    assert meaning(shipped, "có tờ khai báo tạm vắng rồi", checklist) == ("choice", "t:a")
