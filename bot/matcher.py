@@ -18,7 +18,8 @@ from typing import Final, Literal
 
 from rapidfuzz import fuzz, process
 
-from bot.normalize import catalogue_words, is_syllable, normalize, word_count
+from bot.normalize import catalogue_words, fold, is_syllable, normalize, word_count
+from bot.privacy import without_personal
 from bot.schema import Catalogue, MatchSettings
 
 K1: Final = 1.5
@@ -163,6 +164,7 @@ class Matcher:
 
     def key(self, text: str) -> str:
         """The query's match key: normalised, keystroke leftovers and typos repaired."""
+        text = without_personal(text, fold)  # "số CCCD của tôi là …" says who asks, not what about
         words = normalize(text, self.table, self.vocab, exact=self.exact).split()
         return " ".join(self.repair(w) for w in words)
 
@@ -244,7 +246,8 @@ class Matcher:
         if not top or top[0].score < cfg.ambiguous:
             return MatchResult("none", top)
         margin = scored[0].rank - (scored[1].rank if len(scored) > 1 else 0.0)
-        if top[0].score >= cfg.confident and margin >= cfg.margin and word_count(text) >= cfg.min_words:
+        words = word_count(without_personal(text, fold))
+        if top[0].score >= cfg.confident and margin >= cfg.margin and words >= cfg.min_words:
             return MatchResult("confident", top)
         return MatchResult("ambiguous", top)
 

@@ -65,6 +65,65 @@ def redact(text: str) -> str:
     return _DIGITS.sub(_classify, text)
 
 
+# Words that introduce a personal number ("Số CCCD của tôi là …", "sđt: …"): they say who is asking,
+# not what about, so they leave the question together with the number (see ``without_personal``).
+_LEAD_IN: Final = frozenset({"la", "day", "nay", "a", "nhe", "nha"})
+_OWNER: Final = frozenset({"cua", "toi", "tui", "em", "minh", "con", "chau", "anh", "chi", "ba", "me", "tao"})
+_ID_WORD: Final = frozenset({"cccd", "cmnd", "cmt", "sdt", "dt", "stk", "email", "mail", "gmail", "zalo", "phone"})
+_ID_PHRASE: Final = frozenset(
+    {("can", "cuoc"), ("dien", "thoai"), ("tai", "khoan"), ("ho", "chieu"), ("dinh", "danh"), ("so", "the")}
+)
+_PUNCTUATION: Final = ".,:;!?()[]\"'“”-"
+
+
+def without_personal(text: str, fold: Callable[[str], str]) -> str:
+    """The text without personal numbers and the words that introduce them, for matching a question.
+
+    "Làm lại căn cước bị mất. Số CCCD của tôi là 079201234567" asks about a lost card; the sentence
+    that gives the number carries no topic and would pull the match towards every card procedure.
+    A topic word stays when nothing marks it as introducing the number ("làm lại căn cước 0792…").
+    """
+    redacted = redact(text)
+    if "<" not in redacted:
+        return text
+    out: list[str] = []
+    for raw in redacted.split():
+        parts = _PLACEHOLDER_SPLIT.split(raw)
+        if len(parts) == 1:
+            out.append(raw)
+            continue
+        for part in parts:
+            if part and part not in PLACEHOLDERS:
+                out.append(part)
+        _drop_lead_in(out, fold)
+    return " ".join(out)
+
+
+def _drop_lead_in(words: list[str], fold: Callable[[str], str]) -> None:
+    """Remove "số CCCD của tôi là", "sđt:", "email" from the end of ``words`` (in place)."""
+
+    def last() -> str:
+        return fold(words[-1].strip(_PUNCTUATION)) if words else ""
+
+    marked = False
+    while words and last() in _LEAD_IN | {""}:
+        marked = marked or last() != ""
+        words.pop()
+    while words and last() in _OWNER:
+        marked = True
+        words.pop()
+    if words and last() in _ID_WORD:
+        words.pop()
+        marked = True
+    elif len(words) >= 2 and (fold(words[-2].strip(_PUNCTUATION)), last()) in _ID_PHRASE:
+        before = fold(words[-3].strip(_PUNCTUATION)) if len(words) >= 3 else ""
+        if marked or before == "so":
+            del words[-2:]
+            marked = True
+    if marked and words and last() == "so":
+        words.pop()
+
+
 def stored_text(text: str, fold: Callable[[str], str]) -> str:
     """Free text as it may go into the event log: redacted *before* folding, then folded and cut short.
 

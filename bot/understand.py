@@ -294,23 +294,17 @@ class Vocabulary:
         return words
 
     def says_forms(self, text: str, normalize: Normalizer) -> tuple[Phrase, Phrase] | None:
-        """A ``says:`` phrase as read (synonyms applied) and as typed, fillers dropped; None when it holds only
+        """A ``says:`` phrase as read (synonyms applied) and as typed, whole; None when it holds only
         words that already mean something everywhere ("thôi", "dạ", "không", "quay lại"): those stay commands
         and answers."""
         key = ("\0says", text)
         if key in self.says_seen:
             return self.says_seen[key]
-        canonical = self.read_label(text, normalize, core=True)
+        canonical = self.read_label(text, normalize)
         everywhere = self.affirm | self.done | self.deny | self.greetings | self.thanks
         everywhere |= frozenset(p for group in self.commands.values() for p in group)
-        forms = (
-            None
-            if not canonical or _only(canonical, everywhere, self)
-            else (
-                canonical,
-                self.core(words_of(normalize, text)),
-            )
-        )
+        # Whole: "ở nhờ" without its "ở" would be any "nhờ"; the message is read whole too ("ca nha", "o nho").
+        forms = None if not canonical or _only(canonical, everywhere, self) else (canonical, words_of(normalize, text))
         if len(self.says_seen) > 5000:
             self.says_seen.clear()
         self.says_seen[key] = forms
@@ -413,7 +407,7 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
     # One-word commands ("hủy", "cứu", "bí") only lead or stand almost alone: inside a longer sentence
     # the same word is something else ("tra cứu hồ sơ", "bằng bị mất"). A loan word ("menu", "hotline")
     # or "giúp" may stand anywhere.
-    head = core[:1] if len(core) > 2 else core
+    head = core[:1] if len(core) > 1 else core  # "chỉ mình tui thôi": a closing "thôi" is "only"
     for k, word in enumerate(words):
         if k in answered:
             continue  # "dung roi": the words of "đúng rồi", not "dừng"
@@ -700,11 +694,12 @@ def label_choice(
 
 
 def _like(word: Word, wanted: Word) -> bool:
-    """A message word is a phrase word: the same (see ``_same``), or a typo of a long one ("thuong" for "thường")."""
+    """A message word is a phrase word: the same (see ``_same``), or a typo of a long one ("thuongg" for "thường")."""
     if _same(word, wanted):
         return True
     t, w = word[0], wanted[0]
-    return len(w) >= 5 and len(t) >= 4 and t[0] == w[0] and fuzz.ratio(t, w) >= 80
+    # Only long syllables: among five-letter ones a typo is too often another word ("khoan" is not "không").
+    return len(w) >= 6 and len(t) >= 5 and t[0] == w[0] and fuzz.ratio(t, w) >= 80
 
 
 def _holds(words: Phrase, phrase: Phrase) -> int:
@@ -727,17 +722,18 @@ def says_choice(
     message: tuple[Phrase, Phrase],
     says: Sequence[tuple[str, Sequence[tuple[Phrase, Phrase]]]],
     vocab: Vocabulary,
-) -> tuple[str | None, tuple[str, ...]]:
-    """The choice one of whose ``says:`` phrases the message holds (the longest phrase wins): (id or None; a tie).
+) -> tuple[str | None, tuple[str, ...], Phrase]:
+    """The choice one of whose ``says:`` phrases the message holds (the longest phrase wins): (id or None; a tie;
+    the phrase found).
 
     Message and phrases come as read (synonyms applied) and as typed: "chua lay vo" typed plainly reads
     "vo" as the Southern "vô" (vào), but as typed it still holds "chưa lấy vợ". A phrase said right after a
     "không"/"chưa" that is not its own is its opposite: "chưa có tài khoản" does not hold "có tài khoản".
     """
-    best: dict[str, int] = {}
+    best: dict[str, tuple[int, Phrase]] = {}
     for cid, phrases in says:
         for forms in phrases:
-            if len(forms[0]) <= best.get(cid, 0):
+            if len(forms[0]) <= best.get(cid, (0, ()))[0]:
                 continue
             for words, phrase in zip(message, forms, strict=True):
                 at = _holds(words, phrase)
@@ -745,13 +741,15 @@ def says_choice(
                     continue
                 if not vocab.negative(_tokens(phrase)) and vocab.negative(_tokens(words[max(at - 2, 0) : at])):
                     continue
-                best[cid] = len(forms[0])
+                best[cid] = (len(forms[0]), forms[0])
                 break
     if not best:
-        return None, ()
-    top = max(best.values())
-    winners = tuple(cid for cid, n in best.items() if n == top)
-    return (winners[0], ()) if len(winners) == 1 else (None, winners)
+        return None, (), ()
+    top = max(n for n, _ in best.values())
+    winners = tuple(cid for cid, (n, _) in best.items() if n == top)
+    if len(winners) == 1:
+        return winners[0], (), best[winners[0]][1]
+    return None, winners, ()
 
 
 def _contained(core: Tokens, tokens: Tokens, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> str | None:
@@ -805,20 +803,27 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     for (cid, label), (_, label_core) in zip(labels, cores, strict=True):
         if label and (label in (tokens, core) or label_core == core):
             return Reading("choice", cid, how="label")
-    if options.words and options.own_names and set(core) - _NAME_VERBS in _name_sets(options, vocab, normalize):
-        # "khai báo tạm vắng" while doing it, though the checklist's "Tờ khai báo tạm vắng" holds those words
-        return Reading("command", "repeat", how="same-procedure")
-    if options.words:
-        held = _contained(core, tokens, cores, vocab)
-        if held is not None:
-            return Reading("choice", held, how="contained")
-    # 2. A way of saying a choice that the content lists (``says:``): "độc thân" → "Chưa từng kết hôn".
+    # 2. A way of saying a choice that the content lists (``says:``): "độc thân" → "Chưa từng kết hôn";
+    # the officials wrote it for this step, so it goes before a label merely found among the words.
     core_words = vocab.core(words)
     said_choice: str | None = None
     said_tie: tuple[str, ...] = ()
+    said_phrase: Phrase = ()
     if options.says:
         says = [(cid, [f for p in ps if (f := vocab.says_forms(p, normalize))]) for cid, ps in options.says]
-        said_choice, said_tie = says_choice((core_words, vocab.core(said)), says, vocab)
+        said_choice, said_tie, said_phrase = says_choice((words, said), says, vocab)
+    if not (said_choice or said_tie):
+        name_sets = _name_sets(options, vocab, normalize) if options.words and options.own_names else []
+        if set(core) - _NAME_VERBS in name_sets:
+            # "khai báo tạm vắng" while doing it, though the checklist's "Tờ khai báo tạm vắng" holds those words;
+            # but an alias that answers the question ("ho chieu bi rach" at "Hộ chiếu bị hỏng, rách") answers it
+            answering = {t for _, label in cores for t in label} - name_sets[0] - _NAME_VERBS
+            if not set(core) & answering:
+                return Reading("command", "repeat", how="same-procedure")
+        if options.words:
+            held = _contained(core, tokens, cores, vocab)
+            if held is not None:
+                return Reading("choice", held, how="contained")
     # 3. A command anywhere in the message (at the menu, only a message that is mostly the command:
     # a long question there is for the catalogue).
     weak: list[bool] = []
@@ -828,6 +833,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         command = None  # "trả tiền cho cán bộ rồi": done, with an official mentioned
     if command is not None and (said_choice or said_tie) and not _strong_command(words, core_words, command, vocab):
         command = None  # "thôi, để tui lên xã nộp tận tay": "thôi" leads a choice, it does not cancel
+    if command is not None and said_phrase and command_of(said_phrase, vocab) == command:
+        command = None  # the phrase written for the choice holds the command's words: "chọn lộn xã" is the choice
     # "đổi ý không sang tên nữa, hủy giúp": no longer doing it, said politely; not a call for help
     if (
         command == "help"

@@ -40,6 +40,18 @@ def test_ways_citizens_type_reach_the_right_procedure(shipped: Content, query: s
     assert (result.status, result.procedure_id) == ("confident", procedure), result
 
 
+@pytest.mark.parametrize(
+    "personal",
+    ["Số CCCD của tôi là 079201234567", "sdt cua em 0912345678", "email: lan.nguyen@gmail.com", "stk 0123456789012"],
+)
+def test_a_personal_number_in_the_question_changes_nothing(shipped: Content, personal: str) -> None:
+    # citizens paste their numbers all the time; who asks says nothing of what they ask about
+    for query in ["mat bang lai roi lam sao", "bố tui mới mất làm giấy gì", "đổi tiền lẻ ở đâu", "hộ chiếu"]:
+        for text in (f"{query}. {personal}", f"{personal}, {query}"):
+            got, want = shipped.matcher.match(text), shipped.matcher.match(query)
+            assert (got.status, got.procedure_id) == (want.status, want.procedure_id), text
+
+
 @pytest.mark.parametrize("query", ["bhxh", "lam cccd", "khai sinh", "tạm trú", "hộ chiếu"])
 def test_one_or_two_words_never_start_a_flow(shipped: Content, query: str) -> None:
     result = shipped.matcher.match(query)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.privacy import TokenFilter, redact, stored_text, user_key
+from bot.normalize import fold
+from bot.privacy import TokenFilter, redact, stored_text, user_key, without_personal
 
 
 @pytest.mark.parametrize(
@@ -148,3 +149,18 @@ def test_library_loggers_never_go_below_info() -> None:
     assert not logging.getLogger("telegram.ext.ExtBot").isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("httpcore.connection").isEnabledFor(logging.DEBUG)
     assert logging.getLogger("httpx").isEnabledFor(logging.INFO)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Làm lại căn cước bị mất. Số CCCD của tôi là 079201234567", "Làm lại căn cước bị mất."),
+        ("sđt: 0912 345 678, cho hỏi khai sinh", "cho hỏi khai sinh"),
+        ("số điện thoại của em là 0912.345.678, đăng ký tạm trú", "đăng ký tạm trú"),
+        ("email tui lan@cong-ty.vn, hỏi hộ chiếu", "hỏi hộ chiếu"),
+        ("làm lại căn cước 079201234567", "làm lại căn cước"),  # nothing marks "căn cước" as the number's
+        ("con tôi 15 tuổi làm căn cước", "con tôi 15 tuổi làm căn cước"),  # ages and years stay
+    ],
+)
+def test_personal_numbers_and_their_lead_in_leave_a_question(text: str, kept: str) -> None:
+    assert without_personal(text, fold).replace(" ,", ",").strip(" ,") == kept

@@ -128,7 +128,7 @@ def test_validate_tries_every_way_of_saying_a_choice_at_its_step(tmp_path: Path)
     # "tự đi nộp" and "một mình tui làm" pick their button and are not mentioned.
     assert len(found) == 3, proc.stdout
     assert sum("“nhờ con”" in line for line in found) == 2
-    [stop] = [line for line in found if "“thôi”" in line]
+    [stop] = [line for line in found if "cách nói “thôi”" in line]
     line_no = flow.read_text(encoding="utf-8").splitlines().index("        says: [nhờ con, thôi]") + 1
     assert stop.startswith(f"flows/dang-ky-tam-tru.yaml:{line_no}:")
     assert run("validate", "--strict", "--content", str(content), "--no-confusable").returncode == 1

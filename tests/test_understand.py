@@ -379,3 +379,32 @@ def test_the_procedure_named_at_a_checklist_holding_its_name_repeats_the_step(sh
     )
     assert meaning(shipped, "khai báo tạm vắng", checklist) == ("command", "repeat")
     assert meaning(shipped, "có tờ khai báo tạm vắng rồi", checklist) == ("choice", "t:a")
+
+
+def test_a_closing_thoi_means_only(shipped: Content) -> None:
+    who = Options(
+        (("o:mot", "Một mình tôi ký"), ("o:hai", "Hai người cùng ký")),
+        flow_choices=2,
+        says=(("o:mot", ("mình tui",)),),
+    )
+    assert meaning(shipped, "chỉ mình tui thôi", who) == ("choice", "o:mot")
+    assert meaning(shipped, "thôi", who) == ("command", "cancel")
+    assert meaning(shipped, "vậy thôi", who) == ("command", "cancel")
+
+
+def test_a_way_of_saying_that_holds_a_command_is_the_choice(shipped: Content) -> None:
+    place = Options(
+        (("o:nham", "Nộp nhầm nơi"), ("o:cham", "Chờ quá lâu")), flow_choices=2, says=(("o:nham", ("chọn lộn xã",)),)
+    )
+    assert meaning(shipped, "tui chọn lộn xã rồi", place) == ("choice", "o:nham")
+    assert meaning(shipped, "chọn lộn rồi, quay lại", place) == ("command", "back")
+
+
+def test_an_alias_that_answers_the_question_answers_it(shipped: Content) -> None:
+    case = Options(
+        (("o:moi", "Làm hộ chiếu lần đầu"), ("o:hong", "Hộ chiếu bị hỏng, rách")),
+        flow_choices=2,
+        own_names=("Cấp hộ chiếu phổ thông", "hộ chiếu bị rách", "làm hộ chiếu"),
+    )
+    assert meaning(shipped, "ho chieu bi rach", case) == ("choice", "o:hong")
+    assert meaning(shipped, "làm hộ chiếu", case) == ("command", "repeat")
