@@ -21,6 +21,7 @@ typed without any is taken for either. Pure: no I/O.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import unicodedata
@@ -56,6 +57,15 @@ WEAK_HELP: Final = frozenset(
     {"giup", "gium", "dum", "do", "voi", "minh", "toi", "tui", "em", "can", "xin", "cho", "huong", "dan", "ho", "tro"}
     | {"bo", "nhan", "vien"}  # "cán bộ", "nhân viên": mentioned, not necessarily asked for
 )
+# Command phrases that also say other things: "gửi lại" (the message, or the files?), "hồi nãy" (back, or
+# when?), "hướng dẫn" (help, or "hướng dẫn khắc phục" of a button?), "số điện thoại", "tổng đài" (a call for
+# help, or the subject of "nhắc lại số tổng đài"?). Such a phrase gives way to another command and to a
+# choice the rest of the message names; alone, it is its command.
+_YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
+    "back": ("hồi nãy", "lúc nãy", "chọn lại", "sửa lại"),
+    "repeat": ("gửi lại", "xem lại", "coi lại"),
+    "help": ("hướng dẫn", "số điện thoại", "tổng đài", "hotline", "số để gọi", "liên hệ"),
+}
 # "rối quá", "khó quá", "bí quá": a complaint, so help; but next to another command ("rối quá, dừng luôn
 # thủ tục này") that command is what is asked.
 _COMPLAINT: Final = WEAK_HELP | {"roi", "rac", "kho", "qua", "bi", "ket", "phuc", "tap"}
@@ -82,6 +92,9 @@ _ENDS: Final = frozenset(
 _SPEAKERS: Final = frozenset({"con", "chau"})
 NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabulary.negations``)
 # Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
+# Labels, names and ways of saying read once and kept: enough for every one a large content set has
+# (38 flows have about 1,300 labels and 6,600 ways of saying); a bound all the same.
+_CACHE_LIMIT: Final = 50_000
 _NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap"})
 
 
@@ -146,6 +159,8 @@ class Vocabulary:
     ordinal_words: frozenset[Phrase] = frozenset()
     synonyms: tuple[tuple[Phrase, Phrase], ...] = ()  # (a way of saying, its first form), longest first
     commands: Mapping[str, frozenset[Phrase]] = field(default_factory=dict)
+    answers: frozenset[Phrase] = frozenset()  # affirm and done together
+    yielding: Mapping[str, frozenset[Tokens]] = field(default_factory=dict)  # see ``_YIELDING``, as read
     greetings: frozenset[Phrase] = frozenset()
     thanks: frozenset[Phrase] = frozenset()
     # one-word commands that fold like a yes/no word ("rối" and "rồi"): taken only when typed with diacritics
@@ -230,6 +245,7 @@ class Vocabulary:
             ambiguous=frozenset(p for p in one_word if _tokens(p) in answers),
             affirm=said(affirm),
             done=said(done),
+            answers=said(affirm) | said(done),
             deny=said(deny),
             fillers=filler_words,
             filler_spellings=filler_spellings,
@@ -238,6 +254,7 @@ class Vocabulary:
             ordinal_words=phrases(ordinal_words),
             synonyms=tuple(pairs),
             commands={c: said(p) for c, p in merged.items()},
+            yielding={c: frozenset(_tokens(p) for p in said(phrases)) for c, phrases in _YIELDING.items()},
             greetings=said(greetings),
             thanks=said(thanks),
         ).indexed()
@@ -288,7 +305,7 @@ class Vocabulary:
             words = self.canonical(words_of(normalize, text))
             if core:
                 words = self.core(words)
-            if len(self.seen) > 5000:
+            if len(self.seen) > _CACHE_LIMIT:
                 self.seen.clear()
             self.seen[key] = words
         return words
@@ -305,7 +322,7 @@ class Vocabulary:
         everywhere |= frozenset(p for group in self.commands.values() for p in group)
         # Whole: "ở nhờ" without its "ở" would be any "nhờ"; the message is read whole too ("ca nha", "o nho").
         forms = None if not canonical or _only(canonical, everywhere, self) else (canonical, words_of(normalize, text))
-        if len(self.says_seen) > 5000:
+        if len(self.says_seen) > _CACHE_LIMIT:
             self.says_seen.clear()
         self.says_seen[key] = forms
         return forms
@@ -420,6 +437,7 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
             if exact if phrase in vocab.ambiguous else _same(word, wanted):
                 found.setdefault(command, []).append(original)
     weak_help = complaint = False
+    fallback: str | None = None
     for command in PRIORITY:
         phrases = found.get(command)
         if not phrases:
@@ -430,17 +448,26 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
         if command == "help" and all(set(_tokens(p)) <= _COMPLAINT for p in phrases):
             complaint = True  # "rối quá": help, unless another command is asked too
             continue
+        if all(_tokens(p) in vocab.yielding.get(command, ()) for p in phrases):
+            fallback = fallback or command  # "gửi lại … hồi nãy": repeat (the first yielding one by priority)
+            continue
         return command
     if weak is not None:
-        weak.append(weak_help and not complaint)
+        weak.append(weak_help and not complaint and fallback is None)
+    if fallback is not None:
+        return fallback
     return "help" if weak_help or complaint else None
 
 
 def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary) -> bool:
     """Whether a command is asked in a phrase of two words or more ("không làm nữa", "quay lại"), not by one
-    word that also opens other sentences ("thôi", "bỏ", "giúp")."""
+    word that also opens other sentences ("thôi", "bỏ", "giúp") nor by a phrase that also says other things
+    ("gửi lại", "hướng dẫn": see ``_YIELDING``)."""
+    yielding = vocab.yielding.get(command, frozenset())
     return any(
-        len(p) > 1 and (_contains(words, p) or (len(vocab.core(p)) > 1 and _contains(core, vocab.core(p))))
+        len(p) > 1
+        and _tokens(p) not in yielding
+        and (_contains(words, p) or (len(vocab.core(p)) > 1 and _contains(core, vocab.core(p))))
         for p in vocab.commands.get(command, ())
     )
 
@@ -470,13 +497,32 @@ def _answer_spans(words: Phrase, vocab: Vocabulary) -> list[tuple[int, int]]:
     return spans
 
 
+# Phrase sets by first token, built once per set (the vocabulary's sets live as long as the content).
+_INDEXES: dict[int, tuple[frozenset[Phrase], Mapping[str, tuple[Phrase, ...]]]] = {}
+
+
+def _by_first(phrases: frozenset[Phrase]) -> Mapping[str, tuple[Phrase, ...]]:
+    known = _INDEXES.get(id(phrases))
+    if known is not None and known[0] is phrases:
+        return known[1]
+    index: dict[str, list[Phrase]] = {}
+    for p in phrases:
+        index.setdefault(p[0][0], []).append(p)
+    built = {t: tuple(ps) for t, ps in index.items()}
+    if len(_INDEXES) > 256:
+        _INDEXES.clear()
+    _INDEXES[id(phrases)] = (phrases, built)
+    return built
+
+
 def _without(words: Phrase, phrases: frozenset[Phrase]) -> tuple[Phrase, bool]:
     """The message with these phrases taken out (longest first), and whether any was."""
     out: list[Word] = []
     found = False
+    index = _by_first(phrases)
     i = 0
     while i < len(words):
-        fits = [len(p) for p in phrases if p[0][0] == words[i][0] and _at(words, i, p)]
+        fits = [len(p) for p in index.get(words[i][0], ()) if _at(words, i, p)]
         if fits:
             found = True
             i += max(fits)
@@ -486,10 +532,39 @@ def _without(words: Phrase, phrases: frozenset[Phrase]) -> tuple[Phrase, bool]:
     return tuple(out), found
 
 
-def ordinal_of(message: Phrase, vocab: Vocabulary, count: int, labels: Sequence[tuple[str, Tokens]] = ()) -> int | None:
-    """1-based position named by "2", "số 2", "cái thứ hai", "chọn số 3", "cái đầu tiên", "cái cuối"."""
+def ordinal_of(
+    message: Phrase,
+    vocab: Vocabulary,
+    count: int,
+    labels: Sequence[tuple[str, Tokens]] = (),
+    last: int = 0,
+) -> int | None:
+    """1-based position named by "2", "số 2", "cái thứ hai", "chọn số 3", "cái đầu tiên", "cái cuối".
+
+    "Cái cuối" is the last answer (``last``, when the step asks a question), not the "menu" button after it.
+    A position said inside a longer message counts when it closes it: "dạ cho em hỏi, em chọn cái số 2 nha".
+    """
     if count == 0:
         return None
+    position = _position(message, vocab, count, labels, last or count)
+    if position is not None or len(message) < 3:
+        return position
+    for i in range(len(message) - 2, 0, -1):
+        if any(_at(message, i, p) for p in vocab.ordinal_words) and message[i][0] not in _SPEAKERS:
+            tail = message[i:]
+            if not any(w[0].isdigit() or w[0] in _NUMBER_TOKENS or w[0] in ("nhat", "nhi") for w in tail):
+                return None  # "chưa thấy biển số đâu": "đâu" is not "đầu" (first); only a number counts here
+            if sum(1 for w in message if w[0].isdigit() or w[0] in ORDINAL_NUMBERS) == sum(
+                1 for w in tail if w[0].isdigit() or w[0] in ORDINAL_NUMBERS
+            ):
+                return _position(tail, vocab, count, labels, last or count)
+            return None
+    return None
+
+
+def _position(
+    message: Phrase, vocab: Vocabulary, count: int, labels: Sequence[tuple[str, Tokens]], last: int
+) -> int | None:
     rest, prefixed = _without(message, vocab.ordinal_words)
     # Politeness and a thumbs-up around a number do not change it: "1 nha", "3 ạ", "1 👍".
     named = [
@@ -512,7 +587,7 @@ def ordinal_of(message: Phrase, vocab: Vocabulary, count: int, labels: Sequence[
     if joined in _FIRST and (prefixed or joined in _PLAIN_ENDS):
         return 1
     if joined in _LAST and (prefixed or joined in _PLAIN_ENDS):
-        return count
+        return last
     return None
 
 
@@ -610,20 +685,24 @@ def _range_start(tokens: Tokens, end: int, dimension: str) -> float:
 def quantity_choice(said: Tokens, labels: Sequence[tuple[str, Tokens]]) -> str | None:
     """The one choice whose range holds the age or time the message states: "con tôi mới 3 tuổi" → "Chưa đủ 6 tuổi".
 
-    Only a plain amount counts ("mới mất được một tuần"); an amount the citizen bounded themselves
-    ("chưa tới 6 tuổi") is read by the label's words instead.
+    An amount the citizen bounded themselves is a range too: "mất hơn 2 tháng rồi" lies wholly inside
+    "Đã quá 15 ngày"; "chưa đủ 14 tuổi" lies inside no one choice and is left to the labels' words.
     """
     found = _quantities(said)
     if len(found) != 1:
         return None
     start, _, dimension, amount = found[0]
     before = {said[max(start - 2, 0) : start], said[start - 1 : start]}
+    low, high = amount, amount
     if before & (_BELOW | _AT_MOST | _ABOVE | _AT_LEAST):
-        return None
+        stated = _bounded(said)
+        if stated is None:
+            return None
+        _, low, high = stated
     fits = []
     for cid, label in labels:
         bound = _bounded(label)
-        if bound is not None and bound[0] == dimension and bound[1] <= amount <= bound[2]:
+        if bound is not None and bound[0] == dimension and bound[1] <= low and high <= bound[2]:
             fits.append(cid)
     return fits[0] if len(fits) == 1 else None
 
@@ -640,9 +719,13 @@ def _token_hits(word: str, label: Tokens) -> float:
 
 
 def label_choice(
-    core: Tokens, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary
+    core: Tokens, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary, by_polarity: bool = True
 ) -> tuple[str | None, tuple[str, ...]]:
-    """The choice whose label the message's words point to: (choice id, or None; close candidates)."""
+    """The choice whose label the message's words point to: (choice id, or None; close candidates).
+
+    ``by_polarity``: a "no" may pick the one "no" answer on that alone (not when the message is mostly
+    something else, such as a command).
+    """
     if not core or not labels:
         return None, ()
     n = len(labels)
@@ -681,12 +764,12 @@ def label_choice(
     if best < floor:
         # "thử mấy lần vẫn hổng vô được" at "Đã đăng nhập được / Vẫn chưa được": a "no" that shares a word
         # with the one "no" answer is that answer, however many other words it says.
-        if negative and len(polarities) > 1 and len(same_polarity) == 1:
+        if by_polarity and negative and len(polarities) > 1 and len(same_polarity) == 1:
             only = dict(labels)[same_polarity[0]]
             if unique & (set(only) - {NEGATIVE, "chua"}):
                 return same_polarity[0], ()
         return None, ()
-    if len(polarities) > 1 and cid not in same_polarity and len(same_polarity) == 1:
+    if by_polarity and len(polarities) > 1 and cid not in same_polarity and len(same_polarity) == 1:
         return same_polarity[0], ()  # "không có giấy chứng sinh": the one "không" answer
     if best - runner_up < 0.25 * best:
         return None, tuple(c for s, c in scores if s >= floor and s >= best * 0.75)
@@ -752,6 +835,54 @@ def says_choice(
     return None, winners, ()
 
 
+def _says_of(options: Options, cores: Sequence[tuple[str, Tokens]]) -> list[tuple[str, tuple[str, ...]]]:
+    """Each flow choice's ``says:`` phrases, in the order of ``cores`` (none for a choice without them)."""
+    says = dict(options.says)
+    return [(cid, says.get(cid, ())) for cid, _ in cores]
+
+
+def near_choice(
+    message: Tokens, said: set[str], bags: Sequence[tuple[str, Sequence[Tokens]]], vocab: Vocabulary
+) -> str | None:
+    """The choice one of whose phrases (label or ``says:``) the message mostly holds, in any order.
+
+    A phrase scores the weight of its words found times the share of its weight found (two thirds at
+    least); words that many choices use weigh less. The best choice must stand clear of the next one.
+    A phrase without a "không" counts less in a message that says one, and not at all when the "không"
+    stands right before one of its words ("không bỏ nhau" is not "bỏ nhau").
+    """
+    negative = vocab.negative(message)
+    negated = {message[j] for j in range(1, len(message)) if message[j - 1] in (NEGATIVE, "chua")}
+    n = len(bags)
+    df: dict[str, int] = {}
+    for _, phrases in bags:
+        for t in {t for p in phrases for t in p}:
+            df[t] = df.get(t, 0) + 1
+    scores: list[tuple[float, str]] = []
+    for cid, phrases in bags:
+        best = 0.0
+        for phrase in phrases:
+            words = tuple(dict.fromkeys(phrase))
+            if not words:
+                continue
+            if negated & set(words) and not vocab.negative(words):
+                continue
+            weights = [math.log(1 + n / df[t]) for t in words]
+            found = sum(w for t, w in zip(words, weights, strict=True) if t in said)
+            share = found / sum(weights)
+            if share < 0.66 or (len(words) > 1 and sum(t in said for t in words) < 2):
+                continue
+            score = found * share
+            if negative and not vocab.negative(words):
+                score *= 0.6
+            best = max(best, score)
+        scores.append((best, cid))
+    scores.sort(reverse=True)
+    top, cid = scores[0]
+    second = scores[1][0] if len(scores) > 1 else 0.0
+    return cid if top >= 1.0 and top >= 1.3 * second else None
+
+
 def _contained(core: Tokens, tokens: Tokens, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> str | None:
     """A label whose words the message holds entirely, or that holds all the message's words (one only)."""
     if len(core) >= 2:
@@ -782,7 +913,8 @@ def _yes_no(labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> tuple[li
 
 
 def _says(words: Phrase, phrases: frozenset[Phrase]) -> bool:
-    return any(_contains(words, p) for p in phrases)
+    index = _by_first(phrases)
+    return any(_at(words, i, p) for i, w in enumerate(words) for p in index.get(w[0], ()))
 
 
 def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) -> Reading:
@@ -796,8 +928,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     tokens = _tokens(words)
     choices = options.choices
     flow = choices[: options.flow_choices] if options.flow_choices else choices
-    labels = [(cid, _tokens(vocab.canonical(words_of(normalize, label)))) for cid, label in flow]
-    cores = [(cid, _tokens(vocab.core(vocab.canonical(words_of(normalize, label))))) for cid, label in flow]
+    labels = [(cid, _tokens(vocab.read_label(label, normalize))) for cid, label in flow]
+    cores = [(cid, _tokens(vocab.read_label(label, normalize, core=True))) for cid, label in flow]
     core = _tokens(vocab.core(words))
     # 1. A label as it reads, or wholly inside the message, or holding the whole message.
     for (cid, label), (_, label_core) in zip(labels, cores, strict=True):
@@ -829,10 +961,18 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     weak: list[bool] = []
     command = command_of(words if options.words else _mostly_command(words, vocab), vocab, weak)
     mentioned = command is not None and weak == [True] and options.words and not vocab.negative(tokens)
-    if mentioned and (_says(words, vocab.done) or _says(words, vocab.affirm)):
+    if mentioned and _says(words, vocab.done):
         command = None  # "trả tiền cho cán bộ rồi": done, with an official mentioned
-    if command is not None and (said_choice or said_tie) and not _strong_command(words, core_words, command, vocab):
-        command = None  # "thôi, để tui lên xã nộp tận tay": "thôi" leads a choice, it does not cancel
+    if command is not None and options.words and not _strong_command(words, core_words, command, vocab):
+        if said_choice or said_tie:
+            command = None  # "thôi, để tui lên xã nộp tận tay": "thôi" leads a choice, it does not cancel
+        else:
+            # "hướng dẫn khắc phục đi" at "Xem cách khắc phục": the rest of the message names the choice
+            rest, _ = _without(vocab.core(words), vocab.commands.get(command, frozenset()))
+            no_longer = _no_longer(tokens, _names(options, vocab, normalize), vocab)
+            picked, _ = label_choice(_tokens(rest), cores, vocab, by_polarity=False) if rest else (None, ())
+            if picked is not None and not no_longer:
+                return Reading("choice", picked, how="words")
     if command is not None and said_phrase and command_of(said_phrase, vocab) == command:
         command = None  # the phrase written for the choice holds the command's words: "chọn lộn xã" is the choice
     # "đổi ý không sang tên nữa, hủy giúp": no longer doing it, said politely; not a call for help
@@ -843,10 +983,15 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         and _no_longer(tokens, _names(options, vocab, normalize), vocab)
     ):
         command = "cancel"
+    if command == "cancel" and options.words and _not_now(tokens):
+        # "hông cần gì nữa đâu, cám ơn" at "Không, cảm ơn"; "bữa khác tui coi" at "Không, để sau"
+        no = [cid for cid in _yes_no(labels, vocab)[1] if _not_now(dict(labels)[cid])]
+        if len(no) == 1:
+            return Reading("choice", no[0], how="deny")
     if command is not None:
         return Reading("command", command, how="command")
     # 4. A position: "2", "số 2", "cái thứ hai", "2️⃣".
-    position = ordinal_of(said, vocab, len(choices), labels)
+    position = ordinal_of(said, vocab, len(choices), labels, last=len(flow) if len(flow) > 1 else 0)
     if position is not None:
         return Reading("choice", choices[position - 1][0], how="ordinal")
     if said_choice is not None:
@@ -854,7 +999,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if said_tie:
         return Reading("ask", candidates=said_tie, how="says")
     if not options.words:
-        if options.forward and _only(words, vocab.affirm | vocab.done, vocab):
+        if options.forward and _only(words, vocab.answers, vocab):
             return Reading("choice", options.forward, how="affirm")  # "làm tiếp" at the menu: the one left
         return _politeness(words, vocab)
     # 5. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
@@ -875,7 +1020,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     yes, no = _yes_no(labels, vocab)
     flow_ids = tuple(cid for cid, _ in flow)
     # 6. Only yes, ok, done: "dạ", "ok em", "xong rồi ạ".
-    if _only(words, vocab.affirm | vocab.done, vocab):
+    if _only(words, vocab.answers, vocab):
         return _affirm(options, _says(words, vocab.done), yes, flow_ids)
     # 7. Only no: "không", "chưa ạ".
     if _only(words, vocab.deny, vocab):
@@ -899,7 +1044,16 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     picked, close = label_choice(core, cores, vocab)
     if picked is not None:
         return Reading("choice", picked, how="words")
-    affirmative = not vocab.negative(tokens) and _says(words, vocab.affirm | vocab.done)
+    # ...or most words of one of its ways of saying, in any order: "ko tự làm nổi" → "tự làm không nổi".
+    if options.says:
+        bags = [
+            (cid, [label, *(_tokens(vocab.core(f[0])) for p in ps if (f := vocab.says_forms(p, normalize)))])
+            for (cid, label), (_, ps) in zip(cores, _says_of(options, cores), strict=True)
+        ]
+        picked = near_choice(tokens, set(tokens) | set(_tokens(said)), bags, vocab)
+        if picked is not None:
+            return Reading("choice", picked, how="near")
+    affirmative = not vocab.negative(tokens) and _says(words, vocab.answers)
     if close:
         close_yes = [cid for cid in yes if cid in close]
         if affirmative and len(close_yes) == 1:
@@ -916,7 +1070,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
 
 def _leading_yes(words: Phrase, vocab: Vocabulary) -> int:
     """How many words of yes and done phrases open the message (politeness words in between are skipped)."""
-    yes = vocab.affirm | vocab.done
+    yes = vocab.answers
     said = 0
     i = 0
     while i < len(words):
@@ -934,6 +1088,20 @@ def _leading_yes(words: Phrase, vocab: Vocabulary) -> int:
 def _name_sets(options: Options, vocab: Vocabulary, normalize: Normalizer) -> list[set[str]]:
     """The procedure's name and short aliases as word sets, without the verbs put before a name."""
     return [n - _NAME_VERBS for n in _names(options, vocab, normalize) if n - _NAME_VERBS]
+
+
+_STOP_VERBS: Final = frozenset({"lam", "dung", "huy", "bo", "thoat", "ngung", "ket", "tiep", "thoi", "dep"})
+_NOT_NOW: Final = frozenset(
+    {("khong", "can"), ("cam", "on"), ("cam", "ơn"), ("de", "sau"), ("bua", "khac"), ("khi", "khac"), ("luc", "khac")}
+    | {("hom", "khac"), ("bua", "sau"), ("hom", "sau")}
+)
+
+
+def _not_now(tokens: Tokens) -> bool:
+    """ "không cần nữa", "để sau", "bữa khác": not this (what the step offers), not now; with no word of
+    stopping the procedure ("không làm nữa")."""
+    pairs = set(itertools.pairwise(tokens))
+    return bool(pairs & _NOT_NOW or "khoi" in tokens) and not _STOP_VERBS & set(tokens)
 
 
 def _names(options: Options, vocab: Vocabulary, normalize: Normalizer) -> list[set[str]]:

@@ -408,3 +408,47 @@ def test_an_alias_that_answers_the_question_answers_it(shipped: Content) -> None
     )
     assert meaning(shipped, "ho chieu bi rach", case) == ("choice", "o:hong")
     assert meaning(shipped, "làm hộ chiếu", case) == ("command", "repeat")
+
+
+def test_most_words_of_a_way_of_saying_in_any_order(shipped: Content) -> None:
+    help_or_self = Options(
+        (("o:tu", "Tôi tự bổ sung được"), ("o:giup", "Tôi cần người giúp")),
+        flow_choices=2,
+        says=(("o:tu", ("tự làm được",)), ("o:giup", ("tự làm không nổi", "nhờ con cháu làm"))),
+    )
+    assert meaning(shipped, "tui già rồi mắt kém, ko tự làm nổi đâu", help_or_self) == ("choice", "o:giup")
+    assert meaning(shipped, "để tui tự làm cũng được", help_or_self) == ("choice", "o:tu")
+
+
+def test_the_last_one_is_the_last_answer_and_a_closing_position_counts(shipped: Content) -> None:
+    assert meaning(shipped, "cái cuối", WAYS) == ("choice", "o:xa")  # not "Về menu chính" after it
+    assert meaning(shipped, "dạ cho em hỏi, em chọn cái số 2 nha", WAYS) == ("choice", "o:cong")
+    plates = Options((("o:co", "Đã nhận biển số"), ("o:chua", "Chưa nhận được biển số")), flow_choices=2)
+    assert meaning(shipped, "chờ hoài mà chưa thấy biển số đâu", plates) != ("choice", "o:co")  # "đâu", not "đầu"
+
+
+def test_not_now_at_a_step_whose_no_is_not_now(shipped: Content) -> None:
+    later = Options((("o:xem", "Có, chỉ tôi cách xem"), ("o:sau", "Không, để sau")), flow_choices=2)
+    assert meaning(shipped, "bua khac tui coi", later) == ("choice", "o:sau")
+    assert meaning(shipped, "hông cần gì nữa đâu, cám ơn nhen", later) == ("choice", "o:sau")
+    assert meaning(shipped, "thôi không làm nữa", later) == ("command", "cancel")
+    login = Options((("o:roi", "Đã đăng nhập được"), ("o:chua", "Chưa đăng nhập được")), flow_choices=2)
+    assert meaning(shipped, "để sau", login) == ("command", "cancel")  # "chưa đăng nhập" is not "later"
+
+
+def test_an_amount_the_citizen_bounded_falls_in_one_range(shipped: Content) -> None:
+    late = Options((("o:trong", "Chưa quá 15 ngày"), ("o:qua", "Đã quá 15 ngày")), flow_choices=2)
+    assert meaning(shipped, "ma tui mat hon 2 thang roi", late) == ("choice", "o:qua")
+    assert meaning(shipped, "mới mất chưa tới 10 ngày", late) == ("choice", "o:trong")
+
+
+def test_phrases_that_also_say_other_things_give_way(shipped: Content) -> None:
+    upload = Options(
+        (("o:duoc", "Được rồi"), ("o:loi", "Vẫn bị lỗi")), flow_choices=2, says=(("o:loi", ("vẫn báo lỗi",)),)
+    )
+    assert meaning(shipped, "tui gửi lại mà vẫn báo lỗi hoài à", upload) == ("choice", "o:loi")
+    assert meaning(shipped, "gửi lại đi", upload) == ("command", "repeat")
+    fix = Options((("o:cach", "Xem cách khắc phục"), ("o:quay", "Trả tại quầy")), flow_choices=2)
+    assert meaning(shipped, "hello, huong dan khac phuc di", fix) == ("choice", "o:cach")
+    assert meaning(shipped, "nói lại số tổng đài đi", WAYS) == ("command", "repeat")
+    assert meaning(shipped, "tui muon noi chuyen voi can bo dia chinh", MESSAGE) == ("command", "help")
