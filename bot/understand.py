@@ -64,7 +64,16 @@ WEAK_HELP: Final = frozenset(
 _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
     "back": ("hồi nãy", "lúc nãy", "chọn lại", "sửa lại"),
     "repeat": ("gửi lại", "xem lại", "coi lại"),
-    "help": ("hướng dẫn", "số điện thoại", "tổng đài", "hotline", "số để gọi", "liên hệ"),
+    "help": (
+        "hướng dẫn",
+        "số điện thoại",
+        "tổng đài",
+        "hotline",
+        "số để gọi",
+        "liên hệ",
+        "không rành",
+        "không biết làm",
+    ),
 }
 # "rối quá", "khó quá", "bí quá": a complaint, so help; but next to another command ("rối quá, dừng luôn
 # thủ tục này") that command is what is asked.
@@ -113,12 +122,42 @@ def words_of(normalize: Normalizer, text: str) -> Phrase:
     text = _KEYCAP.sub(r" \1 ", text)
     out: list[Word] = []
     for raw in _RAW_WORD.findall(text.replace("_", " ")):
+        raw = _unstretched(raw)
         tokens = normalize(raw)
         if len(tokens) == 1 and tokens[0] == "".join(fold_words(raw)):
             out.append((tokens[0], spelling(raw)))
         else:
             out += [(t, None) for t in tokens]
     return tuple(out)
+
+
+def _unstretched(raw: str) -> str:
+    """A word with a letter held down collapsed: "dạaaa" → "dạ", "okkk" → "ok", "vângggg" → "vâng", "hmmm" → "hm".
+
+    Three or more of the same letter (diacritics aside) never occur in Vietnamese or in Telex typing.
+    """
+    if len(raw) < 3:
+        return raw
+    out: list[str] = []
+    base: list[str] = []
+    for ch in raw:
+        b = unicodedata.normalize("NFD", ch.lower())[0]
+        if len(base) >= 2 and base[-1] == b and base[-2] == b:
+            continue
+        out.append(ch)
+        base.append(b)
+    if len(out) == len(raw):
+        return raw
+    # the run is now two long ("dạa", "okk"): keep one
+    collapsed: list[str] = []
+    bases: list[str] = []
+    for ch in out:
+        b = unicodedata.normalize("NFD", ch.lower())[0]
+        if bases and bases[-1] == b and not b.isdigit():
+            continue
+        collapsed.append(ch)
+        bases.append(b)
+    return "".join(collapsed)
 
 
 def _same(word: Word, wanted: Word) -> bool:
@@ -467,6 +506,7 @@ def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary
     return any(
         len(p) > 1
         and _tokens(p) not in yielding
+        and not (command == "help" and set(_tokens(p)) <= _COMPLAINT)
         and (_contains(words, p) or (len(vocab.core(p)) > 1 and _contains(core, vocab.core(p))))
         for p in vocab.commands.get(command, ())
     )
