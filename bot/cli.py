@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from bot import schema
 from bot.content import build
@@ -192,6 +192,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", metavar="CÂU", nargs="*", help="câu người dân gõ")
     p.add_argument("--json", action="store_true", help="mỗi câu một dòng JSON")
 
+    p = sub.add_parser(
+        "train-gate",
+        help="học lại bộ phân biệt câu hỏi muốn làm thủ tục với câu hỏi xin tư vấn pháp luật (intent_gate)",
+    )
+    _add_content(p)
+    p.add_argument(
+        "--data",
+        metavar="TỆP.tsv",
+        type=Path,
+        action="append",
+        default=None,
+        help="thêm một tệp câu hỏi có nhãn (query, expected, note); mặc định: các tệp của dự án trong tests/data/eval",
+    )
+
     p = sub.add_parser("eval-match", help="đo độ chính xác của bộ so khớp trên một tệp TSV có nhãn (như dev.tsv)")
     _add_eval(p, "in cả các câu bot trả lời chưa đúng")
     p.add_argument(
@@ -280,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_match(args)
         if command == "eval-match":
             return cmd_eval_match(args)
+        if command == "train-gate":
+            return cmd_train_gate(args)
         if command == "eval-inflow":
             return cmd_eval_inflow(args)
         if command == "chat":
@@ -476,9 +492,53 @@ def cmd_match(args: argparse.Namespace) -> int:
             continue
         names = {p.id: p.name for p in content.catalogue.procedures}
         verdict = {"confident": "chắc chắn", "ambiguous": "chưa chắc, hỏi lại", "none": "không thấy thủ tục phù hợp"}
-        print(f"{text}\n  → {verdict[result.status]}")
-        for c in result.candidates:
+        said = verdict[result.status]
+        if result.intent == "law":
+            said = "câu hỏi xin tư vấn pháp luật: chỉ nơi hỏi, không mở thủ tục"
+        gate = f" (bộ phân loại: {result.gate_score:.2f})" if result.gate_score is not None else ""
+        print(f"{text}\n  → {said}{gate}")
+        for c in sorted(result.candidates, key=lambda c: -c.score):
             print(f"     {c.score:5.1f}  {c.procedure_id}  ({names.get(c.procedure_id, '')})")
+    return 0
+
+
+# Labelled question files the project ships for measuring; the gate also learns from them.
+GATE_DATA: Final = ("dev.tsv", "real-dev.tsv")
+
+
+def cmd_train_gate(args: argparse.Namespace) -> int:
+    from bot import gate, match_eval
+
+    content_dir = _content_dir(args)
+    result = load_content(content_dir)
+    catalogue = result.catalogue
+    if catalogue is None:
+        for problem in result.errors:
+            print(problem.format(), file=sys.stderr)
+        raise BotError("Nội dung còn lỗi; sửa xong (python -m bot validate) rồi học lại.")
+    if catalogue.gate is None:
+        raise BotError("procedures.yaml chưa có mục intent_gate (xem docs/authoring.md mục 17).")
+    own = gate.content_examples(
+        catalogue.gate.law,
+        catalogue.gate.do,
+        [e for p in catalogue.procedures for e in (p.name, *p.aliases, *p.examples)],
+    )
+    shipped = Path(__file__).resolve().parent.parent / "tests" / "data" / "eval"
+    files = args.data or [shipped / name for name in GATE_DATA if (shipped / name).is_file()]
+    examples = list(own)
+    sources = {"procedures.yaml": len(own)}
+    for f in files:
+        found = gate.tsv_examples([(q.query, "", q.note) for q in match_eval.read_tsv(f)])
+        examples += found
+        sources[f.name] = len(found)
+    trained = gate.train(examples)
+    target = content_dir / gate.GATE_FILE
+    target.write_text(gate.dumps(trained, gate.data_hash(own), sources), encoding="utf-8")
+    law = sum(1 for _, is_law in examples if is_law)
+    right = sum(1 for text, is_law in examples if trained.is_law(text) == is_law)
+    print(f"Đã học từ {len(examples)} câu ({law} câu xin tư vấn pháp luật, {len(examples) - law} câu làm thủ tục).")
+    print(f"Trên chính các câu đã học: đúng {100 * right / len(examples):.1f}%. Ghi vào {target}.")
+    print("Đo lại trên câu hỏi chưa học: python -m bot eval-match tests/data/eval/real-dev.tsv")
     return 0
 
 

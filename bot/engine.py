@@ -220,7 +220,9 @@ class Position:
     stack: tuple[Frame, ...] = ()
 
 
-PromptKind = Literal["area", "disambiguate", "resume", "switch", "help", "vanished", "exit-reason", "confirm-cancel"]
+PromptKind = Literal[
+    "area", "disambiguate", "resume", "switch", "help", "vanished", "exit-reason", "confirm-cancel", "legal"
+]
 
 
 @dataclass(frozen=True)
@@ -753,7 +755,7 @@ class _Turn:
             return
         if cid.startswith("p:"):
             how: Via = "menu"
-            if prompt and prompt.kind == "disambiguate":
+            if prompt and prompt.kind in ("disambiguate", "legal"):
                 how = "match"
             elif prompt and prompt.kind == "switch":
                 how = "switch"
@@ -1034,6 +1036,26 @@ class _Turn:
         key = fold(text)
         result = self.matcher.match(text) if key else MatchResult("none", ())
         pos = self.session.position
+        if result.intent == "law":
+            # What the law says is not a procedure to start: say so, say where to ask, and offer
+            # the related procedure as something to *do* (never started without a tap).
+            self.emit(
+                "legal-question",
+                detail={
+                    "text": stored_text(text, fold),
+                    "score": result.gate_score,
+                    "candidates": [c.procedure_id for c in result.candidates],
+                },
+            )
+            self.say(texts.LEGAL_QUESTION)
+            if pos is not None:
+                self.show()
+                return
+            self.session = replace(
+                self.session, prompt=Prompt("legal", tuple(c.procedure_id for c in result.candidates))
+            )
+            self.show()
+            return
         if pos is not None:
             current = {f.procedure for f in pos.stack} | {pos.procedure}
             top = result.candidates[0].procedure_id if result.candidates else None
@@ -1165,6 +1187,22 @@ class _Turn:
         if prompt.kind == "disambiguate":
             choices = tuple(Choice(f"p:{pid}", p.name) for pid in prompt.data if (p := cat.procedure(pid)))
             return [Reply(texts.AMBIGUOUS, (*choices, Choice("none", texts.NONE_OF_THESE)))]
+        if prompt.kind == "legal":
+            gate = cat.gate
+            where = "\n".join(
+                f"• {c.name}: {c.phone}" if c.phone else f"• {c.name}"
+                for cid in (gate.contacts if gate else cat.default_contacts)
+                if (c := cat.contacts.get(cid)) is not None
+            )
+            related = tuple(
+                Choice(f"p:{pid}", texts.DO_PROCEDURE.format(name=p.name))
+                for pid in prompt.data
+                if (p := cat.procedure(pid)) is not None and cat.flow(pid) is not None
+            )
+            text = texts.LEGAL_WHERE.format(contacts=where)
+            if related:
+                text += "\n\n" + texts.LEGAL_DO
+            return [Reply(text, (*related, Choice(CMD_MENU, texts.MENU)))]
         if prompt.kind == "switch":
             pos = self.session.position
             root = (pos.stack[0].procedure if pos.stack else pos.procedure) if pos else ""

@@ -7,6 +7,7 @@ each in plain Vietnamese with a hint on how to fix it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -20,12 +21,14 @@ import yaml
 from rapidfuzz import fuzz, process
 
 from bot import schema
+from bot.gate import GATE_FILE, Gate, content_examples, data_hash
 from bot.normalize import fold, nfc
 from bot.schema import (
     CHECK_LABEL_CHARS,
     CHECKED_GRADES,
     DIALOGUE_INTENTS,
     DIALOGUE_LISTS,
+    GATE_CATEGORIES,
     GRADE_NAMES,
     OBJECTS,
     OPTION_LABEL_CHARS,
@@ -44,6 +47,7 @@ from bot.schema import (
     Fee,
     Field,
     Flow,
+    GateData,
     MatchSettings,
     NamedFact,
     Option,
@@ -630,8 +634,10 @@ class LoadResult:
 
 
 def content_files(content_dir: Path) -> list[Path]:
-    """The files a content set is made of, in a stable order."""
+    """The files a content set is made of, in a stable order (the gate's weights when trained)."""
     files = [content_dir / CATALOGUE_FILE]
+    if (content_dir / GATE_FILE).is_file():
+        files.append(content_dir / GATE_FILE)
     flows = content_dir / FLOWS_DIR
     if flows.is_dir():
         files += sorted(p for p in flows.glob("*.yaml") if p.is_file())
@@ -751,6 +757,12 @@ class _Loader:
             abbreviations=self._abbreviations(doc, raw.get("abbreviations"), exact=False),
             exact_abbreviations=self._abbreviations(doc, raw.get("abbreviations"), exact=True),
             matching=self._matching(doc, raw.get("matching")),
+            gate=self._gate(
+                doc,
+                raw.get("intent_gate"),
+                contacts,
+                [e for p, _ in procedures.values() for e in (p.name, *p.aliases, *p.examples)],
+            ),
             out_of_scope=_strs(raw.get("out_of_scope")),
             dialogue=self._dialogue(doc, raw.get("dialogue")),
             facts=self._global_facts,
@@ -919,6 +931,84 @@ class _Loader:
                     "Ví dụ: [trên mạng, trực tuyến, online].",
                 )
         return Dialogue(lists, tuple(g for g in synonyms if len(g) >= 2))
+
+    def _gate(
+        self, doc: _Doc, raw: Any, contacts: Mapping[str, Contact], procedure_examples: list[str]
+    ) -> GateData | None:
+        """``intent_gate``, with the weights file trained from it (missing, broken or stale: a warning)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("threshold"), int):
+            return None
+        threshold = raw["threshold"]
+        if not 1 <= threshold <= 99:
+            self.c.add(
+                doc,
+                ("intent_gate", "threshold"),
+                f"ngưỡng {threshold} phải từ 1 đến 99.",
+                "Để 50 nếu chưa đo; đo lại bằng python -m bot eval-match trước khi đổi.",
+            )
+        law_raw: dict[str, Any] = raw["law"] if isinstance(raw.get("law"), dict) else {}
+        law = {c: tuple(x.strip() for x in _strs(law_raw.get(c)) if x.strip()) for c in GATE_CATEGORIES}
+        do = tuple(x.strip() for x in _strs(raw.get("do")) if x.strip())
+        for c, examples in law.items():
+            if len(examples) < 5:
+                self.c.add(
+                    doc,
+                    ("intent_gate", "law", c) if c in law_raw else ("intent_gate", "law"),
+                    f'nhóm "{c}" có {len(examples)} câu mẫu; cần ít nhất 5 để bot học được.',
+                    "Viết thêm câu hỏi mẫu theo cách người dân hỏi (không chép nguyên câu từ bộ đánh giá).",
+                )
+        seen: dict[str, str] = {}
+        for c, examples in (*law.items(), ("do", do)):
+            for i, text in enumerate(examples):
+                key = fold(text)
+                if key in seen and seen[key] != c:
+                    path: Path_ = ("intent_gate", "law", c, i) if c != "do" else ("intent_gate", "do", i)
+                    self.c.add(
+                        doc,
+                        path,
+                        f'câu mẫu "{text[:60]}" có cả ở nhóm "{seen[key]}" và nhóm "{c}".',
+                        "Một câu chỉ thuộc một nhóm: bỏ ở nhóm sai.",
+                    )
+                seen[key] = c
+        contact_ids = self._contact_refs(doc, raw.get("contacts"), ("intent_gate", "contacts"), contacts)
+        weights = self._gate_weights(doc)
+        own = data_hash(content_examples(law, do, procedure_examples))
+        if weights is not None and weights.get("content_hash") != own:
+            self.c.add(
+                doc,
+                ("intent_gate",),
+                f"các câu mẫu đã đổi từ lần học trước; tệp {GATE_FILE} chưa theo kịp.",
+                "Chạy `python -m bot train-gate` rồi `python -m bot eval-match` để đo lại.",
+                "warning",
+            )
+        return GateData(threshold / 100, contact_ids, law, do, weights)
+
+    def _gate_weights(self, doc: _Doc) -> Mapping[str, object] | None:
+        path = self.dir / GATE_FILE
+        if not path.is_file():
+            self.c.add(
+                doc,
+                ("intent_gate",),
+                f"chưa có tệp {GATE_FILE}: bot chưa phân biệt được câu hỏi xin tư vấn pháp luật.",
+                "Chạy `python -m bot train-gate` để học từ các câu mẫu.",
+                "warning",
+            )
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("cần một bảng JSON")
+            Gate.from_json(data)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            self.c.add(
+                doc,
+                ("intent_gate",),
+                f"tệp {GATE_FILE} hỏng ({exc}); bot tạm không phân biệt câu hỏi xin tư vấn pháp luật.",
+                "Chạy lại `python -m bot train-gate`.",
+                "warning",
+            )
+            return None
+        return data
 
     def _matching(self, doc: _Doc, raw: Any) -> MatchSettings | None:
         if not isinstance(raw, dict) or not all(isinstance(raw.get(k), int) for k in OBJECTS["matching"]):
@@ -1149,6 +1239,8 @@ class _Loader:
             if flow is not None:
                 flows[pid] = flow
         for extra in content_files(self.dir)[1:]:
+            if extra.name == GATE_FILE and extra.parent == self.dir:
+                continue  # the gate's weights, not a flow
             if extra.resolve() not in used:
                 self.c.add(
                     _Doc(extra.relative_to(self.dir).as_posix()),

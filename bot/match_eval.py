@@ -172,12 +172,17 @@ def format_report(report: Report, show_misses: bool = False) -> str:
 
 
 def result_json(query: str, result: MatchResult) -> dict[str, Any]:
-    return {
+    shown = sorted(result.candidates, key=lambda c: -c.score)
+    out: dict[str, Any] = {
         "query": query,
         "status": result.status,
         "procedure": result.procedure_id,
-        "candidates": [{"id": c.procedure_id, "score": c.score} for c in result.candidates],
+        "candidates": [{"id": c.procedure_id, "score": c.score} for c in shown],
     }
+    if result.gate_score is not None:
+        # the intent gate: "law" (asks what the law says: answered with where to ask) or "do"
+        out["gate"] = {"decision": result.intent, "score": result.gate_score}
+    return out
 
 
 def baseline_ok(report: Report, baseline: dict[str, Any], tolerance: float = 2.0) -> list[str]:

@@ -13,11 +13,12 @@ import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from rapidfuzz import fuzz, process
 
+from bot.gate import Gate
 from bot.normalize import catalogue_words, fold, is_syllable, normalize, word_count
 from bot.privacy import without_personal
 from bot.schema import Catalogue, MatchSettings
@@ -70,6 +71,10 @@ class Candidate:
 class MatchResult:
     status: MatchStatus
     candidates: tuple[Candidate, ...]
+    # "law": the question asks what the law says (legal advice, a fine's amount, rights), not how to do
+    # a procedure; the candidates are then only the related procedures to offer (see ``bot.gate``).
+    intent: str = "do"
+    gate_score: float | None = None
 
     @property
     def procedure_id(self) -> str | None:
@@ -103,6 +108,12 @@ class Matcher:
 
     def _build(self, catalogue: Catalogue, config: MatchConfig | None) -> None:
         self.config = config or MatchConfig.of(catalogue.matching)
+        self.gate: Gate | None = None
+        if catalogue.gate is not None and catalogue.gate.weights is not None:
+            try:
+                self.gate = replace(Gate.from_json(catalogue.gate.weights), threshold=catalogue.gate.threshold)
+            except ValueError:
+                self.gate = None  # the loader already warned
         self.table: Mapping[str, str] = catalogue.abbreviations
         self.exact: Mapping[str, str] = catalogue.exact_abbreviations
         self.rows: list[str] = []
@@ -235,6 +246,19 @@ class Matcher:
         return [Candidate(s.procedure_id, round(s.confidence, 2)) for s in self._score(text)]
 
     def match(self, text: str) -> MatchResult:
+        result = self._match(text)
+        if self.gate is None:
+            return result
+        score = round(self.gate.score(text), 3)
+        if score < self.gate.threshold or word_count(without_personal(text, fold)) < self.config.min_words:
+            # (two words, "tạm trú", never ask what the law says: they name a topic, offered as choices)
+            return replace(result, gate_score=score)
+        # What the law says is not a procedure to start: no status but "none"; the related procedures
+        # (a likely one, not a guess) are offered as something the citizen may want to *do*.
+        related = tuple(c for c in result.candidates if c.score >= self.config.ambiguous)[:2]
+        return MatchResult("none", related, intent="law", gate_score=score)
+
+    def _match(self, text: str) -> MatchResult:
         cfg = self.config
         scored = self._score(text)
         if scored and scored[0].procedure_id == OUT_OF_SCOPE:

@@ -128,6 +128,14 @@ _VERIFICATION_KEYS: Final[dict[str, Field]] = {
     "note": _s(NOTE_DOC),
 }
 
+# Kinds of question the bot answers by saying where to ask, not by starting a procedure (``intent_gate``).
+GATE_CATEGORIES: Final[Mapping[str, str]] = {
+    "penalty": "mức phạt, hình phạt, một lần bị phạt có đúng luật không",
+    "inheritance-property": "thừa kế, di chúc, quyền với nhà đất, tài sản, tranh chấp",
+    "eligibility": "ai được hưởng chế độ, trợ cấp, miễn giảm, với điều kiện gì",
+    "legal-advice": "câu hỏi khác cho luật sư: quyền, nghĩa vụ, hợp đồng, hậu quả pháp lý",
+}
+
 OBJECTS: Final[dict[str, dict[str, Field]]] = {
     "catalogue": {
         "version": Field("int", "phiên bản định dạng, hiện là 1"),
@@ -156,6 +164,11 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
             "những câu người dân hay gõ giữa chừng thủ tục: dạ, quay về, thôi không làm nữa…",
             obj="dialogue",
         ),
+        "intent_gate": Field(
+            "obj",
+            "bộ phân biệt câu hỏi muốn làm thủ tục với câu hỏi xin tư vấn pháp luật (mức phạt, thừa kế, quyền lợi…)",
+            obj="intent_gate",
+        ),
         "out_of_scope": _list(
             _s("một việc bot không hướng dẫn, ví dụ ly hôn"),
             "những việc người dân hay hỏi mà bot không hướng dẫn; câu hỏi giống chúng được trả lời là chưa hỗ trợ",
@@ -182,6 +195,20 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
             "các nhóm cách nói cùng nghĩa, ví dụ [trên mạng, trực tuyến, online]; cách nói đầu tiên là cách chuẩn",
         )
     },
+    "intent_gate": {
+        "threshold": Field(
+            "int",
+            "điểm (1-99) từ đó một câu hỏi được coi là xin tư vấn pháp luật; đo bằng eval-match trước khi đổi",
+            True,
+        ),
+        "contacts": _list(Field("slug", "mã liên hệ"), "nơi người dân hỏi tiếp khi bot không tư vấn pháp luật", True),
+        "law": Field("obj", "câu hỏi mẫu xin tư vấn pháp luật, theo nhóm", True, obj="gate_law"),
+        "do": _list(
+            _s("một câu hỏi muốn làm thủ tục"),
+            "câu hỏi mẫu muốn làm thủ tục, nhất là câu nghe như hỏi luật (… được quy định như thế nào?)",
+        ),
+    },
+    "gate_law": {category: _list(_s("một câu hỏi mẫu"), doc) for category, doc in GATE_CATEGORIES.items()},
     "matching": {
         "confident": Field("int", "điểm (0-100) từ đó bot mở thẳng thủ tục", True),
         "ambiguous": Field("int", "điểm (0-100) từ đó bot đưa ra 3 lựa chọn; thấp hơn là không hiểu", True),
@@ -523,6 +550,17 @@ class Procedure:
 
 
 @dataclass(frozen=True)
+class GateData:
+    """The catalogue's ``intent_gate``: examples to train on, where to send legal questions, and the weights."""
+
+    threshold: float
+    contacts: tuple[str, ...]
+    law: Mapping[str, tuple[str, ...]]
+    do: tuple[str, ...]
+    weights: Mapping[str, object] | None = None  # intent-gate.json as read, when present and well-formed
+
+
+@dataclass(frozen=True)
 class MatchSettings:
     """Matcher thresholds on the fused 0-100 score, from the catalogue's ``matching`` section."""
 
@@ -558,6 +596,7 @@ class Catalogue:
     # lowercase NFC word with its diacritics -> folded expansion (entries marked exact)
     exact_abbreviations: Mapping[str, str] = field(default_factory=dict)
     matching: MatchSettings | None = None
+    gate: GateData | None = None
     out_of_scope: tuple[str, ...] = ()
     dialogue: Dialogue = field(default_factory=Dialogue)
     facts: Mapping[str, NamedFact] = field(default_factory=dict)

@@ -42,6 +42,13 @@ NO_MATCH: Final = (
     "Bạn thử gõ lại ngắn gọn hơn, ví dụ: “đăng ký tạm trú”, hoặc chọn trong danh sách."
 )
 NO_MATCH_HOTLINE: Final = "Nếu cần người giúp ngay, bạn gọi: {hotline}."
+LEGAL_QUESTION: Final = (
+    "Câu bạn hỏi là câu hỏi về luật (mức phạt, quyền lợi, thừa kế, được hay không…). "
+    "Tôi chỉ hướng dẫn làm thủ tục, không tư vấn pháp luật, để khỏi trả lời sai cho bạn."
+)
+LEGAL_WHERE: Final = "Bạn hỏi giúp ở:\n{contacts}\nHoặc hỏi luật sư, trung tâm trợ giúp pháp lý của tỉnh."
+LEGAL_DO: Final = "Nếu bạn cần làm thủ tục, tôi hướng dẫn từng bước:"
+DO_PROCEDURE: Final = "Làm: {name}"
 AMBIGUOUS: Final = "Có phải bạn muốn hỏi một trong các thủ tục này? Bạn chọn giúp tôi:"
 AMBIGUOUS_NONE: Final = "Vâng. Bạn thử gõ lại bằng lời khác, hoặc chọn một nhóm bên dưới."
 SWITCH_OFFER: Final = "Bạn đang làm thủ tục “{current}”. Có phải bạn muốn chuyển sang thủ tục khác?"

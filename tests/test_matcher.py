@@ -100,7 +100,8 @@ def test_match_cli_json_lines() -> None:
     proc = run("match", "--json", stdin="lam lai cccd bi mat\n\nthủ tục ly hôn\n")
     assert proc.returncode == 0, proc.stderr
     first, second = (json.loads(line) for line in proc.stdout.splitlines())
-    assert set(first) == {"query", "status", "procedure", "candidates"}
+    assert set(first) == {"query", "status", "procedure", "candidates", "gate"}
+    assert first["gate"]["decision"] == "do"
     assert first["status"] == "confident" and first["procedure"] == "cap-doi-can-cuoc"
     assert first["candidates"][0] == {"id": "cap-doi-can-cuoc", "score": first["candidates"][0]["score"]}
     assert len(first["candidates"]) <= 3
