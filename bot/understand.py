@@ -99,6 +99,7 @@ _ENDS: Final = frozenset(
     {"dau", "tien", "cuoi", "cung", "tren", "duoi"}
 )  # "cai dau": "đầu", though "dau" is also "đâu"
 _SPEAKERS: Final = frozenset({"con", "chau"})
+_CLOSING_POSITION: Final = frozenset({"so", "cai", "thu", "chon", "lua"})  # "… em chọn cái số 2 nha"
 NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabulary.negations``)
 # Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
 # Labels, names and ways of saying read once and kept: enough for every one a large content set has
@@ -434,6 +435,7 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
     """
     index = vocab.index or vocab.indexed().index
     found: dict[str, list[Phrase]] = {}
+    marked = any(w[1] is not None and not w[1].isascii() for w in words)  # typed with a Vietnamese keyboard
     spans = _answer_spans(words, vocab)
     answered = {k for start, end in spans for k in range(start, end)}
     for i, word in enumerate(words):
@@ -447,6 +449,8 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
                     continue  # "dc r, qua bước kế": "rồi" and "qua bước" answer; it is not "rối quá"
                 if any(start <= i and i + len(phrase) <= end and end - start > len(phrase) for start, end in spans):
                     continue  # "xem lại hết rồi": a longer "done" phrase holds "xem lại"; it is not "lặp lại"
+                if marked and _unmarked_for_marked(words[i : i + len(phrase)], phrase):
+                    continue  # "đòi ảnh chân dung luôn rồi": typed with marks, so "dung" is "dung", not "dừng"
                 found.setdefault(command, []).append(original)
     # "không làm cái này nữa": a phrase's words with words of politeness in between
     core = vocab.core(words)
@@ -509,6 +513,15 @@ def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary
         and not (command == "help" and set(_tokens(p)) <= _COMPLAINT)
         and (_contains(words, p) or (len(vocab.core(p)) > 1 and _contains(core, vocab.core(p))))
         for p in vocab.commands.get(command, ())
+    )
+
+
+def _unmarked_for_marked(said: Phrase, phrase: Phrase) -> bool:
+    """Whether a word typed without marks stands for a phrase word that has them (in a message typed with marks,
+    that is a different word: "dung" beside "chân" is not "dừng")."""
+    return any(
+        w[1] is not None and w[1].isascii() and p[1] is not None and not p[1].isascii()
+        for w, p in zip(said, phrase, strict=True)
     )
 
 
@@ -590,7 +603,8 @@ def ordinal_of(
     if position is not None or len(message) < 3:
         return position
     for i in range(len(message) - 2, 0, -1):
-        if any(_at(message, i, p) for p in vocab.ordinal_words) and message[i][0] not in _SPEAKERS:
+        # only the plain position words: "mục", "ý" typed without diacritics are "mức", "y" as often
+        if message[i][0] in _CLOSING_POSITION and message[i][0] not in _SPEAKERS:
             tail = message[i:]
             if not any(w[0].isdigit() or w[0] in _NUMBER_TOKENS or w[0] in ("nhat", "nhi") for w in tail):
                 return None  # "chưa thấy biển số đâu": "đâu" is not "đầu" (first); only a number counts here
@@ -825,18 +839,28 @@ def _like(word: Word, wanted: Word) -> bool:
     return len(w) >= 6 and len(t) >= 5 and t[0] == w[0] and fuzz.ratio(t, w) >= 80
 
 
+_NEGATIONS: Final = frozenset({NEGATIVE, "chua"})
+
+
 def _holds(words: Phrase, phrase: Phrase) -> int:
     """Where the phrase's words stand in the message, in order and at most two words apart ("ở nhờ nhà bà con"
-    holds "ở nhờ", "chưa lấy ai hết" holds "chưa lấy"): the position of its first word, or -1."""
+    holds "ở nhờ", "chưa lấy ai hết" holds "chưa lấy"): the position of its first word, or -1.
+
+    A "không"/"chưa" between the words of a phrase that has none turns it around: "hình không hiện đủ"
+    does not hold "hình hiện đủ".
+    """
+    positive = not any(w[0] in _NEGATIONS for w in phrase)
     for i, word in enumerate(words):
         if not _like(word, phrase[0]):
             continue
         j = i
         for wanted in phrase[1:]:
-            j = next((k for k in range(j + 1, min(j + 4, len(words))) if _like(words[k], wanted)), -1)
-            if j < 0:
+            k = next((k for k in range(j + 1, min(j + 4, len(words))) if _like(words[k], wanted)), -1)
+            if k < 0 or (positive and any(w[0] in _NEGATIONS for w in words[j + 1 : k])):
+                j = -1
                 break
-        else:
+            j = k
+        if j >= 0:
             return i
     return -1
 

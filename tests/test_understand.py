@@ -452,3 +452,20 @@ def test_phrases_that_also_say_other_things_give_way(shipped: Content) -> None:
     assert meaning(shipped, "hello, huong dan khac phuc di", fix) == ("choice", "o:cach")
     assert meaning(shipped, "nói lại số tổng đài đi", WAYS) == ("command", "repeat")
     assert meaning(shipped, "tui muon noi chuyen voi can bo dia chinh", MESSAGE) == ("command", "help")
+
+
+def test_a_no_inside_a_phrase_turns_it_around(shipped: Content) -> None:
+    upload = Options(
+        (("o:xong", "Đã tải lên xong"), ("o:loi", "Tải lên bị lỗi")), flow_choices=2, says=(("o:xong", ("hình hiện đủ",)),)
+    )
+    assert meaning(shipped, "hình hiện đủ hết rồi", upload) == ("choice", "o:xong")
+    assert meaning(shipped, "hình không hiện đủ", upload) != ("choice", "o:xong")
+
+
+def test_a_word_typed_without_marks_in_a_message_with_marks_is_that_word(shipped: Content) -> None:
+    photo = Options((("o:co", "Đã có ảnh"), ("o:chua", "Chưa có ảnh")), flow_choices=2)
+    assert meaning(shipped, "họ đòi ảnh chân dung luôn rồi", photo) != ("command", "cancel")  # "dung", not "dừng"
+    assert meaning(shipped, "dung luon", photo) == ("command", "cancel")  # typed plainly: it may be "dừng"
+    # "mục" typed plainly is also "mức": "chưa lên muc hai" does not pick the second button by position
+    level = Options((("o:chua", "Chưa có tài khoản"), ("o:roi", "Đã đăng nhập được")), flow_choices=2)
+    assert meaning(shipped, "tai khoan chua len muc hai", level) != ("choice", "o:roi")
