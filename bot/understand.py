@@ -105,7 +105,7 @@ NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabu
 # Labels, names and ways of saying read once and kept: enough for every one a large content set has
 # (38 flows have about 1,300 labels and 6,600 ways of saying); a bound all the same.
 _CACHE_LIMIT: Final = 50_000
-_NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap"})
+_NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh"})
 
 
 def spelling(word: str) -> str:
@@ -200,6 +200,7 @@ class Vocabulary:
     synonyms: tuple[tuple[Phrase, Phrase], ...] = ()  # (a way of saying, its first form), longest first
     commands: Mapping[str, frozenset[Phrase]] = field(default_factory=dict)
     answers: frozenset[Phrase] = frozenset()  # affirm and done together
+    everywhere: frozenset[Phrase] = frozenset()  # every answer, command, greeting and thanks phrase
     yielding: Mapping[str, frozenset[Tokens]] = field(default_factory=dict)  # see ``_YIELDING``, as read
     greetings: frozenset[Phrase] = frozenset()
     thanks: frozenset[Phrase] = frozenset()
@@ -286,6 +287,12 @@ class Vocabulary:
             affirm=said(affirm),
             done=said(done),
             answers=said(affirm) | said(done),
+            everywhere=said(affirm)
+            | said(done)
+            | said(deny)
+            | said(greetings)
+            | said(thanks)
+            | frozenset(p for c in merged.values() for p in said(c)),
             deny=said(deny),
             fillers=filler_words,
             filler_spellings=filler_spellings,
@@ -358,8 +365,7 @@ class Vocabulary:
         if key in self.says_seen:
             return self.says_seen[key]
         canonical = self.read_label(text, normalize)
-        everywhere = self.affirm | self.done | self.deny | self.greetings | self.thanks
-        everywhere |= frozenset(p for group in self.commands.values() for p in group)
+        everywhere = self.everywhere
         # Whole: "ở nhờ" without its "ở" would be any "nhờ"; the message is read whole too ("ca nha", "o nho").
         forms = None if not canonical or _only(canonical, everywhere, self) else (canonical, words_of(normalize, text))
         if len(self.says_seen) > _CACHE_LIMIT:
@@ -481,6 +487,15 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
                 found.setdefault(command, []).append(original)
     weak_help = complaint = False
     fallback: str | None = None
+
+    # A command said in a phrase goes before one said by a single word: "vậy thôi, cho tui coi mấy thủ tục
+    # khác" asks for the menu ("thôi" only closes what came before).
+    def said_in_full(p: Phrase) -> bool:  # a phrase, or a loan word such as "menu" that means only that
+        return len(p) > 1 or (p[0][1] is not None and p[0][1].isascii())
+
+    if any(said_in_full(p) for ps in found.values() for p in ps):
+        single = [c for c, ps in found.items() if not any(said_in_full(p) for p in ps)]
+        found = {c: ps for c, ps in found.items() if c not in single}
     for command in PRIORITY:
         phrases = found.get(command)
         if not phrases:
@@ -532,7 +547,10 @@ def _no_longer(tokens: Tokens, names: Sequence[set[str]], vocab: Vocabulary) -> 
     end = len(tokens) - 1 - tokens[::-1].index("nua")
     for start in range(end - 1, max(end - 8, -1), -1):
         if tokens[start] in (NEGATIVE, "chua", "khoi"):
-            said = set(tokens[start + 1 : end]) - _NAME_VERBS - {"muon", "can", "lam"}
+            between = set(tokens[start + 1 : end]) - {"muon", "can"}
+            said = between - _NAME_VERBS - {"lam"}
+            if between and not said and tokens[start] != "chua":
+                return True  # "thôi không nộp nữa", "không xin nữa": the procedure's own verb, no longer
             return bool(said) and any(said <= name for name in names)
     return False
 
@@ -1127,14 +1145,16 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if affirmative:
         return _affirm(options, _says(words, vocab.done), yes, flow_ids)
     # 12. At a step that only goes on, a sentence that opens with a yes: "dạ nhớ rồi, không đưa mã cho ai".
-    if options.forward and len(flow) == 1 and not options.forward_needs_done and _leading_yes(words, vocab) >= 2:
-        return Reading("choice", options.forward, how="affirm")
+    only_on = options.forward and len(flow) == 1 and not options.forward_needs_done
+    if only_on and (_leading_yes(words, vocab) >= 2 or _leading_yes(tuple(reversed(words)), vocab, reverse=True)):
+        return Reading("choice", options.forward or "", how="affirm")  # "…, tiếp", "coi lại rồi, …, ok"
     return _politeness(words, vocab)
 
 
-def _leading_yes(words: Phrase, vocab: Vocabulary) -> int:
-    """How many words of yes and done phrases open the message (politeness words in between are skipped)."""
-    yes = vocab.answers
+def _leading_yes(words: Phrase, vocab: Vocabulary, reverse: bool = False) -> int:
+    """How many words of yes and done phrases open the message (politeness words in between are skipped);
+    ``reverse``: the words come last first, and the phrases are read backwards (how many close it)."""
+    yes = frozenset(tuple(reversed(p)) for p in vocab.answers) if reverse else vocab.answers
     said = 0
     i = 0
     while i < len(words):

@@ -469,3 +469,20 @@ def test_a_word_typed_without_marks_in_a_message_with_marks_is_that_word(shipped
     # "mục" typed plainly is also "mức": "chưa lên muc hai" does not pick the second button by position
     level = Options((("o:chua", "Chưa có tài khoản"), ("o:roi", "Đã đăng nhập được")), flow_choices=2)
     assert meaning(shipped, "tai khoan chua len muc hai", level) != ("choice", "o:roi")
+
+
+def test_a_command_said_in_full_goes_before_one_said_by_a_single_word(shipped: Content) -> None:
+    assert meaning(shipped, "vậy thôi cho tui coi mấy thủ tục khác", WAYS) == ("command", "menu")
+    assert meaning(shipped, "về lại menu", WAYS) == ("command", "menu")  # "menu" means only that
+    assert meaning(shipped, "thôi", WAYS) == ("command", "cancel")
+
+
+def test_not_doing_the_procedures_own_verb_any_more_is_cancel(shipped: Content) -> None:
+    assert meaning(shipped, "ben mua doi y roi, thoi khong nop nua", MESSAGE) == ("command", "cancel")
+    assert meaning(shipped, "chưa nộp nữa", WAYS) != ("command", "cancel")  # "chưa" is "not yet"
+
+
+def test_a_yes_closing_a_sentence_goes_on_where_going_on_is_all_there_is(shipped: Content) -> None:
+    assert meaning(shipped, "dạ, con không chuyển cho ai đâu, tiếp", MESSAGE) == ("choice", "next")
+    assert meaning(shipped, "coi lai roi, dung hai ban, ok", MESSAGE) == ("choice", "next")
+    assert meaning(shipped, "dạ, con không chuyển cho ai đâu, tiếp", WAYS)[0] != "choice"
