@@ -458,6 +458,15 @@ def explain_terms(
     return out, frozenset(known)
 
 
+# Inside a procedure, a message is taken for a legal question only when it plainly is one.
+LEGAL_IN_FLOW_SCORE: Final = 0.8
+LEGAL_IN_FLOW_WORDS: Final = 6
+
+
+def _plainly_legal(text: str, result: MatchResult) -> bool:
+    return (result.gate_score or 0.0) >= LEGAL_IN_FLOW_SCORE and len(text.split()) >= LEGAL_IN_FLOW_WORDS
+
+
 class _Turn:
     """One inbound message's worth of work; mutates its own copy of the session."""
 
@@ -1036,6 +1045,10 @@ class _Turn:
         key = fold(text)
         result = self.matcher.match(text) if key else MatchResult("none", ())
         pos = self.session.position
+        if result.intent == "law" and pos is not None and not _plainly_legal(text, result):
+            # mid-procedure, a short or half-sure "law" reading is more likely an answer the step did not
+            # expect ("kiểm tra rồi, không sai chỗ nào"): treated as not understood below
+            result = MatchResult("none", ())
         if result.intent == "law":
             # What the law says is not a procedure to start: say so, say where to ask, and offer
             # the related procedure as something to *do* (never started without a tap).

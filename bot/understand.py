@@ -1051,6 +1051,9 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         else:
             # "hướng dẫn khắc phục đi" at "Xem cách khắc phục": the rest of the message names the choice
             rest, _ = _without(vocab.core(words), vocab.commands.get(command, frozenset()))
+            only_on = options.forward and len(flow) == 1 and not options.forward_needs_done
+            if only_on and _said_yes_around(words, vocab):
+                return Reading("choice", options.forward or "", how="affirm")  # "coi lại rồi, đúng hai bản, ok"
             no_longer = _no_longer(tokens, _names(options, vocab, normalize), vocab)
             picked, _ = label_choice(_tokens(rest), cores, vocab, by_polarity=False) if rest else (None, ())
             if picked is not None and not no_longer:
@@ -1146,15 +1149,28 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return _affirm(options, _says(words, vocab.done), yes, flow_ids)
     # 12. At a step that only goes on, a sentence that opens with a yes: "dạ nhớ rồi, không đưa mã cho ai".
     only_on = options.forward and len(flow) == 1 and not options.forward_needs_done
-    if only_on and (_leading_yes(words, vocab) >= 2 or _leading_yes(tuple(reversed(words)), vocab, reverse=True)):
-        return Reading("choice", options.forward or "", how="affirm")  # "…, tiếp", "coi lại rồi, …, ok"
+    if only_on and _said_yes_around(words, vocab):
+        return Reading("choice", options.forward or "", how="affirm")  # "…, tiếp", "dạ nhớ rồi, …"
     return _politeness(words, vocab)
 
 
-def _leading_yes(words: Phrase, vocab: Vocabulary, reverse: bool = False) -> int:
-    """How many words of yes and done phrases open the message (politeness words in between are skipped);
-    ``reverse``: the words come last first, and the phrases are read backwards (how many close it)."""
-    yes = frozenset(tuple(reversed(p)) for p in vocab.answers) if reverse else vocab.answers
+def _said_yes_around(words: Phrase, vocab: Vocabulary) -> bool:
+    """A message opened by a yes or done of two words or more, or closed by a yes ("…, tiếp", "…, ok"; not a
+    closing "rồi", which also ends "tui bị rối rồi")."""
+    closing = tuple(reversed(words))
+    # not a closing "ờ"/"ừ" typed plainly: "thoi ngung o day" ends with "ở đây"
+    yes = frozenset(p for p in vocab.affirm if len(p) > 1 or len(p[0][0]) > 1)
+    return _leading_yes(words, vocab) >= 2 or _leading_yes(closing, vocab, reverse=True, phrases=yes) >= 1
+
+
+def _leading_yes(
+    words: Phrase, vocab: Vocabulary, reverse: bool = False, phrases: frozenset[Phrase] | None = None
+) -> int:
+    """How many words of yes and done phrases (or of ``phrases``) open the message (politeness words in between
+    are skipped); ``reverse``: the words come last first and the phrases are read backwards (how many close it)."""
+    yes = vocab.answers if phrases is None else phrases
+    if reverse:
+        yes = frozenset(tuple(reversed(p)) for p in yes)
     said = 0
     i = 0
     while i < len(words):

@@ -148,3 +148,18 @@ def test_too_few_examples_and_a_bad_threshold_are_errors(tmp_path: Path) -> None
     errors = messages(content, "error")
     assert sum("cần ít nhất 5" in m for m in errors) == 4
     assert any("ngưỡng 150" in m for m in errors)
+
+
+def test_inside_a_procedure_only_a_plain_legal_question_is_answered_as_one(shipped: Content) -> None:
+    from bot.engine import Position
+
+    at = Session(
+        position=Position("dang-ky-khai-tu", "hoi-thong-tin"), history=(Position("dang-ky-khai-tu", "gioi-thieu"),)
+    )
+    short = step(shipped, at, Inbound("t", "u", text="kiem tra roi, khong sai cho nao"), NOW)
+    assert texts.LEGAL_QUESTION not in "\n".join(r.text for r in short.replies)
+    plain = "Cho hỏi con riêng của ông nhà tôi có được hưởng thừa kế nhà đất không?"
+    legal = step(shipped, at, Inbound("t", "u", text=plain), NOW)
+    said = "\n".join(r.text for r in legal.replies)
+    assert texts.LEGAL_QUESTION in said
+    assert legal.session.position == at.position  # the citizen stays where they were, the step is shown again
