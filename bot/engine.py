@@ -1097,10 +1097,10 @@ class _Turn:
             return
         if result.status == "ambiguous":
             self.emit("match-ambiguous", detail=detail)
-            self.session = replace(
-                self.session,
-                prompt=Prompt("disambiguate", tuple(c.procedure_id for c in result.candidates)),
-            )
+            ids = tuple(c.procedure_id for c in result.candidates)
+            if result.family:
+                ids = (f"f:{result.family}", *ids)  # the family's own question ("Bạn làm thẻ căn cước …?")
+            self.session = replace(self.session, prompt=Prompt("disambiguate", ids))
             self.show()
             return
         self.emit("match-none", detail=detail)
@@ -1199,7 +1199,9 @@ class _Turn:
             return [Reply(texts.AREA_PROMPT.format(area=title[:1].upper() + title[1:]), choices + self.nav())]
         if prompt.kind == "disambiguate":
             choices = tuple(Choice(f"p:{pid}", p.name) for pid in prompt.data if (p := cat.procedure(pid)))
-            return [Reply(texts.AMBIGUOUS, (*choices, Choice("none", texts.NONE_OF_THESE)))]
+            family = next((f for f in cat.families if prompt.data and prompt.data[0] == f"f:{f.id}"), None)
+            text = family.question if family is not None else texts.AMBIGUOUS
+            return [Reply(text, (*choices, Choice("none", texts.NONE_OF_THESE)))]
         if prompt.kind == "legal":
             gate = cat.gate
             where = "\n".join(

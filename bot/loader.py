@@ -44,6 +44,7 @@ from bot.schema import (
     Contact,
     Dialogue,
     Fact,
+    Family,
     Fee,
     Field,
     Flow,
@@ -763,6 +764,7 @@ class _Loader:
                 contacts,
                 [e for p, _ in procedures.values() for e in (p.name, *p.aliases, *p.examples)],
             ),
+            families=self._families(doc, raw.get("families"), procedures),
             out_of_scope=_strs(raw.get("out_of_scope")),
             dialogue=self._dialogue(doc, raw.get("dialogue")),
             facts=self._global_facts,
@@ -931,6 +933,50 @@ class _Loader:
                     "Ví dụ: [trên mạng, trực tuyến, online].",
                 )
         return Dialogue(lists, tuple(g for g in synonyms if len(g) >= 2))
+
+    def _families(self, doc: _Doc, raw: Any, procedures: Mapping[str, tuple[Procedure, Path_]]) -> tuple[Family, ...]:
+        out: list[Family] = []
+        member_of: dict[str, str] = {}
+        for i, item in enumerate(raw if isinstance(raw, list) else []):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            members: list[str] = []
+            for j, pid in enumerate(_strs(item.get("members"))):
+                if pid not in procedures:
+                    self.c.add(
+                        doc,
+                        ("families", i, "members", j),
+                        f'thủ tục "{pid}" không có trong danh mục.',
+                        did_you_mean(pid, procedures) or "Dùng mã thủ tục trong mục procedures.",
+                    )
+                elif pid in member_of:
+                    self.c.add(
+                        doc,
+                        ("families", i, "members", j),
+                        f'thủ tục "{pid}" đã thuộc nhóm "{member_of[pid]}".',
+                        "Mỗi thủ tục chỉ thuộc một nhóm.",
+                    )
+                else:
+                    member_of[pid] = item["id"]
+                    members.append(pid)
+            if len(members) < 2:
+                self.c.add(
+                    doc,
+                    ("families", i, "members"),
+                    f'nhóm "{item["id"]}" cần ít nhất 2 thủ tục.',
+                    "Một thủ tục đứng riêng thì không cần nhóm.",
+                )
+                continue
+            margin = item.get("margin")
+            out.append(
+                Family(
+                    item["id"],
+                    _str(item.get("question")),
+                    tuple(members),
+                    float(margin) if isinstance(margin, int) else 12.0,
+                )
+            )
+        return tuple(out)
 
     def _gate(
         self, doc: _Doc, raw: Any, contacts: Mapping[str, Contact], procedure_examples: list[str]

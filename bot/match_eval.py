@@ -179,6 +179,8 @@ def result_json(query: str, result: MatchResult) -> dict[str, Any]:
         "procedure": result.procedure_id,
         "candidates": [{"id": c.procedure_id, "score": c.score} for c in shown],
     }
+    if result.family is not None:
+        out["family"] = result.family  # a general question about sibling procedures: the family's question
     if result.gate_score is not None:
         # the intent gate: "law" (asks what the law says: answered with where to ask) or "do"
         out["gate"] = {"decision": result.intent, "score": result.gate_score}

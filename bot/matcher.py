@@ -21,7 +21,7 @@ from rapidfuzz import fuzz, process
 from bot.gate import Gate
 from bot.normalize import catalogue_words, fold, is_syllable, normalize, word_count
 from bot.privacy import without_personal
-from bot.schema import Catalogue, MatchSettings
+from bot.schema import Catalogue, Family, MatchSettings
 
 K1: Final = 1.5
 B: Final = 0.75
@@ -75,6 +75,7 @@ class MatchResult:
     # a procedure; the candidates are then only the related procedures to offer (see ``bot.gate``).
     intent: str = "do"
     gate_score: float | None = None
+    family: str | None = None  # a general question about sibling procedures: ask the family's question
 
     @property
     def procedure_id(self) -> str | None:
@@ -108,6 +109,7 @@ class Matcher:
 
     def _build(self, catalogue: Catalogue, config: MatchConfig | None) -> None:
         self.config = config or MatchConfig.of(catalogue.matching)
+        self.family_of: dict[str, Family] = {pid: f for f in catalogue.families for pid in f.members}
         self.gate: Gate | None = None
         if catalogue.gate is not None and catalogue.gate.weights is not None:
             try:
@@ -271,6 +273,17 @@ class Matcher:
             return MatchResult("none", top)
         margin = scored[0].rank - (scored[1].rank if len(scored) > 1 else 0.0)
         words = word_count(without_personal(text, fold))
+        family = self.family_of.get(scored[0].procedure_id)
+        if family is not None:
+            # "làm thẻ căn cước": the family, not one of its members; "cấp lại căn cước bị mất": the member
+            rank = {s.procedure_id: s.rank for s in scored}
+            sibling = max((rank.get(m, 0.0) for m in family.members if m != scored[0].procedure_id), default=0.0)
+            if scored[0].rank - sibling < family.margin and sibling >= cfg.ambiguous:
+                members = sorted(family.members, key=lambda m: -rank.get(m, 0.0))
+                score = {s.procedure_id: round(s.confidence, 2) for s in scored}
+                return MatchResult(
+                    "ambiguous", tuple(Candidate(m, score.get(m, 0.0)) for m in members), family=family.id
+                )
         if top[0].score >= cfg.confident and margin >= cfg.margin and words >= cfg.min_words:
             return MatchResult("confident", top)
         return MatchResult("ambiguous", top)

@@ -169,6 +169,11 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
             "bộ phân biệt câu hỏi muốn làm thủ tục với câu hỏi xin tư vấn pháp luật (mức phạt, thừa kế, quyền lợi…)",
             obj="intent_gate",
         ),
+        "families": _list(
+            Field("obj", "một nhóm thủ tục anh em", obj="family"),
+            "nhóm thủ tục anh em (căn cước: lần đầu / đổi, lại / dưới 6 tuổi): câu hỏi chung chung cho cả nhóm thì "
+            "bot hỏi lại bằng một câu, không đoán",
+        ),
         "out_of_scope": _list(
             _s("một việc bot không hướng dẫn, ví dụ ly hôn"),
             "những việc người dân hay hỏi mà bot không hướng dẫn; câu hỏi giống chúng được trả lời là chưa hỗ trợ",
@@ -206,6 +211,14 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "do": _list(
             _s("một câu hỏi muốn làm thủ tục"),
             "câu hỏi mẫu muốn làm thủ tục, nhất là câu nghe như hỏi luật (… được quy định như thế nào?)",
+        ),
+    },
+    "family": {
+        "id": Field("slug", "mã nhóm", True),
+        "question": _s("câu bot hỏi lại khi người dân hỏi chung chung cả nhóm, ví dụ Bạn làm thẻ cho ai?", True),
+        "members": _list(Field("slug", "mã thủ tục"), "các thủ tục trong nhóm (ít nhất 2)", True),
+        "margin": Field(
+            "int", "thủ tục đứng đầu phải hơn thủ tục anh em bao nhiêu điểm mới được mở thẳng (mặc định 12)"
         ),
     },
     "gate_law": {category: _list(_s("một câu hỏi mẫu"), doc) for category, doc in GATE_CATEGORIES.items()},
@@ -550,6 +563,16 @@ class Procedure:
 
 
 @dataclass(frozen=True)
+class Family:
+    """Sibling procedures a general question cannot tell apart: the bot asks ``question`` instead of guessing."""
+
+    id: str
+    question: str
+    members: tuple[str, ...]
+    margin: float = 12.0
+
+
+@dataclass(frozen=True)
 class GateData:
     """The catalogue's ``intent_gate``: examples to train on, where to send legal questions, and the weights."""
 
@@ -597,6 +620,7 @@ class Catalogue:
     exact_abbreviations: Mapping[str, str] = field(default_factory=dict)
     matching: MatchSettings | None = None
     gate: GateData | None = None
+    families: tuple[Family, ...] = ()
     out_of_scope: tuple[str, ...] = ()
     dialogue: Dialogue = field(default_factory=Dialogue)
     facts: Mapping[str, NamedFact] = field(default_factory=dict)

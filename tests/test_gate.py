@@ -163,3 +163,55 @@ def test_inside_a_procedure_only_a_plain_legal_question_is_answered_as_one(shipp
     said = "\n".join(r.text for r in legal.replies)
     assert texts.LEGAL_QUESTION in said
     assert legal.session.position == at.position  # the citizen stays where they were, the step is shown again
+
+
+# -- procedure families ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "family"),
+    [("làm thẻ căn cước", "can-cuoc"), ("lam can cuoc", "can-cuoc"), ("lam so ho khau", "thuong-tru")],
+)
+def test_a_question_about_the_whole_family_is_asked_back_not_guessed(
+    shipped: Content, question: str, family: str
+) -> None:
+    result = shipped.matcher.match(question)
+    assert (result.status, result.family) == ("ambiguous", family)
+    if question == "lam can cuoc":
+        return  # two words that also name the "Căn cước" area: the engine lists that area instead
+    asked = step(shipped, Session(), Inbound("t", "u", text=question), NOW)
+    members = next(f for f in shipped.catalogue.families if f.id == family).members
+    assert asked.replies[-1].text == next(f for f in shipped.catalogue.families if f.id == family).question
+    assert {c.id[2:] for c in asked.replies[-1].choices if c.id.startswith("p:")} == set(members)
+    assert asked.session.position is None
+
+
+@pytest.mark.parametrize(
+    ("question", "procedure"),
+    [
+        ("cấp lại căn cước bị mất", "cap-doi-can-cuoc"),
+        ("con tôi 15 tuổi làm thẻ căn cước", "cap-the-can-cuoc"),
+        ("làm căn cước cho con 3 tuổi", "can-cuoc-duoi-6-tuoi"),
+        ("xoa dang ky thuong tru", "xoa-dang-ky-thuong-tru"),
+    ],
+)
+def test_a_question_naming_the_member_goes_straight_in(shipped: Content, question: str, procedure: str) -> None:
+    result = shipped.matcher.match(question)
+    assert (result.status, result.procedure_id) == ("confident", procedure)
+
+
+def test_a_family_with_an_unknown_or_shared_member_is_an_error(tmp_path: Path) -> None:
+    content = tmp_path / "c"
+    shutil.copytree(GOOD, content)
+    catalogue = content / "procedures.yaml"
+    catalogue.write_text(
+        catalogue.read_text(encoding="utf-8")
+        + "families:\n"
+        + '  - {id: cu-tru, question: "Bạn cần gì?", members: [dang-ky-tam-tru, dang-ky-tam-truu]}\n'
+        + '  - {id: khac, question: "Bạn cần gì?", members: [dang-ky-tam-tru, dang-ky-khai-sinh]}\n',
+        encoding="utf-8",
+    )
+    errors = messages(content, "error")
+    assert any('"dang-ky-tam-truu" không có' in m for m in errors)  # not in the catalogue
+    assert any('nhóm "cu-tru" cần ít nhất 2' in m for m in errors)  # so one member is left
+    assert any('đã thuộc nhóm "cu-tru"' in m for m in errors)  # tạm trú cannot be in two families
