@@ -624,8 +624,9 @@ def ordinal_of(
         # only the plain position words: "mục", "ý" typed without diacritics are "mức", "y" as often
         if message[i][0] in _CLOSING_POSITION and message[i][0] not in _SPEAKERS:
             tail = message[i:]
-            if not any(w[0].isdigit() or w[0] in _NUMBER_TOKENS or w[0] in ("nhat", "nhi") for w in tail):
-                return None  # "chưa thấy biển số đâu": "đâu" is not "đầu" (first); only a number counts here
+            ends = set(itertools.pairwise(_tokens(tail))) & {("dau", "tien"), ("cuoi", "cung")}
+            if not ends and not any(w[0].isdigit() or w[0] in _NUMBER_TOKENS or w[0] in ("nhat", "nhi") for w in tail):
+                return None  # "chưa thấy biển số đâu": "đâu" is not "đầu" (first); a number or "đầu tiên" counts
             if sum(1 for w in message if w[0].isdigit() or w[0] in ORDINAL_NUMBERS) == sum(
                 1 for w in tail if w[0].isdigit() or w[0] in ORDINAL_NUMBERS
             ):

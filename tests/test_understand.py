@@ -423,6 +423,7 @@ def test_most_words_of_a_way_of_saying_in_any_order(shipped: Content) -> None:
 def test_the_last_one_is_the_last_answer_and_a_closing_position_counts(shipped: Content) -> None:
     assert meaning(shipped, "cái cuối", WAYS) == ("choice", "o:xa")  # not "Về menu chính" after it
     assert meaning(shipped, "dạ cho em hỏi, em chọn cái số 2 nha", WAYS) == ("choice", "o:cong")
+    assert meaning(shipped, "dạ chào, em muốn chọn cái đầu tiên ạ", WAYS) == ("choice", "o:vneid")
     plates = Options((("o:co", "Đã nhận biển số"), ("o:chua", "Chưa nhận được biển số")), flow_choices=2)
     assert meaning(shipped, "chờ hoài mà chưa thấy biển số đâu", plates) != ("choice", "o:co")  # "đâu", not "đầu"
 
