@@ -489,3 +489,14 @@ def test_a_yes_closing_a_sentence_goes_on_where_going_on_is_all_there_is(shipped
     assert meaning(shipped, "dạ, con không chuyển cho ai đâu, tiếp", MESSAGE) == ("choice", "next")
     assert meaning(shipped, "coi lai roi, dung hai ban, ok", MESSAGE) == ("choice", "next")
     assert meaning(shipped, "dạ, con không chuyển cho ai đâu, tiếp", WAYS)[0] != "choice"
+
+
+def test_asking_what_now_or_for_a_number_to_call_is_help(shipped: Content) -> None:
+    assert meaning(shipped, "hết hạn rồi giờ tui tính sao đây", WAYS) == ("command", "help")
+    assert meaning(shipped, "cho tui so bao hiem xa hoi de goi hoi", MESSAGE) == ("command", "help")
+    # "thôi" closing a clause and a later "không làm" are not "stop"
+    contract = Options((("o:co", "Có hợp đồng giấy"), ("o:khong", "Không có hợp đồng giấy")), flow_choices=2)
+    assert meaning(shipped, "tui thuê miệng thôi, hổng có làm giấy tờ gì với chủ nhà", contract) != (
+        "command",
+        "cancel",
+    )
