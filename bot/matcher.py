@@ -11,6 +11,7 @@ import gc
 import heapq
 import itertools
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -93,6 +94,10 @@ def _terms(words: Sequence[str]) -> list[str]:
     return list(words) + [f"{a}_{b}" for a, b in itertools.pairwise(words)]
 
 
+# Letter groups Vietnamese never writes but English does: a word with one is a foreign word, not a typo.
+_FOREIGN: Final = re.compile(r"[fjwz]|(?:pl|bl|cl|fl|gl|br|cr|dr|fr|gr|pr|sc|sk|sl|sm|sn|sp|st|sw|wr)|oo|ee|ck|ss|ll")
+
+
 class Matcher:
     """An index over a catalogue's names, aliases and examples, built once per content load."""
 
@@ -169,6 +174,8 @@ class Matcher:
         """
         if word in self.vocab or len(word) < TYPO_MIN_LENGTH or word.isdigit() or is_syllable(word):
             return word
+        if _FOREIGN.search(word):
+            return word  # "play", "google", "facebook": English and brand words are not typos of Vietnamese ones
         for cut in range(2, len(word) - 1):
             if word[:cut] in self.vocab and word[cut:] in self.vocab:
                 return f"{word[:cut]} {word[cut:]}"

@@ -135,3 +135,8 @@ def test_bad_tsv_is_one_clear_line(tmp_path: Path) -> None:
     proc = run("eval-match", str(bad))
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"Lỗi: {bad}:1: dòng đầu phải là tiêu đề: query<TAB>expected<TAB>note."
+
+
+def test_typo_repair_leaves_english_and_brand_words_alone(shipped: Content) -> None:
+    assert shipped.matcher.key("tải vneid trên ch play") == "tai vneid tren ch play"  # not "ch lay"
+    assert shipped.matcher.key("khaisinh cho con") == "khai sinh cho con"  # Vietnamese typos are still repaired
