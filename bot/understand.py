@@ -115,6 +115,11 @@ def spelling(word: str) -> str:
     return unicodedata.normalize("NFC", "".join(ch for ch in decomposed if ch not in _TONES)) + tones
 
 
+_ROI: Final[Phrase] = (("roi", spelling("rồi")),)  # "rồi" as the vocabulary spells it
+# "rồi" closing a clause: "kiểm tra kỹ rồi, bấm nộp luôn" (done), unlike "xoay xoay rồi văng ra" (then).
+_ROI_CLAUSE: Final = re.compile(r"(?<!\w)r(?:ồ|ô|o)i[ \t]*[,.;!?]", re.IGNORECASE)
+
+
 def words_of(normalize: Normalizer, text: str) -> Phrase:
     """The words of a text: folded tokens (the officials' abbreviations applied) with their spellings."""
     for emoji, word in _EMOJI_WORDS.items():
@@ -200,6 +205,7 @@ class Vocabulary:
     synonyms: tuple[tuple[Phrase, Phrase], ...] = ()  # (a way of saying, its first form), longest first
     commands: Mapping[str, frozenset[Phrase]] = field(default_factory=dict)
     answers: frozenset[Phrase] = frozenset()  # affirm and done together
+    core_help: frozenset[Phrase] = frozenset()  # the help button's own words ("trợ giúp", "gặp cán bộ")
     everywhere: frozenset[Phrase] = frozenset()  # every answer, command, greeting and thanks phrase
     yielding: Mapping[str, frozenset[Tokens]] = field(default_factory=dict)  # see ``_YIELDING``, as read
     greetings: frozenset[Phrase] = frozenset()
@@ -287,6 +293,7 @@ class Vocabulary:
             affirm=said(affirm),
             done=said(done),
             answers=said(affirm) | said(done),
+            core_help=said(CORE_COMMANDS["help"]),
             everywhere=said(affirm)
             | said(done)
             | said(deny)
@@ -859,6 +866,8 @@ def _like(word: Word, wanted: Word) -> bool:
 
 
 _NEGATIONS: Final = frozenset({NEGATIVE, "chua"})
+# Words of asking for a person (not for help with the step): "gặp nhân viên", "gọi tổng đài", "cán bộ".
+_HANDOFF: Final = frozenset({"gap", "goi", "tong", "dai", "hotline", "vien", "bo", "truc", "thiet", "that"})
 
 
 def _holds(words: Phrase, phrase: Phrase) -> int:
@@ -916,6 +925,21 @@ def says_choice(
     if len(winners) == 1:
         return winners[0], (), best[winners[0]][1]
     return None, winners, ()
+
+
+def _bags(
+    options: Options, cores: Sequence[tuple[str, Tokens]], vocab: Vocabulary, normalize: Normalizer
+) -> list[tuple[str, list[Tokens]]]:
+    """Each flow choice's label and ways of saying, as the words ``near_choice`` weighs."""
+    return [
+        (cid, [label, *(_tokens(vocab.core(f[0])) for p in ps if (f := vocab.says_forms(p, normalize)))])
+        for (cid, label), (_, ps) in zip(cores, _says_of(options, cores), strict=True)
+    ]
+
+
+def _command_length(words: Phrase, command: str, vocab: Vocabulary) -> int:
+    """The longest phrase of a command the message holds (0 when it holds none as such)."""
+    return max((len(p) for p in vocab.commands.get(command, ()) if _contains(words, p)), default=0)
 
 
 def _says_of(options: Options, cores: Sequence[tuple[str, Tokens]]) -> list[tuple[str, tuple[str, ...]]]:
@@ -1053,14 +1077,25 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             # "hướng dẫn khắc phục đi" at "Xem cách khắc phục": the rest of the message names the choice
             rest, _ = _without(vocab.core(words), vocab.commands.get(command, frozenset()))
             only_on = options.forward and len(flow) == 1 and not options.forward_needs_done
-            if only_on and _said_yes_around(words, vocab):
+            if only_on and not vocab.negative(tokens) and _said_yes_around(words, vocab):
                 return Reading("choice", options.forward or "", how="affirm")  # "coi lại rồi, đúng hai bản, ok"
             no_longer = _no_longer(tokens, _names(options, vocab, normalize), vocab)
             picked, _ = label_choice(_tokens(rest), cores, vocab, by_polarity=False) if rest else (None, ())
+            if picked is None and rest and options.says and not no_longer:
+                picked = near_choice(
+                    tokens, set(tokens) | set(_tokens(said)), _bags(options, cores, vocab, normalize), vocab
+                )
             if picked is not None and not no_longer:
                 return Reading("choice", picked, how="words")
     if command is not None and said_phrase and command_of(said_phrase, vocab) == command:
         command = None  # the phrase written for the choice holds the command's words: "chọn lộn xã" is the choice
+    if command is not None and said_choice and len(said_phrase) > _command_length(words, command, vocab):
+        command = None  # "vô được rồi, đang thấy trang chủ": the longer way of saying a choice, not "trang chủ"
+    # 2: at a step with its own "ask for help" answer, a call for help is that answer
+    if command == "help" and options.words and not _says(words, vocab.core_help) and not _HANDOFF & set(tokens):
+        helper = [cid for cid, label in cores if "giup" in label and cid in dict(flow)]
+        if len(helper) == 1:
+            return Reading("choice", helper[0], how="help-answer")  # "kêu người bên công an làm dùm"
     # "đổi ý không sang tên nữa, hủy giúp": no longer doing it, said politely; not a call for help
     if (
         command == "help"
@@ -1076,6 +1111,10 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             return Reading("choice", no[0], how="deny")
     if command is not None:
         return Reading("command", command, how="command")
+    if options.words and _not_now(tokens) and vocab.negative(tokens[:3]):
+        no = [cid for cid in _yes_no(labels, vocab)[1] if _not_now(dict(labels)[cid])]
+        if len(no) == 1:
+            return Reading("choice", no[0], how="deny")  # "chưa cần đâu, bữa nào rảnh tui coi"
     # 4. A position: "2", "số 2", "cái thứ hai", "2️⃣".
     position = ordinal_of(said, vocab, len(choices), labels, last=len(flow) if len(flow) > 1 else 0)
     if position is not None:
@@ -1132,14 +1171,16 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return Reading("choice", picked, how="words")
     # ...or most words of one of its ways of saying, in any order: "ko tự làm nổi" → "tự làm không nổi".
     if options.says:
-        bags = [
-            (cid, [label, *(_tokens(vocab.core(f[0])) for p in ps if (f := vocab.says_forms(p, normalize)))])
-            for (cid, label), (_, ps) in zip(cores, _says_of(options, cores), strict=True)
-        ]
-        picked = near_choice(tokens, set(tokens) | set(_tokens(said)), bags, vocab)
+        picked = near_choice(tokens, set(tokens) | set(_tokens(said)), _bags(options, cores, vocab, normalize), vocab)
         if picked is not None:
             return Reading("choice", picked, how="near")
-    affirmative = not vocab.negative(tokens) and _says(words, vocab.answers)
+    # a yes or done anywhere, with no "không" and not opened by a no ("khỏi, tui đóng xong là được rồi"),
+    # nor only the "rồi" that tells time inside a sentence ("nó cứ xoay xoay rồi văng ra")
+    affirmative = (
+        not vocab.negative(tokens)
+        and not (words and any(_same(words[0], p[0]) for p in vocab.deny if len(p) == 1))
+        and (_says(words, vocab.answers - {_ROI}) or _closes_with_roi(words, vocab) or bool(_ROI_CLAUSE.search(text)))
+    )
     if close:
         close_yes = [cid for cid in yes if cid in close]
         if affirmative and len(close_yes) == 1:
@@ -1153,6 +1194,14 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if only_on and _said_yes_around(words, vocab):
         return Reading("choice", options.forward or "", how="affirm")  # "…, tiếp", "dạ nhớ rồi, …"
     return _politeness(words, vocab)
+
+
+def _closes_with_roi(words: Phrase, vocab: Vocabulary) -> bool:
+    """ "chụp màn hình rồi nha", "điền hết rồi": a "rồi" that ends the sentence (politeness after it aside)."""
+    end = len(words)
+    while end > 0 and words[end - 1][0] != "roi" and vocab.filler(words[end - 1]):
+        end -= 1
+    return end > 0 and words[end - 1][0] == "roi"
 
 
 def _said_yes_around(words: Phrase, vocab: Vocabulary) -> bool:

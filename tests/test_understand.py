@@ -500,3 +500,30 @@ def test_asking_what_now_or_for_a_number_to_call_is_help(shipped: Content) -> No
         "command",
         "cancel",
     )
+
+
+def test_a_step_with_its_own_help_answer_takes_a_call_for_help_as_that_answer(shipped: Content) -> None:
+    pay = Options((("o:tu", "Xem cách khắc phục"), ("o:nho", "Nhờ cán bộ giúp")), flow_choices=2)
+    assert meaning(shipped, "tui làm hổng được, kêu người bên công an làm dùm", pay) == ("choice", "o:nho")
+    assert meaning(shipped, "cho mình gặp nhân viên với ạ", pay) == ("command", "help")  # a person, asked for
+    assert meaning(shipped, "trợ giúp", pay) == ("command", "help")  # the help button's own words
+
+
+def test_a_longer_way_of_saying_beats_a_shorter_command(shipped: Content) -> None:
+    login = Options(
+        (("o:roi", "Đã đăng nhập được"), ("o:chua", "Vẫn chưa được")),
+        flow_choices=2,
+        says=(("o:roi", ("vô được rồi",)),),
+    )
+    assert meaning(shipped, "vô được rồi, đang thấy trang chủ", login) == ("choice", "o:roi")
+    assert meaning(shipped, "về trang chủ", login) == ("command", "menu")
+
+
+def test_rồi_telling_time_inside_a_sentence_is_not_a_yes(shipped: Content) -> None:
+    login = Options((("o:duoc", "Được rồi"), ("o:chua", "Vẫn chưa được")), flow_choices=2)
+    assert meaning(shipped, "nó cứ xoay xoay rồi văng ra", login) != ("choice", "o:duoc")
+    assert meaning(shipped, "vô rồi", login) == ("choice", "o:duoc")
+    assert meaning(shipped, "ảnh lên hết rồi, thấy dấu xanh", login) == ("choice", "o:duoc")  # "rồi," closes a clause
+    later = Options((("o:xem", "Có, chỉ tôi cách xem"), ("o:sau", "Không, để sau")), flow_choices=2)
+    assert meaning(shipped, "khoi, tui dong xong la duoc roi", later) != ("choice", "o:xem")  # opened by a no
+    assert meaning(shipped, "chưa cần đâu, bữa nào rảnh tui coi", later) == ("choice", "o:sau")
