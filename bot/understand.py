@@ -72,7 +72,6 @@ _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
         "số để gọi",
         "liên hệ",
         "không rành",
-        "không biết làm",
     ),
 }
 # "rối quá", "khó quá", "bí quá": a complaint, so help; but next to another command ("rối quá, dừng luôn
@@ -105,6 +104,7 @@ NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabu
 # Labels, names and ways of saying read once and kept: enough for every one a large content set has
 # (38 flows have about 1,300 labels and 6,600 ways of saying); a bound all the same.
 _CACHE_LIMIT: Final = 50_000
+_SPELLED_FILLERS: Final = frozenset({"lam"})  # see ``Vocabulary.filler``
 _NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh"})
 
 
@@ -347,9 +347,14 @@ class Vocabulary:
         return tuple(out)
 
     def filler(self, word: Word) -> bool:
-        """A word said only for politeness or rhythm ("ạ", "nha", "đi", "giùm"), spelled as listed."""
+        """A word said only for politeness or rhythm ("ạ", "nha", "đi", "giùm"), spelled as listed.
+
+        "lam" typed without marks is "làm" far more often than "lắm": it is a filler only typed "lắm".
+        """
         spellings = self.filler_spellings.get(word[0])
-        return spellings is not None and any(_same(word, (word[0], s)) for s in spellings)
+        if spellings is None or (word[0] in _SPELLED_FILLERS and (word[1] is None or word[1].isascii())):
+            return False
+        return any(_same(word, (word[0], s)) for s in spellings)
 
     def read_label(self, text: str, normalize: Normalizer, core: bool = False) -> Phrase:
         """A label or a procedure name as words (synonyms applied; ``core``: fillers dropped), remembered."""
@@ -440,7 +445,9 @@ def _mostly_command(words: Phrase, vocab: Vocabulary) -> Phrase:
     return words if len(rest) * 2 <= len(core) else ()
 
 
-def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None) -> str | None:
+def command_of(
+    words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None, marked: bool | None = None
+) -> str | None:
     """The command a message asks for, if it contains one of the command phrases.
 
     ``weak`` (if given) is told whether the answer rests only on words of politeness or mention
@@ -448,7 +455,8 @@ def command_of(words: Phrase, vocab: Vocabulary, weak: list[bool] | None = None)
     """
     index = vocab.index or vocab.indexed().index
     found: dict[str, list[Phrase]] = {}
-    marked = any(w[1] is not None and not w[1].isascii() for w in words)  # typed with a Vietnamese keyboard
+    if marked is None:  # typed with a Vietnamese keyboard (the caller knows best: synonyms bring their marks)
+        marked = any(w[1] is not None and not w[1].isascii() for w in words)
     spans = _answer_spans(words, vocab)
     answered = {k for start, end in spans for k in range(start, end)}
     for i, word in enumerate(words):
@@ -1066,7 +1074,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     # 3. A command anywhere in the message (at the menu, only a message that is mostly the command:
     # a long question there is for the catalogue).
     weak: list[bool] = []
-    command = command_of(words if options.words else _mostly_command(words, vocab), vocab, weak)
+    marked = any(w[1] is not None and not w[1].isascii() for w in said)
+    command = command_of(words if options.words else _mostly_command(words, vocab), vocab, weak, marked)
     mentioned = command is not None and weak == [True] and options.words and not vocab.negative(tokens)
     if mentioned and _says(words, vocab.done):
         command = None  # "trả tiền cho cán bộ rồi": done, with an official mentioned

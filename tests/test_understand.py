@@ -527,3 +527,10 @@ def test_rồi_telling_time_inside_a_sentence_is_not_a_yes(shipped: Content) -> 
     later = Options((("o:xem", "Có, chỉ tôi cách xem"), ("o:sau", "Không, để sau")), flow_choices=2)
     assert meaning(shipped, "khoi, tui dong xong la duoc roi", later) != ("choice", "o:xem")  # opened by a no
     assert meaning(shipped, "chưa cần đâu, bữa nào rảnh tui coi", later) == ("choice", "o:sau")
+
+
+def test_plain_typing_is_judged_on_what_the_citizen_typed(shipped: Content) -> None:
+    # "lam" typed plainly is "làm", not the particle "lắm"
+    assert meaning(shipped, "khong lam thu tuc nay nua", MESSAGE) == ("command", "cancel")
+    # a synonym brings its marks ("lộn" → "nhầm"), but the citizen typed without any: "bat dau lai" is the menu
+    assert meaning(shipped, "bat dau lai tu dau di, tui lon xon qua roi", MESSAGE) == ("command", "menu")
