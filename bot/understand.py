@@ -914,11 +914,15 @@ def says_choice(
     "không"/"chưa" that is not its own is its opposite: "chưa có tài khoản" does not hold "có tài khoản".
     """
     best: dict[str, tuple[int, Phrase]] = {}
+    present = [{w[0] for w in words} for words in message]  # a phrase starts with a word the message has
     for cid, phrases in says:
         for forms in phrases:
             if len(forms[0]) <= best.get(cid, (0, ()))[0]:
                 continue
-            for words, phrase in zip(message, forms, strict=True):
+            for words, phrase, have in zip(message, forms, present, strict=True):
+                first = phrase[0][0]
+                if first not in have and len(first) < 6:
+                    continue  # (a long first word may be typed with a typo: see ``_like``)
                 at = _holds(words, phrase)
                 if at < 0:
                     continue
