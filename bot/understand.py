@@ -62,9 +62,11 @@ WEAK_HELP: Final = frozenset(
 # help, or the subject of "nhắc lại số tổng đài"?). Such a phrase gives way to another command and to a
 # choice the rest of the message names; alone, it is its command.
 _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
-    "back": ("hồi nãy", "lúc nãy", "chọn lại", "sửa lại"),
+    "back": ("hồi nãy", "lúc nãy", "chọn lại", "sửa lại", "chọn nhầm", "bấm nhầm"),
     "repeat": ("gửi lại", "xem lại", "coi lại"),
+    "menu": ("trang chủ", "từ đầu"),
     "help": (
+        "gọi điện",
         "hướng dẫn",
         "số điện thoại",
         "tổng đài",
@@ -105,6 +107,7 @@ NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabu
 # (38 flows have about 1,300 labels and 6,600 ways of saying); a bound all the same.
 _CACHE_LIMIT: Final = 50_000
 _SPELLED_FILLERS: Final = frozenset({"lam"})  # see ``Vocabulary.filler``
+_SELF: Final = frozenset({"tui", "toi", "minh", "em", "con", "chau", "tao"})
 _NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh"})
 
 
@@ -497,6 +500,8 @@ def command_of(
             anywhere = (wanted[1] is not None and wanted[1].isascii()) or wanted[0] in WEAK_HELP
             if not anywhere and word not in head:
                 continue
+            if word[0] == "thoi" and k > 0 and words[k - 1][0] in _SELF:
+                continue  # "mình tui thôi", "con thôi": "only me", not "stop"
             exact = word == wanted and word[1] is not None and not word[1].isascii()
             if exact if phrase in vocab.ambiguous else _same(word, wanted):
                 found.setdefault(command, []).append(original)
@@ -1253,7 +1258,7 @@ def _name_sets(options: Options, vocab: Vocabulary, normalize: Normalizer) -> li
     return [n - _NAME_VERBS for n in _names(options, vocab, normalize) if n - _NAME_VERBS]
 
 
-_STOP_VERBS: Final = frozenset({"lam", "dung", "huy", "bo", "thoat", "ngung", "ket", "tiep", "thoi", "dep"})
+_STOP_VERBS: Final = frozenset({"lam", "dung", "huy", "bo", "thoat", "ngung", "ket", "tiep", "dep"})
 _NOT_NOW: Final = frozenset(
     {("khong", "can"), ("cam", "on"), ("cam", "ơn"), ("de", "sau"), ("bua", "khac"), ("khi", "khac"), ("luc", "khac")}
     | {("hom", "khac"), ("bua", "sau"), ("hom", "sau")}

@@ -534,3 +534,17 @@ def test_plain_typing_is_judged_on_what_the_citizen_typed(shipped: Content) -> N
     assert meaning(shipped, "khong lam thu tuc nay nua", MESSAGE) == ("command", "cancel")
     # a synonym brings its marks ("lộn" → "nhầm"), but the citizen typed without any: "bat dau lai" is the menu
     assert meaning(shipped, "bat dau lai tu dau di, tui lon xon qua roi", MESSAGE) == ("command", "menu")
+
+
+def test_phrases_that_describe_a_situation_give_way_to_the_choice_it_names(shipped: Content) -> None:
+    place = Options(
+        (("o:nham", "Chọn nhầm nơi trên mạng"), ("o:lau", "Chờ quá lâu")),
+        flow_choices=2,
+        says=(("o:nham", ("lỡ chọn phường khác", "nộp sai xã")),),
+    )
+    assert meaning(shipped, "luc khai tren mang tui chon lon uy ban phuong khac", place) == ("choice", "o:nham")
+    assert meaning(shipped, "bấm nhầm rồi", WAYS) == ("command", "back")  # alone, still "back"
+    assert meaning(shipped, "trở về trang chủ", WAYS) == ("command", "menu")
+    assert meaning(shipped, "mình tui thôi", WAYS) != ("command", "cancel")  # "only me"
+    later = Options((("o:xem", "Có, chỉ tôi cách xem"), ("o:sau", "Không, để sau")), flow_choices=2)
+    assert meaning(shipped, "thoi de bua khac coi", later) == ("choice", "o:sau")
