@@ -66,6 +66,9 @@ _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
     "repeat": ("gửi lại", "xem lại", "coi lại"),
     "menu": ("trang chủ", "từ đầu"),
     "help": (
+        "là gì",
+        "là cái gì",
+        "là giấy gì",
         "gọi điện",
         "hướng dẫn",
         "số điện thoại",
@@ -90,6 +93,7 @@ ORDINAL_NUMBERS: Final[Mapping[str, int]] = {
     **{str(n): n for n in range(1, 21)},
     "nhat": 1,
     "nhi": 2,  # "thứ nhì"
+    "nhut": 1,  # "thứ nhứt" (Southern)
     "tu": 4,
 }
 _NUMBER_TOKENS: Final = frozenset(NUMBER_WORDS.values())
@@ -108,7 +112,7 @@ NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabu
 _CACHE_LIMIT: Final = 50_000
 _SPELLED_FILLERS: Final = frozenset({"lam"})  # see ``Vocabulary.filler``
 _SELF: Final = frozenset({"tui", "toi", "minh", "em", "con", "chau", "tao"})
-_NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh"})
+_NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh", "khai"})
 
 
 def spelling(word: str) -> str:
@@ -672,7 +676,7 @@ def _position(
         typed_digit = spelled is None or number.isdigit()
         if not typed_digit and not prefixed and any(number in label for _, label in labels):
             return None  # "bà" alone next to "Ông bà, người thân" is the word, not the number three
-        if number in ("tu", "nhi") and not any(w[0] == "thu" for w in message):
+        if number in ("tu", "nhi", "nhut") and not any(w[0] == "thu" for w in message):
             return None  # "tư", "nhì" are four and two only after "thứ"; alone "tư" is "tự"
         n = ORDINAL_NUMBERS[number]
         return n if 1 <= n <= count else None

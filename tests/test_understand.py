@@ -548,3 +548,10 @@ def test_phrases_that_describe_a_situation_give_way_to_the_choice_it_names(shipp
     assert meaning(shipped, "mình tui thôi", WAYS) != ("command", "cancel")  # "only me"
     later = Options((("o:xem", "Có, chỉ tôi cách xem"), ("o:sau", "Không, để sau")), flow_choices=2)
     assert meaning(shipped, "thoi de bua khac coi", later) == ("choice", "o:sau")
+
+
+def test_what_is_this_word_is_help_and_southern_first_is_first(shipped: Content) -> None:
+    assert meaning(shipped, "giấy chứng sinh là giấy gì, tui hổng biết", WAYS) == ("command", "help")
+    assert meaning(shipped, "bản sao điện tử là cái gì vậy, giải thích giùm", WAYS) == ("command", "help")
+    assert meaning(shipped, "cho hỏi lại câu đó là gì vậy, nói lại dùm", WAYS) == ("command", "repeat")
+    assert meaning(shipped, "cái thứ nhứt", WAYS) == ("choice", "o:vneid")
