@@ -4,8 +4,10 @@ Inside a procedure people answer the way they talk: "dạ", "ok em", "rồi", "q
 "thôi không làm nữa", "cái thứ hai", "ra công an xã nộp". ``read`` turns such a message,
 given the choices the current step offers, into one of:
 
-* a choice of the step (by number, ordinal words, or the words of its label, with
-  typos, missing diacritics and the officials' abbreviations);
+* a choice of the step (by number, ordinal words, the words of its label, or one of the
+  ways of saying it that the flow lists under ``says:`` — in full, or most of its words
+  when that choice stands clear of the others — with typos, missing diacritics and the
+  officials' abbreviations);
 * a command (back, repeat, help, cancel, menu);
 * an acknowledgement or a "no" resolved to the step's forward choice, or to its
   yes/no option, when that reading is unambiguous, or a request to pick (``ask``)
@@ -16,7 +18,9 @@ The words it knows live in the content (``dialogue:`` in procedures.yaml), so of
 can add the ways their citizens speak; ``Vocabulary`` holds them folded. Folding makes
 "thôi" and "thời", "rồi" and "rối", "đúng" and "dừng" the same letters: a word typed with
 its diacritics is only taken for a vocabulary word spelled the same way, while a word
-typed without any is taken for either. Pure: no I/O.
+typed without any is taken for either; in a message typed with diacritics, a word without
+them is that word ("chân dung" is not "dừng"). Command phrases that also describe a
+situation ("gửi lại", "chọn lộn", "là gì") give way to a choice the message names. Pure: no I/O.
 """
 
 from __future__ import annotations
