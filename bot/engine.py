@@ -109,6 +109,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "cancel-asked",
     "flow-resumed",
     "term-explained",
+    "legal-question",
 )
 
 # A message longer than this is not read (no matching, nothing stored): the citizen is asked to
@@ -656,7 +657,7 @@ class _Turn:
             # Picking among procedures, or continuing: words of the labels count; "ok" means the first.
             forward = {"resume": "resume", "confirm-cancel": "stop"}.get(prompt.kind)
             deny = {"confirm-cancel": "resume"}.get(prompt.kind)  # "không" = do not stop
-            words = prompt.kind not in ("area",)
+            words = prompt.kind not in ("area", "legal")  # after a legal answer, "dạ hiểu rồi" starts nothing
             return Options(choices, forward=forward, missing=deny, flow_choices=flow, words=words)
         step_ = self.current_step()
         pos = self.session.position

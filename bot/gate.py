@@ -28,6 +28,7 @@ from bot.normalize import fold
 from bot.privacy import without_personal
 
 GATE_FILE: Final = "intent-gate.json"
+GATE_MAX_BYTES: Final = 20_000_000  # a weights file larger than this is refused (a few hundred kB is normal)
 FORMAT: Final = 1
 # Training: a few passes of Adagrad over the examples, with the two classes weighed equally.
 EPOCHS: Final = 30
@@ -98,16 +99,21 @@ class Gate:
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise ValueError("không phải tệp trọng số của bộ phân loại câu hỏi (format 1)")
         weights = data.get("weights")
-        if not isinstance(weights, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, int | float) for k, v in weights.items()
-        ):
+        if not isinstance(weights, Mapping) or not all(isinstance(k, str) and _number(v) for k, v in weights.items()):
             raise ValueError("mục weights phải là các cặp chữ: số")
         bias, threshold = data.get("bias"), data.get("threshold")
-        if not isinstance(bias, int | float) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        if not isinstance(bias, int | float) or not isinstance(threshold, int | float):
+            raise ValueError("bias phải là số, threshold là số trong khoảng (0, 1)")
+        if not _number(bias) or not _number(threshold) or not 0 < threshold < 1:
             raise ValueError("bias phải là số, threshold là số trong khoảng (0, 1)")
         return Gate(
             {k: float(v) for k, v in weights.items()}, float(bias), float(threshold), str(data.get("data_hash", ""))
         )
+
+
+def _number(value: object) -> bool:
+    """A finite number, not a bool (JSON allows NaN and Infinity, which would make every score NaN)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def data_hash(examples: Iterable[tuple[str, bool]]) -> str:
@@ -168,6 +174,28 @@ def content_examples(
 def tsv_examples(rows: Iterable[Sequence[str]]) -> list[tuple[str, bool]]:
     """Examples from a labelled question file (query, expected, note): law when the note is a legal category."""
     return [(row[0], len(row) > 2 and row[2] in LAW_NOTES) for row in rows if row and row[0].strip()]
+
+
+def cross_check(examples: Sequence[tuple[str, bool]], folds: int = 5) -> tuple[int, int, int, int]:
+    """Learn ``folds`` times, each without one fold of the examples, and test on it: (law questions caught,
+    law questions tested, do questions flagged as law, do questions tested)."""
+    rows = sorted({(t.strip(), law) for t, law in examples if t.strip()})
+    order = list(range(len(rows)))
+    random.Random(SEED).shuffle(order)  # noqa: S311 (a reproducible split, not a secret)
+    caught = law_seen = flagged = do_seen = 0
+    for f in range(folds):
+        held = set(order[f::folds])
+        trained = train([r for i, r in enumerate(rows) if i not in held])
+        for i in held:
+            text, law = rows[i]
+            said = trained.is_law(text)
+            if law:
+                law_seen += 1
+                caught += said
+            else:
+                do_seen += 1
+                flagged += said
+    return caught, law_seen, flagged, do_seen
 
 
 def dumps(gate: Gate, content_hash: str = "", sources: Mapping[str, int] | None = None) -> str:

@@ -21,7 +21,7 @@ import yaml
 from rapidfuzz import fuzz, process
 
 from bot import schema
-from bot.gate import GATE_FILE, Gate, content_examples, data_hash
+from bot.gate import GATE_FILE, GATE_MAX_BYTES, Gate, content_examples, data_hash
 from bot.normalize import fold, nfc
 from bot.schema import (
     CHECK_LABEL_CHARS,
@@ -1041,11 +1041,13 @@ class _Loader:
             )
             return None
         try:
+            if path.stat().st_size > GATE_MAX_BYTES:
+                raise ValueError(f"lớn hơn {GATE_MAX_BYTES // 1_000_000} MB")
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("cần một bảng JSON")
             Gate.from_json(data)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             self.c.add(
                 doc,
                 ("intent_gate",),

@@ -259,7 +259,7 @@ class Matcher:
         if self.gate is None:
             return result
         score = round(self.gate.score(text), 3)
-        if score < self.gate.threshold or word_count(without_personal(text, fold)) < self.config.min_words:
+        if not score >= self.gate.threshold or word_count(without_personal(text, fold)) < self.config.min_words:
             # (two words, "tạm trú", never ask what the law says: they name a topic, offered as choices)
             return replace(result, gate_score=score)
         # What the law says is not a procedure to start: no status but "none"; the related procedures

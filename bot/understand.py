@@ -110,12 +110,12 @@ _ENDS: Final = frozenset(
 _SPEAKERS: Final = frozenset({"con", "chau"})
 _CLOSING_POSITION: Final = frozenset({"so", "cai", "thu", "chon", "lua"})  # "… em chọn cái số 2 nha"
 NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabulary.negations``)
-# Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
 # Labels, names and ways of saying read once and kept: enough for every one a large content set has
 # (38 flows have about 1,300 labels and 6,600 ways of saying); a bound all the same.
 _CACHE_LIMIT: Final = 50_000
 _SPELLED_FILLERS: Final = frozenset({"lam"})  # see ``Vocabulary.filler``
 _SELF: Final = frozenset({"tui", "toi", "minh", "em", "con", "chau", "tao"})
+# Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
 _NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh", "khai"})
 
 
@@ -159,8 +159,8 @@ def _unstretched(raw: str) -> str:
     base: list[str] = []
     for ch in raw:
         b = unicodedata.normalize("NFD", ch.lower())[0]
-        if len(base) >= 2 and base[-1] == b and base[-2] == b:
-            continue
+        if len(base) >= 2 and base[-1] == b and base[-2] == b and not b.isdigit():
+            continue  # (digits are amounts: "1000" stays 1000)
         out.append(ch)
         base.append(b)
     if len(out) == len(raw):
@@ -216,6 +216,8 @@ class Vocabulary:
     synonyms: tuple[tuple[Phrase, Phrase], ...] = ()  # (a way of saying, its first form), longest first
     commands: Mapping[str, frozenset[Phrase]] = field(default_factory=dict)
     answers: frozenset[Phrase] = frozenset()  # affirm and done together
+    answers_but_roi: frozenset[Phrase] = frozenset()  # the same without the bare "rồi" (see ``read``)
+    all_commands: frozenset[Phrase] = frozenset()  # every command phrase
     core_help: frozenset[Phrase] = frozenset()  # the help button's own words ("trợ giúp", "gặp cán bộ")
     everywhere: frozenset[Phrase] = frozenset()  # every answer, command, greeting and thanks phrase
     yielding: Mapping[str, frozenset[Tokens]] = field(default_factory=dict)  # see ``_YIELDING``, as read
@@ -304,6 +306,8 @@ class Vocabulary:
             affirm=said(affirm),
             done=said(done),
             answers=said(affirm) | said(done),
+            answers_but_roi=(said(affirm) | said(done)) - {_ROI},
+            all_commands=frozenset(p for c in merged.values() for p in said(c)),
             core_help=said(CORE_COMMANDS["help"]),
             everywhere=said(affirm)
             | said(done)
@@ -451,8 +455,7 @@ def _only(words: Phrase, phrases: frozenset[Phrase], vocab: Vocabulary) -> bool:
 def _mostly_command(words: Phrase, vocab: Vocabulary) -> Phrase:
     """The message if at least half its meaningful words belong to command phrases, else nothing."""
     core = vocab.core(words)
-    phrases = frozenset(p for group in vocab.commands.values() for p in group)
-    rest, _ = _without(core, phrases)
+    rest, _ = _without(core, vocab.all_commands or frozenset(p for group in vocab.commands.values() for p in group))
     return words if len(rest) * 2 <= len(core) else ()
 
 
@@ -652,8 +655,8 @@ def ordinal_of(
         # only the plain position words: "mục", "ý" typed without diacritics are "mức", "y" as often
         if message[i][0] in _CLOSING_POSITION and message[i][0] not in _SPEAKERS:
             tail = message[i:]
-            ends = set(itertools.pairwise(_tokens(tail))) & {("dau", "tien"), ("cuoi", "cung")}
-            if not ends and not any(w[0].isdigit() or w[0] in _NUMBER_TOKENS or w[0] in ("nhat", "nhi") for w in tail):
+            ends = set(itertools.pairwise(_tokens(tail))) & _PLAIN_ENDS
+            if not ends and not any(w[0].isdigit() or w[0] in _NUMBER_TOKENS or w[0] in ORDINAL_NUMBERS for w in tail):
                 return None  # "chưa thấy biển số đâu": "đâu" is not "đầu" (first); a number or "đầu tiên" counts
             if sum(1 for w in message if w[0].isdigit() or w[0] in ORDINAL_NUMBERS) == sum(
                 1 for w in tail if w[0].isdigit() or w[0] in ORDINAL_NUMBERS
@@ -1205,7 +1208,11 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     affirmative = (
         not vocab.negative(tokens)
         and not (words and any(_same(words[0], p[0]) for p in vocab.deny if len(p) == 1))
-        and (_says(words, vocab.answers - {_ROI}) or _closes_with_roi(words, vocab) or bool(_ROI_CLAUSE.search(text)))
+        and (
+            _says(words, vocab.answers_but_roi)
+            or _closes_with_roi(words, vocab)
+            or bool(_ROI_CLAUSE.search(unicodedata.normalize("NFC", text)))
+        )
     )
     if close:
         close_yes = [cid for cid in yes if cid in close]
@@ -1268,7 +1275,7 @@ def _name_sets(options: Options, vocab: Vocabulary, normalize: Normalizer) -> li
 
 _STOP_VERBS: Final = frozenset({"lam", "dung", "huy", "bo", "thoat", "ngung", "ket", "tiep", "dep"})
 _NOT_NOW: Final = frozenset(
-    {("khong", "can"), ("cam", "on"), ("cam", "ơn"), ("de", "sau"), ("bua", "khac"), ("khi", "khac"), ("luc", "khac")}
+    {("khong", "can"), ("cam", "on"), ("de", "sau"), ("bua", "khac"), ("khi", "khac"), ("luc", "khac")}
     | {("hom", "khac"), ("bua", "sau"), ("hom", "sau")}
 )
 

@@ -215,3 +215,20 @@ def test_a_family_with_an_unknown_or_shared_member_is_an_error(tmp_path: Path) -
     assert any('"dang-ky-tam-truu" không có' in m for m in errors)  # not in the catalogue
     assert any('nhóm "cu-tru" cần ít nhất 2' in m for m in errors)  # so one member is left
     assert any('đã thuộc nhóm "cu-tru"' in m for m in errors)  # tạm trú cannot be in two families
+
+
+def test_after_a_legal_answer_an_acknowledgement_starts_nothing(shipped: Content) -> None:
+    asked = step(shipped, Session(), Inbound("t", "u", text="Vượt đèn đỏ xe máy năm nay phạt bao nhiêu tiền?"), NOW)
+    for reply in ("dạ hiểu rồi", "ok", "vâng", "rồi sao nữa"):
+        after = step(shipped, asked.session, Inbound("t", "u", text=reply), NOW)
+        assert after.session.position is None, reply  # only a tap (or its number) starts the related procedure
+        assert "flow-started" not in [e.type for e in after.events]
+
+
+@pytest.mark.parametrize("bad", ['{"format": 1, "weights": {}, "bias": NaN, "threshold": 0.5}', "[" * 200_000])
+def test_a_weights_file_with_nan_or_absurd_nesting_is_a_warning_not_a_crash(tmp_path: Path, bad: str) -> None:
+    content = _content_with_gate(tmp_path)
+    (content / gate.GATE_FILE).write_text(bad, encoding="utf-8")
+    assert any("hỏng" in m for m in messages(content, "warning"))
+    assert load(content).matcher.gate is None
+    assert load(content).matcher.match("làm tạm trú cho người thuê trọ ở đâu").intent == "do"

@@ -555,3 +555,10 @@ def test_what_is_this_word_is_help_and_southern_first_is_first(shipped: Content)
     assert meaning(shipped, "bản sao điện tử là cái gì vậy, giải thích giùm", WAYS) == ("command", "help")
     assert meaning(shipped, "cho hỏi lại câu đó là gì vậy, nói lại dùm", WAYS) == ("command", "repeat")
     assert meaning(shipped, "cái thứ nhứt", WAYS) == ("choice", "o:vneid")
+
+
+def test_digits_are_never_shortened_and_southern_first_closes_a_message(shipped: Content) -> None:
+    late = Options((("o:trong", "Chưa quá 120 ngày"), ("o:qua", "Đã quá 120 ngày")), flow_choices=2)
+    assert meaning(shipped, "mất 1000 ngày rồi", late) == ("choice", "o:qua")  # not "100"
+    assert meaning(shipped, "dạ cho em hỏi, em chọn cái thứ nhứt nha", WAYS) == ("choice", "o:vneid")
+    assert meaning(shipped, "dạ em chọn cái trên cùng", WAYS) == ("choice", "o:vneid")
