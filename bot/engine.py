@@ -1063,6 +1063,7 @@ class _Turn:
             )
             self.say(texts.LEGAL_QUESTION)
             if pos is not None:
+                self.say(self.legal_where())  # where to ask, then the step again: nothing is lost
                 self.show()
                 return
             self.session = replace(
@@ -1204,18 +1205,12 @@ class _Turn:
             text = family.question if family is not None else texts.AMBIGUOUS
             return [Reply(text, (*choices, Choice("none", texts.NONE_OF_THESE)))]
         if prompt.kind == "legal":
-            gate = cat.gate
-            where = "\n".join(
-                f"• {c.name}: {c.phone}" if c.phone else f"• {c.name}"
-                for cid in (gate.contacts if gate else cat.default_contacts)
-                if (c := cat.contacts.get(cid)) is not None
-            )
             related = tuple(
                 Choice(f"p:{pid}", texts.DO_PROCEDURE.format(name=p.name))
                 for pid in prompt.data
                 if (p := cat.procedure(pid)) is not None and cat.flow(pid) is not None
             )
-            text = texts.LEGAL_WHERE.format(contacts=where)
+            text = self.legal_where()
             if related:
                 text += "\n\n" + texts.LEGAL_DO
             return [Reply(text, (*related, Choice(CMD_MENU, texts.MENU)))]
@@ -1445,6 +1440,17 @@ class _Turn:
             if c and c.address and c.verification.verified:
                 return c.name[:1].lower() + c.name[1:] if c.name[:2].istitle() else c.name
         return texts.UNVERIFIED_WHERE_DEFAULT
+
+    def legal_where(self) -> str:
+        """Where to ask a question about the law: the intent gate's contacts (or the default ones)."""
+        cat = self.cat
+        ids = cat.gate.contacts if cat.gate else cat.default_contacts
+        where = "\n".join(
+            f"• {c.name}: {c.phone}" if c.phone else f"• {c.name}"
+            for cid in ids
+            if (c := cat.contacts.get(cid)) is not None
+        )
+        return texts.LEGAL_WHERE.format(contacts=where)
 
     def hotline(self, proc: Procedure | None) -> str:
         ids = proc.contacts if proc and proc.contacts else self.cat.default_contacts

@@ -161,7 +161,8 @@ def test_inside_a_procedure_only_a_plain_legal_question_is_answered_as_one(shipp
     plain = "Cho hỏi con riêng của ông nhà tôi có được hưởng thừa kế nhà đất không?"
     legal = step(shipped, at, Inbound("t", "u", text=plain), NOW)
     said = "\n".join(r.text for r in legal.replies)
-    assert texts.LEGAL_QUESTION in said
+    assert texts.LEGAL_QUESTION in said and "0290.1022" in said  # where to ask, mid-procedure too
+    assert all(len(r.text) <= 600 for r in legal.replies)
     assert legal.session.position == at.position  # the citizen stays where they were, the step is shown again
 
 
