@@ -739,9 +739,21 @@ def _number(tokens: Tokens, i: int) -> tuple[int, int] | None:
 
 def _quantities(tokens: Tokens) -> list[tuple[int, int, str, float]]:
     """Every "number unit" in the words: (start, end, dimension, amount in days or years)."""
-    out = []
+    out: list[tuple[int, int, str, float]] = []
     i = 0
     while i < len(tokens) - 1:
+        grade = _number(tokens, i + 1) if tokens[i] == "lop" else None
+        if grade is not None and 1 <= grade[0] <= 12:
+            # "học lớp ba": a pupil of grade N is about N + 5 years old (school starts at 6)
+            out.append((i, i + 1 + grade[1], "age", float(grade[0] + 5)))
+            i += 1 + grade[1]
+            continue
+        if tokens[i] == "nua" and tokens[i + 1] in _UNITS:
+            # "gần nửa năm": half a year ("nữa", folded alike, comes after its unit: "2 tháng nữa")
+            dimension, scale = _UNITS[tokens[i + 1]]
+            out.append((i, i + 2, dimension, 0.5 * scale))
+            i += 2
+            continue
         found = _number(tokens, i)
         if found is not None and i + found[1] < len(tokens) and tokens[i + found[1]] in _UNITS:
             value, length = found
@@ -1110,6 +1122,9 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
                 return Reading("choice", options.forward or "", how="affirm")  # "coi lại rồi, đúng hai bản, ok"
             no_longer = _no_longer(tokens, _names(options, vocab, normalize), vocab)
             picked, _ = label_choice(_tokens(rest), cores, vocab, by_polarity=False) if rest else (None, ())
+            if picked is None and not no_longer and _quantities(_tokens(said)):
+                raw_labels = [(cid, _tokens(words_of(normalize, label))) for cid, label in flow]
+                picked = quantity_choice(_tokens(said), raw_labels)  # "nghỉ từ đầu năm, giờ gần nửa năm rồi"
             if picked is None and rest and options.says and not no_longer:
                 picked = near_choice(
                     tokens, set(tokens) | set(_tokens(said)), _bags(options, cores, vocab, normalize), vocab

@@ -562,3 +562,11 @@ def test_digits_are_never_shortened_and_southern_first_closes_a_message(shipped:
     assert meaning(shipped, "mất 1000 ngày rồi", late) == ("choice", "o:qua")  # not "100"
     assert meaning(shipped, "dạ cho em hỏi, em chọn cái thứ nhứt nha", WAYS) == ("choice", "o:vneid")
     assert meaning(shipped, "dạ em chọn cái trên cùng", WAYS) == ("choice", "o:vneid")
+
+
+def test_a_school_grade_is_an_age_and_half_a_year_is_six_months(shipped: Content) -> None:
+    age = Options((("o:duoi", "Chưa đủ 6 tuổi"), ("o:tren", "Từ 6 tuổi trở lên")), flow_choices=2)
+    assert meaning(shipped, "thằng nhỏ năm nay học lớp ba rồi", age) == ("choice", "o:tren")
+    months = Options((("o:chua", "Chưa quá 3 tháng"), ("o:qua", "Đã quá 3 tháng")), flow_choices=2)
+    assert meaning(shipped, "nghỉ từ đầu năm, giờ gần nửa năm rồi", months) == ("choice", "o:qua")
+    assert meaning(shipped, "còn 2 tháng nữa", months) != ("choice", "o:qua")  # "nữa" after its unit is "more"
