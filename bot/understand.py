@@ -115,6 +115,9 @@ NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabu
 _CACHE_LIMIT: Final = 50_000
 _SPELLED_FILLERS: Final = frozenset({"lam"})  # see ``Vocabulary.filler``
 _SELF: Final = frozenset({"tui", "toi", "minh", "em", "con", "chau", "tao"})
+# "X là gì": the citizen does not know X, so X in a label is not their answer; these give way to
+# another command ("nói lại") but not to a choice the message names.
+_ASKING: Final = frozenset({("la", "gi"), ("la", "cai", "gi"), ("la", "giay", "gi")})
 # Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
 _NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh", "khai"})
 
@@ -552,7 +555,7 @@ def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary
     """Whether a command is asked in a phrase of two words or more ("không làm nữa", "quay lại"), not by one
     word that also opens other sentences ("thôi", "bỏ", "giúp") nor by a phrase that also says other things
     ("gửi lại", "hướng dẫn": see ``_YIELDING``)."""
-    yielding = vocab.yielding.get(command, frozenset())
+    yielding = vocab.yielding.get(command, frozenset()) - _ASKING
     return any(
         len(p) > 1
         and _tokens(p) not in yielding
@@ -1179,8 +1182,11 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return Reading("command", "cancel", how="no-longer")
     # ...but words the step's own choices use answer the question ("làm cho con" when one choice is "Cho con…").
     answering = {t for _, label in cores for t in label}
-    if len(core) >= 2 and any(
-        set(core) <= name | _NAME_VERBS and set(core) & name - answering - _NAME_VERBS for name in names
+    only_answers = _only(words, vocab.answers, vocab)  # "da doc ky roi" is "dạ đọc kỹ rồi", not "độc"
+    if (
+        len(core) >= 2
+        and not only_answers
+        and any(set(core) <= name | _NAME_VERBS and set(core) & name - answering - _NAME_VERBS for name in names)
     ):
         return Reading("command", "repeat", how="same-procedure")
     # Words of its name say nothing about which choice: "tạm trú nộp trên vneid" is "nộp trên vneid".

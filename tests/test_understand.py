@@ -570,3 +570,11 @@ def test_a_school_grade_is_an_age_and_half_a_year_is_six_months(shipped: Content
     months = Options((("o:chua", "Chưa quá 3 tháng"), ("o:qua", "Đã quá 3 tháng")), flow_choices=2)
     assert meaning(shipped, "nghỉ từ đầu năm, giờ gần nửa năm rồi", months) == ("choice", "o:qua")
     assert meaning(shipped, "còn 2 tháng nữa", months) != ("choice", "o:qua")  # "nữa" after its unit is "more"
+
+
+def test_asking_what_a_labels_word_means_is_help_not_that_label(shipped: Content) -> None:
+    birth = Options((("o:co", "Có giấy chứng sinh"), ("o:khong", "Không có hoặc bị mất")), flow_choices=2)
+    assert meaning(shipped, "giấy chứng sinh là giấy gì, tui hổng biết", birth) == ("command", "help")
+    # only yes words, typed plainly, are not the procedure's name ("doc" is "đọc", not "độc thân")
+    own = Options(MESSAGE.choices, forward="next", flow_choices=1, own_names=("Xác nhận độc thân", "độc thân"))
+    assert meaning(shipped, "da doc ky roi", own) == ("choice", "next")
