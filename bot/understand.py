@@ -1186,7 +1186,10 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if (
         len(core) >= 2
         and not only_answers
-        and any(set(core) <= name | _NAME_VERBS and set(core) & name - answering - _NAME_VERBS for name in names)
+        and any(
+            set(core) <= name | _NAME_VERBS and set(core) & name - answering - _NAME_VERBS
+            for name in (*names, set().union(*names))  # "đổi bằng lái xe": the name's and an alias's words
+        )
     ):
         return Reading("command", "repeat", how="same-procedure")
     # Words of its name say nothing about which choice: "tạm trú nộp trên vneid" is "nộp trên vneid".
@@ -1196,7 +1199,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     flow_ids = tuple(cid for cid, _ in flow)
     # 6. Only yes, ok, done: "dạ", "ok em", "xong rồi ạ".
     if _only(words, vocab.answers, vocab):
-        return _affirm(options, _says(words, vocab.done), yes, flow_ids)
+        return _affirm(options, _says(words, vocab.done), yes, flow_ids, _finished(labels, yes))
     # 7. Only no: "không", "chưa ạ".
     if _only(words, vocab.deny, vocab):
         if options.missing:
@@ -1242,7 +1245,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return Reading("ask", candidates=close, how="words")
     # 11. A sentence that says yes or done without saying no: "dạ em hiểu rồi", "điền xong rồi nha".
     if affirmative:
-        return _affirm(options, _says(words, vocab.done), yes, flow_ids)
+        return _affirm(options, _says(words, vocab.done), yes, flow_ids, _finished(labels, yes))
     # 12. At a step that only goes on, a sentence that opens with a yes: "dạ nhớ rồi, không đưa mã cho ai".
     only_on = options.forward and len(flow) == 1 and not options.forward_needs_done
     if only_on and _said_yes_around(words, vocab):
@@ -1314,16 +1317,26 @@ def _names(options: Options, vocab: Vocabulary, normalize: Normalizer) -> list[s
     return [n for i, n in enumerate(names) if i == 0 or len(n) <= 4]
 
 
-def _affirm(options: Options, done: bool, yes: list[str], flow: tuple[str, ...]) -> Reading:
+def _affirm(
+    options: Options, done: bool, yes: list[str], flow: tuple[str, ...], finished: Sequence[str] = ()
+) -> Reading:
+    """A yes or done said at this step; ``finished``: the yes answers that say something is done ("… xong")."""
     if options.forward_needs_done and not done:
         return Reading("ask", candidates=flow, how="affirm")  # "ok" at a payment: paid, or read it?
     if options.forward:
         return Reading("choice", options.forward, how="affirm")
     if len(yes) == 1:
         return Reading("choice", yes[0], how="affirm")
+    if done and len(finished) == 1:
+        return Reading("choice", finished[0], how="affirm")  # "trả xong xuôi hết rồi": the one "… xong" answer
     if len(flow) == 1:
         return Reading("choice", flow[0], how="affirm")
     return Reading("ask", candidates=flow, how="affirm")
+
+
+def _finished(labels: Sequence[tuple[str, Tokens]], yes: Sequence[str]) -> list[str]:
+    """The yes answers whose label says something is done: "Đã thanh toán xong"."""
+    return [cid for cid, label in labels if cid in yes and "xong" in label]
 
 
 def _politeness(words: Phrase, vocab: Vocabulary) -> Reading:

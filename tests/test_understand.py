@@ -578,3 +578,14 @@ def test_asking_what_a_labels_word_means_is_help_not_that_label(shipped: Content
     # only yes words, typed plainly, are not the procedure's name ("doc" is "đọc", not "độc thân")
     own = Options(MESSAGE.choices, forward="next", flow_choices=1, own_names=("Xác nhận độc thân", "độc thân"))
     assert meaning(shipped, "da doc ky roi", own) == ("choice", "next")
+
+
+def test_done_said_at_a_question_picks_the_one_done_answer_and_names_combine(shipped: Content) -> None:
+    result = Options(
+        (("o:xong", "Đã thanh toán xong"), ("o:loi", "Thanh toán bị lỗi"), ("o:tru", "Đã trừ tiền, chưa thấy hồ sơ")),
+        flow_choices=3,
+    )
+    assert meaning(shipped, "tra xong xuoi het roi", result) == ("choice", "o:xong")
+    status = Options(WAYS.choices, flow_choices=3, own_names=("Đổi giấy phép lái xe", "đổi bằng lái"))
+    assert meaning(shipped, "đổi bằng lái xe", status) == ("command", "repeat")
+    assert meaning(shipped, "nói lại từ đầu giúp tui", MESSAGE) == ("command", "repeat")
