@@ -193,7 +193,9 @@ def _at(words: Phrase, i: int, phrase: Phrase) -> bool:
 
 
 def _contains(words: Phrase, phrase: Phrase) -> bool:
-    return any(_at(words, i, phrase) for i in range(len(words) - len(phrase) + 1))
+    first = phrase[0][0]
+    last = len(words) - len(phrase)
+    return any(w[0] == first and i <= last and _at(words, i, phrase) for i, w in enumerate(words))
 
 
 def _spelled_in(words: Phrase, word: Word) -> bool:
