@@ -518,11 +518,7 @@ def cmd_train_gate(args: argparse.Namespace) -> int:
         raise BotError("Nội dung còn lỗi; sửa xong (python -m bot validate) rồi học lại.")
     if catalogue.gate is None:
         raise BotError("procedures.yaml chưa có mục intent_gate (xem docs/authoring.md mục 17).")
-    own = gate.content_examples(
-        catalogue.gate.law,
-        catalogue.gate.do,
-        [e for p in catalogue.procedures for e in (p.name, *p.aliases, *p.examples)],
-    )
+    own = gate.content_examples(catalogue.gate.law, catalogue.gate.do, catalogue.procedures)
     shipped = Path(__file__).resolve().parent.parent / "tests" / "data" / "eval"
     files = args.data or [shipped / name for name in GATE_DATA if (shipped / name).is_file()]
     examples = list(own)

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from bot.normalize import fold
 from bot.privacy import without_personal
+from bot.schema import Procedure
 
 GATE_FILE: Final = "intent-gate.json"
 GATE_MAX_BYTES: Final = 20_000_000  # a weights file larger than this is refused (a few hundred kB is normal)
@@ -77,7 +78,7 @@ class Gate:
         return self.score(text) >= self.threshold
 
     def explain(self, text: str, top: int = 5) -> list[tuple[str, float]]:
-        """The features that pushed the score most, either way (for ``match --json``)."""
+        """The features that pushed the score most, either way (to see why a question was read as it was)."""
         feats = features(text)
         scale = 1.0 / math.sqrt(len(feats)) if feats else 0.0
         pushed = [(f, round(self.weights[f] * scale, 3)) for f in feats if f in self.weights]
@@ -161,13 +162,13 @@ LAW_NOTES: Final = frozenset({"penalty", "inheritance-property", "eligibility", 
 
 
 def content_examples(
-    law: Mapping[str, Sequence[str]], do: Sequence[str], procedure_examples: Iterable[str]
+    law: Mapping[str, Sequence[str]], do: Sequence[str], procedures: Iterable[Procedure]
 ) -> list[tuple[str, bool]]:
     """The training examples a content set holds: its law and do examples, and its procedures' names, aliases
     and examples (short topic words are how people ask to *do* something)."""
     out = [(t, True) for examples in law.values() for t in examples]
     out += [(t, False) for t in do]
-    out += [(t, False) for t in procedure_examples]
+    out += [(t, False) for p in procedures for t in (p.name, *p.aliases, *p.examples)]
     return out
 
 

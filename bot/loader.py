@@ -662,17 +662,23 @@ def content_version(content_dir: Path) -> str:
 def locate(content_dir: Path, path: Path_) -> tuple[int, int]:
     """Line and column of a path (e.g. ("procedures", 3, "aliases", 2)) in procedures.yaml; (1, 1) if not found."""
     try:
-        node: yaml.Node | None = compose((content_dir / CATALOGUE_FILE).read_text(encoding="utf-8"))
+        root: yaml.Node | None = compose((content_dir / CATALOGUE_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return 1, 1
+    node = node_at(root, path)
+    return (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
+
+
+def node_at(node: yaml.Node | None, path: Iterable[str | int]) -> yaml.Node | None:
+    """The YAML node a path leads to (keys of mappings, indexes of sequences), or None when it leads nowhere."""
     for part in path:
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
             node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
         else:
-            return 1, 1
-    return (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
+            return None
+    return node
 
 
 def confusable_problems(content_dir: Path, catalogue: Catalogue) -> list[Problem]:
@@ -758,12 +764,7 @@ class _Loader:
             abbreviations=self._abbreviations(doc, raw.get("abbreviations"), exact=False),
             exact_abbreviations=self._abbreviations(doc, raw.get("abbreviations"), exact=True),
             matching=self._matching(doc, raw.get("matching")),
-            gate=self._gate(
-                doc,
-                raw.get("intent_gate"),
-                contacts,
-                [e for p, _ in procedures.values() for e in (p.name, *p.aliases, *p.examples)],
-            ),
+            gate=self._gate(doc, raw.get("intent_gate"), contacts, [p for p, _ in procedures.values()]),
             families=self._families(doc, raw.get("families"), procedures),
             out_of_scope=_strs(raw.get("out_of_scope")),
             dialogue=self._dialogue(doc, raw.get("dialogue")),
@@ -979,7 +980,7 @@ class _Loader:
         return tuple(out)
 
     def _gate(
-        self, doc: _Doc, raw: Any, contacts: Mapping[str, Contact], procedure_examples: list[str]
+        self, doc: _Doc, raw: Any, contacts: Mapping[str, Contact], procedures: list[Procedure]
     ) -> GateData | None:
         """``intent_gate``, with the weights file trained from it (missing, broken or stale: a warning)."""
         if not isinstance(raw, dict) or not isinstance(raw.get("threshold"), int):
@@ -1018,7 +1019,7 @@ class _Loader:
                 seen[key] = c
         contact_ids = self._contact_refs(doc, raw.get("contacts"), ("intent_gate", "contacts"), contacts)
         weights = self._gate_weights(doc)
-        own = data_hash(content_examples(law, do, procedure_examples))
+        own = data_hash(content_examples(law, do, procedures))
         if weights is not None and weights.get("content_hash") != own:
             self.c.add(
                 doc,

@@ -183,9 +183,11 @@ class Matcher:
         return str(found[0]) if found else word
 
     def key(self, text: str) -> str:
-        """The query's match key: normalised, keystroke leftovers and typos repaired."""
-        text = without_personal(text, fold)  # "số CCCD của tôi là …" says who asks, not what about
-        words = normalize(text, self.table, self.vocab, exact=self.exact).split()
+        """The query's match key: personal numbers removed, normalised, keystroke leftovers and typos repaired."""
+        return self._key(without_personal(text, fold))  # "số CCCD của tôi là …" says who asks, not what about
+
+    def _key(self, clean: str) -> str:
+        words = normalize(clean, self.table, self.vocab, exact=self.exact).split()
         return " ".join(self.repair(w) for w in words)
 
     def _bm25(self, terms: Sequence[str]) -> dict[str, float]:
@@ -222,9 +224,9 @@ class Matcher:
                         scores[pid] += idf_k * tf / (tf + norm[pid])
         return {pid: 100.0 * min(s / best, 1.0) for pid, s in scores.items() if s > 0}
 
-    def _score(self, text: str) -> list[_Scored]:
-        """Procedures sharing a word with the query, best-ranked first."""
-        words = self.key(text).split()
+    def _score(self, clean: str) -> list[_Scored]:
+        """Procedures sharing a word with the query (personal numbers already removed), best-ranked first."""
+        words = self._key(clean).split()
         if not words:
             return []
         bm25 = self._bm25(_terms(words))
@@ -252,14 +254,15 @@ class Matcher:
 
     def rank(self, text: str) -> list[Candidate]:
         """The shortlisted procedures, best-ranked first, with their confidence scores."""
-        return [Candidate(s.procedure_id, round(s.confidence, 2)) for s in self._score(text)]
+        return [Candidate(s.procedure_id, round(s.confidence, 2)) for s in self._score(without_personal(text, fold))]
 
     def match(self, text: str) -> MatchResult:
-        result = self._match(text)
+        clean = without_personal(text, fold)  # once per question: "số CCCD của tôi là …" says who asks
+        result = self._match(clean)
         if self.gate is None:
             return result
-        score = round(self.gate.score(text), 3)
-        if not score >= self.gate.threshold or word_count(without_personal(text, fold)) < self.config.min_words:
+        score = round(self.gate.score(clean), 3)
+        if not score >= self.gate.threshold or word_count(clean) < self.config.min_words:
             # (two words, "tạm trú", never ask what the law says: they name a topic, offered as choices)
             return replace(result, gate_score=score)
         # What the law says is not a procedure to start: no status but "none"; the related procedures
@@ -267,9 +270,9 @@ class Matcher:
         related = tuple(c for c in result.candidates if c.score >= self.config.ambiguous)[:2]
         return MatchResult("none", related, intent="law", gate_score=score)
 
-    def _match(self, text: str) -> MatchResult:
+    def _match(self, clean: str) -> MatchResult:
         cfg = self.config
-        scored = self._score(text)
+        scored = self._score(clean)
         if scored and scored[0].procedure_id == OUT_OF_SCOPE:
             # Closer to something the officials listed as not covered than to any procedure.
             rest = [s for s in scored if s.procedure_id != OUT_OF_SCOPE][:3]
@@ -279,7 +282,7 @@ class Matcher:
         if not top or top[0].score < cfg.ambiguous:
             return MatchResult("none", top)
         margin = scored[0].rank - (scored[1].rank if len(scored) > 1 else 0.0)
-        words = word_count(without_personal(text, fold))
+        words = word_count(clean)
         family = self.family_of.get(scored[0].procedure_id)
         if family is not None:
             # "làm thẻ căn cước": the family, not one of its members; "cấp lại căn cước bị mất": the member
@@ -315,7 +318,7 @@ def confusables(catalogue: Catalogue, matcher: Matcher) -> list[Confusable]:
     for proc in catalogue.procedures:
         for field_name, texts in (("aliases", proc.aliases), ("examples", proc.examples)):
             for i, text in enumerate(texts):
-                ranked = [c for c in matcher._score(text) if c.procedure_id != OUT_OF_SCOPE]
+                ranked = [c for c in matcher._score(without_personal(text, fold)) if c.procedure_id != OUT_OF_SCOPE]
                 if not ranked or ranked[0].procedure_id == proc.id:
                     continue
                 own = next((c.rank for c in ranked if c.procedure_id == proc.id), 0.0)

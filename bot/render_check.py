@@ -17,8 +17,6 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Final
 
-import yaml
-
 from bot.engine import (
     CMD_REPEAT,
     MAX_REPLY_CHARS,
@@ -33,7 +31,7 @@ from bot.engine import (
     step,
     view_of,
 )
-from bot.loader import FLOWS_DIR, Problem, compose
+from bot.loader import FLOWS_DIR, Problem, compose, node_at
 from bot.schema import Flow
 from bot.settings import VIETNAM_TZ
 
@@ -201,17 +199,7 @@ def _step_line(content_dir: Path, proc_id: str, step_id: str, at: tuple[str | in
     for item in getattr(steps, "value", []):
         for k, v in getattr(item, "value", []):
             if getattr(k, "value", None) == "id" and getattr(v, "value", None) == step_id:
-                inner = item
-                for part in at:
-                    if isinstance(part, int) and isinstance(inner, yaml.SequenceNode) and part < len(inner.value):
-                        inner = inner.value[part]
-                    elif isinstance(part, str) and isinstance(inner, yaml.MappingNode):
-                        inner = next((cv for ck, cv in inner.value if getattr(ck, "value", None) == part), None)
-                    else:
-                        inner = None
-                    if inner is None:
-                        inner = item
-                        break
+                inner = node_at(item, at) or item
                 return inner.start_mark.line + 1, inner.start_mark.column + 1
     return 1, 1
 

@@ -223,6 +223,9 @@ class Vocabulary:
     answers: frozenset[Phrase] = frozenset()  # affirm and done together
     answers_but_roi: frozenset[Phrase] = frozenset()  # the same without the bare "rồi" (see ``read``)
     all_commands: frozenset[Phrase] = frozenset()  # every command phrase
+    # yes phrases written backwards, to read the end of a message last word first; not a one-letter "ờ"/"ừ"
+    # typed plainly ("thoi ngung o day" ends with "ở đây")
+    closing_yes: frozenset[Phrase] = frozenset()
     core_help: frozenset[Phrase] = frozenset()  # the help button's own words ("trợ giúp", "gặp cán bộ")
     everywhere: frozenset[Phrase] = frozenset()  # every answer, command, greeting and thanks phrase
     yielding: Mapping[str, frozenset[Tokens]] = field(default_factory=dict)  # see ``_YIELDING``, as read
@@ -313,6 +316,7 @@ class Vocabulary:
             answers=said(affirm) | said(done),
             answers_but_roi=(said(affirm) | said(done)) - {_ROI},
             all_commands=frozenset(p for c in merged.values() for p in said(c)),
+            closing_yes=frozenset(tuple(reversed(p)) for p in said(affirm) if len(p) > 1 or len(p[0][0]) > 1),
             core_help=said(CORE_COMMANDS["help"]),
             everywhere=said(affirm)
             | said(done)
@@ -1087,6 +1091,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     for (cid, label), (_, label_core) in zip(labels, cores, strict=True):
         if label and (label in (tokens, core) or label_core == core):
             return Reading("choice", cid, how="label")
+    names = _names(options, vocab, normalize)  # the procedure being done: its name and short aliases
     # 2. A way of saying a choice that the content lists (``says:``): "độc thân" → "Chưa từng kết hôn";
     # the officials wrote it for this step, so it goes before a label merely found among the words.
     core_words = vocab.core(words)
@@ -1097,7 +1102,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         says = [(cid, [f for p in ps if (f := vocab.says_forms(p, normalize))]) for cid, ps in options.says]
         said_choice, said_tie, said_phrase = says_choice((words, said), says, vocab)
     if not (said_choice or said_tie):
-        name_sets = _name_sets(options, vocab, normalize) if options.words and options.own_names else []
+        name_sets = _name_sets(names) if options.words and options.own_names else []
         if set(core) - _NAME_VERBS in name_sets:
             # "khai báo tạm vắng" while doing it, though the checklist's "Tờ khai báo tạm vắng" holds those words;
             # but an alias that answers the question ("ho chieu bi rach" at "Hộ chiếu bị hỏng, rách") answers it
@@ -1125,7 +1130,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             only_on = options.forward and len(flow) == 1 and not options.forward_needs_done
             if only_on and not vocab.negative(tokens) and _said_yes_around(words, vocab):
                 return Reading("choice", options.forward or "", how="affirm")  # "coi lại rồi, đúng hai bản, ok"
-            no_longer = _no_longer(tokens, _names(options, vocab, normalize), vocab)
+            no_longer = _no_longer(tokens, names, vocab)
             picked, _ = label_choice(_tokens(rest), cores, vocab, by_polarity=False) if rest else (None, ())
             if picked is None and not no_longer and _quantities(_tokens(said)):
                 raw_labels = [(cid, _tokens(words_of(normalize, label))) for cid, label in flow]
@@ -1146,12 +1151,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         if len(helper) == 1:
             return Reading("choice", helper[0], how="help-answer")  # "kêu người bên công an làm dùm"
     # "đổi ý không sang tên nữa, hủy giúp": no longer doing it, said politely; not a call for help
-    if (
-        command == "help"
-        and weak == [True]
-        and options.words
-        and _no_longer(tokens, _names(options, vocab, normalize), vocab)
-    ):
+    if command == "help" and weak == [True] and options.words and _no_longer(tokens, names, vocab):
         command = "cancel"
     if command == "cancel" and options.words and _not_now(tokens):
         # "hông cần gì nữa đâu, cám ơn" at "Không, cảm ơn"; "bữa khác tui coi" at "Không, để sau"
@@ -1178,7 +1178,6 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return _politeness(words, vocab)
     # 5. The procedure they are doing, by name ("làm hộ chiếu" while doing it): stay, show the step again.
     # Names and short aliases only: a long alias is a situation ("ở nhờ nhà bà con"), not a name.
-    names = _names(options, vocab, normalize)
     # "thôi không gia hạn nữa", "hổng đăng ký kinh doanh nữa": no longer doing this procedure.
     if _no_longer(tokens, names, vocab):
         return Reading("command", "cancel", how="no-longer")
@@ -1267,23 +1266,17 @@ def _said_yes_around(words: Phrase, vocab: Vocabulary) -> bool:
     """A message opened by a yes or done of two words or more, or closed by a yes ("…, tiếp", "…, ok"; not a
     closing "rồi", which also ends "tui bị rối rồi")."""
     closing = tuple(reversed(words))
-    # not a closing "ờ"/"ừ" typed plainly: "thoi ngung o day" ends with "ở đây"
-    yes = frozenset(p for p in vocab.affirm if len(p) > 1 or len(p[0][0]) > 1)
-    return _leading_yes(words, vocab) >= 2 or _leading_yes(closing, vocab, reverse=True, phrases=yes) >= 1
+    return _leading_yes(words, vocab) >= 2 or _leading_yes(closing, vocab, phrases=vocab.closing_yes) >= 1
 
 
-def _leading_yes(
-    words: Phrase, vocab: Vocabulary, reverse: bool = False, phrases: frozenset[Phrase] | None = None
-) -> int:
+def _leading_yes(words: Phrase, vocab: Vocabulary, phrases: frozenset[Phrase] | None = None) -> int:
     """How many words of yes and done phrases (or of ``phrases``) open the message (politeness words in between
-    are skipped); ``reverse``: the words come last first and the phrases are read backwards (how many close it)."""
-    yes = vocab.answers if phrases is None else phrases
-    if reverse:
-        yes = frozenset(tuple(reversed(p)) for p in yes)
+    are skipped). Given the words last first and phrases written backwards, how many close it."""
+    index = _by_first(vocab.answers if phrases is None else phrases)
     said = 0
     i = 0
     while i < len(words):
-        fits = [len(p) for p in yes if p[0][0] == words[i][0] and _at(words, i, p)]
+        fits = [len(p) for p in index.get(words[i][0], ()) if _at(words, i, p)]
         if fits:
             said += max(fits)
             i += max(fits)
@@ -1294,9 +1287,9 @@ def _leading_yes(
     return said
 
 
-def _name_sets(options: Options, vocab: Vocabulary, normalize: Normalizer) -> list[set[str]]:
+def _name_sets(names: Sequence[set[str]]) -> list[set[str]]:
     """The procedure's name and short aliases as word sets, without the verbs put before a name."""
-    return [n - _NAME_VERBS for n in _names(options, vocab, normalize) if n - _NAME_VERBS]
+    return [n - _NAME_VERBS for n in names if n - _NAME_VERBS]
 
 
 _STOP_VERBS: Final = frozenset({"lam", "dung", "huy", "bo", "thoat", "ngung", "ket", "tiep", "dep"})
