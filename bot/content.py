@@ -48,7 +48,10 @@ def stamp(content_dir: Path) -> Stamp:
 
 def _prepare(content_dir: Path) -> tuple[LoadResult, Content | None]:
     result = load_content(content_dir)
-    return result, (build(result) if result.catalogue is not None else None)
+    content = build(result) if result.catalogue is not None else None
+    if content is not None:
+        content.warm()  # here, off the event loop, rather than at a citizen's message
+    return result, content
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,19 @@ from bot import texts
 from bot.matcher import Matcher, MatchResult
 from bot.normalize import fold, normalize_words
 from bot.privacy import stored_text
+from bot.resemble import Resemblance
 from bot.schema import CHECK_LABEL_CHARS, Catalogue, ChecklistItem, Contact, Fact, Fee, Flow, Procedure, Step, Term
-from bot.understand import Options, Reading, Vocabulary, command_of, read, words_of
+from bot.understand import (
+    NAME_VERBS,
+    Options,
+    Reading,
+    Vocabulary,
+    command_of,
+    meaning_of,
+    read,
+    typed_with_marks,
+    words_of,
+)
 
 # ---------------------------------------------------------------------------
 # Messages in and out
@@ -106,6 +117,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "rate-limited",
     "replies-superseded",
     "asked-to-pick",
+    "choice-resembled",
     "cancel-asked",
     "flow-resumed",
     "term-explained",
@@ -316,6 +328,10 @@ class Content:
     glossary_re: re.Pattern[str] | None = field(init=False, default=None)
     glossary_forms: Mapping[str, Term] = field(init=False, default_factory=dict)
     glossary_folded: Mapping[str, Term] = field(init=False, default_factory=dict)
+    _resemblance: dict[bool, Resemblance] = field(init=False, default_factory=dict, compare=False, repr=False)
+    _phrases: dict[tuple[str, bool], tuple[str, ...]] = field(
+        init=False, default_factory=dict, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         d = self.catalogue.dialogue
@@ -329,6 +345,7 @@ class Content:
             yes_words=d.words("yes_words"),
             negations=d.words("negations"),
             ordinal_words=d.words("ordinal_words"),
+            questions=d.words("questions"),
             synonyms=d.synonyms,
             commands=lists,
             greetings=d.words("greetings"),
@@ -351,6 +368,42 @@ class Content:
         """Words of a message as the dialogue reader sees them (folded, the officials' abbreviations applied)."""
         m = self.matcher
         return normalize_words(text, m.table, m.vocab, exact=m.exact)
+
+    def meaning(self, text: str, marked: bool = False) -> tuple[str, ...]:
+        """The words of a message or a phrase that carry meaning, as the dialogue reader reads them
+        (``marked``: as spelled, for a message typed with diacritics)."""
+        return meaning_of(text, self.vocabulary, self.normalize, marked)
+
+    def phrase(self, text: str, marked: bool = False) -> tuple[str, ...]:
+        """``meaning`` of a label or a way of saying: the content's own words, read once and kept."""
+        key = (text, marked)
+        words = self._phrases.get(key)
+        if words is None:
+            if len(self._phrases) > _PHRASES_KEPT:
+                self._phrases.clear()
+            words = self._phrases[key] = self.meaning(text, marked)
+        return words
+
+    def warm(self) -> None:
+        """Build what is otherwise built at first use (the likeness models, about a second for 38 flows)."""
+        self.resemblance(marked=False)
+        self.resemblance(marked=True)
+
+    def resemblance(self, marked: bool) -> Resemblance:
+        """The likeness model of every choice step's labels and ways of saying, folded or as spelled
+        (each built at first use)."""
+        model = self._resemblance.get(marked)
+        if model is None:
+            phrases = (
+                self.phrase(text, marked)
+                for flow in self.catalogue.flows.values()
+                for s in flow.steps
+                if s.kind == "choice"
+                for o in s.options
+                for text in (o.label, *o.says)
+            )
+            model = self._resemblance[marked] = Resemblance.of(phrases)
+        return model
 
 
 @dataclass(frozen=True)
@@ -464,6 +517,14 @@ LEGAL_IN_FLOW_SCORE: Final = 0.8
 LEGAL_IN_FLOW_WORDS: Final = 6
 
 
+# Readings that rest on some words of a message, not on a button, a number or a whole phrase of the step:
+# a long message read so is checked against the catalogue first (see ``asks_something_else``).
+_WEAK_READINGS: Final = frozenset({"near", "words", "affirm", "contained", "help-answer", "says", "quantity"})
+_LONG_MESSAGE_WORDS: Final = 8
+_PHRASES_KEPT: Final = 100_000  # labels and ways of saying read for the likeness model (38 flows: about 26,000)
+_LEGAL_OVER_ANSWER: Final = 0.9  # the intent gate's score at which such a message is a question of law
+
+
 def _plainly_legal(text: str, result: MatchResult) -> bool:
     return (result.gate_score or 0.0) >= LEGAL_IN_FLOW_SCORE and len(text.split()) >= LEGAL_IN_FLOW_WORDS
 
@@ -478,6 +539,7 @@ class _Turn:
         self.cat = content.catalogue
         self.matcher = content.matcher
         self.reading: Reading | None = None  # what the dialogue reader made of a typed message
+        self._match: tuple[str, MatchResult] | None = None  # the catalogue's reading of it, once asked
         self.session = session
         self.inbound = inbound
         self.now = now
@@ -624,6 +686,9 @@ class _Turn:
             return ("noop", "typed")
         reading = read(text, self.options(offered), self.content.vocabulary, self.content.normalize)
         self.reading = reading
+        if reading.kind in ("choice", "ask") and self.asks_something_else(text, reading):
+            self.reading = None
+            return None  # a question about the law or another procedure: ``on_text`` answers it
         if reading.kind == "choice":
             return reading.value, "typed"
         if reading.kind == "command":
@@ -635,6 +700,53 @@ class _Turn:
             self.say(texts.EMPTY_INPUT)
             return ("noop", "typed")
         return None
+
+    def asks_something_else(self, text: str, reading: Reading) -> bool:
+        """A long message that the reader took for a choice only by some of its words, while it plainly asks
+        what the law says or names another procedure ("thủ tục ly hôn, thuận tình ly hôn, nộp đơn ra tòa" at
+        "Hồ sơ của bạn thế nào?"). Short answers and the step's own words said in full are never second-guessed."""
+        pos = self.session.position
+        if pos is None or self.session.prompt is not None or reading.how not in _WEAK_READINGS:
+            return False
+        if len(text.split()) < _LONG_MESSAGE_WORDS:
+            return False
+        result = self.match(text)
+        if result.intent == "law":
+            # very sure, and not about the procedure being done ("muốn lấy lại chiếc xe bị tạm giữ" while
+            # paying a traffic fine is an answer, though it reads like a question of law)
+            kin = self.kin(pos)
+            return (result.gate_score or 0.0) >= _LEGAL_OVER_ANSWER and not any(
+                c.procedure_id in kin for c in result.candidates
+            )
+        if result.status != "confident" or not result.candidates:
+            return False
+        top = result.candidates[0].procedure_id
+        proc = self.cat.procedure(top)
+        # a shared guide ("tra cứu hồ sơ", "tài khoản VNeID"), a sibling, or a procedure the step itself talks
+        # about ("Bé đã được đăng ký khai sinh chưa?") is what the step's own answers lead to
+        return proc is not None and not proc.is_guide and top not in self.kin(pos) and not self.mentions(proc.name)
+
+    def mentions(self, name: str) -> bool:
+        """Whether the current step's text or answers hold the words of a procedure's name (its verbs aside)."""
+        step_ = self.current_step()
+        if step_ is None:
+            return False
+        meaning = self.content.meaning
+        wanted = set(meaning(name)) - NAME_VERBS
+        said = set(meaning(step_.text)).union(*(meaning(t) for o in step_.options for t in (o.label, *o.says)))
+        return bool(wanted) and wanted <= said
+
+    def kin(self, pos: Position) -> set[str]:
+        """The procedures being done and their families' other members."""
+        current = {f.procedure for f in pos.stack} | {pos.procedure}
+        return current | {m for fam in self.cat.families if current & set(fam.members) for m in fam.members}
+
+    def match(self, text: str) -> MatchResult:
+        """The catalogue's reading of a message, computed once per turn."""
+        if self._match is None or self._match[0] != text:
+            key = fold(text)
+            self._match = (text, self.matcher.match(text) if key else MatchResult("none", ()))
+        return self._match[1]
 
     def asked_term(self, text: str) -> Term | None:
         """The glossary term a "… là gì?" question asks about ("OTP là gì", "cho hỏi passcode là cái gì vậy")."""
@@ -1043,8 +1155,7 @@ class _Turn:
                 self.say(texts.WELCOME)
             self.show()
             return
-        key = fold(text)
-        result = self.matcher.match(text) if key else MatchResult("none", ())
+        result = self.match(text)
         pos = self.session.position
         if result.intent == "law" and pos is not None and not _plainly_legal(text, result):
             # mid-procedure, a short or half-sure "law" reading is more likely an answer the step did not
@@ -1085,6 +1196,8 @@ class _Turn:
                 self.session = replace(self.session, prompt=Prompt("switch", tuple(c.procedure_id for c in others)))
                 self.show()
                 return
+            if self.resembled(text):
+                return
             self.emit("not-understood", detail={"text": stored_text(text, fold)})
             self.say(texts.NOT_UNDERSTOOD_STEP)
             self.show()
@@ -1109,6 +1222,38 @@ class _Turn:
         self.session = replace(self.session, prompt=None)
         self.say(texts.NO_MATCH + "\n" + texts.NO_MATCH_HOTLINE.format(hotline=self.hotline(None)))
         self.show()
+
+    def resembled(self, text: str) -> bool:
+        """At a choice step, the last try before "tôi chưa hiểu": the choice whose label or ways of saying
+        the message is most like ("cứ văng ra hoài" → "Vẫn chưa được"), or a question between two close ones."""
+        step_ = self.current_step()
+        if step_ is None or step_.kind != "choice" or self.session.prompt is not None:
+            return False
+        offered = self.current_choices()
+        ids = {c.id for c in offered}
+        content = self.content
+        vocab = content.vocabulary
+        if vocab.asks(words_of(content.normalize, text)):
+            return False  # "bao lâu thì có kết quả" asks something: no choice answers it
+        # typed with diacritics, words are compared as spelled: "chở hàng ngoài chợ" is not "chờ họ gọi"
+        marked = typed_with_marks(text, content.normalize)
+        choices = [
+            (f"o:{o.id}", [content.phrase(t, marked) for t in (o.label, *o.says)])
+            for o in step_.options
+            if f"o:{o.id}" in ids
+        ]
+        cid, close = content.resemblance(marked).choice(content.meaning(text, marked), choices, vocab.negative)
+        if cid is not None:
+            self.reading = Reading("choice", cid, how="resembles")
+            # worth an official's look: a way of saying to add under the choice's ``says:``
+            self.emit("choice-resembled", detail={"choice": cid, "text": stored_text(text, fold)})
+            self.apply(cid, "typed")
+            return True
+        if close:
+            self.reading = Reading("ask", candidates=close, how="resembles")
+            self.ask(offered, close)
+            return True
+        return False
 
     # -- views -------------------------------------------------------------------
 

@@ -108,6 +108,7 @@ DIALOGUE_LISTS: Final[tuple[tuple[str, str, str], ...]] = (
     ("yes_words", "một chữ của lựa chọn có", "chữ cho biết một lựa chọn là câu trả lời có: có, được, đúng…"),
     ("negations", "một chữ phủ định", "chữ phủ định: không, chưa…"),
     ("ordinal_words", "một chữ chỉ số thứ tự", "chữ đi kèm số thứ tự: số, cái, thứ, chọn…"),
+    ("questions", "một cách hỏi", "cách hỏi: bao lâu, bao nhiêu, ở đâu… (câu hỏi không phải câu đồng ý)"),
 )
 # Lists whose phrases must not repeat in one another (a phrase means one thing); affirm and done may share.
 DIALOGUE_INTENTS: Final = ("affirm", "deny", "back", "repeat", "help", "cancel", "menu", "greetings", "thanks")

@@ -91,6 +91,7 @@ class Service:
             )
             await store.record_content_load(record)
             content = build(result)
+            await asyncio.to_thread(content.warm)  # the first citizens do not wait for it
             holder = ContentHolder(content, content_dir)
             limiter = RateLimiter(messages_per_minute, time.monotonic) if messages_per_minute > 0 else None
             runner = Runner(holder, store, hash_secret(db), clock=clock, config=config, limiter=limiter)

@@ -119,7 +119,7 @@ _SELF: Final = frozenset({"tui", "toi", "minh", "em", "con", "chau", "tao"})
 # another command ("nói lại") but not to a choice the message names.
 _ASKING: Final = frozenset({("la", "gi"), ("la", "cai", "gi"), ("la", "giay", "gi")})
 # Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
-_NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh", "khai"})
+NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh", "khai"})
 
 
 def spelling(word: str) -> str:
@@ -207,6 +207,18 @@ def _tokens(words: Phrase) -> Tokens:
     return tuple(t for t, _ in words)
 
 
+def meaning_of(text: str, vocab: Vocabulary, normalize: Normalizer, marked: bool = False) -> Tokens:
+    """The words of a text that carry meaning (synonyms applied, fillers dropped): folded, or ``marked``
+    as spelled where the text spells them ("chở" and "chợ" are not "chờ")."""
+    words = vocab.core(vocab.canonical(words_of(normalize, text)))
+    return tuple(s if marked and s is not None else t for t, s in words)
+
+
+def typed_with_marks(text: str, normalize: Normalizer) -> bool:
+    """Whether a message was typed with a Vietnamese keyboard (some word carries diacritics)."""
+    return any(s is not None and not s.isascii() for _, s in words_of(normalize, text))
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """The dialogue words of a content set, as phrases of (token, spelling) words (see ``from_phrases``)."""
@@ -218,6 +230,7 @@ class Vocabulary:
     yes_words: frozenset[str] = frozenset()
     negations: frozenset[Phrase] = frozenset()
     ordinal_words: frozenset[Phrase] = frozenset()
+    questions: frozenset[Phrase] = frozenset()  # "bao lâu", "ở đâu": the message asks something
     synonyms: tuple[tuple[Phrase, Phrase], ...] = ()  # (a way of saying, its first form), longest first
     commands: Mapping[str, frozenset[Phrase]] = field(default_factory=dict)
     answers: frozenset[Phrase] = frozenset()  # affirm and done together
@@ -276,6 +289,7 @@ class Vocabulary:
         yes_words: Iterable[str] = (),
         negations: Iterable[str] = (),
         ordinal_words: Iterable[str] = (),
+        questions: Iterable[str] = (),
         synonyms: Iterable[Sequence[str]] = (),
         commands: Mapping[str, Iterable[str]] | None = None,
         greetings: Iterable[str] = (),
@@ -330,6 +344,7 @@ class Vocabulary:
             yes_words=tokens(yes_words),
             negations=phrases(negations),
             ordinal_words=phrases(ordinal_words),
+            questions=said(questions),
             synonyms=tuple(pairs),
             commands={c: said(p) for c, p in merged.items()},
             yielding={c: frozenset(_tokens(p) for p in said(phrases)) for c, phrases in _YIELDING.items()},
@@ -369,6 +384,10 @@ class Vocabulary:
                 out.append(words[i])
                 i += 1
         return tuple(out)
+
+    def asks(self, said: Phrase) -> bool:
+        """Whether a message (as typed) holds a way of asking ("bao lâu thì có kết quả", "ở đâu vậy")."""
+        return _says(self.canonical(said), self.questions)
 
     def filler(self, word: Word) -> bool:
         """A word said only for politeness or rhythm ("ạ", "nha", "đi", "giùm"), spelled as listed.
@@ -588,7 +607,7 @@ def _no_longer(tokens: Tokens, names: Sequence[set[str]], vocab: Vocabulary) -> 
     for start in range(end - 1, max(end - 8, -1), -1):
         if tokens[start] in (NEGATIVE, "chua", "khoi"):
             between = set(tokens[start + 1 : end]) - {"muon", "can"}
-            said = between - _NAME_VERBS - {"lam"}
+            said = between - NAME_VERBS - {"lam"}
             if between and not said and tokens[start] != "chua":
                 return True  # "thôi không nộp nữa", "không xin nữa": the procedure's own verb, no longer
             return bool(said) and any(said <= name for name in names)
@@ -1103,10 +1122,10 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         said_choice, said_tie, said_phrase = says_choice((words, said), says, vocab)
     if not (said_choice or said_tie):
         name_sets = _name_sets(names) if options.words and options.own_names else []
-        if set(core) - _NAME_VERBS in name_sets:
+        if set(core) - NAME_VERBS in name_sets:
             # "khai báo tạm vắng" while doing it, though the checklist's "Tờ khai báo tạm vắng" holds those words;
             # but an alias that answers the question ("ho chieu bi rach" at "Hộ chiếu bị hỏng, rách") answers it
-            answering = {t for _, label in cores for t in label} - name_sets[0] - _NAME_VERBS
+            answering = {t for _, label in cores for t in label} - name_sets[0] - NAME_VERBS
             if not set(core) & answering:
                 return Reading("command", "repeat", how="same-procedure")
         if options.words:
@@ -1188,7 +1207,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         len(core) >= 2
         and not only_answers
         and any(
-            set(core) <= name | _NAME_VERBS and set(core) & name - answering - _NAME_VERBS
+            set(core) <= name | NAME_VERBS and set(core) & name - answering - NAME_VERBS
             for name in (*names, set().union(*names))  # "đổi bằng lái xe": the name's and an alias's words
         )
     ):
@@ -1230,8 +1249,11 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             return Reading("choice", picked, how="near")
     # a yes or done anywhere, with no "không" and not opened by a no ("khỏi, tui đóng xong là được rồi"),
     # nor only the "rồi" that tells time inside a sentence ("nó cứ xoay xoay rồi văng ra")
+    # a question ("bao lâu thì có kết quả") is not a yes, unless it opens with one ("ok, mấy ngày thì có")
+    asking = _says(words, vocab.questions) and not _leading_yes(words, vocab)
     affirmative = (
-        not vocab.negative(tokens)
+        not asking
+        and not vocab.negative(tokens)
         and not (words and any(_same(words[0], p[0]) for p in vocab.deny if len(p) == 1))
         and (
             _says(words, vocab.answers_but_roi)
@@ -1249,7 +1271,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return _affirm(options, _says(words, vocab.done), yes, flow_ids, _finished(labels, yes))
     # 12. At a step that only goes on, a sentence that opens with a yes: "dạ nhớ rồi, không đưa mã cho ai".
     only_on = options.forward and len(flow) == 1 and not options.forward_needs_done
-    if only_on and _said_yes_around(words, vocab):
+    if only_on and not asking and _said_yes_around(words, vocab):
         return Reading("choice", options.forward or "", how="affirm")  # "…, tiếp", "dạ nhớ rồi, …"
     return _politeness(words, vocab)
 
@@ -1289,7 +1311,7 @@ def _leading_yes(words: Phrase, vocab: Vocabulary, phrases: frozenset[Phrase] | 
 
 def _name_sets(names: Sequence[set[str]]) -> list[set[str]]:
     """The procedure's name and short aliases as word sets, without the verbs put before a name."""
-    return [n - _NAME_VERBS for n in names if n - _NAME_VERBS]
+    return [n - NAME_VERBS for n in names if n - NAME_VERBS]
 
 
 _STOP_VERBS: Final = frozenset({"lam", "dung", "huy", "bo", "thoat", "ngung", "ket", "tiep", "dep"})

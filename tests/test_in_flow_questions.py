@@ -1,0 +1,62 @@
+"""A long message in the middle of a procedure that plainly asks about another procedure is not taken for an
+answer because some of its words are in a button; one about the procedure being done, or what the step talks
+about, still answers the step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bot.content import load
+from bot.engine import Content, Inbound, Position, Result, Session, step
+from tests.conftest import ROOT
+
+NOW = datetime(2026, 12, 3, 10, 0)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Content:
+    return load(Path(ROOT))
+
+
+def _say(content: Content, proc: str, step_id: str, text: str) -> Result:
+    here = Position(proc, step_id)
+    return step(content, Session(position=here, history=(here,)), Inbound("test", "u1", text=text), NOW)
+
+
+def test_a_question_about_another_procedure_offers_it_and_keeps_the_step(shipped: Content) -> None:
+    result = _say(
+        shipped, "dang-ky-tam-tru", "hoi-cho-o", "à mà tui muốn làm hộ chiếu cho con đi du học bên Nhật thì làm sao"
+    )
+    assert result.session.position == Position("dang-ky-tam-tru", "hoi-cho-o")
+    assert result.session.prompt is not None and result.session.prompt.kind == "switch"
+    assert result.session.prompt.data[0] == "cap-ho-chieu"  # asked, not switched
+
+
+@pytest.mark.parametrize(
+    ("proc", "step_id", "text", "label"),
+    [
+        # a sibling of the procedure being done: the step's own answer about it
+        (
+            "dang-ky-tam-tru",
+            "hoi-cho-ai",
+            "cái tạm trú cũ của tui sắp hết hạn rồi, giờ muốn kéo dài thêm",
+            "Tôi cần gia hạn tạm trú",
+        ),
+        # a procedure the step itself asks about ("Bé đã được đăng ký khai sinh chưa?")
+        (
+            "can-cuoc-duoi-6-tuoi",
+            "hoi-khai-sinh",
+            "bé nhà tui mới đẻ tháng trước, chưa đi làm giấy tờ gì hết",
+            "Chưa đăng ký khai sinh",
+        ),
+    ],
+)
+def test_a_long_answer_about_what_the_step_asks_still_answers_it(
+    shipped: Content, proc: str, step_id: str, text: str, label: str
+) -> None:
+    said, pressed = _say(shipped, proc, step_id, text), _say(shipped, proc, step_id, label)
+    assert [r.text for r in said.replies] == [r.text for r in pressed.replies]
+    assert said.session.prompt is None and "switch-offered" not in [e.type for e in said.events]
