@@ -9,10 +9,10 @@ groups of each word (so "xoay xoay" is near "xoay vòng", "gởi" near "gửi"),
 whole content set, so that words every step uses ("tôi", "được") count little.
 
 Measured on the content itself (each ``says:`` phrase taken out and read against its step's other
-phrases): where this model picks, it picks the right choice 86% of the time; on questions that belong
-to no step (the catalogue's out-of-scope list and the intent gate's legal examples, each typed at five
-random steps) it picks something for 1.6% of them. It runs only when nothing else understood the
-message, and a close second makes it ask "Ý bạn là … hay …?" instead. Pure: no I/O.
+phrases): it picks for half of them (5,694 of 11,535), rightly 83% of the time. Typed in the engine,
+where it runs only when the reader, the commands and the catalogue understood nothing and the message
+asks nothing ("bao lâu", "ở đâu"), it took 3 of 1,015 out-of-scope and legal questions typed at random
+choice steps for an answer. A close second makes it ask "Ý bạn là … hay …?" instead. Pure: no I/O.
 """
 
 from __future__ import annotations
