@@ -27,6 +27,7 @@ from bot.understand import (
     Vocabulary,
     command_of,
     meaning_of,
+    opens_with_yes,
     read,
     typed_with_marks,
     words_of,
@@ -519,7 +520,8 @@ LEGAL_IN_FLOW_WORDS: Final = 6
 
 # Readings that rest on some words of a message, not on a button, a number or a whole phrase of the step:
 # a long message read so is checked against the catalogue first (see ``asks_something_else``).
-_WEAK_READINGS: Final = frozenset({"near", "words", "affirm", "contained", "help-answer", "says", "quantity"})
+# (A ``says:`` phrase found whole was written for this step by its officials: never second-guessed.)
+_WEAK_READINGS: Final = frozenset({"near", "words", "affirm", "contained", "help-answer", "quantity"})
 _LONG_MESSAGE_WORDS: Final = 8
 _PHRASES_KEPT: Final = 100_000  # labels and ways of saying read for the likeness model (38 flows: about 26,000)
 _LEGAL_OVER_ANSWER: Final = 0.9  # the intent gate's score at which such a message is a question of law
@@ -710,6 +712,8 @@ class _Turn:
             return False
         if len(text.split()) < _LONG_MESSAGE_WORDS:
             return False
+        if reading.how == "affirm" and opens_with_yes(text, self.content.vocabulary, self.content.normalize):
+            return False  # "dạ em hiểu, không trả tiền, tiếp ạ": an answer, whatever the rest sounds like
         result = self.match(text)
         if result.intent == "law":
             # very sure, and not about the procedure being done ("muốn lấy lại chiếc xe bị tạm giữ" while

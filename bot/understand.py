@@ -109,6 +109,7 @@ _ENDS: Final = frozenset(
 )  # "cai dau": "đầu", though "dau" is also "đâu"
 _SPEAKERS: Final = frozenset({"con", "chau"})
 _CLOSING_POSITION: Final = frozenset({"so", "cai", "thu", "chon", "lua"})  # "… em chọn cái số 2 nha"
+_YES_VERBS: Final = frozenset({"muon", "co", "duoc"})  # a yes alone, a verb before more words
 NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabulary.negations``)
 # Labels, names and ways of saying read once and kept: enough for every one a large content set has
 # (38 flows have about 1,300 labels and 6,600 ways of saying); a bound all the same.
@@ -212,6 +213,14 @@ def meaning_of(text: str, vocab: Vocabulary, normalize: Normalizer, marked: bool
     as spelled where the text spells them ("chở" and "chợ" are not "chờ")."""
     words = vocab.core(vocab.canonical(words_of(normalize, text)))
     return tuple(s if marked and s is not None else t for t, s in words)
+
+
+def opens_with_yes(text: str, vocab: Vocabulary, normalize: Normalizer) -> bool:
+    """Whether a message opens with a yes or done ("dạ em hiểu, …", "ok, …"); not with a verb that is a yes
+    only alone ("tui muốn làm hộ chiếu", "có ai chỉ không")."""
+    words = vocab.canonical(words_of(normalize, text))
+    said = [w[0] for w in words if w[0] in _YES_VERBS or not vocab.filler(w)]
+    return _leading_yes(words, vocab) > 0 and not (len(said) > 1 and said[0] in _YES_VERBS)
 
 
 def typed_with_marks(text: str, normalize: Normalizer) -> bool:
@@ -436,11 +445,13 @@ class Vocabulary:
         """Whether words say no (after ``canonical``, every negation is "không"; "chưa" counts too).
 
         A label's answer is what it says first: "Đã xong hoặc không cần" is a yes, "Chưa, hoặc bị lỗi" a no.
+        A no that is over is not one: "hết báo lỗi rồi", "hết bị lỗi".
         """
-        for t in tokens:
+        said = tuple(tokens)
+        for i, t in enumerate(said):
             if t == "hoac":
                 return False
-            if t in (NEGATIVE, "chua"):
+            if t in (NEGATIVE, "chua") and "het" not in said[max(i - 2, 0) : i]:
                 return True
         return False
 
@@ -548,12 +559,15 @@ def command_of(
     fallback: str | None = None
 
     # A command said in a phrase goes before one said by a single word: "vậy thôi, cho tui coi mấy thủ tục
-    # khác" asks for the menu ("thôi" only closes what came before).
-    def said_in_full(p: Phrase) -> bool:  # a phrase, or a loan word such as "menu" that means only that
+    # khác" asks for the menu ("thôi" only closes what came before). A complaint ("khó quá") is no such
+    # phrase: "thôi dẹp đi, khó quá" stops.
+    def said_in_full(command: str, p: Phrase) -> bool:  # a phrase, or a loan word such as "menu"
+        if command == "help" and set(_tokens(p)) <= _COMPLAINT:
+            return False
         return len(p) > 1 or (p[0][1] is not None and p[0][1].isascii())
 
-    if any(said_in_full(p) for ps in found.values() for p in ps):
-        single = [c for c, ps in found.items() if not any(said_in_full(p) for p in ps)]
+    if any(said_in_full(c, p) for c, ps in found.items() for p in ps):
+        single = [c for c, ps in found.items() if not any(said_in_full(c, p) for p in ps)]
         found = {c: ps for c, ps in found.items() if c not in single}
     for command in PRIORITY:
         phrases = found.get(command)
@@ -737,6 +751,8 @@ _UNITS: Final[Mapping[str, tuple[str, int]]] = {
     "thang": ("days", 30),
     "nam": ("days", 365),
 }
+# After a unit, the last one: "tuần rồi", "tháng trước", "năm ngoái", "hôm qua" (one); "hôm kia" (two).
+_LAST_ONE: Final[Mapping[str, int]] = {"roi": 1, "truoc": 1, "ngoai": 1, "qua": 1, "kia": 2}
 # Words before a number that bound it: "chưa đủ 6 tuổi" (< 6), "chưa quá 15 ngày" (≤ 15), "trên 60 tuổi".
 _BELOW: Final = frozenset({("chua", "du"), ("duoi",), ("chua", "toi"), ("chua", "den"), ("it", "hon"), ("nho", "hon")})
 _AT_MOST: Final = frozenset({("chua", "qua"), ("khong", "qua"), ("trong",), ("vong",)})
@@ -780,6 +796,12 @@ def _quantities(tokens: Tokens) -> list[tuple[int, int, str, float]]:
             # "gần nửa năm": half a year ("nữa", folded alike, comes after its unit: "2 tháng nữa")
             dimension, scale = _UNITS[tokens[i + 1]]
             out.append((i, i + 2, dimension, 0.5 * scale))
+            i += 2
+            continue
+        if tokens[i] in _UNITS and tokens[i + 1] in _LAST_ONE and tokens[i] != "tuoi":
+            # "mất tuần rồi", "hôm qua", "năm ngoái": one unit ago ("hôm kia": two days)
+            dimension, scale = _UNITS[tokens[i]]
+            out.append((i, i + 2, dimension, float(scale * _LAST_ONE[tokens[i + 1]])))
             i += 2
             continue
         found = _number(tokens, i)
@@ -831,24 +853,27 @@ def quantity_choice(said: Tokens, labels: Sequence[tuple[str, Tokens]]) -> str |
 
     An amount the citizen bounded themselves is a range too: "mất hơn 2 tháng rồi" lies wholly inside
     "Đã quá 15 ngày"; "chưa đủ 14 tuổi" lies inside no one choice and is left to the labels' words.
+    Two amounts must agree: "mất hôm kia, mới 2 ngày" is two days twice.
     """
     found = _quantities(said)
-    if len(found) != 1:
-        return None
-    start, _, dimension, amount = found[0]
-    before = {said[max(start - 2, 0) : start], said[start - 1 : start]}
-    low, high = amount, amount
-    if before & (_BELOW | _AT_MOST | _ABOVE | _AT_LEAST):
-        stated = _bounded(said)
-        if stated is None:
+    picked: set[str] = set()
+    for start, _, dimension, amount in found:
+        before = {said[max(start - 2, 0) : start], said[start - 1 : start]}
+        low, high = amount, amount
+        if before & (_BELOW | _AT_MOST | _ABOVE | _AT_LEAST):
+            stated = _bounded(said) if len(found) == 1 else None
+            if stated is None:
+                return None
+            _, low, high = stated
+        fits = []
+        for cid, label in labels:
+            bound = _bounded(label)
+            if bound is not None and bound[0] == dimension and bound[1] <= low and high <= bound[2]:
+                fits.append(cid)
+        if len(fits) != 1:
             return None
-        _, low, high = stated
-    fits = []
-    for cid, label in labels:
-        bound = _bounded(label)
-        if bound is not None and bound[0] == dimension and bound[1] <= low and high <= bound[2]:
-            fits.append(cid)
-    return fits[0] if len(fits) == 1 else None
+        picked.add(fits[0])
+    return picked.pop() if len(picked) == 1 else None
 
 
 def _token_hits(word: str, label: Tokens) -> float:

@@ -60,3 +60,10 @@ def test_a_long_answer_about_what_the_step_asks_still_answers_it(
     said, pressed = _say(shipped, proc, step_id, text), _say(shipped, proc, step_id, label)
     assert [r.text for r in said.replies] == [r.text for r in pressed.replies]
     assert said.session.prompt is None and "switch-offered" not in [e.type for e in said.events]
+
+
+def test_an_answer_that_opens_with_yes_is_not_taken_for_a_question_of_law(shipped: Content) -> None:
+    """However much the rest reads like the law ("không trả tiền"), "dạ em hiểu, …, tiếp ạ" goes on."""
+    said = _say(shipped, "tach-ho", "gioi-thieu", "dạ em hiểu, được miễn không phải trả tiền, tiếp ạ")
+    pressed = _say(shipped, "tach-ho", "gioi-thieu", "Tiếp tục")
+    assert said.session.position == pressed.session.position != Position("tach-ho", "gioi-thieu")

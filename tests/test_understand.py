@@ -589,3 +589,28 @@ def test_done_said_at_a_question_picks_the_one_done_answer_and_names_combine(shi
     status = Options(WAYS.choices, flow_choices=3, own_names=("Đổi giấy phép lái xe", "đổi bằng lái"))
     assert meaning(shipped, "đổi bằng lái xe", status) == ("command", "repeat")
     assert meaning(shipped, "nói lại từ đầu giúp tui", MESSAGE) == ("command", "repeat")
+
+
+def test_a_complaint_beside_a_one_word_stop_is_the_stop(shipped: Content) -> None:
+    assert meaning(shipped, "thôi dẹp đi, khó quá", YES_NO) == ("command", "cancel")
+    assert meaning(shipped, "khó quá", YES_NO) == ("command", "help")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dạ ba nó mới mất tuần rồi à em", "o:kip"),  # a week ago
+        ("ổng mất hôm qua", "o:kip"),
+        ("mất hôm kia, mới 2 ngày", "o:kip"),  # two amounts that agree
+        ("bả mất tháng trước", "o:tre"),
+        ("mất từ năm ngoái", "o:tre"),
+    ],
+)
+def test_a_time_said_as_the_last_one_is_one_unit_ago(shipped: Content, text: str, expected: str) -> None:
+    assert meaning(shipped, text, DEADLINE) == ("choice", expected)
+
+
+def test_a_no_that_is_over_is_a_yes(shipped: Content) -> None:
+    retry = Options((("o:ok", "Được rồi"), ("o:loi", "Vẫn bị lỗi")), flow_choices=2)
+    assert meaning(shipped, "được rồi nè, hết báo lỗi rồi", retry) == ("choice", "o:ok")
+    assert meaning(shipped, "vẫn còn lỗi", retry) == ("choice", "o:loi")
