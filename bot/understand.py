@@ -604,6 +604,15 @@ def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary
     )
 
 
+def _asked_in_full(words: Phrase, core: Phrase, label: Tokens, vocab: Vocabulary) -> bool:
+    """Whether the message asks a command in a phrase at least as long as a label merely found among its
+    words: "nói chuyện với người đi, hổng nói với máy" asks for a person, whatever "Có chỗ sai" it holds."""
+    command = command_of(words, vocab)
+    if command is None or not _strong_command(words, core, command, vocab):
+        return False
+    return _command_length(words, command, vocab) >= min(len(label), 3)
+
+
 def _unmarked_for_marked(said: Phrase, phrase: Phrase) -> bool:
     """Whether a word typed without marks stands for a phrase word that has them (in a message typed with marks,
     that is a different word: "dung" beside "chân" is not "dừng")."""
@@ -727,6 +736,9 @@ def _position(
             return None  # "bà" alone next to "Ông bà, người thân" is the word, not the number three
         if number in ("tu", "nhi", "nhut") and not any(w[0] == "thu" for w in message):
             return None  # "tư", "nhì" are four and two only after "thứ"; alone "tư" is "tự"
+        at = message.index(named[0])
+        if not typed_digit and at + 1 < len(message) and message[at + 1][0] in _OWNERS | {"no"}:
+            return None  # "xin cho ba tui", "ba nó": a father, not the number three
         n = ORDINAL_NUMBERS[number]
         return n if 1 <= n <= count else None
     joined = tuple(w[0] for w in named)
@@ -1007,7 +1019,8 @@ def says_choice(
                 at = _holds(words, phrase)
                 if at < 0:
                     continue
-                if not vocab.negative(_tokens(phrase)) and vocab.negative(_tokens(words[max(at - 2, 0) : at])):
+                before = vocab.canonical(words[max(at - 2, 0) : at])  # "hong tu lam duoc": "hổng" is a no
+                if not vocab.negative(_tokens(phrase)) and vocab.negative(_tokens(before)):
                     continue
                 best[cid] = (len(forms[0]), forms[0])
                 break
@@ -1155,7 +1168,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
                 return Reading("command", "repeat", how="same-procedure")
         if options.words:
             held = _contained(core, tokens, cores, vocab)
-            if held is not None:
+            if held is not None and not _asked_in_full(words, core_words, dict(cores)[held], vocab):
                 return Reading("choice", held, how="contained")
     # 3. A command anywhere in the message (at the menu, only a message that is mostly the command:
     # a long question there is for the catalogue).
@@ -1272,6 +1285,11 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         picked = near_choice(tokens, set(tokens) | set(_tokens(said)), _bags(options, cores, vocab, normalize), vocab)
         if picked is not None:
             return Reading("choice", picked, how="near")
+    # ...or, at a "for whom" question, a relative of the citizen: "xin cho ba tui", "làm giùm bà chị".
+    if not close:
+        other = _for_someone_else(_tokens(said), cores)
+        if other is not None:
+            return Reading("choice", other, how="someone-else")
     # a yes or done anywhere, with no "không" and not opened by a no ("khỏi, tui đóng xong là được rồi"),
     # nor only the "rồi" that tells time inside a sentence ("nó cứ xoay xoay rồi văng ra")
     # a question ("bao lâu thì có kết quả") is not a yes, unless it opens with one ("ok, mấy ngày thì có")
@@ -1299,6 +1317,22 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if only_on and not asking and _said_yes_around(words, vocab):
         return Reading("choice", options.forward or "", how="affirm")  # "…, tiếp", "dạ nhớ rồi, …"
     return _politeness(words, vocab)
+
+
+def _for_someone_else(said: Tokens, cores: Sequence[tuple[str, Tokens]]) -> str | None:
+    """The one choice for another person ("…người khác", "…người nhà", "người thân") when the message names
+    a relative or a neighbour of the citizen: "ba tui", "má tui", "thằng em", "bà chị", "bà ngoại", "hàng xóm"."""
+    others = [cid for cid, label in cores if {("nguoi", "khac"), ("nguoi", "nha")} & set(itertools.pairwise(label))]
+    if len(others) != 1:
+        return None
+    for t, after in itertools.pairwise((*said, "")):
+        if (
+            (t in _KIN and (after in _OWNERS or after in _KIN_AFTER))
+            or (t in _KIN_BEFORE and after in _KIN and after != t)
+            or (t, after) in _NOT_KIN_BUT_OTHERS
+        ):
+            return others[0]
+    return None
 
 
 def _closes_with_roi(words: Phrase, vocab: Vocabulary) -> bool:
@@ -1339,6 +1373,15 @@ def _name_sets(names: Sequence[set[str]]) -> list[set[str]]:
     return [n - NAME_VERBS for n in names if n - NAME_VERBS]
 
 
+# Relatives, as typed (folded): "ba tui", "má tui", "con tui", "bà ngoại", "thằng em", "bà chị".
+_KIN: Final = frozenset(
+    {"ba", "ma", "me", "cha", "bo", "tia", "vo", "chong", "con", "chau", "em", "anh", "chi", "ong"}
+    | {"co", "di", "chu", "bac", "cau", "mo", "thim", "duong"}
+)
+_OWNERS: Final = frozenset({"tui", "toi", "minh", "tao"})
+_KIN_AFTER: Final = frozenset({"noi", "ngoai", "gai", "trai", "ut", "re", "dau", "ruot", "ho"})
+_KIN_BEFORE: Final = frozenset({"thang", "con", "ba", "ong", "nha"})
+_NOT_KIN_BUT_OTHERS: Final = frozenset({("hang", "xom"), ("nguoi", "quen"), ("ban", "be"), ("ban", "tui")})
 _STOP_VERBS: Final = frozenset({"lam", "dung", "huy", "bo", "thoat", "ngung", "ket", "tiep", "dep"})
 _NOT_NOW: Final = frozenset(
     {("khong", "can"), ("cam", "on"), ("de", "sau"), ("bua", "khac"), ("khi", "khac"), ("luc", "khac")}

@@ -614,3 +614,27 @@ def test_a_no_that_is_over_is_a_yes(shipped: Content) -> None:
     retry = Options((("o:ok", "Được rồi"), ("o:loi", "Vẫn bị lỗi")), flow_choices=2)
     assert meaning(shipped, "được rồi nè, hết báo lỗi rồi", retry) == ("choice", "o:ok")
     assert meaning(shipped, "vẫn còn lỗi", retry) == ("choice", "o:loi")
+
+
+def test_a_relative_of_the_citizen_is_the_choice_for_someone_else(shipped: Content) -> None:
+    for_whom = Options(
+        (("o:minh", "Cho bản thân tôi"), ("o:khac", "Xin giúp người khác"), ("cmd:back", "Quay lại")),
+        flow_choices=2,
+    )
+    for text in ("xin cho ba tui", "làm giùm bà chị, bả bán tạp hóa", "cho bà ngoại ở quê", "thằng em đi làm xa"):
+        assert meaning(shipped, text, for_whom) == ("choice", "o:khac"), text
+    # "ba" before "tui" is a father, not the third button
+    assert meaning(shipped, "ba tui", for_whom) != ("choice", "cmd:back")
+    assert meaning(shipped, "số ba", for_whom) == ("choice", "cmd:back")
+
+
+def test_a_command_asked_in_full_goes_before_a_label_found_among_the_words(shipped: Content) -> None:
+    info = Options((("o:dung", "Đúng hết"), ("o:sai", "Có chỗ sai")), flow_choices=2)
+    assert meaning(shipped, "nói chuyện với người đi, hổng nói với máy", info) == ("command", "help")
+
+
+def test_a_plain_hong_before_a_way_of_saying_turns_it_around(shipped: Content) -> None:
+    options = Options((("o:tu", "Tôi tự bổ sung được"), ("o:giup", "Tôi cần người giúp")), flow_choices=2)
+    says = (("o:tu", ("tự làm được",)), ("o:giup", ("làm không nổi",)))
+    options = Options(options.choices, flow_choices=2, says=says)
+    assert meaning(shipped, "hong tu lam duoc dau, mat tui kem roi", options)[1] != "o:tu"
