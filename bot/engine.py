@@ -521,7 +521,7 @@ LEGAL_IN_FLOW_WORDS: Final = 6
 # Readings that rest on some words of a message, not on a button, a number or a whole phrase of the step:
 # a long message read so is checked against the catalogue first (see ``asks_something_else``).
 # (A ``says:`` phrase found whole was written for this step by its officials: never second-guessed.)
-_WEAK_READINGS: Final = frozenset({"near", "words", "affirm", "contained", "help-answer", "quantity"})
+_WEAK_READINGS: Final = frozenset({"near", "words", "affirm", "contained", "help-answer", "quantity", "someone-else"})
 _LONG_MESSAGE_WORDS: Final = 8
 _PHRASES_KEPT: Final = 100_000  # labels and ways of saying read for the likeness model (38 flows: about 26,000)
 _LEGAL_OVER_ANSWER: Final = 0.9  # the intent gate's score at which such a message is a question of law

@@ -67,7 +67,8 @@ WEAK_HELP: Final = frozenset(
 # choice the rest of the message names; alone, it is its command.
 _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
     "back": ("hồi nãy", "lúc nãy", "chọn lại", "sửa lại", "chọn nhầm", "bấm nhầm"),
-    "repeat": ("gửi lại", "xem lại", "coi lại"),
+    "repeat": ("gửi lại", "xem lại", "coi lại", "nhắn lại", "hỏi lại"),
+    "cancel": ("đổi ý",),
     "menu": ("trang chủ", "từ đầu"),
     "help": (
         "là gì",
@@ -1286,7 +1287,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         if picked is not None:
             return Reading("choice", picked, how="near")
     # ...or, at a "for whom" question, a relative of the citizen: "xin cho ba tui", "làm giùm bà chị".
-    if not close:
+    if not close and not _says(words, vocab.questions):  # "vợ tôi mới sinh, làm khai sinh ở đâu" asks
         other = _for_someone_else(_tokens(said), cores)
         if other is not None:
             return Reading("choice", other, how="someone-else")
