@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -161,7 +162,11 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 def test_report_renders_in_headless_chromium(db: Path, tmp_path: Path) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert browser, "Debian's chromium is needed (`.ci/run` installs it)"
+    if not browser:
+        # A fresh machine may have no browser: the README's test command must still pass there. CI sets
+        # CI=true and installs Chromium, so there a missing browser fails instead of being skipped.
+        assert os.environ.get("CI") != "true", "Debian's chromium is needed under CI (`.ci/run` installs it)"
+        pytest.skip("no Chromium on this machine: the HTML report is rendered in CI (`.ci/run` installs it)")
     page = tmp_path / "bao-cao.html"
     assert (
         run("report", "--content", str(GOOD), "--db", str(db), "--format", "html", "--out", str(page)).returncode == 0
