@@ -253,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--older-than", required=True, metavar="THỜI_GIAN", help="ví dụ 180d (ngày), 12w (tuần), 6m (tháng = 30 ngày)"
     )
+    p.add_argument(
+        "--include-active",
+        action="store_true",
+        help="xoá cả phiên của người đang trò chuyện (mặc định giữ phiên nào còn hoạt động trong 1440 phút qua)",
+    )
+    p.add_argument("--yes", action="store_true", help="xoá luôn, không hỏi lại")
 
     p = sub.add_parser("schema", help="in JSON Schema của hai loại tệp nội dung")
     p.add_argument(
@@ -504,6 +510,9 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 # Labelled question files the project ships for measuring; the gate also learns from them.
 GATE_DATA: Final = ("dev.tsv", "real-dev.tsv")
+PURGE_KEEPS_ACTIVE_SECONDS: Final = 1440 * 60  # sessions touched this recently survive `purge`
+# The channels events are recorded under (each channel module's CHANNEL; a test keeps them in step).
+CHANNELS: Final = ("console", "telegram", "zalo-bot", "zalo-oa")
 
 
 def cmd_train_gate(args: argparse.Namespace) -> int:
@@ -764,6 +773,11 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
     since, until = _day(args.since, "--since"), _day(args.until, "--until")
     content = _load_or_report(_content_dir(args))
+    ids = [p.id for p in content.catalogue.procedures]
+    if args.procedure is not None and args.procedure not in ids:
+        raise UsageError(f"--procedure: không có thủ tục “{args.procedure}”. Các mã có: {', '.join(ids)}.")
+    if args.channel is not None and args.channel not in CHANNELS:
+        raise UsageError(f"--channel: không có kênh “{args.channel}”. Các kênh: {', '.join(CHANNELS)}.")
     store = await SqliteStore.open(_existing_db(args))
     try:
         data = await store.analytics(since, until, args.procedure, args.channel, clock.time() - args.idle_minutes * 60)
@@ -800,11 +814,10 @@ async def cmd_purge(args: argparse.Namespace) -> int:
     from bot.storage.sqlite import SqliteStore
 
     age = parse_age(args.older_than)
-    store = await SqliteStore.open(_existing_db(args))
-    try:
-        counts = await store.purge(clock.time() - age)
-    finally:
-        await store.close()
+    now = clock.time()
+    before = now - age
+    # A citizen in the middle of a procedure keeps their place, however old the cut-off asked for.
+    sessions_before = None if args.include_active else now - PURGE_KEEPS_ACTIVE_SECONDS
     names = {
         "events": "sự kiện",
         "sessions": "phiên trò chuyện",
@@ -812,12 +825,33 @@ async def cmd_purge(args: argparse.Namespace) -> int:
         "outbox": "tin chờ gửi",
         "oa_windows": "mục theo dõi Zalo OA",
     }
-    print(
-        f"Đã xoá dữ liệu cũ hơn {args.older_than.strip()}: "
-        + ", ".join(f"{counts.get(k, 0)} {v}" for k, v in names.items())
-        + "."
-    )
+
+    def listed(counts: dict[str, int]) -> str:
+        return ", ".join(f"{counts.get(k, 0)} {v}" for k, v in names.items())
+
+    store = await SqliteStore.open(_existing_db(args))
+    try:
+        planned = await store.purge_counts(before, sessions_before)
+        print(f"Sẽ xoá dữ liệu cũ hơn {args.older_than.strip()}: {listed(planned)}.")
+        if not args.include_active:
+            print("Phiên của người còn trò chuyện trong 1440 phút qua được giữ (thêm --include-active để xoá cả).")
+        if not args.yes and not _confirmed("Xoá? Gõ “có” để xoá: "):
+            print("Chưa xoá gì. Thêm --yes để xoá không cần hỏi.", file=sys.stderr)
+            return 1
+        counts = await store.purge(before, sessions_before)
+    finally:
+        await store.close()
+    print(f"Đã xoá dữ liệu cũ hơn {args.older_than.strip()}: {listed(counts)}.")
     return 0
+
+
+def _confirmed(question: str) -> bool:
+    """A yes typed at the terminal; no terminal (or end of input) is a no."""
+    try:
+        answer = input(question)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("có", "co", "c", "yes", "y")
 
 
 async def cmd_status(args: argparse.Namespace) -> int:

@@ -198,3 +198,23 @@ def test_report_renders_in_headless_chromium(db: Path, tmp_path: Path) -> None:
     assert shot.is_file() and shot.stat().st_size > 20_000  # a page with charts, not a blank one
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "listed"),
+    [("--procedure", "khong-co", "dang-ky-tam-tru"), ("--channel", "telegramx", "zalo-oa")],
+)
+def test_an_unknown_procedure_or_channel_is_one_line_listing_the_valid_ones(
+    db: Path, flag: str, value: str, listed: str
+) -> None:
+    proc = run("report", "--content", str(GOOD), "--db", str(db), flag, value)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert value in line and listed in line
+
+
+def test_the_report_knows_every_channel_the_bot_records() -> None:
+    from bot.channels import console, telegram, zalo_bot, zalo_oa
+    from bot.cli import CHANNELS
+
+    assert set(CHANNELS) == {console.CHANNEL, telegram.CHANNEL, zalo_bot.CHANNEL, zalo_oa.CHANNEL}

@@ -219,14 +219,39 @@ async def test_purge_deletes_old_rows_and_reports_how_many(tmp_path: Path) -> No
         event = Event(ts=ts, user_key=f"u{i}", channel="t", type="help", content_version="v")
         await store.commit_turn(f"u{i}", "t", Session(last_seen=ts), [event], ("t", str(i)))
     await store.close()
-    proc = run("purge", "--older-than", "180d", "--db", str(db))
+    asked = run("purge", "--older-than", "180d", "--db", str(db))  # no terminal to say yes: nothing deleted
+    assert asked.returncode == 1 and "Chưa xoá gì" in asked.stderr
+    assert asked.stdout.startswith("Sẽ xoá dữ liệu cũ hơn 180d: 2 sự kiện, 2 phiên trò chuyện, 2 mã tin đã xử lý")
+    proc = run("purge", "--older-than", "180d", "--db", str(db), "--yes")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("Đã xoá dữ liệu cũ hơn 180d: 2 sự kiện, 2 phiên trò chuyện, 2 mã tin đã xử lý")
+    assert "Đã xoá dữ liệu cũ hơn 180d: 2 sự kiện, 2 phiên trò chuyện, 2 mã tin đã xử lý" in proc.stdout
     store = await SqliteStore.open(db)
     assert [e["user_key"] for e in await store.events()] == ["u2"]
     await store.close()
     bad = run("purge", "--older-than", "nửa năm", "--db", str(db))
     assert bad.returncode == 2 and "--older-than cần dạng như 180d" in bad.stderr
+
+
+async def test_purge_keeps_the_sessions_of_citizens_still_talking(tmp_path: Path) -> None:
+    import time
+
+    from tests.test_cli import run
+
+    db = tmp_path / "bot.db"
+    store = await SqliteStore.open(db)
+    now = time.time()
+    for i, ts in enumerate([now - 3 * 86400, now - 600]):  # one left three days ago, one talking now
+        event = Event(ts=ts, user_key=f"u{i}", channel="t", type="help", content_version="v")
+        await store.commit_turn(f"u{i}", "t", Session(last_seen=ts), [event], ("t", str(i)))
+    await store.close()
+    proc = run("purge", "--older-than", "0d", "--db", str(db), "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 sự kiện, 1 phiên trò chuyện" in proc.stdout  # every event, but not the active session
+    store = await SqliteStore.open(db)
+    assert await store.begin_turn("u1", ("t", "9")) != (None, False)
+    await store.close()
+    everything = run("purge", "--older-than", "0d", "--db", str(db), "--yes", "--include-active")
+    assert everything.returncode == 0 and "1 phiên trò chuyện" in everything.stdout
 
 
 async def test_turns_committed_together_keep_their_own_results(tmp_path: Path) -> None:

@@ -562,21 +562,36 @@ class SqliteStore:
             self._wake.set()
             await asyncio.shield(self._flusher)
 
-    async def purge(self, before: float) -> dict[str, int]:
-        """Delete events, sessions, processed-update ids and outbox rows older than ``before`` (epoch seconds)."""
+    @staticmethod
+    def _purged(before: float, sessions_before: float | None) -> list[tuple[str, str, float]]:
+        sessions = before if sessions_before is None else min(before, sessions_before)
+        return [
+            ("events", "ts", before),
+            ("sessions", "updated_at", sessions),
+            ("processed_updates", "seen_at", before),
+            ("outbox", "created_at", before),
+            ("oa_windows", "last_user_at", before),
+        ]
+
+    async def purge_counts(self, before: float, sessions_before: float | None = None) -> dict[str, int]:
+        """How many rows ``purge`` with the same arguments would delete (nothing is deleted)."""
+        counts: dict[str, int] = {}
+        for table, column, cutoff in self._purged(before, sessions_before):
+            cur = await self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} < ?", (cutoff,))  # noqa: S608
+            row = await cur.fetchone()
+            counts[table] = int(row[0]) if row else 0
+        return counts
+
+    async def purge(self, before: float, sessions_before: float | None = None) -> dict[str, int]:
+        """Delete events, sessions, processed-update ids and outbox rows older than ``before`` (epoch seconds);
+        sessions only when also older than ``sessions_before`` (a citizen still in a conversation keeps it)."""
         counts: dict[str, int] = {}
         self._sessions.clear()
         async with self._tx:
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
-                for table, column in (
-                    ("events", "ts"),
-                    ("sessions", "updated_at"),
-                    ("processed_updates", "seen_at"),
-                    ("outbox", "created_at"),
-                    ("oa_windows", "last_user_at"),
-                ):
-                    cur = await self.conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (before,))  # noqa: S608
+                for table, column, cutoff in self._purged(before, sessions_before):
+                    cur = await self.conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,))  # noqa: S608
                     counts[table] = cur.rowcount
                 await self.conn.execute("COMMIT")
             except BaseException:
