@@ -38,6 +38,8 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "short digit runs": lambda n: "12345a" * (n // 6),
     "words": lambda n: "lam can cuoc " * (n // 13),
     "webmail words": lambda n: "an gmail com " * (n // 13),
+    "names introduced": lambda n: "tôi tên tôi tên " * (n // 16),
+    "a long name": lambda n: "tên tôi là " + "a " * ((n - 11) // 2),
     "brackets": lambda n: "{[(" * (n // 3),
     "vietnamese": lambda n: "đăng ký tạm trú " * (n // 16),
 }

@@ -29,9 +29,25 @@ _EMAIL_FOLDED: Final = re.compile(
 # A run of digits, possibly broken by spaces, dots or dashes ("0912 345 678", "0912.345.678").
 _DIGITS: Final = re.compile(r"\+?\d(?:[ .\-]?\d){5,}")
 _NOT_DIGIT: Final = re.compile(r"\D")
+# A name the citizen introduces ("tôi tên Nguyễn Văn A", "tên em là Lan", "họ tên: Trần Thị B"), typed with
+# or without diacritics: the lead-in stays, up to four words after it go. Bounded repetitions only, and a
+# lead-in starts at a word boundary, so the scan stays linear.
+_SELF_WORD: Final = r"(?:tôi|toi|tui|em|mình|minh|con|cháu|chau|tao)"
+_NAME_LEAD: Final = re.compile(
+    r"(?i)(?<!\w)(?:"
+    rf"{_SELF_WORD}\s+tên(?:\s+là)?|{_SELF_WORD}\s+ten(?:\s+la)?"
+    rf"|tên\s+(?:của\s+)?{_SELF_WORD}\s+là|ten\s+(?:cua\s+)?{_SELF_WORD}\s+la"
+    r"|h[ọo]\s+(?:v[àa]\s+)?t[êe]n\s*(?::|l[àa]\b)"  # "họ tên: …", "họ tên là …" (not "cải chính họ tên")
+    r")[ \t:]*"
+    r"([^\W\d_]{1,20}(?:[ \t]+[^\W\d_]{1,20}){0,3})"
+)
 # The placeholders redact() writes; stored text keeps them as they are.
-PLACEHOLDERS: Final = frozenset({"<email>", "<so-dien-thoai>", "<so-giay-to>", "<so-the-ngan-hang>", "<so-tai-khoan>"})
-_PLACEHOLDER_SPLIT: Final = re.compile(r"(<email>|<so-dien-thoai>|<so-giay-to>|<so-the-ngan-hang>|<so-tai-khoan>)")
+PLACEHOLDERS: Final = frozenset(
+    {"<email>", "<so-dien-thoai>", "<so-giay-to>", "<so-the-ngan-hang>", "<so-tai-khoan>", "<ho-ten>"}
+)
+_PLACEHOLDER_SPLIT: Final = re.compile(
+    r"(<email>|<so-dien-thoai>|<so-giay-to>|<so-the-ngan-hang>|<so-tai-khoan>|<ho-ten>)"
+)
 # Free text kept in an event (an unmatched question) is cut to this many characters.
 STORED_TEXT_CHARS: Final = 200
 
@@ -57,11 +73,18 @@ def _classify(match: re.Match[str]) -> str:
     return "<so-tai-khoan>"
 
 
+def _name(match: re.Match[str]) -> str:
+    whole, name = match.group(0), match.group(1)
+    return whole[: len(whole) - len(name)] + "<ho-ten>"
+
+
 def redact(text: str) -> str:
-    """Replace CCCD/CMND, phone, e-mail, card and account numbers with placeholders."""
+    """Replace CCCD/CMND, phone, e-mail, card and account numbers, and a name the citizen introduces
+    ("tôi tên …"), with placeholders."""
     if "@" in text:
         text = _EMAIL.sub("<email>", text)
     text = _EMAIL_FOLDED.sub("<email>", text)
+    text = _NAME_LEAD.sub(_name, text)
     return _DIGITS.sub(_classify, text)
 
 

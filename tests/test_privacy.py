@@ -164,3 +164,23 @@ def test_library_loggers_never_go_below_info() -> None:
 )
 def test_personal_numbers_and_their_lead_in_leave_a_question(text: str, kept: str) -> None:
     assert without_personal(text, fold).replace(" ,", ",").strip(" ,") == kept
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "gone"),
+    [
+        ("tôi tên Nguyễn Văn An, số cccd 079201234567", "tôi tên <ho-ten>, số cccd <so-giay-to>", "Nguyễn"),
+        ("Tên em là Trần Thị Bình", "Tên em là <ho-ten>", "Bình"),
+        ("toi ten le van tam", "toi ten <ho-ten>", "tam"),
+        ("Họ và tên: Võ Thị Lan", "Họ và tên: <ho-ten>", "Lan"),
+        ("họ tên là Phạm Minh", "họ tên là <ho-ten>", "Minh"),
+    ],
+)
+def test_a_name_the_citizen_introduces_is_redacted(text: str, kept: str, gone: str) -> None:
+    assert redact(text) == kept
+    assert gone.lower() not in stored_text(text, fold)
+
+
+def test_the_word_name_in_a_procedure_is_not_a_name() -> None:
+    assert redact("đổi tên cho con") == "đổi tên cho con"
+    assert redact("cải chính họ tên trong giấy khai sinh") == "cải chính họ tên trong giấy khai sinh"
