@@ -1380,7 +1380,7 @@ _KIN: Final = frozenset(
     | {"co", "di", "chu", "bac", "cau", "mo", "thim", "duong"}
 )
 _OWNERS: Final = frozenset({"tui", "toi", "minh", "tao"})
-_KIN_AFTER: Final = frozenset({"noi", "ngoai", "gai", "trai", "ut", "re", "dau", "ruot", "ho"})
+_KIN_AFTER: Final = frozenset({"noi", "ngoai", "gai", "trai", "ut", "re", "dau", "ruot", "ho", "gia"})  # "ông già"
 _KIN_BEFORE: Final = frozenset({"thang", "con", "ba", "ong", "nha"})
 _NOT_KIN_BUT_OTHERS: Final = frozenset({("hang", "xom"), ("nguoi", "quen"), ("ban", "be"), ("ban", "tui")})
 _STOP_VERBS: Final = frozenset({"lam", "dung", "huy", "bo", "thoat", "ngung", "ket", "tiep", "dep"})

@@ -621,7 +621,13 @@ def test_a_relative_of_the_citizen_is_the_choice_for_someone_else(shipped: Conte
         (("o:minh", "Cho bản thân tôi"), ("o:khac", "Xin giúp người khác"), ("cmd:back", "Quay lại")),
         flow_choices=2,
     )
-    for text in ("xin cho ba tui", "làm giùm bà chị, bả bán tạp hóa", "cho bà ngoại ở quê", "thằng em đi làm xa"):
+    for text in (
+        "xin cho ba tui",
+        "làm giùm bà chị, bả bán tạp hóa",
+        "cho bà ngoại ở quê",
+        "thằng em đi làm xa",
+        "cho ông già tui",
+    ):
         assert meaning(shipped, text, for_whom) == ("choice", "o:khac"), text
     # "ba" before "tui" is a father, not the third button
     assert meaning(shipped, "ba tui", for_whom) != ("choice", "cmd:back")
