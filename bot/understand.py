@@ -605,6 +605,17 @@ def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary
     )
 
 
+def _yes_typed_plainly(said: Phrase, command: str, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> bool:
+    """Whether a command rests only on a word typed without marks that is also a yes word of one of the step's
+    labels ("dung" is "dừng" or "đúng"; beside "Đúng hết" it is "đúng")."""
+    label_words = {t for _, label in labels for t in label} & vocab.yes_words
+    if not label_words:
+        return False
+    phrases = [p for p in vocab.commands.get(command, ()) if _contains(said, p) or _contains(vocab.canonical(said), p)]
+    plain = {w[0] for w in said if w[1] is not None and w[1].isascii()}
+    return bool(phrases) and all(len(p) == 1 and p[0][0] in plain & label_words for p in phrases)
+
+
 def _asked_in_full(words: Phrase, core: Phrase, label: Tokens, vocab: Vocabulary) -> bool:
     """Whether the message asks a command in a phrase at least as long as a label merely found among its
     words: "nói chuyện với người đi, hổng nói với máy" asks for a person, whatever "Có chỗ sai" it holds."""
@@ -1176,6 +1187,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     weak: list[bool] = []
     marked = any(w[1] is not None and not w[1].isascii() for w in said)
     command = command_of(words if options.words else _mostly_command(words, vocab), vocab, weak, marked)
+    if command is not None and options.words and _yes_typed_plainly(said, command, labels, vocab):
+        command = None  # "da dung" beside "Đúng hết": "đúng", not "dừng"
     mentioned = command is not None and weak == [True] and options.words and not vocab.negative(tokens)
     if mentioned and _says(words, vocab.done):
         command = None  # "trả tiền cho cán bộ rồi": done, with an official mentioned

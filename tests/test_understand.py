@@ -644,3 +644,10 @@ def test_a_plain_hong_before_a_way_of_saying_turns_it_around(shipped: Content) -
     says = (("o:tu", ("tự làm được",)), ("o:giup", ("làm không nổi",)))
     options = Options(options.choices, flow_choices=2, says=says)
     assert meaning(shipped, "hong tu lam duoc dau, mat tui kem roi", options)[1] != "o:tu"
+
+
+def test_a_plain_dung_beside_a_label_saying_dung_is_that_yes(shipped: Content) -> None:
+    info = Options((("o:dung", "Đúng hết"), ("o:sai", "Có chỗ sai")), flow_choices=2)
+    assert meaning(shipped, "da dung", info) == ("choice", "o:dung")
+    assert meaning(shipped, "dừng", info) == ("command", "cancel")  # typed with marks, it is "dừng"
+    assert meaning(shipped, "dung", WAYS) == ("command", "cancel")  # no "đúng" to answer here
