@@ -47,6 +47,38 @@ DESCRIPTION = (
 )
 
 
+# argparse's own words, in Vietnamese: it looks them up through gettext at the moment it prints them.
+_ARGPARSE_VI: Final[dict[str, str]] = {
+    "usage: ": "cách dùng: ",
+    "positional arguments": "tham số",
+    "options": "tùy chọn",
+    "optional arguments": "tùy chọn",
+    "show this help message and exit": "in hướng dẫn này rồi thoát",
+    "the following arguments are required: %s": "thiếu tham số bắt buộc: %s",
+    "unrecognized arguments: %s": "tham số không nhận ra: %s",
+    "invalid choice: %(value)r (choose from %(choices)s)": "lựa chọn không hợp lệ: %(value)r (chọn một trong %(choices)s)",
+    "argument %(argument_name)s: %(message)s": "tham số %(argument_name)s: %(message)s",
+    "invalid %(type)s value: %(value)r": "giá trị không hợp lệ: %(value)r",
+    "expected one argument": "cần một giá trị",
+    "expected at least one argument": "cần ít nhất một giá trị",
+    "expected at most one argument": "cần nhiều nhất một giá trị",
+    "expected %s argument": "cần %s giá trị",
+    "expected %s arguments": "cần %s giá trị",
+    "ambiguous option: %(option)s could match %(matches)s": "tùy chọn chưa rõ: %(option)s có thể là %(matches)s",
+    "not allowed with argument %s": "không dùng chung được với %s",
+    "one of the arguments %s is required": "cần một trong các tham số %s",
+    "ignored explicit argument %r": "bỏ qua giá trị %r",
+}
+
+
+def _vietnamese(message: str) -> str:
+    return _ARGPARSE_VI.get(message, message)
+
+
+setattr(argparse, "_", _vietnamese)  # noqa: B010 (argparse reads its module-level gettext alias at call time)
+setattr(argparse, "ngettext", lambda one, many, n: _vietnamese(one if n == 1 else many))  # noqa: B010
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with Vietnamese error lines and exit code 2 on bad usage."""
 
@@ -268,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="ghi procedures.schema.json và flow.schema.json vào thư mục này",
     )
+    # Each subcommand's own --help opens with the line the overview shows for it.
+    for action in sub._choices_actions:
+        child = sub.choices[action.dest]
+        if child.description is None and action.help:
+            child.description = action.help[0].upper() + action.help[1:] + "."
     return parser
 
 

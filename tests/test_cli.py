@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -200,3 +201,23 @@ def test_console_survives_bytes_that_are_not_utf8_and_a_ten_megabyte_line(tmp_pa
     assert len(lines) == 4  # one answer per line, the huge one included
     assert lines[2]["replies"][0]["text"].startswith("Tin nhắn của bạn dài quá")
     assert len(lines[2]["input"]) <= 4097  # only the start of the line was read
+
+
+def test_every_help_is_in_vietnamese_with_a_description() -> None:
+    from bot.cli import build_parser
+
+    parser = build_parser()
+    english = ("usage:", "positional arguments", "options:", "show this help message", "optional arguments")
+    top = parser.format_help()
+    assert not [w for w in english if w in top]
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, child in sub.choices.items():
+        text = child.format_help()
+        assert not [w for w in english if w in text], name
+        assert child.description, f"{name} has no description line"
+
+
+def test_a_usage_mistake_is_one_vietnamese_line_and_exit_2() -> None:
+    proc = run("report", "--format", "xml")
+    assert proc.returncode == 2
+    assert "lựa chọn không hợp lệ" in proc.stderr and "invalid choice" not in proc.stderr
