@@ -120,7 +120,10 @@ def redact_tokens_in_logs() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    settings_help = "\n".join(f"  {s.env:<26} {s.help}" for s in SETTINGS)
+    settings_help = "\n".join(
+        f"  {s.env:<26} {s.help}" + (f" Mặc định: {s.default}." if s.default and s.default not in s.help else "")
+        for s in SETTINGS
+    )
     parser = _Parser(
         prog="python -m bot",
         description=DESCRIPTION,
@@ -131,13 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="chạy bot: có TELEGRAM_BOT_TOKEN thì nhận tin Telegram (long polling), không thì trò chuyện trên màn hình",
+        help="chạy bot: có TELEGRAM_BOT_TOKEN, ZALO_BOT_TOKEN thì nhận tin Telegram, Zalo Bot (long polling), "
+        "không có mã nào thì trò chuyện trên màn hình",
     )
     _add_content(p)
     _add_db(p)
 
     p = sub.add_parser(
-        "serve", help="máy chủ webhook cho các kênh: POST /webhook/telegram, GET /healthz (đặt sau HTTPS)"
+        "serve",
+        help="máy chủ webhook cho các kênh: POST /webhook/telegram, /webhook/zalo, /webhook/zalo-oa, "
+        "GET /healthz (đặt sau HTTPS)",
     )
     _add_content(p)
     _add_db(p)
