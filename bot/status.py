@@ -24,7 +24,8 @@ MAX_SHOWN_PROBLEMS = 20
 
 
 def when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, VIETNAM_TZ).strftime("%d/%m/%Y %H:%M:%S")
+    """A moment as officials read it: Vietnam time, labelled (logs are UTC)."""
+    return datetime.fromtimestamp(ts, VIETNAM_TZ).strftime("%d/%m/%Y %H:%M:%S") + " (giờ Việt Nam)"
 
 
 def _problem_line(p: Any) -> str:

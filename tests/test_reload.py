@@ -237,3 +237,9 @@ def test_running_bot_process_picks_up_edits_and_status_reload_work_from_another_
         assert bot.stderr is not None
         bot.stderr.close()
     assert status_json()["running"] == []
+
+
+def test_status_times_say_their_zone() -> None:
+    from bot.status import when
+
+    assert when(0.0) == "01/01/1970 07:00:00 (giờ Việt Nam)"  # UTC+7, labelled, since logs are in UTC
