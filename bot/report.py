@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -121,26 +120,65 @@ def to_csv(report: Mapping[str, Any], table: str) -> str:
     return "\ufeff" + out.getvalue()  # the BOM makes Excel read UTF-8
 
 
+def duration(seconds: float | None) -> str:
+    """A time as people say it: "40 giây", "27 phút", "2 giờ 5 phút", "3 ngày"; "—" when there is none."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{round(seconds)} giây"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} phút"
+    if minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        return f"{hours} giờ" + (f" {rest} phút" if rest else "")
+    return f"{round(minutes / 1440)} ngày"
+
+
+def filters_text(filters: Mapping[str, Any]) -> str:
+    """The report's filters in words ("từ 01/11/2026, thủ tục dang-ky-tam-tru"), or that there are none."""
+    parts = []
+    if filters.get("since"):
+        parts.append(f"từ ngày {filters['since']}")
+    if filters.get("until"):
+        parts.append(f"đến trước ngày {filters['until']}")
+    if filters.get("procedure"):
+        parts.append(f"thủ tục {filters['procedure']}")
+    if filters.get("channel"):
+        parts.append(f"kênh {filters['channel']}")
+    shown = ", ".join(parts) if parts else "mọi ngày, mọi thủ tục, mọi kênh"
+    if filters.get("idle_minutes") is not None:
+        shown += f"; im lặng quá {duration(60.0 * float(filters['idle_minutes']))} thì coi là bỏ dở"
+    return shown
+
+
+def _made_at(report: Mapping[str, Any]) -> str:
+    made = datetime.fromisoformat(str(report["generated_at"]))
+    return made.strftime("%H:%M ngày %d/%m/%Y") + " (giờ Việt Nam)"
+
+
 def to_table(report: Mapping[str, Any]) -> str:
     lines = []
     for p in report["procedures"]:
         lines.append(
             f"{p['name']} ({p['id']}): bắt đầu {p['started']}, xong {p['completed']} ({p['completion_pct']}%), "
             f"bỏ dở {p['abandoned']}, tự dừng {p['cancelled']}, chuyển việc khác {p['left']}, đang làm {p['in_progress']}; "
-            f"thời gian xong: trung vị {p['median_seconds_to_complete']} s, p90 {p['p90_seconds_to_complete']} s"
+            f"thời gian xong: trung vị {duration(p['median_seconds_to_complete'])}, "
+            f"p90 {duration(p['p90_seconds_to_complete'])}"
         )
         lines.append(
-            f"  {'bước':<22}{'tới':>6}{'đi tiếp':>9}{'bỏ ở đây':>10}{'%':>7}{'giây':>8}{'giúp':>6}{'lùi':>5}{'lặp':>5}{'?':>5}"
+            f"  {'bước':<22}{'tới':>6}{'đi tiếp':>9}{'bỏ ở đây':>10}{'%':>7}{'ở lại':>12}{'giúp':>6}{'lùi':>5}"
+            f"{'lặp':>5}{'?':>5}"
         )
         for s in p["steps"]:
-            median = "" if s["median_seconds"] is None else s["median_seconds"]
             lines.append(
                 f"  {s['id']:<22}{s['reached']:>6}{s['moved_on']:>9}{s['dropped']:>10}{s['dropped_pct']:>7}"
-                f"{median!s:>8}{s['help']:>6}{s['back']:>5}{s['repeat']:>5}{s['not_understood']:>5}"
+                f"{duration(s['median_seconds']):>12}{s['help']:>6}{s['back']:>5}{s['repeat']:>5}{s['not_understood']:>5}"
             )
         if p["exit_reasons"]:
             lines.append("  Lý do dừng: " + ", ".join(f"{k} {v}" for k, v in p["exit_reasons"].items()))
         lines.append("")
+    lines.append("Bộ lọc: " + filters_text(report["filters"]))
     lines.append("Câu hỏi bot chưa hiểu (nhiều nhất trước):")
     lines += [f"  {u['count']:>5}  {u['text']}" for u in report["unmatched"]] or ["  (không có)"]
     return "\n".join(lines)
@@ -182,7 +220,7 @@ def to_html(report: Mapping[str, Any]) -> str:
         "@media print{h2{page-break-before:always}h2:first-of-type{page-break-before:avoid}}",
         "</style></head><body>",
         "<h1>Báo cáo: người dân bỏ dở thủ tục ở đâu, vướng ở đâu</h1>",
-        f"<p>Lập lúc {escape(str(report['generated_at']))}. Bộ lọc: {escape(json.dumps(report['filters'], ensure_ascii=False))}.</p>",
+        f"<p>Lập lúc {escape(_made_at(report))}. Bộ lọc: {escape(filters_text(report['filters']))}.</p>",
     ]
     for p in report["procedures"]:
         out.append(f"<h2>{escape(p['name'])} <small>({escape(p['id'])})</small></h2>")
@@ -191,7 +229,7 @@ def to_html(report: Mapping[str, Any]) -> str:
             "<th>Chuyển việc khác</th><th>Trung vị thời gian</th></tr>"
             f"<tr><td class='n'>{p['started']}</td><td class='n'>{p['completed']}</td><td class='n'>{p['completion_pct']}%</td>"
             f"<td class='n'>{p['abandoned']}</td><td class='n'>{p['cancelled']}</td><td class='n'>{p['left']}</td>"
-            f"<td class='n'>{p['median_seconds_to_complete'] or '—'} giây</td></tr></table>"
+            f"<td class='n'>{escape(duration(p['median_seconds_to_complete']))}</td></tr></table>"
         )
         steps = p["steps"]
         out.append("<h3>Phễu: số người tới từng bước</h3>")

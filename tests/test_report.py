@@ -218,3 +218,22 @@ def test_the_report_knows_every_channel_the_bot_records() -> None:
     from bot.cli import CHANNELS
 
     assert set(CHANNELS) == {console.CHANNEL, telegram.CHANNEL, zalo_bot.CHANNEL, zalo_oa.CHANNEL}
+
+
+def test_times_and_filters_read_as_words_and_nothing_says_none(db: Path) -> None:
+    table = report(db)
+    html = report(db, "--format", "html", "--procedure", PROC)
+    for text in (table, html):
+        assert "None" not in text and "{" not in text.split("<style>")[-1].split("</style>")[-1]
+    assert "trung vị 16 phút, p90 28 phút" in table  # 930 s and 1680 s
+    assert "Bộ lọc: thủ tục dang-ky-tam-tru; im lặng quá 24 giờ thì coi là bỏ dở" in html
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(None, "—"), (40, "40 giây"), (1650.1, "28 phút"), (3600 * 2 + 300, "2 giờ 5 phút"), (86400 * 3, "3 ngày")],
+)
+def test_durations_are_said_as_people_say_them(seconds: float | None, said: str) -> None:
+    from bot.report import duration
+
+    assert duration(seconds) == said
