@@ -56,6 +56,9 @@ async def generate(store: SqliteStore, events: int, seed: int = 11) -> int:
         if rng.random() < 0.1:
             text = json.dumps({"text": rng.choice(["giay phep lai tau", "vay von", "tien dien", "hoc phi"])})
             rows.append((t, key, "telegram", None, "v", None, "match-none", None, None, None, text))
+        if rng.random() < 0.1:  # a question answered with choices (unresolved when nothing starts after it)
+            text = json.dumps({"text": rng.choice(["lam the", "giay to nha"]), "candidates": [{"id": pid}]})
+            rows.append((t, key, "telegram", None, "v", None, "match-ambiguous", None, None, None, text))
     rows = rows[:events]
     await store.conn.executemany(
         "INSERT INTO events (ts, user_key, channel, procedure_id, content_version, step_id, type, from_step, "

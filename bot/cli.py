@@ -272,7 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", choices=["table", "json", "csv", "html"], default="table", help="kiểu báo cáo (mặc định table)"
     )
-    p.add_argument("--table", choices=["procedures", "steps", "unmatched"], default="procedures", help="bảng cho csv")
+    p.add_argument(
+        "--table",
+        choices=["procedures", "steps", "unmatched", "unresolved"],
+        default="procedures",
+        help="bảng cho csv (unresolved: câu hỏi bot đưa lựa chọn mà người dân không chọn)",
+    )
     p.add_argument("--out", type=Path, default=None, metavar="TỆP", help="ghi ra tệp")
     p.add_argument("--since", default=None, metavar="NĂM-THÁNG-NGÀY", help="từ ngày (giờ Việt Nam)")
     p.add_argument("--until", default=None, metavar="NĂM-THÁNG-NGÀY", help="đến trước ngày")

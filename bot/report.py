@@ -19,7 +19,7 @@ from bot.schema import Catalogue
 from bot.settings import VIETNAM_TZ
 
 SIGNALS: Final = ("help", "back", "repeat", "not-understood")
-TABLES: Final = ("procedures", "steps", "unmatched")
+TABLES: Final = ("procedures", "steps", "unmatched", "unresolved")
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -83,11 +83,16 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
                 "steps": steps,
             }
         )
+    names = {p.id: p.name for p in catalogue.procedures}
     return {
         "generated_at": datetime.now(VIETNAM_TZ).isoformat(timespec="seconds"),
         "filters": dict(filters),
         "procedures": procedures,
         "unmatched": [{"text": t, "count": n} for t, n in data["unmatched"]],
+        "unresolved": [
+            {"text": t, "offered": [names.get(c, c) for c in offered], "count": n}
+            for t, offered, n in data.get("unresolved", [])
+        ],
     }
 
 
@@ -107,6 +112,10 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
             return s[k if k != "step" else "id"]
 
         return head, [[p["id"], *(cell(s, k) for k in head[1:])] for p in report["procedures"] for s in p["steps"]]
+    if table == "unresolved":
+        return ["text", "offered", "count"], [
+            [u["text"], "; ".join(u["offered"]), u["count"]] for u in report["unresolved"]
+        ]
     head = ["text", "count"]
     return head, [[u["text"], u["count"]] for u in report["unmatched"]]
 
@@ -178,6 +187,10 @@ def to_table(report: Mapping[str, Any]) -> str:
         if p["exit_reasons"]:
             lines.append("  Lý do dừng: " + ", ".join(f"{k} {v}" for k, v in p["exit_reasons"].items()))
         lines.append("")
+    lines.append("Câu hỏi bot đưa lựa chọn mà người dân không chọn (nhiều nhất trước):")
+    lines += [f"  {u['count']:>5}  {u['text']}  [đã đưa: {'; '.join(u['offered'])}]" for u in report["unresolved"]] or [
+        "  (không có)"
+    ]
     lines.append("Bộ lọc: " + filters_text(report["filters"]))
     lines.append("Câu hỏi bot chưa hiểu (nhiều nhất trước):")
     lines += [f"  {u['count']:>5}  {u['text']}" for u in report["unmatched"]] or ["  (không có)"]
@@ -255,6 +268,17 @@ def to_html(report: Mapping[str, Any]) -> str:
     if report["unmatched"]:
         out.append("<table><tr><th>Câu hỏi (đã che số cá nhân)</th><th>Số lần</th></tr>")
         out += [f"<tr><td>{escape(u['text'])}</td><td class='n'>{u['count']}</td></tr>" for u in report["unmatched"]]
+        out.append("</table>")
+    else:
+        out.append("<p class='empty'>Không có.</p>")
+    out.append("<h2>Câu hỏi bot đưa lựa chọn mà người dân không chọn</h2>")
+    if report["unresolved"]:
+        out.append("<table><tr><th>Câu hỏi (đã che số cá nhân)</th><th>Bot đã đưa</th><th>Số lần</th></tr>")
+        out += [
+            f"<tr><td>{escape(u['text'])}</td><td>{escape('; '.join(u['offered']))}</td>"
+            f"<td class='n'>{u['count']}</td></tr>"
+            for u in report["unresolved"]
+        ]
         out.append("</table>")
     else:
         out.append("<p class='empty'>Không có.</p>")

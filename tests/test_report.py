@@ -237,3 +237,24 @@ def test_durations_are_said_as_people_say_them(seconds: float | None, said: str)
     from bot.report import duration
 
     assert duration(seconds) == said
+
+
+async def test_questions_answered_with_choices_the_citizen_never_took_are_listed(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    offered = {"text": "lam the can cuoc", "candidates": [{"id": PROC, "score": 52.0}]}
+    events = [
+        ev(1, "match-ambiguous", 0, detail=offered),  # never chose: unresolved
+        ev(2, "match-ambiguous", 0, detail=offered),
+        ev(2, "flow-started", 30, procedure_id=PROC, step_id="gioi-thieu", via="disambiguate"),
+        ev(3, "match-ambiguous", 5, detail={**offered, "text": "giay to nha dat"}),
+    ]
+    store = await SqliteStore.open(path)
+    await store.commit_turn("seed", "telegram", Session(), events)
+    await store.close()
+    data = json.loads(report(path, "--format", "json"))
+    assert [(u["text"], u["count"]) for u in data["unresolved"]] == [("giay to nha dat", 1), ("lam the can cuoc", 1)]
+    assert data["unresolved"][1]["offered"] == ["Đăng ký tạm trú"]
+    html = report(path, "--format", "html")
+    assert "Câu hỏi bot đưa lựa chọn mà người dân không chọn" in html and "lam the can cuoc" in html
+    rows = list(csv.reader(io.StringIO(report(path, "--format", "csv", "--table", "unresolved"))))
+    assert rows[0] == ["\ufefftext", "offered", "count"] and len(rows) == 3  # with a BOM, for Excel

@@ -122,6 +122,19 @@ DONE_DELAY: Final = 0.2
 # next message needs no read. Safe because one process is the only writer of its users' sessions in a
 # SQLite file (a server database with several workers does not use this cache).
 SESSION_CACHE_SIZE: Final = 10_000
+# A question answered with choices counts as unresolved when no procedure starts within this long after it.
+UNRESOLVED_WITHIN_SECONDS: Final = 3600.0
+
+
+def _candidate_ids(raw: Any) -> list[str]:
+    """The procedure ids of a ``match-ambiguous`` event's stored candidates (ids, or {"id", "score"} objects)."""
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else []
+    except ValueError:
+        return []
+    return [str(c.get("id")) if isinstance(c, dict) else str(c) for c in items if c][:3]
+
+
 SESSION_CACHE_SECONDS: Final = 300.0
 _T = TypeVar("_T")
 _UPSERT_SESSION: Final = (
@@ -738,6 +751,19 @@ class SqliteStore:
             unmatched_args,
         ) as cur:
             unmatched = [(str(t), int(n)) for t, n in await cur.fetchall()]
+        # Questions answered with choices that the citizen never took: no procedure started by the same
+        # person before they went quiet (the same signal for officials as an unmatched question).
+        async with self.conn.execute(
+            "SELECT json_extract(a.detail, '$.text') AS t, json_extract(a.detail, '$.candidates') AS c, "  # noqa: S608
+            "COUNT(*) AS n FROM events a "
+            f"WHERE {' AND '.join('a.' + w if w[0].isalpha() and w != '1 = 1' else w for w in unmatched_where)} "
+            "AND a.type = 'match-ambiguous' AND a.ts < ? AND t IS NOT NULL AND t != '' "
+            "AND NOT EXISTS (SELECT 1 FROM events b WHERE b.user_key = a.user_key AND b.ts >= a.ts "
+            "AND b.type = 'flow-started' AND b.ts <= a.ts + ?) "
+            "GROUP BY t ORDER BY n DESC, t LIMIT 50",
+            [*unmatched_args, idle_before, UNRESOLVED_WITHIN_SECONDS],
+        ) as cur:
+            unresolved = [(str(t), _candidate_ids(c), int(n)) for t, c, n in await cur.fetchall()]
         return {
             "flows": flows,
             "durations": durations,
@@ -746,6 +772,7 @@ class SqliteStore:
             "exit_reasons": reasons,
             "step_exit_reasons": step_reasons,
             "unmatched": unmatched,
+            "unresolved": unresolved,
         }
 
     async def close(self) -> None:
