@@ -60,6 +60,7 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
                     "moved_on": moved_on,
                     "dropped": dropped,
                     "dropped_pct": round(100.0 * dropped / reached, 1) if reached else 0.0,
+                    "cancelled": s.get("cancelled", 0),
                     "median_seconds": round(s["median_seconds"], 1) if s.get("median_seconds") is not None else None,
                     **{k.replace("-", "_"): sig.get(k, 0) for k in SIGNALS},
                     "exit_reasons": dict(sorted(data.get("step_exit_reasons", {}).get((proc.id, step.id), {}).items())),
@@ -103,7 +104,8 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
         head += ["in_progress", "median_seconds_to_complete", "p90_seconds_to_complete"]
         return head, [[p["id"], p["name"], *(p[k] for k in head[2:])] for p in report["procedures"]]
     if table == "steps":
-        head = ["procedure", "step", "kind", "reached", "moved_on", "dropped", "dropped_pct", "median_seconds"]
+        head = ["procedure", "step", "kind", "reached", "moved_on", "dropped", "dropped_pct", "cancelled"]
+        head += ["median_seconds"]
         head += ["help", "back", "repeat", "not_understood", "exit_reasons"]
 
         def cell(s: Mapping[str, Any], k: str) -> Any:
@@ -176,12 +178,12 @@ def to_table(report: Mapping[str, Any]) -> str:
             f"p90 {duration(p['p90_seconds_to_complete'])}"
         )
         lines.append(
-            f"  {'bước':<22}{'tới':>6}{'đi tiếp':>9}{'bỏ ở đây':>10}{'%':>7}{'ở lại':>12}{'giúp':>6}{'lùi':>5}"
+            f"  {'bước':<22}{'tới':>6}{'đi tiếp':>9}{'bỏ ở đây':>10}{'%':>7}{'dừng':>6}{'ở lại':>12}{'giúp':>6}{'lùi':>5}"
             f"{'lặp':>5}{'?':>5}"
         )
         for s in p["steps"]:
             lines.append(
-                f"  {s['id']:<22}{s['reached']:>6}{s['moved_on']:>9}{s['dropped']:>10}{s['dropped_pct']:>7}"
+                f"  {s['id']:<22}{s['reached']:>6}{s['moved_on']:>9}{s['dropped']:>10}{s['dropped_pct']:>7}{s['cancelled']:>6}"
                 f"{duration(s['median_seconds']):>12}{s['help']:>6}{s['back']:>5}{s['repeat']:>5}{s['not_understood']:>5}"
             )
         if p["exit_reasons"]:
@@ -247,8 +249,20 @@ def to_html(report: Mapping[str, Any]) -> str:
         steps = p["steps"]
         out.append("<h3>Phễu: số người tới từng bước</h3>")
         out.append(_bars([(s["id"], s["reached"], str(s["reached"])) for s in steps], "#1565c0"))
-        out.append("<h3>Bỏ dở ở bước nào</h3>")
-        out.append(_bars([(s["id"], s["dropped"], f"{s['dropped']} ({s['dropped_pct']}%)") for s in steps], "#c62828"))
+        out.append("<h3>Bỏ dở hoặc tự dừng ở bước nào</h3>")
+        out.append(
+            _bars(
+                [
+                    (
+                        s["id"],
+                        s["dropped"] + s["cancelled"],
+                        f"bỏ dở {s['dropped']} ({s['dropped_pct']}%), dừng {s['cancelled']}",
+                    )
+                    for s in steps
+                ],
+                "#c62828",
+            )
+        )
         stuck = [(s["id"], s["help"] + s["back"] + s["repeat"] + s["not_understood"], s) for s in steps]
         out.append("<h3>Dấu hiệu vướng (trợ giúp, quay lại, lặp lại, không hiểu)</h3>")
         out.append(

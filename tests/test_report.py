@@ -97,7 +97,11 @@ def test_json_has_the_known_numbers(db: Path) -> None:
     giay_to = steps["giay-to"]
     assert (giay_to["reached"], giay_to["dropped"], giay_to["dropped_pct"], giay_to["help"]) == (60, 20, 33.3, 5)
     assert giay_to["median_seconds"] == 10.0
-    assert (steps["dang-nhap"]["reached"], steps["dang-nhap"]["dropped"]) == (40, 0)
+    assert (steps["dang-nhap"]["reached"], steps["dang-nhap"]["dropped"], steps["dang-nhap"]["cancelled"]) == (
+        40,
+        0,
+        10,
+    )
     assert steps["xong"]["reached"] == 30
     assert data["unmatched"] == [{"text": "giay phep lai tau", "count": 3}, {"text": "abc", "count": 1}]
     assert data["filters"]["idle_minutes"] == 1440
@@ -151,7 +155,8 @@ def test_html_is_one_self_contained_file_with_the_charts_and_numbers(db: Path, t
     parser.feed(html)
     assert "script" not in parser.tags and parser.urls == []  # works offline, no CDN
     assert parser.tags.count("svg") >= 4  # funnel, drop-off, stuck signals, exit reasons
-    assert "<title>20 (33.3%)</title>" in html  # the drop at giay-to, as drawn
+    assert "<title>bỏ dở 20 (33.3%), dừng 0</title>" in html  # the drop at giay-to, as drawn
+    assert "<title>bỏ dở 0 (0.0%), dừng 10</title>" in html  # the ten who stopped at dang-nhap
     assert "<title>5: giúp 5, lùi 0, lặp 0, ? 0</title>" in html
     assert "<td>giay phep lai tau</td><td class='n'>3</td>" in html
     assert "Phễu: số người tới từng bước" in html and "@media print" in html

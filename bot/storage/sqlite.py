@@ -721,6 +721,14 @@ class SqliteStore:
                 steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0})
                 steps[(pid, step)]["dropped"] = int(dropped)
         await self.conn.execute("DROP TABLE IF EXISTS temp.report_runs")
+        async with self.conn.execute(  # a stop is placed at the step where the citizen said it
+            f"SELECT procedure_id, step_id, COUNT(*) FROM events WHERE {cond} "  # noqa: S608
+            "AND type = 'flow-cancelled' AND step_id IS NOT NULL GROUP BY procedure_id, step_id",
+            args,
+        ) as cur:
+            for pid, step, cancelled in await cur.fetchall():
+                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0})
+                steps[(pid, step)]["cancelled"] = int(cancelled)
         signals: dict[tuple[str, str], dict[str, int]] = {}
         async with self.conn.execute(
             f"SELECT procedure_id, step_id, type, COUNT(*) FROM events WHERE {cond} "  # noqa: S608
