@@ -1001,8 +1001,14 @@ class _Turn:
             frame = pos.stack[-1]
             caller = self.cat.procedure(frame.procedure)
             self.session = replace(self.session, position=Position(frame.procedure, frame.step, pos.stack[:-1]))
-            self.emit(
-                "guide-returned", from_step=step_.id, to_step=frame.step, via="return", detail={"guide": pos.procedure}
+            self.emit(  # recorded under the guide, at its end step: the guide's own run is complete
+                "guide-returned",
+                from_step=step_.id,
+                to_step=frame.step,
+                via="return",
+                detail={"guide": pos.procedure, "procedure": frame.procedure},
+                procedure_id=pos.procedure,
+                step_id=step_.id,
             )
             if caller is not None:
                 self.say(texts.BACK_TO_PROCEDURE.format(name=caller.name))

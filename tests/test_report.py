@@ -263,3 +263,34 @@ async def test_questions_answered_with_choices_the_citizen_never_took_are_listed
     assert "Câu hỏi bot đưa lựa chọn mà người dân không chọn" in html and "lam the can cuoc" in html
     rows = list(csv.reader(io.StringIO(report(path, "--format", "csv", "--table", "unresolved"))))
     assert rows[0] == ["\ufefftext", "offered", "count"] and len(rows) == 3  # with a BOM, for Excel
+
+
+async def test_a_guide_entered_from_a_procedure_counts_its_starts_and_returns(tmp_path: Path) -> None:
+    """7 citizens jump from a procedure into the VNeID guide; 5 come back through its end, 2 go quiet in it."""
+    path = tmp_path / "bot.db"
+    guide = "tai-khoan-vneid"
+    events = []
+    for u in range(7):
+        events.append(ev(u, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match"))
+        events.append(ev(u, "guide-entered", 5, procedure_id=PROC, step_id="dang-nhap", detail={"guide": guide}))
+        events.append(
+            ev(u, "step-entered", 5, procedure_id=guide, step_id="cach-dang-nhap", to_step="cach-dang-nhap", via="jump")
+        )
+        if u < 5:
+            events.append(
+                ev(
+                    u,
+                    "guide-returned",
+                    9,
+                    procedure_id=guide,
+                    step_id="xong",
+                    detail={"guide": guide, "procedure": PROC},
+                )
+            )
+    store = await SqliteStore.open(path)
+    await store.commit_turn("seed", "telegram", Session(), events)
+    await store.close()
+    data = json.loads(report(path, "--format", "json"))
+    [g] = [p for p in data["procedures"] if p["id"] == guide]
+    assert (g["started"], g["completed"], g["abandoned"]) == (7, 5, 2)
+    assert g["steps"][0]["reached"] == 7

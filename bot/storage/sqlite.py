@@ -644,8 +644,10 @@ class SqliteStore:
             f"""
             CREATE TEMP TABLE report_runs AS
             SELECT user_key, procedure_id,
-                   SUM(type = 'flow-started') AS started,
-                   SUM(type = 'flow-completed') AS completed,
+                   SUM(type = 'flow-started'
+                       OR (type = 'step-entered' AND via = 'jump' AND from_step IS NULL)) AS started,
+                   SUM(type = 'flow-completed'
+                       OR (type = 'guide-returned' AND json_extract(detail, '$.guide') = procedure_id)) AS completed,
                    SUM(type = 'flow-cancelled') AS cancelled,
                    SUM(type = 'flow-exited') AS exited,
                    MAX(ts) AS last_ts,
