@@ -19,7 +19,7 @@ from bot.schema import Catalogue
 from bot.settings import VIETNAM_TZ
 
 SIGNALS: Final = ("help", "back", "repeat", "not-understood")
-TABLES: Final = ("procedures", "steps", "unmatched", "unresolved")
+TABLES: Final = ("overview", "procedures", "steps", "unmatched", "unresolved")
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -88,6 +88,7 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
     return {
         "generated_at": datetime.now(VIETNAM_TZ).isoformat(timespec="seconds"),
         "filters": dict(filters),
+        "overview": overview(procedures),
         "procedures": procedures,
         "unmatched": [{"text": t, "count": n} for t, n in data["unmatched"]],
         "unresolved": [
@@ -95,6 +96,32 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
             for t, offered, n in data.get("unresolved", [])
         ],
     }
+
+
+def overview(procedures: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Procedures ranked by citizens lost (abandoned + stopped), with where and why they were lost most."""
+    out = []
+    for p in procedures:
+        if not p["started"]:
+            continue
+        worst = max(p["steps"], key=lambda s: (s["dropped"] + s["cancelled"], -p["steps"].index(s)), default=None)
+        lost_there = (worst["dropped"] + worst["cancelled"]) if worst else 0
+        reasons = sorted(p["exit_reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
+        out.append(
+            {
+                "id": p["id"],
+                "name": p["name"],
+                "started": p["started"],
+                "lost": p["abandoned"] + p["cancelled"],
+                "lost_pct": round(100.0 * (p["abandoned"] + p["cancelled"]) / p["started"], 1),
+                "completion_pct": p["completion_pct"],
+                "worst_step": worst["id"] if worst and lost_there else None,
+                "worst_step_lost": lost_there,
+                "top_exit_reason": reasons[0][0] if reasons else None,
+            }
+        )
+    out.sort(key=lambda o: (-o["lost"], o["id"]))
+    return out
 
 
 def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[Any]]]:
@@ -114,6 +141,10 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
             return s[k if k != "step" else "id"]
 
         return head, [[p["id"], *(cell(s, k) for k in head[1:])] for p in report["procedures"] for s in p["steps"]]
+    if table == "overview":
+        head = ["procedure", "name", "started", "lost", "lost_pct", "completion_pct", "worst_step", "worst_step_lost"]
+        head += ["top_exit_reason"]
+        return head, [[o["id"], *(o[k] for k in head[1:])] for o in report["overview"]]
     if table == "unresolved":
         return ["text", "offered", "count"], [
             [u["text"], "; ".join(u["offered"]), u["count"]] for u in report["unresolved"]
@@ -169,7 +200,16 @@ def _made_at(report: Mapping[str, Any]) -> str:
 
 
 def to_table(report: Mapping[str, Any]) -> str:
-    lines = []
+    lines = ["Thủ tục mất nhiều người nhất (bỏ dở + tự dừng):"]
+    for o in report["overview"]:
+        where = f", mất nhiều nhất ở bước {o['worst_step']} ({o['worst_step_lost']})" if o["worst_step"] else ""
+        why = f", lý do dừng hay gặp: {o['top_exit_reason']}" if o["top_exit_reason"] else ""
+        lines.append(
+            f"  {o['lost']:>6} / {o['started']:<6} {o['name']} ({o['id']}): hoàn thành {o['completion_pct']}%{where}{why}"
+        )
+    if not report["overview"]:
+        lines.append("  (chưa có ai bắt đầu thủ tục nào)")
+    lines.append("")
     for p in report["procedures"]:
         lines.append(
             f"{p['name']} ({p['id']}): bắt đầu {p['started']}, xong {p['completed']} ({p['completion_pct']}%), "
@@ -237,8 +277,23 @@ def to_html(report: Mapping[str, Any]) -> str:
         "<h1>Báo cáo: người dân bỏ dở thủ tục ở đâu, vướng ở đâu</h1>",
         f"<p>Lập lúc {escape(_made_at(report))}. Bộ lọc: {escape(filters_text(report['filters']))}.</p>",
     ]
+    out.append("<h2 id='tong-quan'>Tổng quan: thủ tục mất nhiều người nhất</h2>")
+    if report["overview"]:
+        out.append(
+            "<table><tr><th>Thủ tục</th><th>Bắt đầu</th><th>Mất (bỏ dở + tự dừng)</th><th>Hoàn thành</th>"
+            "<th>Mất nhiều nhất ở bước</th><th>Lý do dừng hay gặp</th></tr>"
+        )
+        out += [
+            f"<tr><td><a href='#{escape(o['id'])}'>{escape(o['name'])}</a></td><td class='n'>{o['started']}</td>"
+            f"<td class='n'>{o['lost']} ({o['lost_pct']}%)</td><td class='n'>{o['completion_pct']}%</td>"
+            f"<td>{escape(o['worst_step'] or '—')}</td><td>{escape(o['top_exit_reason'] or '—')}</td></tr>"
+            for o in report["overview"]
+        ]
+        out.append("</table>")
+    else:
+        out.append("<p class='empty'>Chưa có ai bắt đầu thủ tục nào.</p>")
     for p in report["procedures"]:
-        out.append(f"<h2>{escape(p['name'])} <small>({escape(p['id'])})</small></h2>")
+        out.append(f"<h2 id='{escape(p['id'])}'>{escape(p['name'])} <small>({escape(p['id'])})</small></h2>")
         out.append(
             "<table><tr><th>Bắt đầu</th><th>Hoàn thành</th><th>Tỉ lệ</th><th>Bỏ dở</th><th>Tự dừng</th>"
             "<th>Chuyển việc khác</th><th>Trung vị thời gian</th></tr>"

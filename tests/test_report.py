@@ -153,7 +153,8 @@ def test_html_is_one_self_contained_file_with_the_charts_and_numbers(db: Path, t
 
     parser = Collect()
     parser.feed(html)
-    assert "script" not in parser.tags and parser.urls == []  # works offline, no CDN
+    assert "script" not in parser.tags  # works offline, no CDN: every link stays inside the page
+    assert parser.urls and all(u.startswith("#") for u in parser.urls)
     assert parser.tags.count("svg") >= 4  # funnel, drop-off, stuck signals, exit reasons
     assert "<title>bỏ dở 20 (33.3%), dừng 0</title>" in html  # the drop at giay-to, as drawn
     assert "<title>bỏ dở 0 (0.0%), dừng 10</title>" in html  # the ten who stopped at dang-nhap
@@ -294,3 +295,17 @@ async def test_a_guide_entered_from_a_procedure_counts_its_starts_and_returns(tm
     [g] = [p for p in data["procedures"] if p["id"] == guide]
     assert (g["started"], g["completed"], g["abandoned"]) == (7, 5, 2)
     assert g["steps"][0]["reached"] == 7
+
+
+def test_the_overview_ranks_procedures_by_citizens_lost(db: Path) -> None:
+    data = json.loads(report(db, "--format", "json"))
+    [top] = data["overview"][:1]
+    assert (top["id"], top["started"], top["lost"], top["lost_pct"]) == (PROC, 100, 70, 70.0)
+    assert (top["worst_step"], top["worst_step_lost"], top["top_exit_reason"]) == ("gioi-thieu", 20, "vneid")
+    html = report(db, "--format", "html")
+    assert html.index("Tổng quan") < html.index("<h2 id='dang-ky-tam-tru'>")  # first, linking to the section
+    assert f"<a href='#{PROC}'>" in html
+    table = report(db)
+    assert table.startswith("Thủ tục mất nhiều người nhất (bỏ dở + tự dừng):\n      70 / 100")
+    rows = list(csv.reader(io.StringIO(report(db, "--format", "csv", "--table", "overview"))))
+    assert rows[1][:4] == [PROC, "Đăng ký tạm trú", "100", "70"]
