@@ -109,6 +109,7 @@ _ENDS: Final = frozenset(
     {"dau", "tien", "cuoi", "cung", "tren", "duoi"}
 )  # "cai dau": "đầu", though "dau" is also "đâu"
 _SPEAKERS: Final = frozenset({"con", "chau"})
+_ASKING_TAGS: Final = frozenset({"khong", "hong", "hok", "ko", "k", "kg", "hem"})  # "… được không?"
 _CLOSING_POSITION: Final = frozenset({"so", "cai", "thu", "chon", "lua"})  # "… em chọn cái số 2 nha"
 _YES_VERBS: Final = frozenset({"muon", "co", "duoc"})  # a yes alone, a verb before more words
 NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabulary.negations``)
@@ -596,6 +597,11 @@ def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary
     word that also opens other sentences ("thôi", "bỏ", "giúp") nor by a phrase that also says other things
     ("gửi lại", "hướng dẫn": see ``_YIELDING``)."""
     yielding = vocab.yielding.get(command, frozenset()) - _ASKING
+    if command == "help":
+        # a complaint and a plea together ("tui kẹt rồi, giúp với") ask for help, though each alone may not
+        held = [set(_tokens(p)) for p in vocab.commands["help"] if _contains(words, p)]
+        if any(h <= WEAK_HELP for h in held) and any(h <= _COMPLAINT and not h <= WEAK_HELP for h in held):
+            return True
     return any(
         len(p) > 1
         and _tokens(p) not in yielding
@@ -711,6 +717,8 @@ def ordinal_of(
     """
     if count == 0:
         return None
+    if len(message) > 2 and message[-2][0] in ("duoc", "dc") and message[-1][0] in _ASKING_TAGS:
+        message = message[:-2]  # "cho hỏi chọn số 2 được hông": the position, asked politely
     position = _position(message, vocab, count, labels, last or count)
     if position is not None or len(message) < 3:
         return position
@@ -1269,6 +1277,10 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         core = tuple(t for t in core if t not in names[0]) or core
     yes, no = _yes_no(labels, vocab)
     flow_ids = tuple(cid for cid, _ in flow)
+    # At a "for whom" question, the citizen alone: "có mình tui thôi", "cho tui thôi, tui đi làm xa".
+    alone = _just_me(_tokens(said), cores)
+    if alone is not None and not _says(words, vocab.questions):
+        return Reading("choice", alone, how="someone-else")
     # 6. Only yes, ok, done: "dạ", "ok em", "xong rồi ạ".
     if _only(words, vocab.answers, vocab):
         return _affirm(options, _says(words, vocab.done), yes, flow_ids, _finished(labels, yes))
@@ -1333,20 +1345,35 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     return _politeness(words, vocab)
 
 
+def _just_me(said: Tokens, cores: Sequence[tuple[str, Tokens]]) -> str | None:
+    """The one choice for the citizen alone ("Cho bản thân tôi", "Chỉ một mình tôi") when the message says
+    "only me": a word for oneself before a closing "thôi" ("có mình tui thôi", "cho tui thôi, tui đi làm xa")."""
+    mine = [cid for cid, label in cores if ("ban", "than") in set(itertools.pairwise(label))]
+    if len(mine) != 1 or any(t in _KIN_BEFORE | {"ho", "xom"} for t in said[:1]):
+        return None
+    pairs = set(itertools.pairwise(said))
+    if any((t, "thoi") in pairs for t in _SELF - {"con", "chau", "em"}) and not _names_someone(said):
+        return mine[0]
+    return None
+
+
+def _names_someone(said: Tokens) -> bool:
+    """Whether the words name a relative or a neighbour (see ``_for_someone_else``)."""
+    return any(
+        (t in _KIN and (after in _OWNERS or after in _KIN_AFTER))
+        or (t in _KIN_BEFORE and after in _KIN and after != t)
+        or (t, after) in _NOT_KIN_BUT_OTHERS
+        for t, after in itertools.pairwise((*said, ""))
+    )
+
+
 def _for_someone_else(said: Tokens, cores: Sequence[tuple[str, Tokens]]) -> str | None:
     """The one choice for another person ("…người khác", "…người nhà", "người thân") when the message names
     a relative or a neighbour of the citizen: "ba tui", "má tui", "thằng em", "bà chị", "bà ngoại", "hàng xóm"."""
     others = [cid for cid, label in cores if {("nguoi", "khac"), ("nguoi", "nha")} & set(itertools.pairwise(label))]
     if len(others) != 1:
         return None
-    for t, after in itertools.pairwise((*said, "")):
-        if (
-            (t in _KIN and (after in _OWNERS or after in _KIN_AFTER))
-            or (t in _KIN_BEFORE and after in _KIN and after != t)
-            or (t, after) in _NOT_KIN_BUT_OTHERS
-        ):
-            return others[0]
-    return None
+    return others[0] if _names_someone(said) else None
 
 
 def _closes_with_roi(words: Phrase, vocab: Vocabulary) -> bool:
@@ -1390,7 +1417,7 @@ def _name_sets(names: Sequence[set[str]]) -> list[set[str]]:
 # Relatives, as typed (folded): "ba tui", "má tui", "con tui", "bà ngoại", "thằng em", "bà chị".
 _KIN: Final = frozenset(
     {"ba", "ma", "me", "cha", "bo", "tia", "vo", "chong", "con", "chau", "em", "anh", "chi", "ong"}
-    | {"co", "di", "chu", "bac", "cau", "mo", "thim", "duong"}
+    | {"di", "chu", "bac", "cau", "mo", "thim", "duong"}  # not "co": "có tui" (only me) folds like "cô tui"
 )
 _OWNERS: Final = frozenset({"tui", "toi", "minh", "tao"})
 _KIN_AFTER: Final = frozenset({"noi", "ngoai", "gai", "trai", "ut", "re", "dau", "ruot", "ho", "gia"})  # "ông già"

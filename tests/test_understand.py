@@ -651,3 +651,17 @@ def test_a_plain_dung_beside_a_label_saying_dung_is_that_yes(shipped: Content) -
     assert meaning(shipped, "da dung", info) == ("choice", "o:dung")
     assert meaning(shipped, "dừng", info) == ("command", "cancel")  # typed with marks, it is "dừng"
     assert meaning(shipped, "dung", WAYS) == ("command", "cancel")  # no "đúng" to answer here
+
+
+def test_only_me_is_the_choice_for_the_citizen_alone(shipped: Content) -> None:
+    who = Options(
+        (("o:minh", "Chỉ một mình tôi"), ("o:ca-nha", "Tôi cùng vợ hoặc chồng, con"), ("cmd:back", "Quay lại")),
+        flow_choices=2,
+    )
+    for text in ("co minh tui thoi", "cho tui thôi, tui đi làm xa", "tui thôi"):
+        assert meaning(shipped, text, who) == ("choice", "o:minh"), text
+
+
+def test_a_position_asked_politely_is_that_position(shipped: Content) -> None:
+    assert meaning(shipped, "xin chào, cho hỏi chọn số 2 được hông", WAYS) == ("choice", "o:cong")
+    assert meaning(shipped, "cái thứ ba được không", WAYS) == ("choice", "o:xa")
