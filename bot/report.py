@@ -11,7 +11,7 @@ import csv
 import io
 import statistics
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any, Final
 
@@ -19,7 +19,7 @@ from bot.schema import Catalogue
 from bot.settings import VIETNAM_TZ
 
 SIGNALS: Final = ("help", "back", "repeat", "not-understood")
-TABLES: Final = ("overview", "procedures", "steps", "unmatched", "unresolved")
+TABLES: Final = ("overview", "trend", "procedures", "steps", "unmatched", "unresolved")
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -89,12 +89,37 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
         "generated_at": datetime.now(VIETNAM_TZ).isoformat(timespec="seconds"),
         "filters": dict(filters),
         "overview": overview(procedures),
+        "trend": trend(data.get("trend", {})),
         "procedures": procedures,
         "unmatched": [{"text": t, "count": n} for t, n in data["unmatched"]],
         "unresolved": [
             {"text": t, "offered": [names.get(c, c) for c in offered], "count": n}
             for t, offered, n in data.get("unresolved", [])
         ],
+    }
+
+
+TREND_DAYS: Final = 62  # a longer range is shown by week
+
+
+def trend(days: Mapping[int, Mapping[str, int]]) -> dict[str, Any]:
+    """Starts, completions, stops and abandonment per day (per week, from Monday, over a longer range)."""
+    keys = ("started", "completed", "cancelled", "abandoned")
+    if not days:
+        return {"by": "day", "rows": []}
+    first, last = min(days), max(days)
+    weekly = last - first + 1 > TREND_DAYS
+    buckets: dict[date, dict[str, int]] = {}
+    for d in range(first, last + 1):
+        when = date(1970, 1, 1) + timedelta(days=d)
+        if weekly:
+            when -= timedelta(days=when.weekday())
+        row = buckets.setdefault(when, dict.fromkeys(keys, 0))
+        for k in keys:
+            row[k] += days.get(d, {}).get(k, 0)
+    return {
+        "by": "week" if weekly else "day",
+        "rows": [{"from": when.isoformat(), **row} for when, row in sorted(buckets.items())],
     }
 
 
@@ -141,6 +166,9 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
             return s[k if k != "step" else "id"]
 
         return head, [[p["id"], *(cell(s, k) for k in head[1:])] for p in report["procedures"] for s in p["steps"]]
+    if table == "trend":
+        head = ["from", "started", "completed", "cancelled", "abandoned"]
+        return head, [[r[k] for k in head] for r in report["trend"]["rows"]]
     if table == "overview":
         head = ["procedure", "name", "started", "lost", "lost_pct", "completion_pct", "worst_step", "worst_step_lost"]
         head += ["top_exit_reason"]
@@ -210,6 +238,11 @@ def to_table(report: Mapping[str, Any]) -> str:
     if not report["overview"]:
         lines.append("  (chưa có ai bắt đầu thủ tục nào)")
     lines.append("")
+    unit = "tuần từ" if report["trend"]["by"] == "week" else "ngày"
+    lines.append(f"Theo {unit.split()[0]}: bắt đầu / hoàn thành / tự dừng / bỏ dở")
+    for r in report["trend"]["rows"]:
+        lines.append(f"  {unit} {r['from']}: {r['started']} / {r['completed']} / {r['cancelled']} / {r['abandoned']}")
+    lines.append("")
     for p in report["procedures"]:
         lines.append(
             f"{p['name']} ({p['id']}): bắt đầu {p['started']}, xong {p['completed']} ({p['completion_pct']}%), "
@@ -261,6 +294,35 @@ def _bars(items: Sequence[tuple[str, float, str]], color: str, width: int = 520)
     return "".join(parts)
 
 
+def _trend_chart(trend_: Mapping[str, Any], height: int = 120) -> str:
+    """Starts (blue) and completions (green) per day or week as inline SVG columns, the numbers in titles."""
+    rows = trend_["rows"]
+    unit = "tuần" if trend_["by"] == "week" else "ngày"
+    head = f"<h3>Theo {unit}: bắt đầu (xanh dương), hoàn thành (xanh lá)</h3>"
+    if not rows:
+        return head + "<p class='empty'>Chưa có số liệu.</p>"
+    top = max(max(r["started"], r["completed"]) for r in rows) or 1
+    step = max(6, min(28, 900 // len(rows)))
+    parts = [
+        f"<svg role='img' width='{step * len(rows) + 10}' height='{height + 24}' xmlns='http://www.w3.org/2000/svg'>"
+    ]
+    for i, r in enumerate(rows):
+        x = 5 + i * step
+        for j, (key, color) in enumerate((("started", "#1565c0"), ("completed", "#2e7d32"))):
+            h = height * r[key] / top
+            parts.append(
+                f"<rect x='{x + j * step / 2:.1f}' y='{height - h:.1f}' width='{step / 2 - 1:.1f}' height='{h:.1f}' "
+                f"fill='{color}'><title>{escape(r['from'])}: bắt đầu {r['started']}, hoàn thành {r['completed']}, "
+                f"tự dừng {r['cancelled']}, bỏ dở {r['abandoned']}</title></rect>"
+            )
+    parts.append(f"<text x='5' y='{height + 18}'>{escape(rows[0]['from'])}</text>")
+    parts.append(
+        f"<text x='{step * len(rows) + 5}' y='{height + 18}' text-anchor='end'>{escape(rows[-1]['from'])}</text>"
+    )
+    parts.append("</svg>")
+    return head + "".join(parts)
+
+
 def to_html(report: Mapping[str, Any]) -> str:
     """ONE self-contained file: inline CSS and SVG charts, no scripts, no network; prints on A4."""
     out = [
@@ -292,6 +354,7 @@ def to_html(report: Mapping[str, Any]) -> str:
         out.append("</table>")
     else:
         out.append("<p class='empty'>Chưa có ai bắt đầu thủ tục nào.</p>")
+    out.append(_trend_chart(report["trend"]))
     for p in report["procedures"]:
         out.append(f"<h2 id='{escape(p['id'])}'>{escape(p['name'])} <small>({escape(p['id'])})</small></h2>")
         out.append(

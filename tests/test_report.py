@@ -309,3 +309,34 @@ def test_the_overview_ranks_procedures_by_citizens_lost(db: Path) -> None:
     assert table.startswith("Thủ tục mất nhiều người nhất (bỏ dở + tự dừng):\n      70 / 100")
     rows = list(csv.reader(io.StringIO(report(db, "--format", "csv", "--table", "overview"))))
     assert rows[1][:4] == [PROC, "Đăng ký tạm trú", "100", "70"]
+
+
+async def test_the_trend_counts_each_day_in_vietnam_time_and_weeks_over_a_long_range(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    day0 = datetime(2026, 11, 2, 17, 30, tzinfo=UTC).timestamp()  # 00:30 on 3 Nov in Vietnam
+    at = day0 - OLD  # ev() counts from OLD
+    events = [
+        ev(1, "flow-started", at, procedure_id=PROC, step_id="gioi-thieu", via="match"),
+        ev(2, "flow-started", at + 3600, procedure_id=PROC, step_id="gioi-thieu", via="match"),
+        ev(1, "flow-completed", at + 86400, procedure_id=PROC, step_id="xong", detail={"seconds": 60.0}),
+    ]
+    path = tmp_path / "bot.db"
+    store = await SqliteStore.open(path)
+    await store.commit_turn("seed", "telegram", Session(), events)
+    await store.close()
+    data = json.loads(report(path, "--format", "json"))
+    assert data["trend"]["by"] == "day"
+    assert data["trend"]["rows"] == [
+        # user 2 went quiet on the day of their last event
+        {"from": "2026-11-03", "started": 2, "completed": 0, "cancelled": 0, "abandoned": 1},
+        {"from": "2026-11-04", "started": 0, "completed": 1, "cancelled": 0, "abandoned": 0},
+    ]
+    store = await SqliteStore.open(path)
+    late = ev(3, "flow-started", at + 100 * 86400, procedure_id=PROC, step_id="gioi-thieu", via="match")
+    await store.commit_turn("seed2", "telegram", Session(), [late])
+    await store.close()
+    weekly = json.loads(report(path, "--format", "json"))["trend"]
+    assert weekly["by"] == "week" and weekly["rows"][0]["from"] == "2026-11-02"  # the Monday of that week
+    assert sum(r["started"] for r in weekly["rows"]) == 3
+    assert "Theo tuần" in report(path, "--format", "html")

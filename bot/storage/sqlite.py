@@ -124,6 +124,7 @@ DONE_DELAY: Final = 0.2
 SESSION_CACHE_SIZE: Final = 10_000
 # A question answered with choices counts as unresolved when no procedure starts within this long after it.
 UNRESOLVED_WITHIN_SECONDS: Final = 3600.0
+VIETNAM_OFFSET_SECONDS: Final = 7 * 3600  # reports count days in Vietnam time (UTC+7, no daylight saving)
 
 
 def _candidate_ids(raw: Any) -> list[str]:
@@ -712,6 +713,25 @@ class SqliteStore:
         for where_, values in spent.items():
             if where_ in steps:
                 steps[where_]["median_seconds"] = statistics.median(values)
+        # Per day (Vietnam time): starts, completions and stops from the log; abandonment on the day of the
+        # run's last event.
+        trend: dict[int, dict[str, int]] = {}
+        day = f"CAST((ts + {VIETNAM_OFFSET_SECONDS}) / 86400 AS INTEGER)"
+        async with self.conn.execute(
+            f"SELECT {day} AS d, type, COUNT(*) FROM events WHERE {cond} "  # noqa: S608
+            "AND type IN ('flow-started', 'flow-completed', 'flow-cancelled') GROUP BY d, type",
+            args,
+        ) as cur:
+            for d, kind, count in await cur.fetchall():
+                key = {"flow-started": "started", "flow-completed": "completed", "flow-cancelled": "cancelled"}[kind]
+                trend.setdefault(int(d), {})[key] = int(count)
+        async with self.conn.execute(
+            f"SELECT CAST((last_ts + {VIETNAM_OFFSET_SECONDS}) / 86400 AS INTEGER) AS d, COUNT(*) "  # noqa: S608
+            "FROM temp.report_runs WHERE started - completed - cancelled - exited > 0 AND last_ts < ? GROUP BY d",
+            (idle_before,),
+        ) as cur:
+            for d, count in await cur.fetchall():
+                trend.setdefault(int(d), {})["abandoned"] = int(count)
         sql_dropped = """
             SELECT e.procedure_id, e.to_step, COUNT(*)
             FROM temp.report_runs r JOIN events e ON e.id = r.last_step_id
@@ -783,6 +803,7 @@ class SqliteStore:
             "step_exit_reasons": step_reasons,
             "unmatched": unmatched,
             "unresolved": unresolved,
+            "trend": trend,
         }
 
     async def close(self) -> None:
