@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--table",
-        choices=["overview", "trend", "procedures", "steps", "unmatched", "unresolved"],
+        choices=["overview", "channels", "trend", "procedures", "steps", "unmatched", "unresolved"],
         default="procedures",
         help="bảng cho csv (unresolved: câu hỏi bot đưa lựa chọn mà người dân không chọn)",
     )

@@ -19,7 +19,7 @@ from bot.schema import Catalogue
 from bot.settings import VIETNAM_TZ
 
 SIGNALS: Final = ("help", "back", "repeat", "not-understood")
-TABLES: Final = ("overview", "trend", "procedures", "steps", "unmatched", "unresolved")
+TABLES: Final = ("overview", "channels", "trend", "procedures", "steps", "unmatched", "unresolved")
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -90,6 +90,16 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
         "filters": dict(filters),
         "overview": overview(procedures),
         "trend": trend(data.get("trend", {})),
+        "channels": [
+            {
+                "channel": name,
+                **c,
+                "completion_pct": round(100.0 * c["completed"] / c["started"], 1) if c["started"] else 0.0,
+                "lost_pct": round(100.0 * (c["abandoned"] + c["cancelled"]) / c["started"], 1) if c["started"] else 0.0,
+            }
+            for name, c in sorted(data.get("channels", {}).items(), key=lambda kv: -kv[1]["started"])
+            if c["started"]
+        ],
         "procedures": procedures,
         "unmatched": [{"text": t, "count": n} for t, n in data["unmatched"]],
         "unresolved": [
@@ -99,6 +109,12 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
     }
 
 
+CHANNEL_NAMES: Final = {
+    "console": "Màn hình (thử)",
+    "telegram": "Telegram",
+    "zalo-bot": "Zalo Bot",
+    "zalo-oa": "Zalo OA",
+}
 TREND_DAYS: Final = 62  # a longer range is shown by week
 
 
@@ -166,6 +182,9 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
             return s[k if k != "step" else "id"]
 
         return head, [[p["id"], *(cell(s, k) for k in head[1:])] for p in report["procedures"] for s in p["steps"]]
+    if table == "channels":
+        head = ["channel", "started", "completed", "completion_pct", "cancelled", "abandoned", "lost_pct"]
+        return head, [[c[k] for k in head] for c in report["channels"]]
     if table == "trend":
         head = ["from", "started", "completed", "cancelled", "abandoned"]
         return head, [[r[k] for k in head] for r in report["trend"]["rows"]]
@@ -238,6 +257,12 @@ def to_table(report: Mapping[str, Any]) -> str:
     if not report["overview"]:
         lines.append("  (chưa có ai bắt đầu thủ tục nào)")
     lines.append("")
+    if report["channels"]:
+        lines.append("Theo kênh: bắt đầu / hoàn thành / tự dừng / bỏ dở")
+        for c in report["channels"]:
+            name = CHANNEL_NAMES.get(c["channel"], c["channel"])
+            lines.append(f"  {name}: {c['started']} / {c['completed']} / {c['cancelled']} / {c['abandoned']}")
+        lines.append("")
     unit = "tuần từ" if report["trend"]["by"] == "week" else "ngày"
     lines.append(f"Theo {unit.split()[0]}: bắt đầu / hoàn thành / tự dừng / bỏ dở")
     for r in report["trend"]["rows"]:
@@ -354,6 +379,18 @@ def to_html(report: Mapping[str, Any]) -> str:
         out.append("</table>")
     else:
         out.append("<p class='empty'>Chưa có ai bắt đầu thủ tục nào.</p>")
+    if report["channels"]:
+        out.append(
+            "<h3>Theo kênh</h3><table><tr><th>Kênh</th><th>Bắt đầu</th><th>Hoàn thành</th><th>Tự dừng</th>"
+            "<th>Bỏ dở</th><th>Mất</th></tr>"
+        )
+        out += [
+            f"<tr><td>{escape(CHANNEL_NAMES.get(c['channel'], c['channel']))}</td><td class='n'>{c['started']}</td>"
+            f"<td class='n'>{c['completed']} ({c['completion_pct']}%)</td><td class='n'>{c['cancelled']}</td>"
+            f"<td class='n'>{c['abandoned']}</td><td class='n'>{c['lost_pct']}%</td></tr>"
+            for c in report["channels"]
+        ]
+        out.append("</table>")
     out.append(_trend_chart(report["trend"]))
     for p in report["procedures"]:
         out.append(f"<h2 id='{escape(p['id'])}'>{escape(p['name'])} <small>({escape(p['id'])})</small></h2>")

@@ -340,3 +340,26 @@ async def test_the_trend_counts_each_day_in_vietnam_time_and_weeks_over_a_long_r
     assert weekly["by"] == "week" and weekly["rows"][0]["from"] == "2026-11-02"  # the Monday of that week
     assert sum(r["started"] for r in weekly["rows"]) == 3
     assert "Theo tuần" in report(path, "--format", "html")
+
+
+async def test_the_overview_compares_channels(tmp_path: Path) -> None:
+    events = []
+    for u in range(4):  # Telegram: 4 start, 3 complete; Zalo Bot: 2 start, none complete, 1 stops
+        events.append(ev(u, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match"))
+        if u < 3:
+            events.append(ev(u, "flow-completed", 9, procedure_id=PROC, step_id="xong", detail={"seconds": 9.0}))
+    for u in (10, 11):
+        started = ev(u, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match")
+        events.append(Event(**{**started.__dict__, "channel": "zalo-bot"}))
+    stop = ev(10, "flow-cancelled", 5, procedure_id=PROC, step_id="gioi-thieu", detail={"reason": "command"})
+    events.append(Event(**{**stop.__dict__, "channel": "zalo-bot"}))
+    path = tmp_path / "bot.db"
+    store = await SqliteStore.open(path)
+    await store.commit_turn("seed", "telegram", Session(), events)
+    await store.close()
+    data = json.loads(report(path, "--format", "json"))
+    by = {c["channel"]: c for c in data["channels"]}
+    assert (by["telegram"]["started"], by["telegram"]["completed"], by["telegram"]["abandoned"]) == (4, 3, 1)
+    assert (by["zalo-bot"]["started"], by["zalo-bot"]["cancelled"], by["zalo-bot"]["abandoned"]) == (2, 1, 1)
+    assert by["zalo-bot"]["lost_pct"] == 100.0
+    assert "<td>Zalo Bot</td>" in report(path, "--format", "html")

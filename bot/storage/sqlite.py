@@ -652,6 +652,7 @@ class SqliteStore:
                    SUM(type = 'flow-cancelled') AS cancelled,
                    SUM(type = 'flow-exited') AS exited,
                    MAX(ts) AS last_ts,
+                   MAX(channel) AS channel,
                    MAX(CASE WHEN type = 'step-entered' THEN id END) AS last_step_id
             FROM events WHERE {cond} AND procedure_id IS NOT NULL GROUP BY user_key, procedure_id
             """,  # noqa: S608 - the WHERE clause is built from fixed fragments; values are bound
@@ -732,6 +733,20 @@ class SqliteStore:
         ) as cur:
             for d, count in await cur.fetchall():
                 trend.setdefault(int(d), {})["abandoned"] = int(count)
+        channels: dict[str, dict[str, int]] = {}
+        async with self.conn.execute(
+            "SELECT channel, SUM(started), SUM(completed), SUM(cancelled), "
+            "SUM(CASE WHEN last_ts < ? THEN MAX(started - completed - cancelled - exited, 0) ELSE 0 END) "
+            "FROM temp.report_runs GROUP BY channel",
+            (idle_before,),
+        ) as cur:
+            for channel_, started, completed, cancelled, abandoned in await cur.fetchall():
+                channels[str(channel_)] = {
+                    "started": int(started or 0),
+                    "completed": int(completed or 0),
+                    "cancelled": int(cancelled or 0),
+                    "abandoned": int(abandoned or 0),
+                }
         sql_dropped = """
             SELECT e.procedure_id, e.to_step, COUNT(*)
             FROM temp.report_runs r JOIN events e ON e.id = r.last_step_id
@@ -804,6 +819,7 @@ class SqliteStore:
             "unmatched": unmatched,
             "unresolved": unresolved,
             "trend": trend,
+            "channels": channels,
         }
 
     async def close(self) -> None:
