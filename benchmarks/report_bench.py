@@ -88,11 +88,21 @@ async def main() -> int:
         t1 = time.perf_counter()
         data = await store.analytics(idle_before=time.time() - 86400)
         built = report.build(catalogue, data, {})
+        for render in (report.to_table, report.to_html, lambda r: report.to_csv(r, "steps")):
+            render(built)
         t2 = time.perf_counter()
+        # --compare-versions: the same log read twice, once per version (here both halves are "v")
+        pair = [await store.analytics(idle_before=time.time() - 86400, version="v") for _ in range(2)]
+        both = report.compare(report.build(catalogue, pair[0], {}), report.build(catalogue, pair[1], {}), "v", "v")
+        report.compare_table(both)
+        t3 = time.perf_counter()
     finally:
         await store.close()
     total = sum(p["started"] for p in built["procedures"])
-    print(f"{n:,} events generated in {t1 - t0:.1f} s; report over them in {t2 - t1:.2f} s ({total:,} flows started)")
+    print(
+        f"{n:,} events generated in {t1 - t0:.1f} s; report over them, all formats, in {t2 - t1:.2f} s "
+        f"({total:,} flows started); --compare-versions in {t3 - t2:.2f} s"
+    )
     return 0
 
 

@@ -290,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PHÚT",
         help="im lặng bao lâu thì coi là bỏ dở (mặc định 1440)",
     )
+    p.add_argument(
+        "--compare-versions",
+        nargs=2,
+        metavar=("TRƯỚC", "SAU"),
+        default=None,
+        help="so sánh hai phiên bản nội dung (mã như `status` in): tỉ lệ hoàn thành và mất ở từng bước, "
+        "kèm dấu hiệu khác biệt có thể chỉ là ngẫu nhiên",
+    )
 
     p = sub.add_parser("purge", help="xoá nhật ký và phiên trò chuyện cũ hơn một khoảng thời gian (lưu giữ dữ liệu)")
     _add_db(p)
@@ -826,9 +834,23 @@ async def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--procedure: không có thủ tục “{args.procedure}”. Các mã có: {', '.join(ids)}.")
     if args.channel is not None and args.channel not in CHANNELS:
         raise UsageError(f"--channel: không có kênh “{args.channel}”. Các kênh: {', '.join(CHANNELS)}.")
+    idle_before = clock.time() - args.idle_minutes * 60
     store = await SqliteStore.open(_existing_db(args))
     try:
-        data = await store.analytics(since, until, args.procedure, args.channel, clock.time() - args.idle_minutes * 60)
+        if args.compare_versions:
+            seen = [v for v, *_ in await store.versions()]
+            missing = [v for v in args.compare_versions if v not in seen]
+            if missing:
+                raise UsageError(
+                    f"--compare-versions: nhật ký không có phiên bản “{missing[0]}”. Các phiên bản có: "
+                    f"{', '.join(seen) or '(chưa có)'}."
+                )
+            pair = [
+                await store.analytics(since, until, args.procedure, args.channel, idle_before, version=v)
+                for v in args.compare_versions
+            ]
+        else:
+            data = await store.analytics(since, until, args.procedure, args.channel, idle_before)
     finally:
         await store.close()
     filters = {
@@ -838,6 +860,18 @@ async def cmd_report(args: argparse.Namespace) -> int:
         "channel": args.channel,
         "idle_minutes": args.idle_minutes,
     }
+    if args.compare_versions:
+        a, b = args.compare_versions
+        both = report.compare(
+            report.build(content.catalogue, pair[0], filters), report.build(content.catalogue, pair[1], filters), a, b
+        )
+        if args.format == "json":
+            text = json.dumps(both, ensure_ascii=False, indent=2) + "\n"
+        elif args.format == "html":
+            text = report.compare_html(both)
+        else:
+            text = report.compare_table(both) + "\n"
+        return _emit(text, args.out, "so sánh")
     built = report.build(content.catalogue, data, filters)
     if args.format == "json":
         text = json.dumps(built, ensure_ascii=False, indent=2) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -137,6 +138,98 @@ def trend(days: Mapping[int, Mapping[str, int]]) -> dict[str, Any]:
         "by": "week" if weekly else "day",
         "rows": [{"from": when.isoformat(), **row} for when, row in sorted(buckets.items())],
     }
+
+
+def _two_proportions(done_a: int, n_a: int, done_b: int, n_b: int) -> tuple[float, bool]:
+    """The z statistic of a two-proportion test and whether both groups are big enough to read it (10 of
+    each outcome in each group); |z| >= 1.96 is a difference unlikely to be chance (5%)."""
+    if not n_a or not n_b:
+        return 0.0, False
+    pooled = (done_a + done_b) / (n_a + n_b)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    z = (done_b / n_b - done_a / n_a) / spread if spread else 0.0
+    enough = min(done_a, n_a - done_a, done_b, n_b - done_b) >= 10
+    return round(z, 2), enough
+
+
+def compare(before: Mapping[str, Any], after: Mapping[str, Any], a: str, b: str) -> dict[str, Any]:
+    """Two reports (content versions ``a`` then ``b``) side by side: completion and each step's losses,
+    with the difference and whether it could be noise."""
+    old = {p["id"]: p for p in before["procedures"]}
+    rows = []
+    for p in after["procedures"]:
+        q = old.get(p["id"])
+        if q is None:
+            continue
+        z, enough = _two_proportions(q["completed"], q["started"], p["completed"], p["started"])
+        q_steps = {s["id"]: s for s in q["steps"]}
+        steps = []
+        for s in p["steps"]:
+            t = q_steps.get(s["id"])
+            if t is None or not (t["reached"] or s["reached"]):
+                continue
+            lost_a, lost_b = t["dropped"] + t["cancelled"], s["dropped"] + s["cancelled"]
+            pct_a = round(100.0 * lost_a / t["reached"], 1) if t["reached"] else 0.0
+            pct_b = round(100.0 * lost_b / s["reached"], 1) if s["reached"] else 0.0
+            sz, s_enough = _two_proportions(lost_a, t["reached"], lost_b, s["reached"])
+            steps.append(
+                {"id": s["id"], "lost_pct_a": pct_a, "lost_pct_b": pct_b, "change": round(pct_b - pct_a, 1),
+                 "z": sz, "noise": not s_enough or abs(sz) < 1.96}
+            )  # fmt: skip
+        rows.append(
+            {
+                "id": p["id"],
+                "name": p["name"],
+                "started_a": q["started"],
+                "completion_pct_a": q["completion_pct"],
+                "started_b": p["started"],
+                "completion_pct_b": p["completion_pct"],
+                "change": round(p["completion_pct"] - q["completion_pct"], 1),
+                "z": z,
+                "noise": not enough or abs(z) < 1.96,
+                "steps": steps,
+            }
+        )
+    return {"version_a": a, "version_b": b, "filters": after["filters"], "procedures": rows}
+
+
+def compare_table(c: Mapping[str, Any]) -> str:
+    lines = [f"So sánh phiên bản nội dung {c['version_a']} (trước) với {c['version_b']} (sau):"]
+    for p in c["procedures"]:
+        flag = "có thể chỉ là ngẫu nhiên" if p["noise"] else "khác biệt rõ"
+        lines.append(
+            f"{p['name']} ({p['id']}): hoàn thành {p['completion_pct_a']}% ({p['started_a']} người) → "
+            f"{p['completion_pct_b']}% ({p['started_b']} người), {p['change']:+} điểm, {flag}"
+        )
+        for s in p["steps"]:
+            mark = "" if s["noise"] else "  ← khác biệt rõ"
+            lines.append(f"  {s['id']:<22} mất {s['lost_pct_a']:>5}% → {s['lost_pct_b']:>5}% ({s['change']:+}){mark}")
+    if not c["procedures"]:
+        lines.append("  (không có thủ tục nào có người làm ở cả hai phiên bản)")
+    return "\n".join(lines)
+
+
+def compare_html(c: Mapping[str, Any]) -> str:
+    out = [
+        "<!doctype html><html lang='vi'><head><meta charset='utf-8'><title>So sánh hai phiên bản nội dung</title>",
+        "<style>body{font-family:Arial,sans-serif;margin:24px auto;max-width:1000px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #bbb;padding:4px 8px}td.n{text-align:right}.clear{font-weight:bold}</style></head><body>",
+        f"<h1>So sánh phiên bản {escape(c['version_a'])} (trước) và {escape(c['version_b'])} (sau)</h1>",
+    ]
+    for p in c["procedures"]:
+        out.append(
+            f"<h2>{escape(p['name'])}</h2><p>Hoàn thành {p['completion_pct_a']}% → {p['completion_pct_b']}% "
+            f"({p['change']:+} điểm; {'có thể chỉ là ngẫu nhiên' if p['noise'] else 'khác biệt rõ'})</p>"
+            "<table><tr><th>Bước</th><th>Mất (trước)</th><th>Mất (sau)</th><th>Thay đổi</th></tr>"
+        )
+        out += [
+            f"<tr><td>{escape(s['id'])}</td><td class='n'>{s['lost_pct_a']}%</td><td class='n'>{s['lost_pct_b']}%</td>"
+            f"<td class='n{'' if s['noise'] else ' clear'}'>{s['change']:+}</td></tr>"
+            for s in p["steps"]
+        ]
+        out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
 
 
 def overview(procedures: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

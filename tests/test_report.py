@@ -363,3 +363,36 @@ async def test_the_overview_compares_channels(tmp_path: Path) -> None:
     assert (by["zalo-bot"]["started"], by["zalo-bot"]["cancelled"], by["zalo-bot"]["abandoned"]) == (2, 1, 1)
     assert by["zalo-bot"]["lost_pct"] == 100.0
     assert "<td>Zalo Bot</td>" in report(path, "--format", "html")
+
+
+async def test_two_content_versions_side_by_side_with_noise_flagged(tmp_path: Path) -> None:
+    def run_of(u: int, version: str, done: bool) -> list[Event]:
+        out = [ev(u, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match")]
+        out.append(ev(u, "step-entered", 0, procedure_id=PROC, step_id="gioi-thieu", to_step="gioi-thieu", via="match"))
+        if done:
+            out.append(ev(u, "flow-completed", 9, procedure_id=PROC, step_id="xong", detail={"seconds": 9.0}))
+        return [Event(**{**e.__dict__, "content_version": version}) for e in out]
+
+    events = [e for u in range(100) for e in run_of(u, "aaa111", u < 30)]  # before the edit: 30 of 100
+    events += [e for u in range(100, 200) for e in run_of(u, "bbb222", u < 160)]  # after: 60 of 100
+    path = tmp_path / "bot.db"
+    store = await SqliteStore.open(path)
+    await store.commit_turn("seed", "telegram", Session(), events)
+    await store.close()
+    both = json.loads(report(path, "--format", "json", "--compare-versions", "aaa111", "bbb222"))
+    [p] = both["procedures"]
+    assert (p["completion_pct_a"], p["completion_pct_b"], p["change"], p["noise"]) == (30.0, 60.0, 30.0, False)
+    [first] = p["steps"]
+    assert (first["lost_pct_a"], first["lost_pct_b"]) == (70.0, 40.0) and not first["noise"]
+    table = report(path, "--compare-versions", "aaa111", "bbb222")
+    assert "hoàn thành 30.0% (100 người) → 60.0% (100 người), +30.0 điểm, khác biệt rõ" in table
+    proc = run("report", "--content", str(GOOD), "--db", str(path), "--compare-versions", "aaa111", "zzz")
+    assert proc.returncode == 2 and "zzz" in proc.stderr and "aaa111" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_small_difference_is_flagged_as_possible_noise() -> None:
+    from bot.report import _two_proportions
+
+    assert _two_proportions(3, 5, 4, 5)[1] is False  # too few to read
+    z, enough = _two_proportions(30, 100, 33, 100)
+    assert enough and abs(z) < 1.96  # three points on a hundred each: could be chance

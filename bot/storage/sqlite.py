@@ -587,6 +587,13 @@ class SqliteStore:
             ("oa_windows", "last_user_at", before),
         ]
 
+    async def versions(self) -> list[tuple[str, int, float, float]]:
+        """The content versions seen in the log: (version, events, first, last event time), newest first."""
+        async with self.conn.execute(
+            "SELECT content_version, COUNT(*), MIN(ts), MAX(ts) FROM events GROUP BY content_version ORDER BY MAX(ts) DESC"
+        ) as cur:
+            return [(str(v), int(n), float(a), float(b)) for v, n, a, b in await cur.fetchall()]
+
     async def purge_counts(self, before: float, sessions_before: float | None = None) -> dict[str, int]:
         """How many rows ``purge`` with the same arguments would delete (nothing is deleted)."""
         counts: dict[str, int] = {}
@@ -620,6 +627,7 @@ class SqliteStore:
         procedure: str | None = None,
         channel: str | None = None,
         idle_before: float = 0.0,
+        version: str | None = None,
     ) -> dict[str, Any]:
         """The aggregates behind `report`, computed in SQL over the event log.
 
@@ -634,6 +642,7 @@ class SqliteStore:
             ("ts < ?", until),
             ("procedure_id = ?", procedure),
             ("channel = ?", channel),
+            ("content_version = ?", version),
         ):
             if value is not None:
                 where.append(clause)
