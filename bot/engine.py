@@ -735,9 +735,9 @@ class _Turn:
         step_ = self.current_step()
         if step_ is None:
             return False
-        meaning = self.content.meaning
-        wanted = set(meaning(name)) - NAME_VERBS
-        said = set(meaning(step_.text)).union(*(meaning(t) for o in step_.options for t in (o.label, *o.says)))
+        words = self.content.phrase  # the content's own words: read once, kept
+        wanted = set(words(name)) - NAME_VERBS
+        said = set(words(step_.text)).union(*(words(t) for o in step_.options for t in (o.label, *o.says)))
         return bool(wanted) and wanted <= said
 
     def kin(self, pos: Position) -> set[str]:
