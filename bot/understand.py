@@ -617,8 +617,11 @@ def _yes_typed_plainly(said: Phrase, command: str, labels: Sequence[tuple[str, T
     label_words = {t for _, label in labels for t in label} & vocab.yes_words
     if not label_words:
         return False
-    phrases = [p for p in vocab.commands.get(command, ()) if _contains(said, p) or _contains(vocab.canonical(said), p)]
     plain = {w[0] for w in said if w[1] is not None and w[1].isascii()}
+    if not plain & label_words:
+        return False
+    read = vocab.canonical(said)
+    phrases = [p for p in vocab.commands.get(command, ()) if _contains(said, p) or _contains(read, p)]
     return bool(phrases) and all(len(p) == 1 and p[0][0] in plain & label_words for p in phrases)
 
 
