@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Final
 
@@ -30,16 +31,16 @@ _EMAIL_FOLDED: Final = re.compile(
 _DIGITS: Final = re.compile(r"\+?\d(?:[ .\-]?\d){5,}")
 _NOT_DIGIT: Final = re.compile(r"\D")
 # A name the citizen introduces ("tôi tên Nguyễn Văn A", "tên em là Lan", "họ tên: Trần Thị B"), typed with
-# or without diacritics: the lead-in stays, up to four words after it go. Bounded repetitions only, and a
+# or without diacritics: the lead-in stays, up to five words after it go. Bounded repetitions only, and a
 # lead-in starts at a word boundary, so the scan stays linear.
 _SELF_WORD: Final = r"(?:tôi|toi|tui|em|mình|minh|con|cháu|chau|tao)"
 _NAME_LEAD: Final = re.compile(
     r"(?i)(?<!\w)(?:"
-    rf"{_SELF_WORD}\s+tên(?:\s+là)?|{_SELF_WORD}\s+ten(?:\s+la)?"
-    rf"|tên\s+(?:của\s+)?{_SELF_WORD}\s+là|ten\s+(?:cua\s+)?{_SELF_WORD}\s+la"
+    rf"{_SELF_WORD}\s+tên(?:\s+là\b)?|{_SELF_WORD}\s+ten(?:\s+la\b)?"
+    rf"|tên\s+(?:của\s+)?{_SELF_WORD}\s+là\b|ten\s+(?:cua\s+)?{_SELF_WORD}\s+la\b"
     r"|h[ọo]\s+(?:v[àa]\s+)?t[êe]n\s*(?::|l[àa]\b)"  # "họ tên: …", "họ tên là …" (not "cải chính họ tên")
-    r")[ \t:]*"
-    r"([^\W\d_]{1,20}(?:[ \t]+[^\W\d_]{1,20}){0,3})"
+    r")[\s:]{0,8}"
+    r"([^\W\d_]{1,20}(?:\s{1,4}[^\W\d_]{1,20}){0,4})"
 )
 # The placeholders redact() writes; stored text keeps them as they are.
 PLACEHOLDERS: Final = frozenset(
@@ -81,6 +82,7 @@ def _name(match: re.Match[str]) -> str:
 def redact(text: str) -> str:
     """Replace CCCD/CMND, phone, e-mail, card and account numbers, and a name the citizen introduces
     ("tôi tên …"), with placeholders."""
+    text = unicodedata.normalize("NFC", text)  # a name typed as decomposed letters is still a name
     if "@" in text:
         text = _EMAIL.sub("<email>", text)
     text = _EMAIL_FOLDED.sub("<email>", text)

@@ -453,7 +453,8 @@ class Vocabulary:
         for i, t in enumerate(said):
             if t == "hoac":
                 return False
-            if t in (NEGATIVE, "chua") and "het" not in said[max(i - 2, 0) : i]:
+            over = i > 0 and (said[i - 1] == "het" or (i > 1 and said[i - 2] == "het" and said[i - 1] in ("bi", "bao")))
+            if t in (NEGATIVE, "chua") and not over:
                 return True
         return False
 
@@ -611,10 +612,12 @@ def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary
     )
 
 
-def _yes_typed_plainly(said: Phrase, command: str, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> bool:
+def _yes_typed_plainly(said: Phrase, command: str, labels: Sequence[Phrase], vocab: Vocabulary) -> bool:
     """Whether a command rests only on a word typed without marks that is also a yes word of one of the step's
-    labels ("dung" is "dừng" or "đúng"; beside "Đúng hết" it is "đúng")."""
-    label_words = {t for _, label in labels for t in label} & vocab.yes_words
+    labels, spelled as that yes word ("dung" is "dừng" or "đúng"; beside "Đúng hết" it is "đúng", beside
+    "Dùng ứng dụng VNeID" it is still "dừng")."""
+    yes_spelled = {w for p in vocab.answers for w in p if w[0] in vocab.yes_words and w[1]}
+    label_words = {w[0] for label in labels for w in label if w in yes_spelled}
     if not label_words:
         return False
     plain = {w[0] for w in said if w[1] is not None and w[1].isascii()}
@@ -787,6 +790,7 @@ _UNITS: Final[Mapping[str, tuple[str, int]]] = {
     "nam": ("days", 365),
 }
 # After a unit, the last one: "tuần rồi", "tháng trước", "năm ngoái", "hôm qua" (one); "hôm kia" (two).
+_VAGUE: Final = frozenset({"may", "vai", "nhieu", "bao", "ca", "tre"})  # "mấy", "vài", "bao nhiêu", "trễ"
 _LAST_ONE: Final[Mapping[str, int]] = {"roi": 1, "truoc": 1, "ngoai": 1, "qua": 1, "kia": 2}
 # Words before a number that bound it: "chưa đủ 6 tuổi" (< 6), "chưa quá 15 ngày" (≤ 15), "trên 60 tuổi".
 _BELOW: Final = frozenset({("chua", "du"), ("duoi",), ("chua", "toi"), ("chua", "den"), ("it", "hon"), ("nho", "hon")})
@@ -833,7 +837,9 @@ def _quantities(tokens: Tokens) -> list[tuple[int, int, str, float]]:
             out.append((i, i + 2, dimension, 0.5 * scale))
             i += 2
             continue
-        if tokens[i] in _UNITS and tokens[i + 1] in _LAST_ONE and tokens[i] != "tuoi":
+        vague = i > 0 and tokens[i - 1] in _VAGUE  # "mấy ngày rồi", "bao nhiêu ngày rồi": no amount
+        overdue = tokens[i + 1] == "qua" and i + 2 < len(tokens) and tokens[i + 2] == "han"  # "ngày quá hạn"
+        if tokens[i] in _UNITS and tokens[i + 1] in _LAST_ONE and tokens[i] != "tuoi" and not vague and not overdue:
             # "mất tuần rồi", "hôm qua", "năm ngoái": one unit ago ("hôm kia": two days)
             dimension, scale = _UNITS[tokens[i]]
             out.append((i, i + 2, dimension, float(scale * _LAST_ONE[tokens[i + 1]])))
@@ -1165,6 +1171,10 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     choices = options.choices
     flow = choices[: options.flow_choices] if options.flow_choices else choices
     labels = [(cid, _tokens(vocab.read_label(label, normalize))) for cid, label in flow]
+
+    def spelled_labels() -> list[Phrase]:
+        return [words_of(normalize, label) for _, label in flow]
+
     cores = [(cid, _tokens(vocab.read_label(label, normalize, core=True))) for cid, label in flow]
     core = _tokens(vocab.core(words))
     # 1. A label as it reads, or wholly inside the message, or holding the whole message.
@@ -1198,7 +1208,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     weak: list[bool] = []
     marked = any(w[1] is not None and not w[1].isascii() for w in said)
     command = command_of(words if options.words else _mostly_command(words, vocab), vocab, weak, marked)
-    if command is not None and options.words and _yes_typed_plainly(said, command, labels, vocab):
+    if command is not None and options.words and _yes_typed_plainly(said, command, spelled_labels(), vocab):
         command = None  # "da dung" beside "Đúng hết": "đúng", not "dừng"
     mentioned = command is not None and weak == [True] and options.words and not vocab.negative(tokens)
     if mentioned and _says(words, vocab.done):
@@ -1354,6 +1364,8 @@ def _just_me(said: Tokens, cores: Sequence[tuple[str, Tokens]]) -> str | None:
     mine = [cid for cid, label in cores if ("ban", "than") in set(itertools.pairwise(label))]
     if len(mine) != 1 or any(t in _KIN_BEFORE | {"ho", "xom"} for t in said[:1]):
         return None
+    if _NEGATION_TOKENS & set(said) or not _ONLY_BEFORE & set(said):
+        return None  # "không phải mình tui thôi"; a bare "tui thôi" may be "I'll stop"
     pairs = set(itertools.pairwise(said))
     if any((t, "thoi") in pairs for t in _SELF - {"con", "chau", "em"}) and not _names_someone(said):
         return mine[0]
@@ -1423,8 +1435,10 @@ _KIN: Final = frozenset(
     | {"di", "chu", "bac", "cau", "mo", "thim", "duong"}  # not "co": "có tui" (only me) folds like "cô tui"
 )
 _OWNERS: Final = frozenset({"tui", "toi", "minh", "tao"})
+_ONLY_BEFORE: Final = frozenset({"minh", "chi", "rieng", "co", "cho", "cua"})  # "có mình tui thôi", "cho tui thôi"
+_NEGATION_TOKENS: Final = frozenset({"khong", "chua", "hong", "ko", "k", "chang", "cha", "hem", "hok"})
 _KIN_AFTER: Final = frozenset({"noi", "ngoai", "gai", "trai", "ut", "re", "dau", "ruot", "ho", "gia"})  # "ông già"
-_KIN_BEFORE: Final = frozenset({"thang", "con", "ba", "ong", "nha"})
+_KIN_BEFORE: Final = frozenset({"thang", "con", "ba", "ong"})  # not "nha": the particle "nha", "nhé" folds alike
 _NOT_KIN_BUT_OTHERS: Final = frozenset({("hang", "xom"), ("nguoi", "quen"), ("ban", "be"), ("ban", "tui")})
 _STOP_VERBS: Final = frozenset({"lam", "dung", "huy", "bo", "thoat", "ngung", "ket", "tiep", "dep"})
 _NOT_NOW: Final = frozenset(

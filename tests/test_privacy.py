@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from bot.normalize import fold
@@ -184,3 +186,17 @@ def test_a_name_the_citizen_introduces_is_redacted(text: str, kept: str, gone: s
 def test_the_word_name_in_a_procedure_is_not_a_name() -> None:
     assert redact("đổi tên cho con") == "đổi tên cho con"
     assert redact("cải chính họ tên trong giấy khai sinh") == "cải chính họ tên trong giấy khai sinh"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        unicodedata.normalize("NFD", "tôi tên Nguyễn Văn Ánh, hỏi vay vốn"),  # decomposed letters
+        "tôi tên\nNguyễn Văn Ánh",  # the name on the next line
+        "toi ten lanh",  # "la…" starting the name is not the word "là"
+        "tôi tên Nguyễn Thị Ngọc Minh Ánh",  # five words
+    ],
+)
+def test_no_part_of_an_introduced_name_is_stored(text: str) -> None:
+    stored = stored_text(text, fold)
+    assert "<ho-ten>" in stored and "anh" not in stored.replace("<ho-ten>", "") and "lanh" not in stored

@@ -658,10 +658,35 @@ def test_only_me_is_the_choice_for_the_citizen_alone(shipped: Content) -> None:
         (("o:minh", "Chỉ một mình tôi"), ("o:ca-nha", "Tôi cùng vợ hoặc chồng, con"), ("cmd:back", "Quay lại")),
         flow_choices=2,
     )
-    for text in ("co minh tui thoi", "cho tui thôi, tui đi làm xa", "tui thôi"):
+    for text in ("co minh tui thoi", "cho tui thôi, tui đi làm xa"):
         assert meaning(shipped, text, who) == ("choice", "o:minh"), text
+    for text in ("không phải mình tui thôi đâu", "tui thôi"):  # not only me; a bare "tui thôi" may be a stop
+        assert meaning(shipped, text, who) != ("choice", "o:minh"), text
 
 
 def test_a_position_asked_politely_is_that_position(shipped: Content) -> None:
     assert meaning(shipped, "xin chào, cho hỏi chọn số 2 được hông", WAYS) == ("choice", "o:cong")
     assert meaning(shipped, "cái thứ ba được không", WAYS) == ("choice", "o:xa")
+
+
+def test_a_no_after_het_is_over_only_for_an_error(shipped: Content) -> None:
+    paid = Options((("o:xong", "Đã đóng xong"), ("o:chua", "Chưa đóng được")), flow_choices=2)
+    assert meaning(shipped, "hết tiền không đóng được", paid) == ("choice", "o:chua")
+    retry = Options((("o:ok", "Được rồi"), ("o:loi", "Vẫn bị lỗi")), flow_choices=2)
+    assert meaning(shipped, "hết báo lỗi rồi", retry) == ("choice", "o:ok")
+
+
+def test_the_particle_nha_is_not_a_relative(shipped: Content) -> None:
+    for_whom = Options((("o:minh", "Cho bản thân tôi"), ("o:khac", "Xin giúp người khác")), flow_choices=2)
+    assert meaning(shipped, "đăng ký cho tui nha em", for_whom) != ("choice", "o:khac")
+
+
+def test_a_vague_or_overdue_time_is_no_amount(shipped: Content) -> None:
+    for text in ("bao nhiêu ngày rồi", "trễ mấy ngày rồi"):
+        assert meaning(shipped, text, DEADLINE) != ("choice", "o:kip"), text
+    assert meaning(shipped, "giấy tờ bị trễ ngày quá hạn rồi", DEADLINE) != ("choice", "o:kip")
+
+
+def test_a_plain_dung_beside_a_label_only_folding_like_dung_is_still_stop(shipped: Content) -> None:
+    use = Options((("o:app", "Dùng ứng dụng VNeID"), ("o:xa", "Đến xã")), flow_choices=2)
+    assert meaning(shipped, "dung", use) == ("command", "cancel")
