@@ -889,6 +889,9 @@ def parse_age(text: str) -> float:
     m = re.fullmatch(r"\s*(\d+)\s*([dwm])\s*", text.lower())
     if not m:
         raise UsageError(f"--older-than cần dạng như 180d, 12w hoặc 6m, không phải “{text}”.")
+    if int(m.group(1)) == 0:
+        # "0d" would delete the processed-update ids (a redelivered webhook would run twice) and pending replies
+        raise UsageError("--older-than phải lớn hơn 0, ví dụ 1d.")
     return int(m.group(1)) * {"d": 1, "w": 7, "m": 30}[m.group(2)] * 86400.0
 
 
@@ -915,7 +918,7 @@ async def cmd_purge(args: argparse.Namespace) -> int:
     try:
         planned = await store.purge_counts(before, sessions_before)
         print(f"Sẽ xoá dữ liệu cũ hơn {args.older_than.strip()}: {listed(planned)}.")
-        if not args.include_active:
+        if sessions_before is not None and sessions_before < before:
             print("Phiên của người còn trò chuyện trong 1440 phút qua được giữ (thêm --include-active để xoá cả).")
         if not args.yes and not _confirmed("Xoá? Gõ “có” để xoá: "):
             print("Chưa xoá gì. Thêm --yes để xoá không cần hỏi.", file=sys.stderr)

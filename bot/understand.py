@@ -1383,7 +1383,7 @@ def _names_someone(said: Tokens) -> bool:
 
 
 def _for_someone_else(said: Tokens, cores: Sequence[tuple[str, Tokens]]) -> str | None:
-    """The one choice for another person ("…người khác", "…người nhà", "người thân") when the message names
+    """The one choice for another person ("…người khác", "…người nhà"; "người thân" reads as "người nhà") when the message names
     a relative or a neighbour of the citizen: "ba tui", "má tui", "thằng em", "bà chị", "bà ngoại", "hàng xóm"."""
     others = [cid for cid, label in cores if {("nguoi", "khac"), ("nguoi", "nha")} & set(itertools.pairwise(label))]
     if len(others) != 1:

@@ -295,6 +295,11 @@ async def test_a_guide_entered_from_a_procedure_counts_its_starts_and_returns(tm
     [g] = [p for p in data["procedures"] if p["id"] == guide]
     assert (g["started"], g["completed"], g["abandoned"]) == (7, 5, 2)
     assert g["steps"][0]["reached"] == 7
+    # the trend and the channels count the same runs as the procedures' table
+    total = {k: sum(p[k] for p in data["procedures"]) for k in ("started", "completed", "abandoned")}
+    trend = {k: sum(r[k] for r in data["trend"]["rows"]) for k in ("started", "completed", "abandoned")}
+    channels = {k: sum(c[k] for c in data["channels"]) for k in ("started", "completed", "abandoned")}
+    assert trend == total == channels
 
 
 def test_the_overview_ranks_procedures_by_citizens_lost(db: Path) -> None:

@@ -124,6 +124,12 @@ DONE_DELAY: Final = 0.2
 SESSION_CACHE_SIZE: Final = 10_000
 # A question answered with choices counts as unresolved when no procedure starts within this long after it.
 UNRESOLVED_WITHIN_SECONDS: Final = 3600.0
+# What starts and completes a run: a flow started, or a guide jumped into; a flow completed, or a guide
+# returned from (recorded under the guide since eff9894).
+_STARTS: Final = "type = 'flow-started' OR (type = 'step-entered' AND via = 'jump' AND from_step IS NULL)"
+_COMPLETIONS: Final = (
+    "type = 'flow-completed' OR (type = 'guide-returned' AND json_extract(detail, '$.guide') = procedure_id)"
+)
 VIETNAM_OFFSET_SECONDS: Final = 7 * 3600  # reports count days in Vietnam time (UTC+7, no daylight saving)
 
 
@@ -654,10 +660,8 @@ class SqliteStore:
             f"""
             CREATE TEMP TABLE report_runs AS
             SELECT user_key, procedure_id,
-                   SUM(type = 'flow-started'
-                       OR (type = 'step-entered' AND via = 'jump' AND from_step IS NULL)) AS started,
-                   SUM(type = 'flow-completed'
-                       OR (type = 'guide-returned' AND json_extract(detail, '$.guide') = procedure_id)) AS completed,
+                   SUM({_STARTS}) AS started,
+                   SUM({_COMPLETIONS}) AS completed,
                    SUM(type = 'flow-cancelled') AS cancelled,
                    SUM(type = 'flow-exited') AS exited,
                    MAX(ts) AS last_ts,
@@ -727,21 +731,26 @@ class SqliteStore:
         # run's last event.
         trend: dict[int, dict[str, int]] = {}
         day = f"CAST((ts + {VIETNAM_OFFSET_SECONDS}) / 86400 AS INTEGER)"
+        # (the same starts and completions as the per-run table: a guide's jump-in and its return count)
         async with self.conn.execute(
-            f"SELECT {day} AS d, type, COUNT(*) FROM events WHERE {cond} "  # noqa: S608
-            "AND type IN ('flow-started', 'flow-completed', 'flow-cancelled') GROUP BY d, type",
+            f"SELECT {day} AS d, "  # noqa: S608
+            f"SUM({_STARTS}), SUM({_COMPLETIONS}), SUM(type = 'flow-cancelled') FROM events "
+            f"WHERE {cond} AND procedure_id IS NOT NULL GROUP BY d",
             args,
         ) as cur:
-            for d, kind, count in await cur.fetchall():
-                key = {"flow-started": "started", "flow-completed": "completed", "flow-cancelled": "cancelled"}[kind]
-                trend.setdefault(int(d), {})[key] = int(count)
+            for d, started, completed, cancelled in await cur.fetchall():
+                row = {"started": int(started or 0), "completed": int(completed or 0), "cancelled": int(cancelled or 0)}
+                if any(row.values()):
+                    trend.setdefault(int(d), {}).update(row)
         async with self.conn.execute(
-            f"SELECT CAST((last_ts + {VIETNAM_OFFSET_SECONDS}) / 86400 AS INTEGER) AS d, COUNT(*) "  # noqa: S608
-            "FROM temp.report_runs WHERE started - completed - cancelled - exited > 0 AND last_ts < ? GROUP BY d",
+            f"SELECT CAST((last_ts + {VIETNAM_OFFSET_SECONDS}) / 86400 AS INTEGER) AS d, "  # noqa: S608
+            "SUM(MAX(started - completed - cancelled - exited, 0)) "
+            "FROM temp.report_runs WHERE last_ts < ? GROUP BY d",
             (idle_before,),
         ) as cur:
             for d, count in await cur.fetchall():
-                trend.setdefault(int(d), {})["abandoned"] = int(count)
+                if count:
+                    trend.setdefault(int(d), {})["abandoned"] = int(count)
         channels: dict[str, dict[str, int]] = {}
         async with self.conn.execute(
             "SELECT channel, SUM(started), SUM(completed), SUM(cancelled), "
