@@ -441,6 +441,25 @@ def _trend_chart(trend_: Mapping[str, Any], height: int = 120) -> str:
     return head + "".join(parts)
 
 
+def _cell(text: str) -> str:
+    return f"<td>{escape(text)}</td>"
+
+
+def _num(value: object) -> str:
+    return f"<td class='n'>{escape(str(value))}</td>"
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], empty: str = "") -> list[str]:
+    """An HTML table (cells made by ``_cell``/``_num``), or the line saying there is nothing to show."""
+    if not rows:
+        return [f"<p class='empty'>{escape(empty)}</p>"] if empty else []
+    return [
+        "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>",
+        *("<tr>" + "".join(row) + "</tr>" for row in rows),
+        "</table>",
+    ]
+
+
 def to_html(report: Mapping[str, Any]) -> str:
     """ONE self-contained file: inline CSS and SVG charts, no scripts, no network; prints on A4."""
     out = [
@@ -458,42 +477,40 @@ def to_html(report: Mapping[str, Any]) -> str:
         f"<p>Lập lúc {escape(_made_at(report))}. Bộ lọc: {escape(filters_text(report['filters']))}.</p>",
     ]
     out.append("<h2 id='tong-quan'>Tổng quan: thủ tục mất nhiều người nhất</h2>")
-    if report["overview"]:
-        out.append(
-            "<table><tr><th>Thủ tục</th><th>Bắt đầu</th><th>Mất (bỏ dở + tự dừng)</th><th>Hoàn thành</th>"
-            "<th>Mất nhiều nhất ở bước</th><th>Lý do dừng hay gặp</th></tr>"
-        )
-        out += [
-            f"<tr><td><a href='#{escape(o['id'])}'>{escape(o['name'])}</a></td><td class='n'>{o['started']}</td>"
-            f"<td class='n'>{o['lost']} ({o['lost_pct']}%)</td><td class='n'>{o['completion_pct']}%</td>"
-            f"<td>{escape(o['worst_step'] or '—')}</td><td>{escape(o['top_exit_reason'] or '—')}</td></tr>"
-            for o in report["overview"]
+    head = ["Thủ tục", "Bắt đầu", "Mất (bỏ dở + tự dừng)", "Hoàn thành", "Mất nhiều nhất ở bước", "Lý do dừng hay gặp"]
+    rows = [
+        [
+            f"<td><a href='#{escape(o['id'])}'>{escape(o['name'])}</a></td>",
+            _num(o["started"]),
+            _num(f"{o['lost']} ({o['lost_pct']}%)"),
+            _num(f"{o['completion_pct']}%"),
+            _cell(o["worst_step"] or "—"),
+            _cell(o["top_exit_reason"] or "—"),
         ]
-        out.append("</table>")
-    else:
-        out.append("<p class='empty'>Chưa có ai bắt đầu thủ tục nào.</p>")
+        for o in report["overview"]
+    ]
+    out += _table(head, rows, "Chưa có ai bắt đầu thủ tục nào.")
     if report["channels"]:
-        out.append(
-            "<h3>Theo kênh</h3><table><tr><th>Kênh</th><th>Bắt đầu</th><th>Hoàn thành</th><th>Tự dừng</th>"
-            "<th>Bỏ dở</th><th>Mất</th></tr>"
-        )
-        out += [
-            f"<tr><td>{escape(CHANNEL_NAMES.get(c['channel'], c['channel']))}</td><td class='n'>{c['started']}</td>"
-            f"<td class='n'>{c['completed']} ({c['completion_pct']}%)</td><td class='n'>{c['cancelled']}</td>"
-            f"<td class='n'>{c['abandoned']}</td><td class='n'>{c['lost_pct']}%</td></tr>"
+        out.append("<h3>Theo kênh</h3>")
+        head = ["Kênh", "Bắt đầu", "Hoàn thành", "Tự dừng", "Bỏ dở", "Mất"]
+        rows = [
+            [
+                _cell(CHANNEL_NAMES.get(c["channel"], c["channel"])),
+                _num(c["started"]),
+                _num(f"{c['completed']} ({c['completion_pct']}%)"),
+                _num(c["cancelled"]),
+                _num(c["abandoned"]),
+                _num(f"{c['lost_pct']}%"),
+            ]
             for c in report["channels"]
         ]
-        out.append("</table>")
+        out += _table(head, rows)
     out.append(_trend_chart(report["trend"]))
     for p in report["procedures"]:
         out.append(f"<h2 id='{escape(p['id'])}'>{escape(p['name'])} <small>({escape(p['id'])})</small></h2>")
-        out.append(
-            "<table><tr><th>Bắt đầu</th><th>Hoàn thành</th><th>Tỉ lệ</th><th>Bỏ dở</th><th>Tự dừng</th>"
-            "<th>Chuyển việc khác</th><th>Trung vị thời gian</th></tr>"
-            f"<tr><td class='n'>{p['started']}</td><td class='n'>{p['completed']}</td><td class='n'>{p['completion_pct']}%</td>"
-            f"<td class='n'>{p['abandoned']}</td><td class='n'>{p['cancelled']}</td><td class='n'>{p['left']}</td>"
-            f"<td class='n'>{escape(duration(p['median_seconds_to_complete']))}</td></tr></table>"
-        )
+        head = ["Bắt đầu", "Hoàn thành", "Tỉ lệ", "Bỏ dở", "Tự dừng", "Chuyển việc khác", "Trung vị thời gian"]
+        counts = [p["started"], p["completed"], f"{p['completion_pct']}%", p["abandoned"], p["cancelled"], p["left"]]
+        out += _table(head, [[*map(_num, counts), _num(duration(p["median_seconds_to_complete"]))]])
         steps = p["steps"]
         out.append("<h3>Phễu: số người tới từng bước</h3>")
         out.append(_bars([(s["id"], s["reached"], str(s["reached"])) for s in steps], "#1565c0"))
@@ -527,22 +544,10 @@ def to_html(report: Mapping[str, Any]) -> str:
             out.append("<h3>Lý do người dân dừng</h3>")
             out.append(_bars([(k, v, str(v)) for k, v in p["exit_reasons"].items()], "#6a1b9a"))
     out.append("<h2>Câu hỏi bot chưa hiểu</h2>")
-    if report["unmatched"]:
-        out.append("<table><tr><th>Câu hỏi (đã che số cá nhân)</th><th>Số lần</th></tr>")
-        out += [f"<tr><td>{escape(u['text'])}</td><td class='n'>{u['count']}</td></tr>" for u in report["unmatched"]]
-        out.append("</table>")
-    else:
-        out.append("<p class='empty'>Không có.</p>")
+    rows = [[_cell(u["text"]), _num(u["count"])] for u in report["unmatched"]]
+    out += _table(["Câu hỏi (đã che số cá nhân)", "Số lần"], rows, "Không có.")
     out.append("<h2>Câu hỏi bot đưa lựa chọn mà người dân không chọn</h2>")
-    if report["unresolved"]:
-        out.append("<table><tr><th>Câu hỏi (đã che số cá nhân)</th><th>Bot đã đưa</th><th>Số lần</th></tr>")
-        out += [
-            f"<tr><td>{escape(u['text'])}</td><td>{escape('; '.join(u['offered']))}</td>"
-            f"<td class='n'>{u['count']}</td></tr>"
-            for u in report["unresolved"]
-        ]
-        out.append("</table>")
-    else:
-        out.append("<p class='empty'>Không có.</p>")
+    rows = [[_cell(u["text"]), _cell("; ".join(u["offered"])), _num(u["count"])] for u in report["unresolved"]]
+    out += _table(["Câu hỏi (đã che số cá nhân)", "Bot đã đưa", "Số lần"], rows, "Không có.")
     out.append("</body></html>")
     return "\n".join(out) + "\n"

@@ -242,6 +242,7 @@ class Vocabulary:
     negations: frozenset[Phrase] = frozenset()
     ordinal_words: frozenset[Phrase] = frozenset()
     questions: frozenset[Phrase] = frozenset()  # "bao lâu", "ở đâu": the message asks something
+    yes_spelled: frozenset[Word] = frozenset()  # the yes words as the answers spell them ("đúng", "được")
     synonyms: tuple[tuple[Phrase, Phrase], ...] = ()  # (a way of saying, its first form), longest first
     commands: Mapping[str, frozenset[Phrase]] = field(default_factory=dict)
     answers: frozenset[Phrase] = frozenset()  # affirm and done together
@@ -356,6 +357,9 @@ class Vocabulary:
             negations=phrases(negations),
             ordinal_words=phrases(ordinal_words),
             questions=said(questions),
+            yes_spelled=frozenset(
+                w for p in said(affirm) | said(done) for w in p if w[0] in tokens(yes_words) and w[1] is not None
+            ),
             synonyms=tuple(pairs),
             commands={c: said(p) for c, p in merged.items()},
             yielding={c: frozenset(_tokens(p) for p in said(phrases)) for c, phrases in _YIELDING.items()},
@@ -616,8 +620,7 @@ def _yes_typed_plainly(said: Phrase, command: str, labels: Sequence[Phrase], voc
     """Whether a command rests only on a word typed without marks that is also a yes word of one of the step's
     labels, spelled as that yes word ("dung" is "dừng" or "đúng"; beside "Đúng hết" it is "đúng", beside
     "Dùng ứng dụng VNeID" it is still "dừng")."""
-    yes_spelled = {w for p in vocab.answers for w in p if w[0] in vocab.yes_words and w[1]}
-    label_words = {w[0] for label in labels for w in label if w in yes_spelled}
+    label_words = {w[0] for label in labels for w in label if w in vocab.yes_spelled}
     if not label_words:
         return False
     plain = {w[0] for w in said if w[1] is not None and w[1].isascii()}

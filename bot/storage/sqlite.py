@@ -703,6 +703,11 @@ class SqliteStore:
             SELECT procedure_id, step, COUNT(DISTINCT user_key), COUNT(*) FROM entered GROUP BY procedure_id, step
         """  # noqa: S608
         steps: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def step_at(pid: str, step: str) -> dict[str, Any]:
+            """A step's counts, started empty when only a later query sees it."""
+            return steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0})
+
         async with self.conn.execute(sql_steps, args) as cur:
             for pid, step, users, entries in await cur.fetchall():
                 steps[(pid, step)] = {"reached": int(users), "entries": int(entries), "dropped": 0}
@@ -713,8 +718,7 @@ class SqliteStore:
             args,
         ) as cur:
             for pid, step, users in await cur.fetchall():
-                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0})
-                steps[(pid, step)]["moved_on"] = int(users)
+                step_at(pid, step)["moved_on"] = int(users)
         sql_spent = f"""
             SELECT procedure_id, to_step, LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) - ts
             FROM events WHERE {cond} AND procedure_id IS NOT NULL AND type = 'step-entered'
@@ -773,8 +777,7 @@ class SqliteStore:
         """
         async with self.conn.execute(sql_dropped, (idle_before,)) as cur:
             for pid, step, dropped in await cur.fetchall():
-                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0})
-                steps[(pid, step)]["dropped"] = int(dropped)
+                step_at(pid, step)["dropped"] = int(dropped)
         await self.conn.execute("DROP TABLE IF EXISTS temp.report_runs")
         async with self.conn.execute(  # a stop is placed at the step where the citizen said it
             f"SELECT procedure_id, step_id, COUNT(*) FROM events WHERE {cond} "  # noqa: S608
@@ -782,8 +785,7 @@ class SqliteStore:
             args,
         ) as cur:
             for pid, step, cancelled in await cur.fetchall():
-                steps.setdefault((pid, step), {"reached": 0, "entries": 0, "dropped": 0})
-                steps[(pid, step)]["cancelled"] = int(cancelled)
+                step_at(pid, step)["cancelled"] = int(cancelled)
         signals: dict[tuple[str, str], dict[str, int]] = {}
         async with self.conn.execute(
             f"SELECT procedure_id, step_id, type, COUNT(*) FROM events WHERE {cond} "  # noqa: S608
