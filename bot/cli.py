@@ -274,9 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--table",
-        choices=["overview", "channels", "trend", "procedures", "steps", "unmatched", "unresolved"],
+        choices=list(REPORT_TABLES),
         default="procedures",
-        help="bảng cho csv (unresolved: câu hỏi bot đưa lựa chọn mà người dân không chọn)",
+        help="bảng cho csv (stages: phễu theo chặng; unresolved: câu hỏi bot đưa lựa chọn mà người dân không chọn)",
     )
     p.add_argument("--out", type=Path, default=None, metavar="TỆP", help="ghi ra tệp")
     p.add_argument("--since", default=None, metavar="NĂM-THÁNG-NGÀY", help="từ ngày (giờ Việt Nam)")
@@ -569,6 +569,8 @@ GATE_DATA: Final = ("dev.tsv", "real-dev.tsv")
 PURGE_KEEPS_ACTIVE_SECONDS: Final = 1440 * 60  # sessions touched this recently survive `purge`
 # The channels events are recorded under (each channel module's CHANNEL; a test keeps them in step).
 CHANNELS: Final = ("console", "telegram", "zalo-bot", "zalo-oa")
+# The report's tables for --table (bot.report.TABLES; a test keeps them in step without importing it here).
+REPORT_TABLES: Final = ("overview", "channels", "trend", "procedures", "stages", "steps", "unmatched", "unresolved")
 
 
 def cmd_train_gate(args: argparse.Namespace) -> int:
@@ -825,6 +827,7 @@ def _day(text: str | None, flag: str) -> float | None:
 
 async def cmd_report(args: argparse.Namespace) -> int:
     from bot import report
+    from bot.stages import stage_index
     from bot.storage.sqlite import SqliteStore
 
     since, until = _day(args.since, "--since"), _day(args.until, "--until")
@@ -835,6 +838,7 @@ async def cmd_report(args: argparse.Namespace) -> int:
     if args.channel is not None and args.channel not in CHANNELS:
         raise UsageError(f"--channel: không có kênh “{args.channel}”. Các kênh: {', '.join(CHANNELS)}.")
     idle_before = clock.time() - args.idle_minutes * 60
+    stages = stage_index(content.catalogue)
     store = await SqliteStore.open(_existing_db(args))
     try:
         if args.compare_versions:
@@ -846,11 +850,11 @@ async def cmd_report(args: argparse.Namespace) -> int:
                     f"{', '.join(seen) or '(chưa có)'}."
                 )
             pair = [
-                await store.analytics(since, until, args.procedure, args.channel, idle_before, version=v)
+                await store.analytics(since, until, args.procedure, args.channel, idle_before, version=v, stages=stages)
                 for v in args.compare_versions
             ]
         else:
-            data = await store.analytics(since, until, args.procedure, args.channel, idle_before)
+            data = await store.analytics(since, until, args.procedure, args.channel, idle_before, stages=stages)
     finally:
         await store.close()
     filters = {

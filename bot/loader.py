@@ -36,6 +36,7 @@ from bot.schema import (
     SLUG_RE,
     STEP_FIELDS,
     STEP_KINDS,
+    STEP_TITLE_CHARS,
     STRICTEST_TEXT_LIMIT,
     Agency,
     Catalogue,
@@ -53,6 +54,7 @@ from bot.schema import (
     NamedFact,
     Option,
     Procedure,
+    Stage,
     Step,
     Term,
     Verification,
@@ -719,6 +721,7 @@ class _Loader:
         self.dir = content_dir
         self.today = today
         self._global_facts: dict[str, NamedFact] = {}
+        self._stage_list: tuple[Stage, ...] = ()
         self._contacts_seen: dict[str, Contact] = {}
         self.c = _Checker()
         self.version = content_version(content_dir)
@@ -752,6 +755,7 @@ class _Loader:
         self._contacts_seen = contacts
         procedures = self._procedures(doc, raw.get("procedures"), contacts)
         defaults = self._contact_refs(doc, raw.get("default_contacts"), ("default_contacts",), contacts)
+        self._stage_list = self._stages(doc, raw.get("stages"))
         flows = self._flows(procedures)
         self._cross_check(procedures, flows, contacts, allowed)
         catalogue = Catalogue(
@@ -766,6 +770,7 @@ class _Loader:
             matching=self._matching(doc, raw.get("matching")),
             gate=self._gate(doc, raw.get("intent_gate"), contacts, [p for p, _ in procedures.values()]),
             families=self._families(doc, raw.get("families"), procedures),
+            stages=self._stage_list,
             out_of_scope=_strs(raw.get("out_of_scope")),
             dialogue=self._dialogue(doc, raw.get("dialogue")),
             facts=self._global_facts,
@@ -934,6 +939,33 @@ class _Loader:
                     "Ví dụ: [trên mạng, trực tuyến, online].",
                 )
         return Dialogue(lists, tuple(g for g in synonyms if len(g) >= 2))
+
+    def _stages(self, doc: _Doc, raw: Any) -> tuple[Stage, ...]:
+        """``stages``: ids and names unique, each shared step id and step kind in one stage only."""
+        out: list[Stage] = []
+        owner: dict[str, str] = {}  # "step:<id>" or "kind:<kind>" -> the stage that claims it
+        for i, item in enumerate(raw if isinstance(raw, list) else []):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            if any(st.id == item["id"] for st in out):
+                self.c.add(doc, ("stages", i, "id"), f'mã chặng "{item["id"]}" bị trùng.', "Mỗi chặng cần mã riêng.")
+                continue
+            claimed: dict[str, list[str]] = {"steps": [], "kinds": []}
+            for key, what in (("steps", "bước"), ("kinds", "loại bước")):
+                for j, name in enumerate(_strs(item.get(key))):
+                    tag = f"{key}:{name}"
+                    if tag in owner:
+                        self.c.add(
+                            doc,
+                            ("stages", i, key, j),
+                            f'{what} "{name}" đã thuộc chặng "{owner[tag]}".',
+                            f"Mỗi {what} chỉ thuộc một chặng; bước nào khác thường thì ghi stage: ngay trong bước đó.",
+                        )
+                        continue
+                    owner[tag] = item["id"]
+                    claimed[key].append(name)
+            out.append(Stage(item["id"], _str(item.get("name")), tuple(claimed["steps"]), tuple(claimed["kinds"])))
+        return tuple(out)
 
     def _families(self, doc: _Doc, raw: Any, procedures: Mapping[str, tuple[Procedure, Path_]]) -> tuple[Family, ...]:
         out: list[Family] = []
@@ -1400,6 +1432,8 @@ class _Loader:
             bring=_strs(s.get("bring")),
             paid=s.get("paid") is True,
             where=_str(s.get("where")) or "online",
+            title=_str(s.get("title")),
+            stage=_slug(s.get("stage")),
         )
 
     # -- cross references ------------------------------------------------
@@ -1476,8 +1510,25 @@ class _Loader:
                     "warning",
                 )
 
+        stage_ids = [st.id for st in self._stage_list]
         for s in flow.steps:
             p = step_paths[s.id]
+            if s.stage is not None and s.stage not in stage_ids:
+                self.c.add(
+                    doc,
+                    (*p, "stage"),
+                    f'chặng "{s.stage}" không có trong mục stages của procedures.yaml.',
+                    did_you_mean(s.stage, stage_ids)
+                    or (f"Các chặng có: {', '.join(stage_ids)}." if stage_ids else "Hãy khai báo stages trước."),
+                )
+            if len(s.title) > STEP_TITLE_CHARS:
+                self.c.add(
+                    doc,
+                    (*p, "title"),
+                    f"tên bước dài {len(s.title)} ký tự, bảng báo cáo sẽ khó đọc (tối đa {STEP_TITLE_CHARS}).",
+                    "Viết vài chữ cho biết bước làm gì, ví dụ: Đăng nhập VNeID.",
+                    "warning",
+                )
             target((*p, "next"), s.id, s.next)
             target((*p, "missing_next"), s.id, s.missing_next)
             target((*p, "failed_next"), s.id, s.failed_next)

@@ -16,11 +16,12 @@ from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any, Final
 
-from bot.schema import Catalogue
+from bot.schema import Catalogue, Stage
 from bot.settings import VIETNAM_TZ
+from bot.stages import path_order, stage_of, title
 
 SIGNALS: Final = ("help", "back", "repeat", "not-understood")
-TABLES: Final = ("overview", "channels", "trend", "procedures", "steps", "unmatched", "unresolved")
+TABLES: Final = ("overview", "channels", "trend", "procedures", "stages", "steps", "unmatched", "unresolved")
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -46,7 +47,8 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
         ended = f["completed"] + f["cancelled"] + f["left"] + f["abandoned"]
         seconds = data["durations"].get(proc.id, [])
         steps = []
-        for step in flow.steps:
+        at_stage = stage_of(flow, catalogue.stages)
+        for step in path_order(flow):
             s = data["steps"].get((proc.id, step.id))
             if s is None:
                 continue
@@ -56,6 +58,8 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
             steps.append(
                 {
                     "id": step.id,
+                    "title": title(step, proc.name),
+                    "stage": catalogue.stages[at_stage[step.id]].id if at_stage else None,
                     "kind": step.kind,
                     "reached": reached,
                     "moved_on": moved_on,
@@ -82,6 +86,7 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
                 "median_seconds_to_complete": _median(seconds),
                 "p90_seconds_to_complete": _percentile(seconds, 0.9),
                 "exit_reasons": dict(sorted(data.get("exit_reasons", {}).get(proc.id, {}).items())),
+                "stages": _stage_funnel(catalogue.stages, set(at_stage.values()), proc.id, steps, data),
                 "steps": steps,
             }
         )
@@ -108,6 +113,42 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
             for t, offered, n in data.get("unresolved", [])
         ],
     }
+
+
+def _stage_funnel(
+    stages: Sequence[Stage],
+    present: set[int],
+    proc_id: str,
+    steps: Sequence[Mapping[str, Any]],
+    data: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Per stage, in order: the runs that got at least this far, those lost there (abandoned or stopped at
+    one of its steps), the stuck signals at its steps and the median time a run spent in it."""
+    furthest = data.get("stage_furthest", {})
+    seconds = data.get("stage_seconds", {})
+    out = []
+    beyond = sum(n for (pid, _), n in furthest.items() if pid == proc_id)
+    for i, st in enumerate(stages):
+        mine = [s for s in steps if s["stage"] == st.id]
+        reached = beyond
+        beyond -= furthest.get((proc_id, i), 0)
+        if i not in present:  # the flow has no step in this stage
+            continue
+        dropped = sum(s["dropped"] for s in mine)
+        cancelled = sum(s["cancelled"] for s in mine)
+        out.append(
+            {
+                "id": st.id,
+                "name": st.name,
+                "reached": reached,
+                "dropped": dropped,
+                "cancelled": cancelled,
+                "lost_pct": round(100.0 * (dropped + cancelled) / reached, 1) if reached else 0.0,
+                "stuck": sum(s[k.replace("-", "_")] for s in mine for k in SIGNALS),
+                "median_seconds": round(seconds[(proc_id, i)], 1) if (proc_id, i) in seconds else None,
+            }
+        )
+    return out
 
 
 CHANNEL_NAMES: Final = {
@@ -162,20 +203,6 @@ def compare(before: Mapping[str, Any], after: Mapping[str, Any], a: str, b: str)
         if q is None:
             continue
         z, enough = _two_proportions(q["completed"], q["started"], p["completed"], p["started"])
-        q_steps = {s["id"]: s for s in q["steps"]}
-        steps = []
-        for s in p["steps"]:
-            t = q_steps.get(s["id"])
-            if t is None or not (t["reached"] or s["reached"]):
-                continue
-            lost_a, lost_b = t["dropped"] + t["cancelled"], s["dropped"] + s["cancelled"]
-            pct_a = round(100.0 * lost_a / t["reached"], 1) if t["reached"] else 0.0
-            pct_b = round(100.0 * lost_b / s["reached"], 1) if s["reached"] else 0.0
-            sz, s_enough = _two_proportions(lost_a, t["reached"], lost_b, s["reached"])
-            steps.append(
-                {"id": s["id"], "lost_pct_a": pct_a, "lost_pct_b": pct_b, "change": round(pct_b - pct_a, 1),
-                 "z": sz, "noise": not s_enough or abs(sz) < 1.96}
-            )  # fmt: skip
         rows.append(
             {
                 "id": p["id"],
@@ -187,10 +214,42 @@ def compare(before: Mapping[str, Any], after: Mapping[str, Any], a: str, b: str)
                 "change": round(p["completion_pct"] - q["completion_pct"], 1),
                 "z": z,
                 "noise": not enough or abs(z) < 1.96,
-                "steps": steps,
+                "stages": _losses_side_by_side(q["stages"], p["stages"]),
+                "steps": _losses_side_by_side(q["steps"], p["steps"]),
             }
         )
     return {"version_a": a, "version_b": b, "filters": after["filters"], "procedures": rows}
+
+
+def _losses_side_by_side(
+    before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each stage's (or step's) share of its arrivals lost there, before and after, and whether the
+    difference could be noise."""
+    old = {s["id"]: s for s in before}
+    out = []
+    for s in after:
+        t = old.get(s["id"])
+        if t is None or not (t["reached"] or s["reached"]):
+            continue
+        lost_a, lost_b = t["dropped"] + t["cancelled"], s["dropped"] + s["cancelled"]
+        pct_a = round(100.0 * lost_a / t["reached"], 1) if t["reached"] else 0.0
+        pct_b = round(100.0 * lost_b / s["reached"], 1) if s["reached"] else 0.0
+        z, enough = _two_proportions(lost_a, t["reached"], lost_b, s["reached"])
+        out.append(
+            {
+                "id": s["id"],
+                "name": s.get("name") or s.get("title") or s["id"],
+                "reached_a": t["reached"],
+                "reached_b": s["reached"],
+                "lost_pct_a": pct_a,
+                "lost_pct_b": pct_b,
+                "change": round(pct_b - pct_a, 1),
+                "z": z,
+                "noise": not enough or abs(z) < 1.96,
+            }
+        )
+    return out
 
 
 def compare_table(c: Mapping[str, Any]) -> str:
@@ -201,9 +260,14 @@ def compare_table(c: Mapping[str, Any]) -> str:
             f"{p['name']} ({p['id']}): hoàn thành {p['completion_pct_a']}% ({p['started_a']} người) → "
             f"{p['completion_pct_b']}% ({p['started_b']} người), {p['change']:+} điểm, {flag}"
         )
-        for s in p["steps"]:
-            mark = "" if s["noise"] else "  ← khác biệt rõ"
-            lines.append(f"  {s['id']:<22} mất {s['lost_pct_a']:>5}% → {s['lost_pct_b']:>5}% ({s['change']:+}){mark}")
+        for head, part in (("chặng", p["stages"]), ("bước", p["steps"])):
+            if part:
+                lines.append(f"  theo {head}: phần người tới mà bị mất ở đó, trước → sau")
+            for s in part:
+                mark = "" if s["noise"] else "  ← khác biệt rõ"
+                lines.append(
+                    f"    {_short(s['name'], 33):<34} {s['lost_pct_a']:>5}% → {s['lost_pct_b']:>5}% ({s['change']:+}){mark}"
+                )
     if not c["procedures"]:
         lines.append("  (không có thủ tục nào có người làm ở cả hai phiên bản)")
     return "\n".join(lines)
@@ -220,14 +284,18 @@ def compare_html(c: Mapping[str, Any]) -> str:
         out.append(
             f"<h2>{escape(p['name'])}</h2><p>Hoàn thành {p['completion_pct_a']}% → {p['completion_pct_b']}% "
             f"({p['change']:+} điểm; {'có thể chỉ là ngẫu nhiên' if p['noise'] else 'khác biệt rõ'})</p>"
-            "<table><tr><th>Bước</th><th>Mất (trước)</th><th>Mất (sau)</th><th>Thay đổi</th></tr>"
         )
-        out += [
-            f"<tr><td>{escape(s['id'])}</td><td class='n'>{s['lost_pct_a']}%</td><td class='n'>{s['lost_pct_b']}%</td>"
-            f"<td class='n{'' if s['noise'] else ' clear'}'>{s['change']:+}</td></tr>"
-            for s in p["steps"]
-        ]
-        out.append("</table>")
+        for head, part in (("Chặng", p["stages"]), ("Bước", p["steps"])):
+            rows = [
+                [
+                    f"<td title='{escape(s['id'])}'>{escape(s['name'])}</td>",
+                    _num(f"{s['lost_pct_a']}% của {s['reached_a']}"),
+                    _num(f"{s['lost_pct_b']}% của {s['reached_b']}"),
+                    f"<td class='n{'' if s['noise'] else ' clear'}'>{s['change']:+}</td>",
+                ]
+                for s in part
+            ]
+            out += _table([head, "Mất (trước)", "Mất (sau)", "Thay đổi (điểm)"], rows)
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -240,6 +308,8 @@ def overview(procedures: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             continue
         worst = max(p["steps"], key=lambda s: (s["dropped"] + s["cancelled"], -p["steps"].index(s)), default=None)
         lost_there = (worst["dropped"] + worst["cancelled"]) if worst else 0
+        stage = max(p["stages"], key=lambda s: (s["dropped"] + s["cancelled"], -p["stages"].index(s)), default=None)
+        lost_in_stage = (stage["dropped"] + stage["cancelled"]) if stage else 0
         reasons = sorted(p["exit_reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
         out.append(
             {
@@ -249,7 +319,10 @@ def overview(procedures: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "lost": p["abandoned"] + p["cancelled"],
                 "lost_pct": round(100.0 * (p["abandoned"] + p["cancelled"]) / p["started"], 1),
                 "completion_pct": p["completion_pct"],
+                "worst_stage": stage["name"] if stage and lost_in_stage else None,
+                "worst_stage_lost": lost_in_stage,
                 "worst_step": worst["id"] if worst and lost_there else None,
+                "worst_step_title": worst["title"] if worst and lost_there else None,
                 "worst_step_lost": lost_there,
                 "top_exit_reason": reasons[0][0] if reasons else None,
             }
@@ -264,8 +337,12 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
         head = ["procedure", "name", "started", "completed", "completion_pct", "abandoned", "cancelled", "left"]
         head += ["in_progress", "median_seconds_to_complete", "p90_seconds_to_complete"]
         return head, [[p["id"], p["name"], *(p[k] for k in head[2:])] for p in report["procedures"]]
+    if table == "stages":
+        head = ["procedure", "stage", "name", "reached", "dropped", "cancelled", "lost_pct", "stuck", "median_seconds"]
+        return head, [[p["id"], s["id"], *(s[k] for k in head[2:])] for p in report["procedures"] for s in p["stages"]]
     if table == "steps":
-        head = ["procedure", "step", "kind", "reached", "moved_on", "dropped", "dropped_pct", "cancelled"]
+        head = ["procedure", "step", "title", "stage", "kind", "reached", "moved_on", "dropped", "dropped_pct"]
+        head += ["cancelled"]
         head += ["median_seconds"]
         head += ["help", "back", "repeat", "not_understood", "exit_reasons"]
 
@@ -282,8 +359,8 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
         head = ["from", "started", "completed", "cancelled", "abandoned"]
         return head, [[r[k] for k in head] for r in report["trend"]["rows"]]
     if table == "overview":
-        head = ["procedure", "name", "started", "lost", "lost_pct", "completion_pct", "worst_step", "worst_step_lost"]
-        head += ["top_exit_reason"]
+        head = ["procedure", "name", "started", "lost", "lost_pct", "completion_pct", "worst_stage", "worst_stage_lost"]
+        head += ["worst_step", "worst_step_lost", "top_exit_reason"]
         return head, [[o["id"], *(o[k] for k in head[1:])] for o in report["overview"]]
     if table == "unresolved":
         return ["text", "offered", "count"], [
@@ -334,6 +411,11 @@ def filters_text(filters: Mapping[str, Any]) -> str:
     return shown
 
 
+def _short(text: str, width: int) -> str:
+    """A name cut to a column's width."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
 def _made_at(report: Mapping[str, Any]) -> str:
     made = datetime.fromisoformat(str(report["generated_at"]))
     return made.strftime("%H:%M ngày %d/%m/%Y") + " (giờ Việt Nam)"
@@ -342,7 +424,12 @@ def _made_at(report: Mapping[str, Any]) -> str:
 def to_table(report: Mapping[str, Any]) -> str:
     lines = ["Thủ tục mất nhiều người nhất (bỏ dở + tự dừng):"]
     for o in report["overview"]:
-        where = f", mất nhiều nhất ở bước {o['worst_step']} ({o['worst_step_lost']})" if o["worst_step"] else ""
+        if o["worst_stage"]:
+            where = f", mất nhiều nhất ở chặng {o['worst_stage']} ({o['worst_stage_lost']})"
+        elif o["worst_step"]:
+            where = f", mất nhiều nhất ở bước “{o['worst_step_title']}” ({o['worst_step_lost']})"
+        else:
+            where = ""
         why = f", lý do dừng hay gặp: {o['top_exit_reason']}" if o["top_exit_reason"] else ""
         lines.append(
             f"  {o['lost']:>6} / {o['started']:<6} {o['name']} ({o['id']}): hoàn thành {o['completion_pct']}%{where}{why}"
@@ -368,14 +455,22 @@ def to_table(report: Mapping[str, Any]) -> str:
             f"thời gian xong: trung vị {duration(p['median_seconds_to_complete'])}, "
             f"p90 {duration(p['p90_seconds_to_complete'])}"
         )
+        if p["stages"]:
+            lines.append(f"  {'chặng':<24}{'tới':>6}{'bỏ dở':>7}{'dừng':>6}{'mất %':>7}{'vướng':>7}{'ở lại':>12}")
+            for st in p["stages"]:
+                lines.append(
+                    f"  {_short(st['name'], 23):<24}{st['reached']:>6}{st['dropped']:>7}{st['cancelled']:>6}"
+                    f"{st['lost_pct']:>7}{st['stuck']:>7}{duration(st['median_seconds']):>12}"
+                )
         lines.append(
-            f"  {'bước':<22}{'tới':>6}{'đi tiếp':>9}{'bỏ ở đây':>10}{'%':>7}{'dừng':>6}{'ở lại':>12}{'giúp':>6}{'lùi':>5}"
-            f"{'lặp':>5}{'?':>5}"
+            f"  {'bước (theo đường đi)':<34}{'tới':>6}{'đi tiếp':>9}{'bỏ ở đây':>10}{'%':>7}{'dừng':>6}{'ở lại':>12}"
+            f"{'giúp':>6}{'lùi':>5}{'lặp':>5}{'?':>5}"
         )
         for s in p["steps"]:
             lines.append(
-                f"  {s['id']:<22}{s['reached']:>6}{s['moved_on']:>9}{s['dropped']:>10}{s['dropped_pct']:>7}{s['cancelled']:>6}"
-                f"{duration(s['median_seconds']):>12}{s['help']:>6}{s['back']:>5}{s['repeat']:>5}{s['not_understood']:>5}"
+                f"  {_short(s['title'], 33):<34}{s['reached']:>6}{s['moved_on']:>9}{s['dropped']:>10}"
+                f"{s['dropped_pct']:>7}{s['cancelled']:>6}{duration(s['median_seconds']):>12}{s['help']:>6}"
+                f"{s['back']:>5}{s['repeat']:>5}{s['not_understood']:>5}"
             )
         if p["exit_reasons"]:
             lines.append("  Lý do dừng: " + ", ".join(f"{k} {v}" for k, v in p["exit_reasons"].items()))
@@ -477,14 +572,14 @@ def to_html(report: Mapping[str, Any]) -> str:
         f"<p>Lập lúc {escape(_made_at(report))}. Bộ lọc: {escape(filters_text(report['filters']))}.</p>",
     ]
     out.append("<h2 id='tong-quan'>Tổng quan: thủ tục mất nhiều người nhất</h2>")
-    head = ["Thủ tục", "Bắt đầu", "Mất (bỏ dở + tự dừng)", "Hoàn thành", "Mất nhiều nhất ở bước", "Lý do dừng hay gặp"]
+    head = ["Thủ tục", "Bắt đầu", "Mất (bỏ dở + tự dừng)", "Hoàn thành", "Mất nhiều nhất ở", "Lý do dừng hay gặp"]
     rows = [
         [
             f"<td><a href='#{escape(o['id'])}'>{escape(o['name'])}</a></td>",
             _num(o["started"]),
             _num(f"{o['lost']} ({o['lost_pct']}%)"),
             _num(f"{o['completion_pct']}%"),
-            _cell(o["worst_step"] or "—"),
+            _cell(o["worst_stage"] or o["worst_step_title"] or "—"),
             _cell(o["top_exit_reason"] or "—"),
         ]
         for o in report["overview"]
@@ -512,34 +607,49 @@ def to_html(report: Mapping[str, Any]) -> str:
         counts = [p["started"], p["completed"], f"{p['completion_pct']}%", p["abandoned"], p["cancelled"], p["left"]]
         out += _table(head, [[*map(_num, counts), _num(duration(p["median_seconds_to_complete"]))]])
         steps = p["steps"]
-        out.append("<h3>Phễu: số người tới từng bước</h3>")
-        out.append(_bars([(s["id"], s["reached"], str(s["reached"])) for s in steps], "#1565c0"))
-        out.append("<h3>Bỏ dở hoặc tự dừng ở bước nào</h3>")
-        out.append(
-            _bars(
-                [
-                    (
-                        s["id"],
-                        s["dropped"] + s["cancelled"],
-                        f"bỏ dở {s['dropped']} ({s['dropped_pct']}%), dừng {s['cancelled']}",
-                    )
-                    for s in steps
-                ],
-                "#c62828",
+        if p["stages"]:
+            out.append("<h3>Phễu theo chặng: số người tới được chặng này (hoặc xa hơn)</h3>")
+            out.append(
+                _bars(
+                    [
+                        (st["name"], st["reached"], f"{st['reached']}; mất ở đây {st['dropped'] + st['cancelled']}")
+                        for st in p["stages"]
+                    ],
+                    "#1565c0",
+                )
             )
-        )
-        stuck = [(s["id"], s["help"] + s["back"] + s["repeat"] + s["not_understood"], s) for s in steps]
-        out.append("<h3>Dấu hiệu vướng (trợ giúp, quay lại, lặp lại, không hiểu)</h3>")
-        out.append(
-            _bars(
+            head = ["Chặng", "Tới", "Bỏ dở", "Tự dừng", "Mất", "Dấu hiệu vướng", "Ở lại (trung vị)"]
+            rows = [
                 [
-                    (sid, n, f"{n}: giúp {s['help']}, lùi {s['back']}, lặp {s['repeat']}, ? {s['not_understood']}")
-                    for sid, n, s in stuck
-                    if n
-                ],
-                "#ef6c00",
-            )
-        )
+                    _cell(st["name"]),
+                    _num(st["reached"]),
+                    _num(st["dropped"]),
+                    _num(st["cancelled"]),
+                    _num(f"{st['lost_pct']}%"),
+                    _num(st["stuck"]),
+                    _num(duration(st["median_seconds"])),
+                ]
+                for st in p["stages"]
+            ]
+            out += _table(head, rows)
+        else:
+            out.append("<h3>Phễu: số người tới từng bước</h3>")
+            out.append(_bars([(s["title"], s["reached"], str(s["reached"])) for s in steps], "#1565c0"))
+        out.append("<h3>Các bước, theo đường người dân đi</h3>")
+        head = ["Bước", "Tới", "Đi tiếp", "Bỏ dở", "Tự dừng", "Giúp", "Lùi", "Lặp", "Không hiểu", "Ở lại"]
+        rows = [
+            [
+                f"<td title='{escape(s['id'])}'>{escape(s['title'])}</td>",
+                _num(s["reached"]),
+                _num(s["moved_on"]),
+                _num(f"{s['dropped']} ({s['dropped_pct']}%)"),
+                _num(s["cancelled"]),
+                *(_num(s[k]) for k in ("help", "back", "repeat", "not_understood")),
+                _num(duration(s["median_seconds"])),
+            ]
+            for s in steps
+        ]
+        out += _table(head, rows)
         if p.get("exit_reasons"):
             out.append("<h3>Lý do người dân dừng</h3>")
             out.append(_bars([(k, v, str(v)) for k, v in p["exit_reasons"].items()], "#6a1b9a"))

@@ -30,6 +30,7 @@ PROCEDURE_KINDS: Final = ("procedure", "guide")
 
 # A checklist item's button (✅ plus its label) must read whole on a phone.
 CHECK_LABEL_CHARS: Final = 40
+STEP_TITLE_CHARS: Final = 50  # a step's name in the report
 # A choice button: longer labels are cut by Telegram and Zalo on a phone.
 OPTION_LABEL_CHARS: Final = 60
 
@@ -170,6 +171,11 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
             "bộ phân biệt câu hỏi muốn làm thủ tục với câu hỏi xin tư vấn pháp luật (mức phạt, thừa kế, quyền lợi…)",
             obj="intent_gate",
         ),
+        "stages": _list(
+            Field("obj", "một chặng", obj="stage"),
+            "các chặng của một thủ tục theo thứ tự (tìm hiểu → chuẩn bị → đăng nhập → nộp → thanh toán → sau khi "
+            "nộp): báo cáo đếm người dân tới và bỏ dở theo chặng",
+        ),
         "families": _list(
             Field("obj", "một nhóm thủ tục anh em", obj="family"),
             "nhóm thủ tục anh em (căn cước: lần đầu / đổi, lại / dưới 6 tuổi): câu hỏi chung chung cho cả nhóm thì "
@@ -212,6 +218,18 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "do": _list(
             _s("một câu hỏi muốn làm thủ tục"),
             "câu hỏi mẫu muốn làm thủ tục, nhất là câu nghe như hỏi luật (… được quy định như thế nào?)",
+        ),
+    },
+    "stage": {
+        "id": Field("slug", "mã chặng, không đổi sau khi đã dùng", True),
+        "name": _s("tên chặng trong báo cáo, ví dụ Nộp hồ sơ", True),
+        "steps": _list(
+            Field("slug", "mã bước"),
+            "các mã bước (dùng chung giữa các kịch bản) mặc định thuộc chặng này khi bước không ghi stage:",
+        ),
+        "kinds": _list(
+            Field("enum", "loại bước", choices=STEP_KINDS),
+            "các loại bước mặc định thuộc chặng này, ví dụ payment",
         ),
     },
     "family": {
@@ -342,6 +360,8 @@ _STEP_COMMON: Final[dict[str, Field]] = {
     "kind": Field("enum", "loại bước", True, choices=STEP_KINDS),
     "text": _s("nội dung hiển thị", True),
     "links": _list(Field("url", "một địa chỉ https"), "các đường link kèm theo"),
+    "title": _s(f"tên ngắn của bước trong báo cáo (tối đa {STEP_TITLE_CHARS} ký tự); mặc định là mấy chữ đầu của text"),
+    "stage": Field("slug", "mã chặng (mục stages trong procedures.yaml); mặc định theo mã bước, loại bước, bước trước"),
     "note": _s(NOTE_DOC),
 }
 
@@ -517,6 +537,8 @@ class Step:
     bring: tuple[str, ...] = ()
     paid: bool = False  # an end step of a payment guide reached after paying
     where: str = "online"  # a payment step: "online" or "counter"
+    title: str = ""  # a short name for reports; empty: the first words of the text
+    stage: str | None = None  # a stage id; None: the default (see bot/stages.py)
 
 
 @dataclass(frozen=True)
@@ -561,6 +583,19 @@ class Procedure:
     @property
     def is_guide(self) -> bool:
         return self.kind == "guide"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A part of every procedure (submission, payment…) that the report counts citizens by.
+
+    ``steps`` and ``kinds`` say which steps belong to it when a step does not name its stage.
+    """
+
+    id: str
+    name: str
+    steps: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -622,6 +657,7 @@ class Catalogue:
     matching: MatchSettings | None = None
     gate: GateData | None = None
     families: tuple[Family, ...] = ()
+    stages: tuple[Stage, ...] = ()
     out_of_scope: tuple[str, ...] = ()
     dialogue: Dialogue = field(default_factory=Dialogue)
     facts: Mapping[str, NamedFact] = field(default_factory=dict)

@@ -69,6 +69,15 @@ def synthetic() -> list[Event]:
     return out
 
 
+async def seeded(tmp_path: Path, events: list[Event]) -> Path:
+    """A database holding ``events``."""
+    path = tmp_path / "bot.db"
+    store = await SqliteStore.open(path)
+    await store.commit_turn("seed", "telegram", Session(), events)
+    await store.close()
+    return path
+
+
 @pytest.fixture
 async def db(tmp_path: Path) -> Path:
     path = tmp_path / "bot.db"
@@ -123,8 +132,10 @@ def test_csv_is_excel_friendly_and_has_the_same_numbers(db: Path) -> None:
 def test_terminal_table_and_filters(db: Path) -> None:
     text = report(db)
     assert "Đăng ký tạm trú (dang-ky-tam-tru): bắt đầu 100, xong 30 (30.0%), bỏ dở 60, tự dừng 10" in text
-    line = next(x for x in text.splitlines() if x.strip().startswith("giay-to"))
-    assert line.split()[:4] == ["giay-to", "60", "40", "20"]
+    # steps by their title, in path order (ids only in CSV and JSON)
+    line = next(x for x in text.splitlines() if x.strip().startswith("Bạn chuẩn bị"))
+    assert line.split()[3:6] == ["60", "40", "20"]
+    assert "giay-to" not in text
     assert "      3  giay phep lai tau" in text
     assert "Lý do dừng: de-sau 1, vneid 2" in text
     other = json.loads(report(db, "--format", "json", "--channel", "zalo-bot"))
@@ -155,12 +166,17 @@ def test_html_is_one_self_contained_file_with_the_charts_and_numbers(db: Path, t
     parser.feed(html)
     assert "script" not in parser.tags  # works offline, no CDN: every link stays inside the page
     assert parser.urls and all(u.startswith("#") for u in parser.urls)
-    assert parser.tags.count("svg") >= 4  # funnel, drop-off, stuck signals, exit reasons
-    assert "<title>bỏ dở 20 (33.3%), dừng 0</title>" in html  # the drop at giay-to, as drawn
-    assert "<title>bỏ dở 0 (0.0%), dừng 10</title>" in html  # the ten who stopped at dang-nhap
-    assert "<title>5: giúp 5, lùi 0, lặp 0, ? 0</title>" in html
+    assert parser.tags.count("svg") >= 3  # trend, funnel by stage, exit reasons
+    # the funnel by stage, as drawn: 100 reach Tìm hiểu (40 lost there), 60 the papers, 40 the login, 30 payment
+    for drawn in ("100; mất ở đây 40", "60; mất ở đây 20", "40; mất ở đây 10", "30; mất ở đây 0"):
+        assert f"<title>{drawn}</title>" in html
+    assert html.index("Tìm hiểu") < html.index("Chuẩn bị giấy tờ") < html.index("Đăng nhập VNeID")
+    # the stage table (five asked for help while preparing papers) and the steps by title, id on hover
+    assert "<td>Chuẩn bị giấy tờ</td><td class='n'>60</td><td class='n'>20</td><td class='n'>0</td>" in html
+    assert "<td title='giay-to'>Bạn chuẩn bị</td><td class='n'>60</td><td class='n'>40</td>" in html
+    assert "<td class='n'>20 (33.3%)</td>" in html
     assert "<td>giay phep lai tau</td><td class='n'>3</td>" in html
-    assert "Phễu: số người tới từng bước" in html and "@media print" in html
+    assert "Phễu theo chặng" in html and "@media print" in html
 
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -217,6 +233,13 @@ def test_an_unknown_procedure_or_channel_is_one_line_listing_the_valid_ones(
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert value in line and listed in line
+
+
+def test_every_table_of_the_report_can_be_asked_for() -> None:
+    from bot import cli
+    from bot.report import TABLES
+
+    assert cli.REPORT_TABLES == TABLES
 
 
 def test_the_report_knows_every_channel_the_bot_records() -> None:
@@ -326,10 +349,7 @@ async def test_the_trend_counts_each_day_in_vietnam_time_and_weeks_over_a_long_r
         ev(2, "flow-started", at + 3600, procedure_id=PROC, step_id="gioi-thieu", via="match"),
         ev(1, "flow-completed", at + 86400, procedure_id=PROC, step_id="xong", detail={"seconds": 60.0}),
     ]
-    path = tmp_path / "bot.db"
-    store = await SqliteStore.open(path)
-    await store.commit_turn("seed", "telegram", Session(), events)
-    await store.close()
+    path = await seeded(tmp_path, events)
     data = json.loads(report(path, "--format", "json"))
     assert data["trend"]["by"] == "day"
     assert data["trend"]["rows"] == [
@@ -358,10 +378,7 @@ async def test_the_overview_compares_channels(tmp_path: Path) -> None:
         events.append(Event(**{**started.__dict__, "channel": "zalo-bot"}))
     stop = ev(10, "flow-cancelled", 5, procedure_id=PROC, step_id="gioi-thieu", detail={"reason": "command"})
     events.append(Event(**{**stop.__dict__, "channel": "zalo-bot"}))
-    path = tmp_path / "bot.db"
-    store = await SqliteStore.open(path)
-    await store.commit_turn("seed", "telegram", Session(), events)
-    await store.close()
+    path = await seeded(tmp_path, events)
     data = json.loads(report(path, "--format", "json"))
     by = {c["channel"]: c for c in data["channels"]}
     assert (by["telegram"]["started"], by["telegram"]["completed"], by["telegram"]["abandoned"]) == (4, 3, 1)
@@ -380,10 +397,7 @@ async def test_two_content_versions_side_by_side_with_noise_flagged(tmp_path: Pa
 
     events = [e for u in range(100) for e in run_of(u, "aaa111", u < 30)]  # before the edit: 30 of 100
     events += [e for u in range(100, 200) for e in run_of(u, "bbb222", u < 160)]  # after: 60 of 100
-    path = tmp_path / "bot.db"
-    store = await SqliteStore.open(path)
-    await store.commit_turn("seed", "telegram", Session(), events)
-    await store.close()
+    path = await seeded(tmp_path, events)
     both = json.loads(report(path, "--format", "json", "--compare-versions", "aaa111", "bbb222"))
     [p] = both["procedures"]
     assert (p["completion_pct_a"], p["completion_pct_b"], p["change"], p["noise"]) == (30.0, 60.0, 30.0, False)

@@ -9,7 +9,7 @@ import sqlite3
 import statistics
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -634,12 +634,14 @@ class SqliteStore:
         channel: str | None = None,
         idle_before: float = 0.0,
         version: str | None = None,
+        stages: Mapping[tuple[str, str], int] | None = None,
     ) -> dict[str, Any]:
         """The aggregates behind `report`, computed in SQL over the event log.
 
         A flow run (a user's events for one procedure) that ended without completion,
         cancellation or leaving, and whose last event is older than ``idle_before``, counts as
-        abandoned at the last step it entered.
+        abandoned at the last step it entered. ``stages`` maps (procedure, step) to its stage's
+        position: each run's furthest stage is counted, and the time it spent in each stage.
         """
         where = ["1 = 1"]
         args: list[Any] = []
@@ -720,17 +722,34 @@ class SqliteStore:
             for pid, step, users in await cur.fetchall():
                 step_at(pid, step)["moved_on"] = int(users)
         sql_spent = f"""
-            SELECT procedure_id, to_step, LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) - ts
+            SELECT procedure_id, to_step, user_key,
+                   LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) - ts
             FROM events WHERE {cond} AND procedure_id IS NOT NULL AND type = 'step-entered'
         """  # noqa: S608
         spent: dict[tuple[str, str], list[float]] = {}
+        stage_of = stages or {}
+        furthest: dict[tuple[str, str], int] = {}  # (procedure, user) -> the furthest stage entered
+        in_stage: dict[tuple[str, str, int], float] = {}  # (procedure, user, stage) -> seconds spent there
         async with self.conn.execute(sql_spent, args) as cur:
-            for pid, step, seconds in await cur.fetchall():
+            for pid, step, user, seconds in await cur.fetchall():
                 if seconds is not None:
                     spent.setdefault((pid, step), []).append(seconds)
+                at = stage_of.get((pid, step))
+                if at is None:
+                    continue
+                run = (pid, user)
+                furthest[run] = max(furthest.get(run, at), at)
+                if seconds is not None:
+                    in_stage[(pid, user, at)] = in_stage.get((pid, user, at), 0.0) + seconds
         for where_, values in spent.items():
             if where_ in steps:
                 steps[where_]["median_seconds"] = statistics.median(values)
+        stage_runs: dict[tuple[str, int], int] = {}
+        for (pid, _), at in furthest.items():
+            stage_runs[(pid, at)] = stage_runs.get((pid, at), 0) + 1
+        stage_times: dict[tuple[str, int], list[float]] = {}
+        for (pid, _, at), seconds in in_stage.items():
+            stage_times.setdefault((pid, at), []).append(seconds)
         # Per day (Vietnam time): starts, completions and stops from the log; abandonment on the day of the
         # run's last event.
         trend: dict[int, dict[str, int]] = {}
@@ -838,6 +857,8 @@ class SqliteStore:
             "step_exit_reasons": step_reasons,
             "unmatched": unmatched,
             "unresolved": unresolved,
+            "stage_furthest": stage_runs,
+            "stage_seconds": {k: statistics.median(v) for k, v in stage_times.items()},
             "trend": trend,
             "channels": channels,
         }

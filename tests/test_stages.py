@@ -1,0 +1,196 @@
+"""Stages: officials tag steps with a stage; the report counts citizens by stage and lists steps by title."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+from bot.engine import Event
+from bot.loader import load_content
+from bot.stages import path_order, stage_of, title
+from tests.conftest import GOOD, ROOT
+from tests.test_cli import run
+from tests.test_report import PROC, ev, report, seeded
+
+FLOW = "flows/dang-ky-tam-tru.yaml"
+
+
+def edited(tmp_path: Path, file: str, old: str, new: str) -> Path:
+    content = tmp_path / "c"
+    shutil.copytree(GOOD, content)
+    path = content / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return content
+
+
+def test_each_step_gets_a_stage_by_its_tag_id_kind_or_the_step_before_it() -> None:
+    cat = load_content(GOOD).catalogue
+    assert cat is not None
+    flow = cat.flow(PROC)
+    assert flow is not None
+    names = {sid: cat.stages[i].id for sid, i in stage_of(flow, cat.stages).items()}
+    assert names["gioi-thieu"] == names["ai-nop"] == "tim-hieu"  # listed by id
+    assert names["giay-to"] == "chuan-bi"  # a checklist, by kind
+    assert names["thieu-giay-to"] == "chuan-bi"  # untagged: the stage of the step that leads to it
+    assert names["dang-nhap"] == "dang-nhap"
+    assert names["thanh-toan"] == names["xong"] == "thanh-toan"
+
+
+def test_a_step_names_its_own_stage_and_title(tmp_path: Path) -> None:
+    content = edited(
+        tmp_path, FLOW, "  - id: thieu-giay-to\n    kind: handoff\n", "  - id: thieu-giay-to\n    kind: handoff\n"
+        "    stage: tim-hieu\n    title: Hỏi xã về giấy tờ còn thiếu\n"
+    )  # fmt: skip
+    cat = load_content(content).catalogue
+    assert cat is not None
+    flow = cat.flow(PROC)
+    assert flow is not None and (step := flow.step("thieu-giay-to")) is not None
+    assert cat.stages[stage_of(flow, cat.stages)["thieu-giay-to"]].id == "tim-hieu"
+    assert title(step) == "Hỏi xã về giấy tờ còn thiếu"
+
+
+def test_steps_read_in_path_order_with_short_titles() -> None:
+    cat = load_content(GOOD).catalogue
+    assert cat is not None
+    flow = cat.flow(PROC)
+    assert flow is not None
+    order = [s.id for s in path_order(flow)]
+    assert order[:4] == ["gioi-thieu", "ai-nop", "giay-to", "dang-nhap"]
+    assert set(order) == {s.id for s in flow.steps}
+    intro = flow.step("gioi-thieu")
+    assert intro is not None and title(intro, "Đăng ký tạm trú") == "Đăng ký tạm trú làm trực tuyến được"
+    long = flow.step("ai-nop")
+    assert long is not None and title(long) == "Ai là người nộp hồ sơ"
+
+
+def test_an_unknown_stage_is_an_error_at_its_line_with_the_stages_to_use(tmp_path: Path) -> None:
+    content = edited(
+        tmp_path, FLOW, "  - id: xong\n    kind: end\n", "  - id: xong\n    kind: end\n    stage: thanh-toann\n"
+    )
+    proc = run("validate", "--content", str(content))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    [line] = [x for x in proc.stdout.splitlines() if "thanh-toann" in x]
+    assert "flows/dang-ky-tam-tru.yaml:" in line and "lỗi" in line and "thanh-toan" in line.split("thanh-toann", 1)[1]
+
+
+def test_a_step_id_claimed_by_two_stages_is_an_error(tmp_path: Path) -> None:
+    content = edited(tmp_path, "procedures.yaml", "    steps: [dang-nhap]\n", "    steps: [dang-nhap, ai-nop]\n")
+    problems = [p.format() for p in load_content(content).errors]
+    assert any("procedures.yaml:" in p and 'bước "ai-nop" đã thuộc chặng "tim-hieu"' in p for p in problems)
+
+
+def test_a_long_title_is_a_warning(tmp_path: Path) -> None:
+    content = edited(tmp_path, FLOW, "    text: Ai là người nộp hồ sơ?\n", f"    text: Ai?\n    title: {'x' * 60}\n")
+    warnings = [p.format() for p in load_content(content).warnings]
+    assert any("tên bước dài 60 ký tự" in w for w in warnings)
+
+
+async def test_the_report_counts_citizens_by_stage(tmp_path: Path) -> None:
+    """The synthetic log of test_report: 100 start, 60 reach the papers, 40 the login, 30 pay and finish."""
+    from tests.test_report import synthetic
+
+    path = await seeded(tmp_path, synthetic())
+    data = json.loads(report(path, "--format", "json"))
+    [p] = [p for p in data["procedures"] if p["id"] == PROC]
+    funnel = [(s["id"], s["reached"], s["dropped"], s["cancelled"], s["stuck"]) for s in p["stages"]]
+    assert funnel == [
+        ("tim-hieu", 100, 40, 0, 0),
+        ("chuan-bi", 60, 20, 0, 5),
+        ("dang-nhap", 40, 0, 10, 0),
+        ("thanh-toan", 30, 0, 0, 0),
+    ]
+    assert [s["median_seconds"] for s in p["stages"]] == [20.0, 10.0, 10.0, 10.0]
+    assert p["stages"][1]["lost_pct"] == 33.3
+    assert [(s["id"], s["stage"]) for s in p["steps"]][:3] == [
+        ("gioi-thieu", "tim-hieu"),
+        ("ai-nop", "tim-hieu"),
+        ("giay-to", "chuan-bi"),
+    ]
+    [top] = data["overview"][:1]
+    assert (top["worst_stage"], top["worst_stage_lost"]) == ("Tìm hiểu", 40)
+    rows = list(csv.DictReader(io.StringIO(report(path, "--format", "csv", "--table", "stages").lstrip("\ufeff"))))
+    assert [(r["stage"], r["reached"]) for r in rows] == [
+        ("tim-hieu", "100"),
+        ("chuan-bi", "60"),
+        ("dang-nhap", "40"),
+        ("thanh-toan", "30"),
+    ]
+    table = report(path)
+    assert "mất nhiều nhất ở chặng Tìm hiểu (40)" in table
+    line = next(x for x in table.splitlines() if x.strip().startswith("Chuẩn bị giấy tờ"))
+    assert line.split()[4:9] == ["60", "20", "0", "33.3", "5"]
+
+
+async def test_a_run_that_goes_back_counts_at_its_furthest_stage_once(tmp_path: Path) -> None:
+    """Two citizens reach the login and go back to the papers; they count once for every stage up to the login."""
+    events: list[Event] = []
+    for u in range(2):
+        events.append(ev(u, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match"))
+        for t, (a, b) in enumerate(
+            [(None, "gioi-thieu"), ("gioi-thieu", "ai-nop"), ("ai-nop", "giay-to"), ("giay-to", "dang-nhap")]
+        ):
+            events.append(ev(u, "step-entered", 10 * t, procedure_id=PROC, step_id=b, from_step=a, to_step=b))
+        events.append(
+            ev(u, "step-entered", 50, procedure_id=PROC, step_id="giay-to", from_step="dang-nhap", to_step="giay-to",
+               via="back")
+        )  # fmt: skip
+    path = await seeded(tmp_path, events)
+    data = json.loads(report(path, "--format", "json"))
+    [p] = [p for p in data["procedures"] if p["id"] == PROC]
+    assert [(s["id"], s["reached"]) for s in p["stages"]] == [
+        ("tim-hieu", 2),
+        ("chuan-bi", 2),
+        ("dang-nhap", 2),
+        ("thanh-toan", 0),
+    ]
+    # they were last at the papers: lost there, not at the login
+    assert [s["dropped"] for s in p["stages"]] == [0, 2, 0, 0]
+
+
+async def test_version_comparison_shows_each_stage_side_by_side(tmp_path: Path) -> None:
+    events: list[Event] = []
+    for u in range(200):
+        version = "aaa111" if u < 100 else "bbb222"
+        far = 2 if (u < 100 and u < 30) or (u >= 100 and u < 170) else 1  # the papers: 30 of 100, then 70
+        run_ = [ev(u, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match")]
+        run_.append(ev(u, "step-entered", 0, procedure_id=PROC, step_id="gioi-thieu", to_step="gioi-thieu"))
+        if far == 2:
+            run_.append(
+                ev(
+                    u,
+                    "step-entered",
+                    5,
+                    procedure_id=PROC,
+                    step_id="giay-to",
+                    from_step="gioi-thieu",
+                    to_step="giay-to",
+                )
+            )
+        events += [Event(**{**e.__dict__, "content_version": version}) for e in run_]
+    path = await seeded(tmp_path, events)
+    both = json.loads(report(path, "--format", "json", "--compare-versions", "aaa111", "bbb222"))
+    [p] = both["procedures"]
+    first = p["stages"][0]
+    assert (first["id"], first["lost_pct_a"], first["lost_pct_b"], first["noise"]) == ("tim-hieu", 70.0, 30.0, False)
+    table = report(path, "--compare-versions", "aaa111", "bbb222")
+    assert "theo chặng" in table and "Tìm hiểu" in table and "70.0% →  30.0% (-40.0)  ← khác biệt rõ" in table
+    html = report(path, "--format", "html", "--compare-versions", "aaa111", "bbb222")
+    assert "<th>Chặng</th>" in html and "<td title='tim-hieu'>Tìm hiểu</td>" in html
+
+
+def test_the_shipped_flows_have_every_stage_in_order_for_procedures() -> None:
+    """Every shipped procedure (not guide) starts with Tìm hiểu and reaches submission and after it."""
+    cat = load_content(ROOT).catalogue
+    assert cat is not None and cat.stages[0].id == "tim-hieu"
+    for proc in cat.procedures:
+        flow = cat.flow(proc.id)
+        if proc.is_guide or flow is None:
+            continue
+        stages = stage_of(flow, cat.stages)
+        assert stages[flow.start] == 0, proc.id
+        assert {cat.stages[i].id for i in stages.values()} >= {"nop-ho-so", "sau-khi-nop"}, proc.id
