@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from bot import report  # noqa: E402
 from bot.content import load  # noqa: E402
-from bot.storage.sqlite import SqliteStore  # noqa: E402
 from bot.stages import stage_index  # noqa: E402
+from bot.storage.sqlite import SqliteStore  # noqa: E402
 
 
 async def generate(store: SqliteStore, events: int, seed: int = 11) -> int:
@@ -90,13 +90,16 @@ async def main() -> int:
         stages = stage_index(catalogue)
         data = await store.analytics(idle_before=time.time() - 86400, stages=stages)
         built = report.build(catalogue, data, {})
-        for render in (report.to_table, report.to_html, lambda r: report.to_csv(r, "steps"), lambda r: report.to_csv(r, "stages")):
+        for render in (
+            report.to_table,
+            report.to_html,
+            lambda r: report.to_csv(r, "steps"),
+            lambda r: report.to_csv(r, "stages"),
+        ):
             render(built)
         t2 = time.perf_counter()
         # --compare-versions: the same log read twice, once per version (here both halves are "v")
-        pair = [
-            await store.analytics(idle_before=time.time() - 86400, version="v", stages=stages) for _ in range(2)
-        ]
+        pair = [await store.analytics(idle_before=time.time() - 86400, version="v", stages=stages) for _ in range(2)]
         both = report.compare(report.build(catalogue, pair[0], {}), report.build(catalogue, pair[1], {}), "v", "v")
         report.compare_table(both)
         t3 = time.perf_counter()

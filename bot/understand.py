@@ -67,7 +67,7 @@ WEAK_HELP: Final = frozenset(
 # choice the rest of the message names; alone, it is its command.
 _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
     "back": ("hồi nãy", "lúc nãy", "chọn lại", "sửa lại", "chọn nhầm", "bấm nhầm"),
-    "repeat": ("gửi lại", "xem lại", "coi lại", "nhắn lại", "hỏi lại"),
+    "repeat": ("gửi lại", "xem lại", "coi lại", "nhắn lại", "hỏi lại", "nói gì", "hỏi gì", "ghi lại", "viết lại"),
     "cancel": ("đổi ý",),
     "menu": ("trang chủ", "từ đầu"),
     "help": (
@@ -118,11 +118,16 @@ NEGATIVE: Final = "khong"  # the token every negation word becomes (see ``Vocabu
 _CACHE_LIMIT: Final = 50_000
 _SPELLED_FILLERS: Final = frozenset({"lam"})  # see ``Vocabulary.filler``
 _SELF: Final = frozenset({"tui", "toi", "minh", "em", "con", "chau", "tao"})
+# Words typed plainly that are themselves, not a marked word of the vocabulary: "cha tui" is "my father".
+_PLAIN_KEPT: Final = frozenset({("cha", "cha")})
 # "X là gì": the citizen does not know X, so X in a label is not their answer; these give way to
 # another command ("nói lại") but not to a choice the message names.
 _ASKING: Final = frozenset({("la", "gi"), ("la", "cai", "gi"), ("la", "giay", "gi")})
 # Verbs people put before a procedure's name ("làm hộ chiếu", "xin lý lịch tư pháp", "đăng ký tạm trú").
-NAME_VERBS: Final = frozenset({"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh", "khai"})
+NAME_VERBS: Final = frozenset(
+    {"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh", "khai"}
+    | {"huong", "dan"}  # "hướng dẫn thanh toán lệ phí trực tuyến" while in that guide
+)
 
 
 def spelling(word: str) -> str:
@@ -321,6 +326,8 @@ class Vocabulary:
             forms = [f for f in forms if f]
             # the first form keeps its diacritics: "người nhà" from "ba" is not the particle "nha"
             pairs += [(form, forms[0]) for form in forms[1:] if _tokens(form) != _tokens(forms[0])]
+            if len(forms[0]) > 1:
+                pairs.append((forms[0], forms[0]))  # kept whole: "trước bạ" holds no "ba" (a relative)
         pairs.sort(key=lambda pair: -len(pair[0]))
         merged = {c: [*CORE_COMMANDS[c], *((commands or {}).get(c, ()))] for c in COMMANDS}
         filler_words = frozenset(p for p in (words_of(normalize, s) for s in fillers) if len(p) == 1)
@@ -367,15 +374,17 @@ class Vocabulary:
             thanks=said(thanks),
         ).indexed()
 
-    def canonical(self, words: Phrase) -> Phrase:
+    def canonical(self, words: Phrase, exact: bool = False) -> Phrase:
         """Synonyms replaced by the first form of their group ("trực tuyến" → "trên mạng"), longest first.
 
         "hong" typed without diacritics is the Southern "hổng" (không), except after "bị" ("bị hỏng").
+        ``exact``: the words are spelled in full (a label an official wrote), so "cha" is "cha", never "chả",
+        and "bạ" never "ba".
         """
         out: list[Word] = []
         i = 0
         while i < len(words):
-            if words[i] == ("hong", "hong") and (i == 0 or words[i - 1][0] not in ("bi", "da")):
+            if not exact and words[i] == ("hong", "hong") and (i == 0 or words[i - 1][0] not in ("bi", "da")):
                 out.append((NEGATIVE, None))
                 i += 1
                 continue
@@ -389,9 +398,9 @@ class Vocabulary:
             word = words[i]
             plain_filler = word[1] is not None and word[1].isascii() and word[0] in self.filler_spellings
             for _, form, first_words in candidates:
-                if len(form) == 1 and plain_filler and form[0][1] != word[1]:
-                    continue  # "cho" typed plainly is "cho" (for), not "chỗ"
-                if word[0] == form[0][0] and _at(words, i, form):
+                if len(form) == 1 and (plain_filler or word in _PLAIN_KEPT) and form[0][1] != word[1]:
+                    continue  # "cho" typed plainly is "cho" (for), not "chỗ"; "cha" is the father, not "chả"
+                if word[0] == form[0][0] and (words[i : i + len(form)] == form if exact else _at(words, i, form)):
                     out += first_words
                     i += len(form)
                     break
@@ -419,7 +428,9 @@ class Vocabulary:
         key = (text, core)
         words = self.seen.get(key)
         if words is None:
-            words = self.canonical(words_of(normalize, text))
+            said = words_of(normalize, text)
+            # written with its marks (as officials write): every word is as spelled
+            words = self.canonical(said, exact=any(w[1] is not None and not w[1].isascii() for w in said))
             if core:
                 words = self.core(words)
             if len(self.seen) > _CACHE_LIMIT:
@@ -519,6 +530,7 @@ def command_of(
         marked = any(w[1] is not None and not w[1].isascii() for w in words)
     spans = _answer_spans(words, vocab)
     answered = {k for start, end in spans for k in range(start, end)}
+    told_done = _closes_with_roi(words, vocab) and not vocab.negative(_tokens(words))  # "ghi lại mã rồi"
     for i, word in enumerate(words):
         for command, phrase, original in index["many"].get(word[0], ()):
             if _at(words, i, phrase):
@@ -532,6 +544,8 @@ def command_of(
                     continue  # "xem lại hết rồi": a longer "done" phrase holds "xem lại"; it is not "lặp lại"
                 if marked and _unmarked_for_marked(words[i : i + len(phrase)], phrase):
                     continue  # "đòi ảnh chân dung luôn rồi": typed with marks, so "dung" is "dung", not "dừng"
+                if command == "repeat" and _done_already(words, i, len(phrase), told_done):
+                    continue  # "xem lại rồi", "đã ghi lại": done, not asked again
                 found.setdefault(command, []).append(original)
     # "không làm cái này nữa": a phrase's words with words of politeness in between
     core = vocab.core(words)
@@ -544,6 +558,8 @@ def command_of(
                 first, last = at[i], at[i + len(phrase) - 1] + 1
                 if any(start <= first and last <= end and end - start > last - first for start, end in spans):
                     continue  # inside a longer answer, as above
+                if command == "repeat" and _done_already(words, first, last - first, told_done):
+                    continue
                 found.setdefault(command, []).append(original)
     # One-word commands ("hủy", "cứu", "bí") only lead or stand almost alone: inside a longer sentence
     # the same word is something else ("tra cứu hồ sơ", "bằng bị mất"). A loan word ("menu", "hotline")
@@ -587,7 +603,8 @@ def command_of(
             complaint = True  # "rối quá": help, unless another command is asked too
             continue
         if all(_tokens(p) in vocab.yielding.get(command, ()) for p in phrases):
-            fallback = fallback or command  # "gửi lại … hồi nãy": repeat (the first yielding one by priority)
+            # "nhắn lại cái hồi nãy", "hồi nãy nói gì": "hồi nãy" tells which message; the verb asks again
+            fallback = command if fallback in (None, "back") and command == "repeat" else fallback or command
             continue
         return command
     if weak is not None:
@@ -595,6 +612,20 @@ def command_of(
     if fallback is not None:
         return fallback
     return "help" if weak_help or complaint else None
+
+
+_DONE_BEFORE: Final = frozenset({"da", "vua", "moi"})  # "đã xem lại", "vừa gửi lại"
+_DONE_AFTER: Final = frozenset({"roi", "xong"})  # "coi lại rồi", "ghi lại xong"
+
+
+def _done_already(words: Phrase, i: int, n: int, told_done: bool) -> bool:
+    """Whether the "… lại" phrase at ``i`` tells of something done ("đã xem lại", "ghi lại rồi"; ``told_done``:
+    the message closes with "rồi" and says no "không")."""
+    if words[i + n - 1][0] != "lai":
+        return False
+    before = words[i - 1][0] if i > 0 else ""
+    after = words[i + n][0] if i + n < len(words) else ""
+    return told_done or before in _DONE_BEFORE or after in _DONE_AFTER
 
 
 def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary) -> bool:
@@ -1196,7 +1227,9 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         said_choice, said_tie, said_phrase = says_choice((words, said), says, vocab)
     if not (said_choice or said_tie):
         name_sets = _name_sets(names) if options.words and options.own_names else []
-        if set(core) - NAME_VERBS in name_sets:
+        named = set(core) - NAME_VERBS
+        # the whole name, or three words or more of it and nothing else ("hướng dẫn thanh toán lệ phí trực tuyến")
+        if named in name_sets or (len(named) >= 3 and any(named <= ns for ns in name_sets)):
             # "khai báo tạm vắng" while doing it, though the checklist's "Tờ khai báo tạm vắng" holds those words;
             # but an alias that answers the question ("ho chieu bi rach" at "Hộ chiếu bị hỏng, rách") answers it
             answering = {t for _, label in cores for t in label} - name_sets[0] - NAME_VERBS
@@ -1318,6 +1351,11 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         by_amount = quantity_choice(_tokens(said), raw_labels)
     if by_amount is not None:
         return Reading("choice", by_amount, how="quantity")
+    # At a step with one "it failed" answer ("Thanh toán bị lỗi", "Tải lên bị lỗi"), a message that tells of a
+    # failure: "trả ko được, báo lỗi", "quét mã qr mà hổng được", "nó hổng nhận hình".
+    failed = _failure_choice(_tokens(said), flow, normalize)
+    if failed is not None:
+        return Reading("choice", failed, how="words")
     # 10. The words of a label: "ra công an xã nộp" → "Đến công an xã".
     picked, close = label_choice(core, cores, vocab)
     if picked is not None:
@@ -1332,6 +1370,14 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         other = _for_someone_else(_tokens(said), cores)
         if other is not None:
             return Reading("choice", other, how="someone-else")
+    # A message opened by a no, at a step with one "no" answer: "chưa, chưa ai gửi mã" → "Vẫn chưa có"
+    # (unless its other words pick another answer: "không, tui có mã rồi" is asked about, below).
+    opened_no = tokens[0] in _NEGATIONS and len(tokens) > 1 and tokens[1] not in _KNOWING
+    if opened_no and len(no) == 1 and not _says(words, vocab.questions) and _plainly_no(dict(flow)[no[0]], normalize):
+        after_no = tuple(t for t in core if t not in _NEGATIONS)
+        other, _ = label_choice(after_no, cores, vocab, by_polarity=False) if after_no else (None, ())
+        if other in (None, no[0]):
+            return Reading("choice", no[0], how="deny")
     # a yes or done anywhere, with no "không" and not opened by a no ("khỏi, tui đóng xong là được rồi"),
     # nor only the "rồi" that tells time inside a sentence ("nó cứ xoay xoay rồi văng ra")
     # a question ("bao lâu thì có kết quả") is not a yes, unless it opens with one ("ok, mấy ngày thì có")
@@ -1356,9 +1402,42 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return _affirm(options, _says(words, vocab.done), yes, flow_ids, _finished(labels, yes))
     # 12. At a step that only goes on, a sentence that opens with a yes: "dạ nhớ rồi, không đưa mã cho ai".
     only_on = options.forward and len(flow) == 1 and not options.forward_needs_done
-    if only_on and not asking and _said_yes_around(words, vocab):
-        return Reading("choice", options.forward or "", how="affirm")  # "…, tiếp", "dạ nhớ rồi, …"
+    if only_on and not asking and (_said_yes_around(words, vocab) or _did_it(words, tokens, vocab)):
+        return Reading("choice", options.forward or "", how="affirm")  # "…, tiếp", "dạ nhớ rồi, …", "đã xem"
     return _politeness(words, vocab)
+
+
+# Words that tell of a failure: "lỗi", "thất bại", "từ chối"; and what fails after a "không": "không được",
+# "hổng nhận", "ko vô được", "không nổi".
+_FAULT: Final = frozenset({"loi"})
+_FAILED_AFTER_NO: Final = frozenset({"duoc", "dc", "nhan", "vo", "vao", "noi", "thanh"})
+_FIXED_BEFORE: Final = frozenset({"het", "khong", "ko", "k", "hong", "chua", "sua", "khac", "phuc"})
+
+
+# "không biết…", "chưa hiểu…": a citizen who does not know, not a "no" answer.
+_KNOWING: Final = frozenset({"nho", "biet", "hieu", "ro"})
+
+
+def _plainly_no(label: str, normalize: Normalizer) -> bool:
+    """A label that answers no in words of no ("Vẫn chưa có", "Không, để sau"; not "Thanh toán bị lỗi")."""
+    return bool({NEGATIVE, "chua"} & set(_tokens(words_of(normalize, label))))
+
+
+def _failure_choice(said: Tokens, flow: Sequence[tuple[str, str]], normalize: Normalizer) -> str | None:
+    """The one answer that says it failed ("… bị lỗi") when the message tells of a failure, not of a fix
+    ("hết lỗi", "không bị lỗi") or of something done."""
+    failing = [cid for cid, label in flow if _FAULT & set(_tokens(words_of(normalize, label)))]
+    if len(failing) != 1:
+        return None
+    faults = [i for i, t in enumerate(said) if t in _FAULT]
+    if faults:
+        if any(said[i - 1] in _FIXED_BEFORE or (i > 1 and said[i - 2] in _FIXED_BEFORE) for i in faults if i > 0):
+            return None  # "hết lỗi rồi", "không bị lỗi", "làm sao cho hết lỗi"
+        return failing[0]
+    for a, b, c in zip(said, (*said[1:], ""), (*said[2:], "", ""), strict=False):
+        if a in ("khong", "ko", "k", "hong", "chua") and (b in _FAILED_AFTER_NO or c in _FAILED_AFTER_NO - {"thanh"}):
+            return failing[0]
+    return None
 
 
 def _just_me(said: Tokens, cores: Sequence[tuple[str, Tokens]]) -> str | None:
@@ -1367,8 +1446,15 @@ def _just_me(said: Tokens, cores: Sequence[tuple[str, Tokens]]) -> str | None:
     mine = [cid for cid, label in cores if ("ban", "than") in set(itertools.pairwise(label))]
     if len(mine) != 1 or any(t in _KIN_BEFORE | {"ho", "xom"} for t in said[:1]):
         return None
-    if _NEGATION_TOKENS & set(said) or not _ONLY_BEFORE & set(said):
-        return None  # "không phải mình tui thôi"; a bare "tui thôi" may be "I'll stop"
+    if _NEGATION_TOKENS & set(said):
+        return None  # "không phải mình tui thôi"
+    if not _ON_BEHALF & set(said) and not _names_someone(said):
+        # "khai cho tui", "làm cho tôi thôi nha": "for me" closing the message ("cho tui hỏi…" asks instead)
+        for i in range(len(said) - 1):
+            if said[i] == "cho" and said[i + 1] in _SELF - {"con", "chau", "em"} and set(said[i + 2 :]) <= _FOR_ME_TAIL:
+                return mine[0]
+    if not _ONLY_BEFORE & set(said):
+        return None  # a bare "tui thôi" may be "I'll stop"
     pairs = set(itertools.pairwise(said))
     if any((t, "thoi") in pairs for t in _SELF - {"con", "chau", "em"}) and not _names_someone(said):
         return mine[0]
@@ -1400,6 +1486,18 @@ def _closes_with_roi(words: Phrase, vocab: Vocabulary) -> bool:
     while end > 0 and words[end - 1][0] != "roi" and vocab.filler(words[end - 1]):
         end -= 1
     return end > 0 and words[end - 1][0] == "roi"
+
+
+def _did_it(words: Phrase, tokens: Tokens, vocab: Vocabulary) -> bool:
+    """A short message that opens with "đã" and says no "không": "đã xem", "đã đọc kỹ" (typed with its marks:
+    unmarked "da" is also "dạ", read as a yes elsewhere)."""
+    return (
+        len(words) <= 5
+        and words[0][0] == "da"
+        and words[0][1] is not None
+        and words[0][1].startswith("đ")
+        and not vocab.negative(tokens)
+    )
 
 
 def _said_yes_around(words: Phrase, vocab: Vocabulary) -> bool:
@@ -1438,6 +1536,10 @@ _KIN: Final = frozenset(
     | {"di", "chu", "bac", "cau", "mo", "thim", "duong"}  # not "co": "có tui" (only me) folds like "cô tui"
 )
 _OWNERS: Final = frozenset({"tui", "toi", "minh", "tao"})
+# Someone else acts for the citizen: "nhờ người khác làm cho tui", "làm hộ cho tôi".
+_ON_BEHALF: Final = frozenset({"nho", "ho", "gium", "dum", "giup", "khac", "thay"})
+# What may follow "cho tui" when it closes the message: particles, "thôi", "luôn".
+_FOR_ME_TAIL: Final = frozenset({"thoi", "thui", "a", "nha", "nhe", "ne", "di", "ha", "he", "luon", "nghen", "hen"})
 _ONLY_BEFORE: Final = frozenset({"minh", "chi", "rieng", "co", "cho", "cua"})  # "có mình tui thôi", "cho tui thôi"
 _NEGATION_TOKENS: Final = frozenset({"khong", "chua", "hong", "ko", "k", "chang", "cha", "hem", "hok"})
 _KIN_AFTER: Final = frozenset({"noi", "ngoai", "gai", "trai", "ut", "re", "dau", "ruot", "ho", "gia"})  # "ông già"

@@ -690,3 +690,92 @@ def test_a_vague_or_overdue_time_is_no_amount(shipped: Content) -> None:
 def test_a_plain_dung_beside_a_label_only_folding_like_dung_is_still_stop(shipped: Content) -> None:
     use = Options((("o:app", "Dùng ứng dụng VNeID"), ("o:xa", "Đến xã")), flow_choices=2)
     assert meaning(shipped, "dung", use) == ("command", "cancel")
+
+
+FOR_WHOM = Options(
+    (("o:ban-than", "Cho bản thân tôi"), ("o:nho-lam", "Nhờ người khác làm hộ tôi"), ("o:mat", "Người thân đã mất")),
+    flow_choices=3,
+)
+UPLOAD = Options((("o:xong", "Đã tải lên xong"), ("o:loi", "Tải lên bị lỗi")), flow_choices=2)
+CODE = Options((("o:co-roi", "Có mã rồi"), ("o:van-chua", "Vẫn chưa có")), flow_choices=2)
+HOME = Options(
+    (
+        ("o:cung", "Cùng nơi thường trú của cha mẹ"),
+        ("o:thue", "Nhà thuê, ở nhờ nhà người khác"),
+        ("o:chua-ro", "Tôi chưa rõ"),
+    ),
+    flow_choices=3,
+)
+CAR_PAPERS = Options(
+    (("t:the", "⬜ Thẻ căn cước"), ("t:truoc-ba", "⬜ Đã hỏi về lệ phí trước bạ"), ("next", "Tôi đã có đủ giấy tờ"),
+     ("missing", "Tôi còn thiếu giấy tờ")),
+    forward="next",
+    missing="missing",
+    flow_choices=4,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "expected"),
+    [
+        # "for me", closing the message
+        ("khai cho tui", FOR_WHOM, ("choice", "o:ban-than")),
+        ("làm cho tôi thôi nha", FOR_WHOM, ("choice", "o:ban-than")),
+        ("nhờ người khác làm cho tui", FOR_WHOM, ("choice", "o:nho-lam")),  # someone else acts for me
+        ("cho tui hỏi cái này", FOR_WHOM, ("none", "")),  # "let me ask"
+        # "earlier" names which message; the verb asks for it again
+        ("hồi nãy nói gì vậy", MESSAGE, ("command", "repeat")),
+        ("nhắn lại cái hồi nãy coi", MESSAGE, ("command", "repeat")),
+        ("quay lại cái hồi nãy", MESSAGE, ("command", "back")),
+        # "… lại" told as done is done, not a request
+        ("xem lại rồi", MESSAGE, ("choice", "next")),
+        ("đã ghi lại", MESSAGE, ("choice", "next")),
+        ("ghi lại mã rồi", MESSAGE, ("choice", "next")),
+        ("đã xem", MESSAGE, ("choice", "next")),
+        ("xem lại giùm", MESSAGE, ("command", "repeat")),
+        # a failure told in words is the "failed" answer; a fix is not
+        ("lỗi rồi, nó hổng nhận hình", UPLOAD, ("choice", "o:loi")),
+        ("quet ma qr ma hong dc", PAYMENT, ("choice", "payfail")),
+        ("trả ko được, báo lỗi", PAYMENT, ("choice", "payfail")),
+        ("hết lỗi rồi", UPLOAD, ("choice", "o:xong")),
+        # opened by a no, at a step with one plain "no" answer
+        ("chua, chua ai gui ma", CODE, ("choice", "o:van-chua")),
+        ("không biết trả sao", PAYMENT, ("none", "")),  # not knowing is no "no", nor a failure
+        # labels are read as spelled: "cha" is the father, "bạ" in "trước bạ" is no relative
+        ("o chung voi ba me no", HOME, ("choice", "o:cung")),
+        ("tui cũng hổng biết nữa", HOME, ("choice", "o:chua-ro")),  # "cũng" is not "cùng"
+        ("da hoi tien truoc ba roi", CAR_PAPERS, ("choice", "t:truoc-ba")),
+        # starting; asking to be shown
+        ("bắt đầu đi", MESSAGE, ("choice", "next")),
+        ("bắt đầu lại", MESSAGE, ("command", "menu")),
+        ("chỉ tui với", MESSAGE, ("command", "help")),
+    ],
+)
+def test_everyday_ways_of_saying_things_read_right(
+    shipped: Content, text: str, options: Options, expected: tuple[str, str]
+) -> None:
+    assert meaning(shipped, text, options) == expected
+
+
+def test_the_name_of_a_guide_asked_as_hướng_dẫn_repeats_the_step(shipped: Content) -> None:
+    name = "Hướng dẫn thanh toán phí, lệ phí trực tuyến (Cổng DVC, VNeID, VietQR)"
+    options = Options(MESSAGE.choices, forward="next", flow_choices=1, own_names=(name,))
+    assert meaning(shipped, "huong dan thanh toan le phi truc tuyen", options) == ("command", "repeat")
+    assert meaning(shipped, "hướng dẫn", options) == ("command", "help")  # alone, it asks for help
+
+
+def test_the_portal_typed_as_its_address_picks_the_portal(shipped: Content) -> None:
+    from bot.inflow_eval import Row, check
+    from bot.runner import vietnam_now
+
+    row = Row(
+        "gia-han-bhyt-ho-gia-dinh",
+        "hoi-cach-nop",
+        "dong tren dichvucong.gov.vn",
+        "choice:Cổng Dịch vụ công quốc gia",
+        note="choice-words",
+        context="",
+        line=1,
+    )
+    outcome = check(shipped, row, vietnam_now())
+    assert outcome.passed, outcome.got
