@@ -67,7 +67,7 @@ WEAK_HELP: Final = frozenset(
 # choice the rest of the message names; alone, it is its command.
 _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
     "back": ("hồi nãy", "lúc nãy", "chọn lại", "sửa lại", "chọn nhầm", "bấm nhầm"),
-    "repeat": ("gửi lại", "xem lại", "coi lại", "nhắn lại", "hỏi lại", "nói gì", "hỏi gì", "ghi lại", "viết lại"),
+    "repeat": ("gửi lại", "xem lại", "coi lại", "nhắn lại", "hỏi lại", "ghi lại", "viết lại"),
     "cancel": ("đổi ý",),
     "menu": ("trang chủ", "từ đầu"),
     "help": (
@@ -82,11 +82,18 @@ _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
         "số để gọi",
         "liên hệ",
         "không rành",
+        "hỏi gì vậy",  # "hồi nãy hỏi gì vậy" asks for the message again
+        "nói gì vậy",
+        "sao đây",  # "sửa lỗi sao đây" at "Xem cách khắc phục": the rest names the choice
+        "làm sao đây",
+        "làm sao giờ",
+        "giờ sao",
+        "tính sao",
     ),
 }
 # "rối quá", "khó quá", "bí quá": a complaint, so help; but next to another command ("rối quá, dừng luôn
 # thủ tục này") that command is what is asked.
-_COMPLAINT: Final = WEAK_HELP | {"roi", "rac", "kho", "qua", "bi", "ket", "phuc", "tap"}
+_COMPLAINT: Final = WEAK_HELP | {"roi", "rac", "kho", "qua", "bi", "ket", "phuc", "tap"} | {"khong", "hieu"}
 
 # Emoji that carry a word; every other emoji is dropped by folding.
 _EMOJI_WORDS: Final = {"👍": " ok ", "👌": " ok ", "✅": " ok ", "🆗": " ok ", "🙆": " ok ", "🙏": " "}
@@ -119,7 +126,7 @@ _CACHE_LIMIT: Final = 50_000
 _SPELLED_FILLERS: Final = frozenset({"lam"})  # see ``Vocabulary.filler``
 _SELF: Final = frozenset({"tui", "toi", "minh", "em", "con", "chau", "tao"})
 # Words typed plainly that are themselves, not a marked word of the vocabulary: "cha tui" is "my father".
-_PLAIN_KEPT: Final = frozenset({("cha", "cha")})
+_PLAIN_KEPT: Final = frozenset({("cha", "cha"), ("don", "don")})  # "co don roi": the form (đơn), not "đồn"
 # "X là gì": the citizen does not know X, so X in a label is not their answer; these give way to
 # another command ("nói lại") but not to a choice the message names.
 _ASKING: Final = frozenset({("la", "gi"), ("la", "cai", "gi"), ("la", "giay", "gi")})
@@ -127,6 +134,7 @@ _ASKING: Final = frozenset({("la", "gi"), ("la", "cai", "gi"), ("la", "giay", "g
 NAME_VERBS: Final = frozenset(
     {"lam", "xin", "dang", "ky", "nop", "thu", "tuc", "cap", "rut", "lanh", "khai"}
     | {"huong", "dan"}  # "hướng dẫn thanh toán lệ phí trực tuyến" while in that guide
+    | {"giay"}  # "làm giấy khai sinh" while doing Đăng ký khai sinh
 )
 
 
@@ -381,13 +389,14 @@ class Vocabulary:
         ``exact``: the words are spelled in full (a label an official wrote), so "cha" is "cha", never "chả",
         and "bạ" never "ba".
         """
+        if not exact:  # the Southern "hổng" first, so that "hong biet" reads as "không biết" does
+            words = tuple(
+                (NEGATIVE, None) if w == ("hong", "hong") and (i == 0 or words[i - 1][0] not in ("bi", "da")) else w
+                for i, w in enumerate(words)
+            )
         out: list[Word] = []
         i = 0
         while i < len(words):
-            if not exact and words[i] == ("hong", "hong") and (i == 0 or words[i - 1][0] not in ("bi", "da")):
-                out.append((NEGATIVE, None))
-                i += 1
-                continue
             if words[i][1] is None and words[i][0] in _NUMBER_TOKENS:
                 out.append(words[i])  # "3" is three, never "ba" the father
                 i += 1
@@ -623,9 +632,11 @@ def _done_already(words: Phrase, i: int, n: int, told_done: bool) -> bool:
     the message closes with "rồi" and says no "không")."""
     if words[i + n - 1][0] != "lai":
         return False
-    before = words[i - 1][0] if i > 0 else ""
+    before = words[i - 1] if i > 0 else ("", None)
     after = words[i + n][0] if i + n < len(words) else ""
-    return told_done or before in _DONE_BEFORE or after in _DONE_AFTER
+    # "đã" typed so (a plain "da" is as often "dạ": "da noi lai di")
+    done_before = before[0] in _DONE_BEFORE and (before[0] != "da" or (before[1] or "").startswith("đ"))
+    return told_done or done_before or after in _DONE_AFTER
 
 
 def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary) -> bool:
@@ -955,8 +966,9 @@ def _token_hits(word: str, label: Tokens) -> float:
     """How well one message word is found in a label: 1 exactly, 0.8 with a typo, else 0."""
     if word in label:
         return 1.0
-    if len(word) >= 4:
-        best = max((fuzz.ratio(word, t) for t in label if len(t) >= 3), default=0.0)
+    if len(word) >= 4 and word not in _NEGATIONS:
+        # a negation is weighed by polarity, not as a typo ("hong" is no "khong")
+        best = max((fuzz.ratio(word, t) for t in label if len(t) >= 3 and t not in _NEGATIONS), default=0.0)
         if best >= 80:
             return 0.8
     return 0.0
@@ -980,7 +992,14 @@ def label_choice(
     polarities = {vocab.negative(label) for _, label in labels}
     negative = vocab.negative(core)
     unique = set(core)
+    said_pairs = set(itertools.pairwise(core))
+    pair_df: dict[tuple[str, str], int] = {}
+    for _, label in labels:
+        for pair in set(itertools.pairwise(label)):
+            pair_df[pair] = pair_df.get(pair, 0) + 1
     scores: list[tuple[float, str]] = []
+    raw: dict[str, float] = {}  # before the polarity weighs in
+    evidence: dict[str, tuple[int, int]] = {}  # (words in the label's order, words) the message shares
     for cid, label in labels:
         score = 0.0
         matched = 0
@@ -991,29 +1010,47 @@ def label_choice(
                 found = w if w in df else max(label, key=lambda t: fuzz.ratio(w, t))
                 # words every label shares say little; words of one label say much
                 score += hit * math.log(1 + n / df.get(found, n))
+        # words said in the label's order weigh more: "hổng cần tải" holds "không cần" of "Đã xong hoặc không cần"
+        shared_pairs = set(itertools.pairwise(label)) & said_pairs
+        for pair in shared_pairs:
+            score += math.log(1 + n / pair_df[pair])
+        evidence[cid] = (len(shared_pairs), matched)
         if matched / len(unique) < 0.5:
             score = 0.0  # mostly other words: a question of its own, not this label
         said_numbers = {t for t in unique if t.isdigit()}
         label_numbers = {t for t in label if t.isdigit()}
         if said_numbers and label_numbers and not said_numbers & label_numbers:
             score = 0.0  # "tôi 30 tuổi" is not "Đủ 14, 25, 40 hoặc 60 tuổi"
-        if len(polarities) > 1 and vocab.negative(label) != negative:
-            score *= 0.3  # "không có giấy chứng sinh" is not "Có giấy chứng sinh"
+        raw[cid] = score
         scores.append((score, cid))
+    # a "không" said as part of a label's words is that label's: "hổng cần tải" at "Đã xong hoặc không cần"
+    explained = [
+        c for c, label in labels if any(set(p) & _NEGATIONS for p in set(itertools.pairwise(label)) & said_pairs)
+    ]
+    if negative and len(explained) == 1:
+        negative = vocab.negative(dict(labels)[explained[0]])
+    same_polarity = [c for c, label in labels if vocab.negative(label) == negative]
+    # "không có giấy chứng sinh" is not "Có giấy chứng sinh" — when an answer of the message's polarity shares
+    # its words; "mất sổ đỏ rồi" is "Sổ bị mất, hỏng, ghi sai" although that label reads as a "no"
+    weigh_polarity = len(polarities) > 1 and any(raw[c] > 0 for c in same_polarity)
+    if weigh_polarity:
+        scores = [(sc * (0.3 if c not in same_polarity else 1.0), c) for sc, c in scores]
     scores.sort(reverse=True)
     best, cid = scores[0]
     runner_up = scores[1][0] if len(scores) > 1 else 0.0
     floor = 0.35
-    same_polarity = [c for c, label in labels if vocab.negative(label) == negative]
     if best < floor:
         # "thử mấy lần vẫn hổng vô được" at "Đã đăng nhập được / Vẫn chưa được": a "no" that shares a word
         # with the one "no" answer is that answer, however many other words it says.
+        ahead = max(evidence, key=lambda c: evidence[c])
+        if by_polarity and ahead in explained and all(evidence[ahead] > e for c, e in evidence.items() if c != ahead):
+            return ahead, ()  # "hổng cần tải gì hết" says the "không cần" of "Đã xong hoặc không cần" in order
         if by_polarity and negative and len(polarities) > 1 and len(same_polarity) == 1:
             only = dict(labels)[same_polarity[0]]
             if unique & (set(only) - {NEGATIVE, "chua"}):
                 return same_polarity[0], ()
         return None, ()
-    if by_polarity and len(polarities) > 1 and cid not in same_polarity and len(same_polarity) == 1:
+    if by_polarity and weigh_polarity and cid not in same_polarity and len(same_polarity) == 1:
         return same_polarity[0], ()  # "không có giấy chứng sinh": the one "không" answer
     if best - runner_up < 0.25 * best:
         return None, tuple(c for s, c in scores if s >= floor and s >= best * 0.75)
@@ -1182,8 +1219,19 @@ def _contained(core: Tokens, tokens: Tokens, labels: Sequence[tuple[str, Tokens]
     return cid
 
 
-def _yes_no(labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> tuple[list[str], list[str]]:
-    yes = [cid for cid, label in labels if not vocab.negative(label) and any(t in vocab.yes_words for t in label)]
+def _yes_no(
+    labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary, spelled: Mapping[str, Phrase] | None = None
+) -> tuple[list[str], list[str]]:
+    """The yes answers (a yes word, no negation) and the no answers; ``spelled``: the labels as written, whose
+    yes words (spelled as such: "dụng" is no "đúng") a synonym may have taken ("Đã nhận được mã" reads
+    "đã nhận mã")."""
+    written = spelled or {}
+    yes = [
+        cid
+        for cid, label in labels
+        if not vocab.negative(label)
+        and (any(t in vocab.yes_words for t in label) or any(w in vocab.yes_spelled for w in written.get(cid, ())))
+    ]
     no = [cid for cid, label in labels if vocab.negative(label)]
     return yes, no
 
@@ -1288,7 +1336,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             return Reading("choice", no[0], how="deny")
     if command is not None:
         return Reading("command", command, how="command")
-    if options.words and _not_now(tokens) and vocab.negative(tokens[:3]):
+    not_now = _not_now(tokens) and not _no_longer(tokens, names, vocab)  # "khỏi, ko đăng ký xe nữa" stops
+    if options.words and not_now and (vocab.negative(tokens[:3]) or tokens[0] == "khoi"):
         no = [cid for cid in _yes_no(labels, vocab)[1] if _not_now(dict(labels)[cid])]
         if len(no) == 1:
             return Reading("choice", no[0], how="deny")  # "chưa cần đâu, bữa nào rảnh tui coi"
@@ -1324,7 +1373,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     # Words of its name say nothing about which choice: "tạm trú nộp trên vneid" is "nộp trên vneid".
     if names:
         core = tuple(t for t in core if t not in names[0]) or core
-    yes, no = _yes_no(labels, vocab)
+    yes, no = _yes_no(labels, vocab, {cid: words_of(normalize, label) for cid, label in flow})
     flow_ids = tuple(cid for cid, _ in flow)
     # At a "for whom" question, the citizen alone: "có mình tui thôi", "cho tui thôi, tui đi làm xa".
     alone = _just_me(_tokens(said), cores)
@@ -1358,6 +1407,17 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         return Reading("choice", failed, how="words")
     # 10. The words of a label: "ra công an xã nộp" → "Đến công an xã".
     picked, close = label_choice(core, cores, vocab)
+    # ...said with a "không" at a step of two answers that say no "không": the other one
+    # ("tui ko tự bổ sung được" at "Tôi tự bổ sung được / Tôi cần người giúp")
+    if (
+        picked is not None
+        and len(flow) == 2
+        and vocab.negative(tokens)
+        and not any(vocab.negative(t) for _, t in labels)
+    ):
+        the_other = next(cid for cid, _ in cores if cid != picked)
+        if not set(core) & (set(dict(cores)[the_other]) - _NEGATIONS):
+            picked = the_other
     if picked is not None:
         return Reading("choice", picked, how="words")
     # ...or most words of one of its ways of saying, in any order: "ko tự làm nổi" → "tự làm không nổi".
@@ -1367,16 +1427,16 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             return Reading("choice", picked, how="near")
     # ...or, at a "for whom" question, a relative of the citizen: "xin cho ba tui", "làm giùm bà chị".
     if not close and not _says(words, vocab.questions):  # "vợ tôi mới sinh, làm khai sinh ở đâu" asks
-        other = _for_someone_else(_tokens(said), cores)
-        if other is not None:
-            return Reading("choice", other, how="someone-else")
+        someone = _for_someone_else(_tokens(said), cores)
+        if someone is not None:
+            return Reading("choice", someone, how="someone-else")
     # A message opened by a no, at a step with one "no" answer: "chưa, chưa ai gửi mã" → "Vẫn chưa có"
     # (unless its other words pick another answer: "không, tui có mã rồi" is asked about, below).
     opened_no = tokens[0] in _NEGATIONS and len(tokens) > 1 and tokens[1] not in _KNOWING
     if opened_no and len(no) == 1 and not _says(words, vocab.questions) and _plainly_no(dict(flow)[no[0]], normalize):
         after_no = tuple(t for t in core if t not in _NEGATIONS)
-        other, _ = label_choice(after_no, cores, vocab, by_polarity=False) if after_no else (None, ())
-        if other in (None, no[0]):
+        answered, _ = label_choice(after_no, cores, vocab, by_polarity=False) if after_no else (None, ())
+        if answered in (None, no[0]):
             return Reading("choice", no[0], how="deny")
     # a yes or done anywhere, with no "không" and not opened by a no ("khỏi, tui đóng xong là được rồi"),
     # nor only the "rồi" that tells time inside a sentence ("nó cứ xoay xoay rồi văng ra")
@@ -1411,7 +1471,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
 # "hổng nhận", "ko vô được", "không nổi".
 _FAULT: Final = frozenset({"loi"})
 _FAILED_AFTER_NO: Final = frozenset({"duoc", "dc", "nhan", "vo", "vao", "noi", "thanh"})
-_FIXED_BEFORE: Final = frozenset({"het", "khong", "ko", "k", "hong", "chua", "sua", "khac", "phuc"})
+_FIXED_BEFORE: Final = frozenset({"het", "khong", "ko", "k", "hong", "chua", "sua", "khac", "phuc"} | {"xin"})
 
 
 # "không biết…", "chưa hiểu…": a citizen who does not know, not a "no" answer.
@@ -1423,10 +1483,17 @@ def _plainly_no(label: str, normalize: Normalizer) -> bool:
     return bool({NEGATIVE, "chua"} & set(_tokens(words_of(normalize, label))))
 
 
+def _tells_failure(label: Tokens) -> bool:
+    """A label that says something failed: "Thanh toán bị lỗi", "Chưa đăng nhập được", "Vẫn chưa được"."""
+    if _FAULT & set(label):
+        return True
+    return bool({"chua", "khong"} & set(label)) and label[-1] == "duoc"
+
+
 def _failure_choice(said: Tokens, flow: Sequence[tuple[str, str]], normalize: Normalizer) -> str | None:
     """The one answer that says it failed ("… bị lỗi") when the message tells of a failure, not of a fix
     ("hết lỗi", "không bị lỗi") or of something done."""
-    failing = [cid for cid, label in flow if _FAULT & set(_tokens(words_of(normalize, label)))]
+    failing = [cid for cid, label in flow if _tells_failure(_tokens(words_of(normalize, label)))]
     if len(failing) != 1:
         return None
     faults = [i for i, t in enumerate(said) if t in _FAULT]

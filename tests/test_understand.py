@@ -757,6 +757,11 @@ def test_everyday_ways_of_saying_things_read_right(
     assert meaning(shipped, text, options) == expected
 
 
+def test_more_everyday_ways_of_saying_things(shipped: Content) -> None:
+    wrong = [(text, meaning(shipped, text, options), expected) for text, options, expected in MORE_EVERYDAY]
+    assert [w for w in wrong if w[1] != w[2]] == []
+
+
 def test_the_name_of_a_guide_asked_as_hướng_dẫn_repeats_the_step(shipped: Content) -> None:
     name = "Hướng dẫn thanh toán phí, lệ phí trực tuyến (Cổng DVC, VNeID, VietQR)"
     options = Options(MESSAGE.choices, forward="next", flow_choices=1, own_names=(name,))
@@ -779,3 +784,68 @@ def test_the_portal_typed_as_its_address_picks_the_portal(shipped: Content) -> N
     )
     outcome = check(shipped, row, vietnam_now())
     assert outcome.passed, outcome.got
+
+
+FIX = Options((("o:sua", "Xem cách khắc phục"), ("o:nho", "Nhờ cán bộ giúp")), flow_choices=2)
+FOLLOW = Options(
+    (("o:xem", "Có, chỉ tôi cách xem"), ("o:bo-qua", "Không, để sau")), flow_choices=2, own_names=("Đăng ký xe",)
+)
+BIRTH_PAPERS = Options(
+    CHECKLIST.choices, forward="next", missing="missing", flow_choices=4, own_names=("Đăng ký khai sinh",)
+)
+BUILD_PAPERS = Options(
+    (("t:don", "⬜ Đơn đề nghị cấp giấy phép xây dựng"), ("t:ban-chinh", "⬜ Bản chính"), ("next", "Tôi đã có đủ giấy tờ"),
+     ("missing", "Tôi còn thiếu giấy tờ")),
+    forward="next",
+    missing="missing",
+    flow_choices=4,
+)  # fmt: skip
+RECEIVED = Options((("o:da-nhan", "Đã nhận được mã"), ("o:chua-nhan", "Chưa nhận được")), flow_choices=2)
+UPLOAD_OR_NOT = Options((("o:xong", "Đã xong hoặc không cần"), ("o:loi", "Tải lên bị lỗi")), flow_choices=2)
+LAND = Options(
+    (
+        ("o:chua-co", "Đất chưa từng có sổ"),
+        ("o:sang-ten", "Đã có sổ, nay mua bán, cho"),
+        ("o:mat", "Sổ bị mất, hỏng, ghi sai"),
+    ),
+    flow_choices=3,
+)
+SELF_FIX = Options((("o:tu-lam", "Tôi tự bổ sung được"), ("o:can-giup", "Tôi cần người giúp")), flow_choices=2)
+HOW_MANY = Options((("o:mot", "Một người"), ("o:nhieu", "Nhiều người trong hộ")), flow_choices=2)
+
+
+MORE_EVERYDAY: list[tuple[str, Options, tuple[str, str]]] = [
+    # a command's "how now?" gives way to the answer the rest names; a longer phrase is read whole
+    ("sửa lỗi sao đây", FIX, ("choice", "o:sua")),
+    ("hong biet lam sao", MESSAGE, ("command", "help")),  # "hổng biết làm", as typed plainly
+    ("ngưng thủ tục này", MESSAGE, ("command", "cancel")),
+    ("khoi, ko dang ky xe nua", FOLLOW, ("command", "cancel")),  # no longer doing it, not "not now"
+    ("khỏi cần", FOLLOW, ("choice", "o:bo-qua")),
+    ("làm giấy khai sinh", BIRTH_PAPERS, ("command", "repeat")),
+    ("xin lỗi em, nói lại giùm bác cái chỗ trả tiền", PAYMENT, ("command", "repeat")),  # sorry is no error
+    # "có X rồi" at a checklist ticks X: "don" typed plainly is the form, "bản gốc" the original
+    ("co don roi", BUILD_PAPERS, ("choice", "t:don")),
+    ("co ban goc roi", BUILD_PAPERS, ("choice", "t:ban-chinh")),
+    # a yes answer whose "được" a synonym took is still the yes answer
+    ("có rồi", RECEIVED, ("choice", "o:da-nhan")),
+    # "không cần" said in the label's order is that label's, not the "lỗi" answer's
+    ("hong can tai gi het", UPLOAD_OR_NOT, ("choice", "o:xong")),
+    ("cái này tui hổng cần tải", UPLOAD_OR_NOT, ("choice", "o:xong")),
+    # a label that reads as a "no" for its fault words still answers a statement of the fault
+    ("mất sổ đỏ rồi", LAND, ("choice", "o:mat")),
+    # "vo" typed plainly is "vô" (got in), not "vỡ"; a failed login is the "not yet" answer
+    ("vo dc roi", YES_NO, ("choice", "o:roi")),
+    ("vo hok dc", YES_NO, ("choice", "o:chua")),
+    # one of two answers said with a "không": the other one
+    ("tui ko tu bo sung dc", SELF_FIX, ("choice", "o:can-giup")),
+    # commands as people say them
+    ("về bước hồi nãy", MESSAGE, ("command", "back")),
+    ("chưa hiểu, nói lại giùm tui", MESSAGE, ("command", "repeat")),  # not understanding, asks again
+    ("nói gì dạ, nói lại coi", MESSAGE, ("command", "repeat")),  # a plain "da" is "dạ" here, not "đã"
+    ("hỏi gì vậy trời", WAYS, ("command", "help")),
+    ("bấm cái nào giờ", WAYS, ("command", "help")),
+    ("mù mờ quá", WAYS, ("command", "help")),
+    ("về lại trang chủ", MESSAGE, ("command", "menu")),
+    ("vô luôn", MESSAGE, ("choice", "next")),
+    ("mình ên tui", HOW_MANY, ("choice", "o:mot")),
+]
