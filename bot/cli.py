@@ -319,12 +319,48 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="ghi procedures.schema.json và flow.schema.json vào thư mục này",
     )
-    # Each subcommand's own --help opens with the line the overview shows for it.
+    # Each subcommand's own --help opens with the line the overview shows for it and ends with examples.
     for action in sub._choices_actions:
         child = sub.choices[action.dest]
         if child.description is None and action.help:
             child.description = action.help[0].upper() + action.help[1:] + "."
+        child.formatter_class = argparse.RawDescriptionHelpFormatter
+        child.epilog = "Ví dụ:\n" + "\n".join(f"  {line}" for line in EXAMPLES[action.dest])
     return parser
+
+
+# Every subcommand's --help ends with these (a test keeps one or more for each).
+EXAMPLES: Final[dict[str, tuple[str, ...]]] = {
+    "run": (
+        "python -m bot run                                  # không có mã: trò chuyện trên màn hình",
+        "TELEGRAM_BOT_TOKEN=123:abc python -m bot run       # nhận tin Telegram",
+    ),
+    "serve": ("ZALO_BOT_WEBHOOK_SECRET=bi-mat ZALO_BOT_TOKEN=… python -m bot serve --port 8080",),
+    "chat": (
+        "python -m bot chat",
+        "printf 'dk tam tru\\n1\\n' | python -m bot chat --json --user thu",
+    ),
+    "validate": ("python -m bot validate", "python -m bot validate --strict --content /duong/dan/noi-dung"),
+    "status": ("python -m bot status --db var/bot.db",),
+    "reload": ("python -m bot reload --db var/bot.db",),
+    "test": ("python -m bot test", "python -m bot test tests/conversations/dang-ky-khai-sinh.yaml"),
+    "graph": (
+        "python -m bot graph dang-ky-khai-sinh --out khai-sinh.mmd",
+        "python -m bot graph dang-ky-tam-tru --format dot",
+    ),
+    "preview": ("python -m bot preview dang-ky-tam-tru", "python -m bot preview dang-ky-khai-sinh --step chuan-bi"),
+    "match": ('python -m bot match "lam lai can cuoc bi mat"', "python -m bot match < cau-hoi.txt"),
+    "train-gate": ("python -m bot train-gate",),
+    "eval-match": ("python -m bot eval-match tests/data/eval/dev.tsv --misses",),
+    "eval-inflow": ("python -m bot eval-inflow tests/data/eval/inflow-dev.tsv --min 95,90",),
+    "report": (
+        "python -m bot report --since 2026-11-01 --format html --out bao-cao.html",
+        "python -m bot report --format csv --table stages > chang.csv",
+        "python -m bot report --compare-versions 1a2b3c4d5e6f 6f5e4d3c2b1a",
+    ),
+    "purge": ("python -m bot purge --older-than 180d", "python -m bot purge --older-than 12w --yes"),
+    "schema": ("python -m bot schema --write schemas",),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -517,7 +517,8 @@ def _trend_chart(trend_: Mapping[str, Any], height: int = 120) -> str:
     top = max(max(r["started"], r["completed"]) for r in rows) or 1
     step = max(6, min(28, 900 // len(rows)))
     parts = [
-        f"<svg role='img' width='{step * len(rows) + 10}' height='{height + 24}' xmlns='http://www.w3.org/2000/svg'>"
+        f"<svg role='img' width='{max(step * len(rows) + 10, 120)}' height='{height + 24}' "
+        "xmlns='http://www.w3.org/2000/svg'>"
     ]
     for i, r in enumerate(rows):
         x = 5 + i * step
@@ -529,9 +530,10 @@ def _trend_chart(trend_: Mapping[str, Any], height: int = 120) -> str:
                 f"tự dừng {r['cancelled']}, bỏ dở {r['abandoned']}</title></rect>"
             )
     parts.append(f"<text x='5' y='{height + 18}'>{escape(rows[0]['from'])}</text>")
-    parts.append(
-        f"<text x='{step * len(rows) + 5}' y='{height + 18}' text-anchor='end'>{escape(rows[-1]['from'])}</text>"
-    )
+    if len(rows) > 1:  # one day or week: its date once, not twice over itself
+        parts.append(
+            f"<text x='{step * len(rows) + 5}' y='{height + 18}' text-anchor='end'>{escape(rows[-1]['from'])}</text>"
+        )
     parts.append("</svg>")
     return head + "".join(parts)
 

@@ -1391,7 +1391,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         if len(flow) > 1:
             return Reading("ask", candidates=flow_ids, how="deny")
     # 8. On a checklist, "còn thiếu cái hợp đồng", "không có giấy khám": something is missing.
-    if options.missing and _says(words, vocab.deny):
+    if options.missing and _says(words, vocab.deny) and not _yes_no_question(tokens):
         return Reading("choice", options.missing, how="deny")
     # 9. An age or a time that falls in one choice's range: "con tôi mới 3 tuổi" → "Chưa đủ 6 tuổi".
     by_amount = None
@@ -1476,6 +1476,12 @@ _FIXED_BEFORE: Final = frozenset({"het", "khong", "ko", "k", "hong", "chua", "su
 
 # "không biết…", "chưa hiểu…": a citizen who does not know, not a "no" answer.
 _KNOWING: Final = frozenset({"nho", "biet", "hieu", "ro"})
+
+
+def _yes_no_question(tokens: Tokens) -> bool:
+    """A question of five words or more asked "có … không", "được … không", "… chưa": "Hộ nghèo có được miễn
+    lệ phí không?" asks; it does not say a paper is missing."""
+    return len(tokens) >= 5 and tokens[-1] in _NEGATIONS and bool({"co", "duoc", "phai"} & set(tokens[:-1]))
 
 
 def _plainly_no(label: str, normalize: Normalizer) -> bool:

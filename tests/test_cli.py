@@ -221,3 +221,21 @@ def test_a_usage_mistake_is_one_vietnamese_line_and_exit_2() -> None:
     proc = run("report", "--format", "xml")
     assert proc.returncode == 2
     assert "lựa chọn không hợp lệ" in proc.stderr and "invalid choice" not in proc.stderr
+
+
+def test_every_subcommand_ends_its_help_with_examples_that_parse() -> None:
+    import shlex
+
+    from bot import cli
+
+    parser = cli.build_parser()
+    commands = {a.dest for a in parser._subparsers._group_actions[0]._choices_actions}  # type: ignore[union-attr]
+    assert commands == set(cli.EXAMPLES)
+    for command, examples in cli.EXAMPLES.items():
+        help_text = run(command, "--help").stdout
+        assert "Ví dụ:" in help_text and examples[0] in help_text, command
+        for example in examples:
+            words = shlex.split(example.split("#")[0].split("|")[-1].split(">")[0].split("<")[0])
+            words = [w for w in words if "=" not in w or w.startswith("-")]
+            assert words[:3] == ["python", "-m", "bot"], example
+            parser.parse_args(words[3:])  # exits (fails the test) on an option that does not exist

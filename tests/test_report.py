@@ -177,6 +177,7 @@ def test_html_is_one_self_contained_file_with_the_charts_and_numbers(db: Path, t
     assert "<td class='n'>20 (33.3%)</td>" in html
     assert "<td>giay phep lai tau</td><td class='n'>3</td>" in html
     assert "Phễu theo chặng" in html and "@media print" in html
+    assert html.count(">2023-11-15</text>") == 1  # a one-day trend names its day once, not twice over itself
 
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -220,6 +221,21 @@ def test_report_renders_in_headless_chromium(db: Path, tmp_path: Path) -> None:
     assert shot.is_file() and shot.stat().st_size > 20_000  # a page with charts, not a blank one
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
+    # The first screen of a 1280x800 laptop: the overview comes right after the title and the filters line.
+    first = ARTIFACTS / "report-1280x800.png"
+    first.unlink(missing_ok=True)
+    args = [a if not a.startswith(("--screenshot=", "--window-size=")) else "" for a in proc.args]
+    args = [a for a in args if a and a != page.as_uri()]
+    shown = subprocess.run(
+        [*args, f"--screenshot={first}", "--window-size=1280,800", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0 and first.is_file(), shown.stderr[-2000:]
+    html = page.read_text(encoding="utf-8")
+    before = html[html.index("<body>") : html.index("<h2 id='tong-quan'>")]
+    assert before.count("<h1>") == 1 and before.count("<p>") == 1 and "<svg" not in before and "<table" not in before
 
 
 @pytest.mark.parametrize(

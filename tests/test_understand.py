@@ -849,3 +849,10 @@ MORE_EVERYDAY: list[tuple[str, Options, tuple[str, str]]] = [
     ("vô luôn", MESSAGE, ("choice", "next")),
     ("mình ên tui", HOW_MANY, ("choice", "o:mot")),
 ]
+
+
+def test_a_yes_no_question_at_a_checklist_is_no_missing_paper(shipped: Content) -> None:
+    asked = "Hộ nghèo có được miễn lệ phí khi cấp sổ đỏ lần đầu không?"
+    assert meaning(shipped, asked, CHECKLIST) != ("choice", "missing")
+    assert meaning(shipped, "không có giấy khám", CHECKLIST) == ("choice", "missing")
+    assert meaning(shipped, "còn thiếu cái tờ khai", CHECKLIST)[0] == "choice"
