@@ -20,7 +20,7 @@ from typing import Final, Literal
 from rapidfuzz import fuzz, process
 
 from bot.gate import Gate
-from bot.normalize import catalogue_words, fold, is_syllable, normalize, word_count
+from bot.normalize import NUMBER_WORDS, catalogue_words, fold, is_syllable, normalize, word_count
 from bot.privacy import without_personal
 from bot.schema import Catalogue, Family, MatchSettings
 
@@ -98,6 +98,36 @@ def _terms(words: Sequence[str]) -> list[str]:
 _FOREIGN: Final = re.compile(r"[fjwz]|(?:pl|bl|cl|fl|gl|br|cr|dr|fr|gr|pr|sc|sk|sl|sm|sn|sp|st|sw|wr)|oo|ee|ck|ss|ll")
 
 
+# Words that say how, where or for whom, not which member of a family: never a member's own word.
+_SAY_NOTHING: Final = frozenset(
+    {"lam", "xin", "cho", "con", "toi", "tui", "minh", "o", "dau", "the", "nao", "sao", "can", "phai", "gi", "khi"}
+    | {"online", "tren", "vneid", "mang", "nha", "nguoi", "co", "khong", "duoc", "va", "voi", "cua", "de", "thu", "tuc"}
+)
+
+
+_NAME_VERBS: Final = frozenset({"dang", "ky", "cap", "the", "giay", "thu", "tuc"})
+
+
+_DIGIT_OF: Final = {word: int(digit) for digit, word in NUMBER_WORDS.items()}
+
+
+def _number(word: str) -> int | None:
+    """A number as the match key spells it: "14", or a digit's word ("6" reads "sau")."""
+    return int(word) if word.isdigit() else _DIGIT_OF.get(word)
+
+
+def _age_range(name: Sequence[str]) -> tuple[int, int] | None:
+    """The ages a procedure's name is for: "… dưới 6 tuổi" is (0, 6), "… từ đủ 6 tuổi …" is (6, 200)."""
+    for i in range(len(name) - 2):
+        age = _number(name[i + 1])
+        if name[i + 2] == "tuoi" and age is not None:
+            if name[i] == "duoi":
+                return 0, age
+            if name[i] in ("du", "tu"):
+                return age, 200
+    return None
+
+
 class Matcher:
     """An index over a catalogue's names, aliases and examples, built once per content load."""
 
@@ -115,6 +145,9 @@ class Matcher:
     def _build(self, catalogue: Catalogue, config: MatchConfig | None) -> None:
         self.config = config or MatchConfig.of(catalogue.matching)
         self.family_of: dict[str, Family] = {pid: f for f in catalogue.families for pid in f.members}
+        self.name_core: dict[str, frozenset[str]] = {}  # a family member's name without its verbs
+        self.age_range: dict[str, tuple[int, int] | None] = {}  # "dưới 6 tuổi": (0, 6); "từ đủ 6 tuổi": (6, 200)
+        self.telling = self._telling_words(catalogue)
         self.gate: Gate | None = None
         if catalogue.gate is not None and catalogue.gate.weights is not None:
             try:
@@ -159,6 +192,45 @@ class Matcher:
         # weight to candidates found through rarer terms. Weights are computed when a query needs them.
         self._norm = {p: K1 * (1 - B + B * length / self.avg_len) for p, length in self.doc_len.items()}
         self._postings = dict(by_term)
+
+    def _telling_words(self, catalogue: Catalogue) -> dict[str, frozenset[str]]:
+        """Per family, the words of one member's name and aliases that no sibling's have ("lại", "mất",
+        "dưới"): a question with none of them names the family, not a member."""
+        out: dict[str, frozenset[str]] = {}
+        for family in catalogue.families:
+            words: dict[str, set[str]] = {}
+            for pid in family.members:
+                proc = catalogue.procedure(pid)
+                texts = (proc.name, *proc.aliases) if proc else ()
+                words[pid] = {
+                    w
+                    for ws in catalogue_words(texts, catalogue.abbreviations, catalogue.exact_abbreviations)
+                    for w in ws
+                }
+            shared = {w for a, b in itertools.combinations(words.values(), 2) for w in a & b}
+            out[family.id] = frozenset(w for ws in words.values() for w in ws - shared) - _SAY_NOTHING
+            for pid in family.members:
+                proc = catalogue.procedure(pid)
+                if proc is None:
+                    continue
+                name = [w for ws in catalogue_words((proc.name,), catalogue.abbreviations, {}) for w in ws]
+                self.name_core[pid] = frozenset(name) - _SAY_NOTHING - _NAME_VERBS
+                self.age_range[pid] = _age_range(name)
+        return out
+
+    def _names_member(self, clean: str, family: Family, top: str) -> bool:
+        """Whether a question about a family names its top member: a word only that member's name or aliases
+        have ("cấp lại", "mất", "tách"), the member's whole name ("đăng ký thường trú"), or an age in its range
+        ("cho con 3 tuổi" at "dưới 6 tuổi")."""
+        said = self._key(clean).split()
+        words = set(said)
+        if words & self.telling[family.id] or self.name_core.get(top, frozenset({""})) <= words:
+            return True
+        ages = [a for i in range(1, len(said)) if said[i] == "tuoi" and (a := _number(said[i - 1])) is not None]
+        if len(ages) == 1:
+            fits = [m for m in family.members if (r := self.age_range.get(m)) is not None and r[0] <= ages[0] < r[1]]
+            return fits == [top]
+        return False
 
     def idf(self, term: str) -> float:
         """BM25 inverse document frequency of a term the catalogue has."""
@@ -295,6 +367,14 @@ class Matcher:
                     "ambiguous", tuple(Candidate(m, score.get(m, 0.0)) for m in members), family=family.id
                 )
         if top[0].score >= cfg.confident and margin >= cfg.margin and words >= cfg.min_words:
+            if family is not None and not self._names_member(clean, family, scored[0].procedure_id):
+                # "làm căn cước ở đâu": the family's words and none of a member's own ("lại", "dưới 6 tuổi")
+                rank = {s.procedure_id: s.rank for s in scored}
+                members = sorted(family.members, key=lambda m: -rank.get(m, 0.0))
+                score = {s.procedure_id: round(s.confidence, 2) for s in scored}
+                return MatchResult(
+                    "ambiguous", tuple(Candidate(m, score.get(m, 0.0)) for m in members), family=family.id
+                )
             return MatchResult("confident", top)
         return MatchResult("ambiguous", top)
 

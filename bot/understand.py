@@ -84,6 +84,10 @@ _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
         "không rành",
         "hỏi gì vậy",  # "hồi nãy hỏi gì vậy" asks for the message again
         "nói gì vậy",
+        "chỉ với",  # typed plainly also "chị với": "nói lại dùm chị với nha" asks for the message again
+        "chỉ giùm",
+        "chỉ dùm",
+        "chỉ giúp",
         "sao đây",  # "sửa lỗi sao đây" at "Xem cách khắc phục": the rest names the choice
         "làm sao đây",
         "làm sao giờ",
@@ -91,6 +95,9 @@ _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
         "tính sao",
     ),
 }
+# Calls for help that ask to be explained to, not for someone to do it: at a step with its own "Nhờ cán bộ
+# giúp" answer they are the help command, not that answer.
+_CONFUSED: Final = ("không hiểu", "là sao", "khó hiểu", "nghĩa là gì", "là gì", "là cái gì", "mù mờ")
 # "rối quá", "khó quá", "bí quá": a complaint, so help; but next to another command ("rối quá, dừng luôn
 # thủ tục này") that command is what is asked.
 _COMPLAINT: Final = WEAK_HELP | {"roi", "rac", "kho", "qua", "bi", "ket", "phuc", "tap"} | {"khong", "hieu"}
@@ -265,6 +272,7 @@ class Vocabulary:
     # typed plainly ("thoi ngung o day" ends with "ở đây")
     closing_yes: frozenset[Phrase] = frozenset()
     core_help: frozenset[Phrase] = frozenset()  # the help button's own words ("trợ giúp", "gặp cán bộ")
+    confused: frozenset[Phrase] = frozenset()  # help that asks to be explained to ("là sao", "không hiểu")
     everywhere: frozenset[Phrase] = frozenset()  # every answer, command, greeting and thanks phrase
     yielding: Mapping[str, frozenset[Tokens]] = field(default_factory=dict)  # see ``_YIELDING``, as read
     greetings: frozenset[Phrase] = frozenset()
@@ -357,8 +365,12 @@ class Vocabulary:
             answers=said(affirm) | said(done),
             answers_but_roi=(said(affirm) | said(done)) - {_ROI},
             all_commands=frozenset(p for c in merged.values() for p in said(c)),
-            closing_yes=frozenset(tuple(reversed(p)) for p in said(affirm) if len(p) > 1 or len(p[0][0]) > 1),
+            # (a closing "được" is more often "can": "gọi ai hỏi được")
+            closing_yes=frozenset(
+                tuple(reversed(p)) for p in said(affirm) if len(p) > 1 or (len(p[0][0]) > 1 and p[0][0] != "duoc")
+            ),
             core_help=said(CORE_COMMANDS["help"]),
+            confused=said(_CONFUSED),
             everywhere=said(affirm)
             | said(done)
             | said(deny)
@@ -650,7 +662,7 @@ def _strong_command(words: Phrase, core: Phrase, command: str, vocab: Vocabulary
         if any(h <= WEAK_HELP for h in held) and any(h <= _COMPLAINT and not h <= WEAK_HELP for h in held):
             return True
     return any(
-        len(p) > 1
+        (len(p) > 1 or (p[0][1] is not None and p[0][1].isascii() and len(p[0][0]) > 3))  # "menu", "hotline"
         and _tokens(p) not in yielding
         and not (command == "help" and set(_tokens(p)) <= _COMPLAINT)
         and (_contains(words, p) or (len(vocab.core(p)) > 1 and _contains(core, vocab.core(p))))
@@ -1322,7 +1334,9 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if command is not None and said_choice and len(said_phrase) > _command_length(words, command, vocab):
         command = None  # "vô được rồi, đang thấy trang chủ": the longer way of saying a choice, not "trang chủ"
     # 2: at a step with its own "ask for help" answer, a call for help is that answer
-    if command == "help" and options.words and not _says(words, vocab.core_help) and not _HANDOFF & set(tokens):
+    confused = any(_contains(words, p) for p in vocab.confused)  # "là sao": explain, not "Nhờ cán bộ giúp"
+    asks_hands = not _says(words, vocab.core_help) and not _HANDOFF & set(tokens) and not confused
+    if command == "help" and options.words and asks_hands:
         helper = [cid for cid, label in cores if "giup" in label and cid in dict(flow)]
         if len(helper) == 1:
             return Reading("choice", helper[0], how="help-answer")  # "kêu người bên công an làm dùm"

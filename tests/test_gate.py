@@ -171,7 +171,15 @@ def test_inside_a_procedure_only_a_plain_legal_question_is_answered_as_one(shipp
 
 @pytest.mark.parametrize(
     ("question", "family"),
-    [("làm thẻ căn cước", "can-cuoc"), ("lam can cuoc", "can-cuoc"), ("lam so ho khau", "thuong-tru")],
+    [
+        ("làm thẻ căn cước", "can-cuoc"),
+        ("lam can cuoc", "can-cuoc"),
+        ("lam so ho khau", "thuong-tru"),
+        # the family's words and no word of one member's own, however far the top member leads
+        ("làm căn cước ở đâu", "can-cuoc"),
+        ("lam can cuoc o dau vay", "can-cuoc"),
+        ("làm bằng lái", "bang-lai"),
+    ],
 )
 def test_a_question_about_the_whole_family_is_asked_back_not_guessed(
     shipped: Content, question: str, family: str
@@ -194,6 +202,9 @@ def test_a_question_about_the_whole_family_is_asked_back_not_guessed(
         ("con tôi 15 tuổi làm thẻ căn cước", "cap-the-can-cuoc"),
         ("làm căn cước cho con 3 tuổi", "can-cuoc-duoi-6-tuoi"),
         ("xoa dang ky thuong tru", "xoa-dang-ky-thuong-tru"),
+        ("đk thường trú online trên vneid ntn ạ", "dang-ky-thuong-tru"),  # its whole name
+        ("lam can cuoc cho con 3 tuoi", "can-cuoc-duoi-6-tuoi"),  # an age in the member's range
+        ("dk ks cho be", "dang-ky-khai-sinh"),  # chat abbreviations: ks is khai sinh
     ],
 )
 def test_a_question_naming_the_member_goes_straight_in(shipped: Content, question: str, procedure: str) -> None:

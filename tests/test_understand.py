@@ -811,6 +811,7 @@ LAND = Options(
     flow_choices=3,
 )
 SELF_FIX = Options((("o:tu-lam", "Tôi tự bổ sung được"), ("o:can-giup", "Tôi cần người giúp")), flow_choices=2)
+DIRECT = Options((("o:mang", "Nộp trên mạng"), ("o:truc-tiep", "Nộp trực tiếp")), flow_choices=2)
 HOW_MANY = Options((("o:mot", "Một người"), ("o:nhieu", "Nhiều người trong hộ")), flow_choices=2)
 
 
@@ -848,6 +849,12 @@ MORE_EVERYDAY: list[tuple[str, Options, tuple[str, str]]] = [
     ("về lại trang chủ", MESSAGE, ("command", "menu")),
     ("vô luôn", MESSAGE, ("choice", "next")),
     ("mình ên tui", HOW_MANY, ("choice", "o:mot")),
+    ("goi dien cho ai hoi dc", MESSAGE, ("command", "help")),  # a closing "được" is "can", not a yes
+    ("ui da chua doc kip, em noi lai dum chi voi nha", MESSAGE, ("command", "repeat")),  # "chị", not "chỉ"
+    ("ờ ờ ... dô menu chính lại đi con", MESSAGE, ("command", "menu")),  # "menu" is asked, not "ờ"
+    ("con ơi cái này là sao dạ", FIX, ("command", "help")),  # explain it, not "Nhờ cán bộ giúp"
+    ("kêu người bên xã làm dùm", FIX, ("choice", "o:nho")),  # someone to do it: the step's own answer
+    ("thoi tui ra nop tai cho", DIRECT, ("choice", "o:truc-tiep")),
 ]
 
 
