@@ -1010,6 +1010,8 @@ class _Turn:
                 procedure_id=pos.procedure,
                 step_id=step_.id,
             )
+            # ...and the caller's step is entered again, so the report counts who came back to it
+            self.emit("step-entered", to_step=frame.step, via="return")
             if caller is not None:
                 self.say(texts.BACK_TO_PROCEDURE.format(name=caller.name))
             target = self.current_step()

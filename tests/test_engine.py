@@ -225,7 +225,7 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         [START_TAM_TRU, "1", "1", ("tap", "next"), "2", "1"],
         "dang-ky-tam-tru/dang-nhap",
         ["Xong hướng dẫn VNeID.", "quay lại thủ tục “Đăng ký tạm trú”", "Bạn đã đăng nhập VNeID mức 2 chưa?"],
-        ["step-entered", "guide-returned"],
+        ["step-entered", "guide-returned", "step-entered"],  # back at the caller's step
     ),
     (
         "payment shows fees, basis and safety",
@@ -247,7 +247,7 @@ CASES: list[tuple[str, list[Any], str | None, list[str], list[str]]] = [
         [START_TAM_TRU, "1", "1", ("tap", "next"), "1", ("tap", "payguide"), "1"],
         "dang-ky-tam-tru/thanh-toan",
         ["Xong hướng dẫn thanh toán.", "nộp trực tuyến: 7.000"],
-        ["step-entered", "guide-returned"],
+        ["step-entered", "guide-returned", "step-entered"],
     ),
     (
         "paying finishes the flow",
@@ -519,7 +519,7 @@ def test_returning_from_a_guide_onto_a_handoff_records_the_handoff(tmp_path: Pat
     assert chat.at == "tai-khoan-vneid/cach-dang-nhap"
     chat.send("Tiếp tục")
     assert chat.at == "dang-ky-tam-tru/loi-thanh-toan"
-    assert chat.event_types == ["step-entered", "guide-returned", "handoff-shown"]
+    assert chat.event_types == ["step-entered", "guide-returned", "step-entered", "handoff-shown"]
 
 
 def test_returning_from_a_guide_onto_an_end_step_finishes_the_flow(tmp_path: Path) -> None:
@@ -535,7 +535,7 @@ def test_returning_from_a_guide_onto_an_end_step_finishes_the_flow(tmp_path: Pat
     chat = walk(load(target), START_TAM_TRU, "1", "1", ("tap", "next"), "Chưa đăng nhập được")
     chat.send("Tiếp tục")
     assert chat.at is None
-    assert chat.event_types == ["step-entered", "guide-returned", "flow-completed"]
+    assert chat.event_types == ["step-entered", "guide-returned", "step-entered", "flow-completed"]
     assert "Xong! Lệ phí là" in chat.text
 
 

@@ -194,3 +194,34 @@ def test_the_shipped_flows_have_every_stage_in_order_for_procedures() -> None:
         stages = stage_of(flow, cat.stages)
         assert stages[flow.start] == 0, proc.id
         assert {cat.stages[i].id for i in stages.values()} >= {"nop-ho-so", "sau-khi-nop"}, proc.id
+
+
+async def test_the_step_returned_to_from_a_guide_counts_as_reached(tmp_path: Path) -> None:
+    """A citizen who could not log in finishes the VNeID guide, comes back to "Bây giờ bạn đã đăng nhập được
+    chưa?" (another step than the one they left from) and stops there: that step was reached, and lost them."""
+    from bot import engine
+    from bot.content import load
+    from bot.inflow_eval import CHANNEL, USER, start_session
+    from bot.runner import vietnam_now
+
+    content = load(ROOT)
+    now = vietnam_now()
+    session = start_session(content, "dang-ky-tam-tru", "dang-nhap", "", now)
+    events: list[Event] = []
+    for tap in ("o:chua-dang-nhap", "o:duoc"):  # into the guide; "Đã được" there ends it
+        if tap == "o:duoc":
+            session = start_session(content, "tai-khoan-vneid", "da-duoc-chua", "guide-from:dang-ky-tam-tru", now)
+        result = engine.step(content, session, engine.Inbound(CHANNEL, USER, kind="choice", choice_id=tap), now)
+        session, events = result.session, events + list(result.events)
+    assert session.position is not None and session.position.step == "dang-nhap-lai"
+    began = Event(
+        ts=events[0].ts, user_key=events[0].user_key, channel=CHANNEL, type="flow-started",
+        content_version=events[0].content_version, procedure_id="dang-ky-tam-tru", step_id="gioi-thieu",
+    )  # fmt: skip
+    old = [Event(**{**e.__dict__, "ts": e.ts - 400 * 86400}) for e in (began, *events)]
+    path = await seeded(tmp_path, old)
+    proc = run("report", "--content", str(ROOT), "--db", str(path), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    [p] = [p for p in json.loads(proc.stdout)["procedures"] if p["id"] == "dang-ky-tam-tru"]
+    back = next(s for s in p["steps"] if s["id"] == "dang-nhap-lai")
+    assert (back["reached"], back["dropped"]) == (1, 1)
