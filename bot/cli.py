@@ -121,7 +121,8 @@ def redact_tokens_in_logs() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     settings_help = "\n".join(
-        f"  {s.env:<26} {s.help}" + (f" Mặc định: {s.default}." if s.default and s.default not in s.help else "")
+        f"  {s.env:<26} {s.help}"
+        + (f" Mặc định: {s.default}." if s.default and "mặc định" not in s.help.lower() else "")
         for s in SETTINGS
     )
     parser = _Parser(
@@ -873,6 +874,12 @@ async def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--procedure: không có thủ tục “{args.procedure}”. Các mã có: {', '.join(ids)}.")
     if args.channel is not None and args.channel not in CHANNELS:
         raise UsageError(f"--channel: không có kênh “{args.channel}”. Các kênh: {', '.join(CHANNELS)}.")
+    if args.idle_minutes < 0:
+        raise UsageError(f"--idle-minutes cần là số phút không âm, không phải {args.idle_minutes}.")
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {args.since} phải trước --until {args.until} (--until là ngày không tính vào).")
+    if args.compare_versions and args.format == "csv":
+        raise UsageError("--compare-versions in dạng bảng, json hoặc html; csv chưa có cho phần so sánh.")
     idle_before = clock.time() - args.idle_minutes * 60
     stages = stage_index(content.catalogue)
     store = await SqliteStore.open(_existing_db(args))
@@ -893,10 +900,12 @@ async def cmd_report(args: argparse.Namespace) -> int:
             data = await store.analytics(since, until, args.procedure, args.channel, idle_before, stages=stages)
     finally:
         await store.close()
+    names = {p.id: p.name for p in content.catalogue.procedures}
     filters = {
         "since": args.since,
         "until": args.until,
         "procedure": args.procedure,
+        "procedure_name": names.get(args.procedure or ""),
         "channel": args.channel,
         "idle_minutes": args.idle_minutes,
     }

@@ -34,6 +34,7 @@ from bot.schema import (
     OPTION_LABEL_CHARS,
     PLACEHOLDERS,
     SLUG_RE,
+    STAGE_NAME_CHARS,
     STEP_FIELDS,
     STEP_KINDS,
     STEP_TITLE_CHARS,
@@ -757,6 +758,7 @@ class _Loader:
         defaults = self._contact_refs(doc, raw.get("default_contacts"), ("default_contacts",), contacts)
         self._stage_list = self._stages(doc, raw.get("stages"))
         flows = self._flows(procedures)
+        self._check_stage_steps(doc, raw.get("stages"), flows)
         self._cross_check(procedures, flows, contacts, allowed)
         catalogue = Catalogue(
             procedures=tuple(p for p, _ in procedures.values()),
@@ -964,8 +966,33 @@ class _Loader:
                         continue
                     owner[tag] = item["id"]
                     claimed[key].append(name)
-            out.append(Stage(item["id"], _str(item.get("name")), tuple(claimed["steps"]), tuple(claimed["kinds"])))
+            name = _str(item.get("name"))
+            if len(name) > STAGE_NAME_CHARS:
+                self.c.add(
+                    doc,
+                    ("stages", i, "name"),
+                    f"tên chặng dài {len(name)} ký tự, biểu đồ báo cáo sẽ cắt bớt (tối đa {STAGE_NAME_CHARS}).",
+                    "Viết vài chữ, ví dụ: Nộp hồ sơ.",
+                    "warning",
+                )
+            out.append(Stage(item["id"], name, tuple(claimed["steps"]), tuple(claimed["kinds"])))
         return tuple(out)
+
+    def _check_stage_steps(self, doc: _Doc, raw: Any, flows: Mapping[str, Flow]) -> None:
+        """A step id listed under a stage that no flow has is most likely a typo: its steps would fall elsewhere."""
+        known = {s.id for flow in flows.values() for s in flow.steps}
+        for i, item in enumerate(raw if isinstance(raw, list) else []):
+            if not isinstance(item, dict):
+                continue
+            for j, name in enumerate(_strs(item.get("steps"))):
+                if name not in known:
+                    self.c.add(
+                        doc,
+                        ("stages", i, "steps", j),
+                        f'không kịch bản nào có bước "{name}".',
+                        did_you_mean(name, sorted(known)) or "Ghi mã bước có trong flows/*.yaml, hoặc bỏ mã này.",
+                        "warning",
+                    )
 
     def _families(self, doc: _Doc, raw: Any, procedures: Mapping[str, tuple[Procedure, Path_]]) -> tuple[Family, ...]:
         out: list[Family] = []

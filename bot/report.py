@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any, Final
 
+from bot import texts
 from bot.schema import Catalogue, Stage
 from bot.settings import VIETNAM_TZ
 from bot.stages import path_order, stage_of, title
@@ -47,8 +48,12 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
         ended = f["completed"] + f["cancelled"] + f["left"] + f["abandoned"]
         seconds = data["durations"].get(proc.id, [])
         steps = []
-        at_stage = stage_of(flow, catalogue.stages)
-        for step in path_order(flow):
+        # a guide is one piece of help, not a procedure's stages
+        at_stage = {} if proc.kind == "guide" else stage_of(flow, catalogue.stages)
+        order = path_order(flow)
+        if at_stage:  # the path, stage by stage: a branch's steps sit with their stage
+            order.sort(key=lambda st: at_stage[st.id])
+        for step in order:
             s = data["steps"].get((proc.id, step.id))
             if s is None:
                 continue
@@ -86,8 +91,10 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
                 "median_seconds_to_complete": _median(seconds),
                 "p90_seconds_to_complete": _percentile(seconds, 0.9),
                 "exit_reasons": dict(sorted(data.get("exit_reasons", {}).get(proc.id, {}).items())),
-                "stages": _stage_funnel(catalogue.stages, set(at_stage.values()), proc.id, steps, data),
-                "steps": steps,
+                "stages": _stage_funnel(catalogue.stages, set(at_stage.values()), proc.id, steps, data)
+                if at_stage
+                else [],
+                "steps": _distinct_titles(steps) + _gone_steps(flow.by_id, proc.id, data),
             }
         )
     names = {p.id: p.name for p in catalogue.procedures}
@@ -113,6 +120,43 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
             for t, offered, n in data.get("unresolved", [])
         ],
     }
+
+
+def _distinct_titles(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Two steps whose first words are the same are told apart by a number: "… (2)"."""
+    seen: dict[str, int] = {}
+    for s in steps:
+        seen[s["title"]] = seen.get(s["title"], 0) + 1
+        if seen[s["title"]] > 1:
+            s["title"] = f"{s['title']} ({seen[s['title']]})"
+    return steps
+
+
+def _gone_steps(known: Mapping[str, Any], proc_id: str, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Steps the log has and the flow no longer has (an edit removed or renamed them), last, by id."""
+    out = []
+    for (pid, step_id), s in sorted(data["steps"].items()):
+        if pid != proc_id or step_id in known:
+            continue
+        sig = data["signals"].get((pid, step_id), {})
+        reached = s["reached"]
+        out.append(
+            {
+                "id": step_id,
+                "title": f"(bước đã bỏ khỏi kịch bản: {step_id})",
+                "stage": None,
+                "kind": None,
+                "reached": reached,
+                "moved_on": s.get("moved_on", 0),
+                "dropped": s["dropped"],
+                "dropped_pct": round(100.0 * s["dropped"] / reached, 1) if reached else 0.0,
+                "cancelled": s.get("cancelled", 0),
+                "median_seconds": round(s["median_seconds"], 1) if s.get("median_seconds") is not None else None,
+                **{k.replace("-", "_"): sig.get(k, 0) for k in SIGNALS},
+                "exit_reasons": {},
+            }
+        )
+    return out
 
 
 def _stage_funnel(
@@ -143,7 +187,7 @@ def _stage_funnel(
                 "reached": reached,
                 "dropped": dropped,
                 "cancelled": cancelled,
-                "lost_pct": round(100.0 * (dropped + cancelled) / reached, 1) if reached else 0.0,
+                "lost_pct": min(100.0, round(100.0 * (dropped + cancelled) / reached, 1)) if reached else 0.0,
                 "stuck": sum(s[k.replace("-", "_")] for s in mine for k in SIGNALS),
                 "median_seconds": round(seconds[(proc_id, i)], 1) if (proc_id, i) in seconds else None,
             }
@@ -266,7 +310,8 @@ def compare_table(c: Mapping[str, Any]) -> str:
             for s in part:
                 mark = "" if s["noise"] else "  ← khác biệt rõ"
                 lines.append(
-                    f"    {_short(s['name'], 33):<34} {s['lost_pct_a']:>5}% → {s['lost_pct_b']:>5}% ({s['change']:+}){mark}"
+                    f"    {_short(s['name'], 33):<34} {s['lost_pct_a']:>5}% của {s['reached_a']} → "
+                    f"{s['lost_pct_b']:>5}% của {s['reached_b']} ({s['change']:+}){mark}"
                 )
     if not c["procedures"]:
         lines.append("  (không có thủ tục nào có người làm ở cả hai phiên bản)")
@@ -395,20 +440,25 @@ def duration(seconds: float | None) -> str:
 
 
 def filters_text(filters: Mapping[str, Any]) -> str:
-    """The report's filters in words ("từ 01/11/2026, thủ tục dang-ky-tam-tru"), or that there are none."""
+    """The report's filters in words ("từ ngày 2026-11-01, thủ tục “Đăng ký tạm trú”"), or that there are none."""
     parts = []
     if filters.get("since"):
         parts.append(f"từ ngày {filters['since']}")
     if filters.get("until"):
         parts.append(f"đến trước ngày {filters['until']}")
     if filters.get("procedure"):
-        parts.append(f"thủ tục {filters['procedure']}")
+        parts.append(f"thủ tục “{filters.get('procedure_name') or filters['procedure']}”")
     if filters.get("channel"):
-        parts.append(f"kênh {filters['channel']}")
+        parts.append(f"kênh {CHANNEL_NAMES.get(filters['channel'], filters['channel'])}")
     shown = ", ".join(parts) if parts else "mọi ngày, mọi thủ tục, mọi kênh"
     if filters.get("idle_minutes") is not None:
         shown += f"; im lặng quá {duration(60.0 * float(filters['idle_minutes']))} thì coi là bỏ dở"
     return shown
+
+
+def reason_name(reason: str) -> str:
+    """A stop reason as the citizen's button said it ("vneid" → "Không đăng nhập được VNeID"); ids stay in CSV/JSON."""
+    return dict(texts.EXIT_REASONS).get(reason, reason)
 
 
 def _short(text: str, width: int) -> str:
@@ -430,7 +480,7 @@ def to_table(report: Mapping[str, Any]) -> str:
             where = f", mất nhiều nhất ở bước “{o['worst_step_title']}” ({o['worst_step_lost']})"
         else:
             where = ""
-        why = f", lý do dừng hay gặp: {o['top_exit_reason']}" if o["top_exit_reason"] else ""
+        why = f", lý do dừng hay gặp: {reason_name(o['top_exit_reason'])}" if o["top_exit_reason"] else ""
         lines.append(
             f"  {o['lost']:>6} / {o['started']:<6} {o['name']} ({o['id']}): hoàn thành {o['completion_pct']}%{where}{why}"
         )
@@ -456,24 +506,24 @@ def to_table(report: Mapping[str, Any]) -> str:
             f"p90 {duration(p['p90_seconds_to_complete'])}"
         )
         if p["stages"]:
-            lines.append(f"  {'chặng':<24}{'tới':>6}{'bỏ dở':>7}{'dừng':>6}{'mất %':>7}{'vướng':>7}{'ở lại':>12}")
+            lines.append(f"  {'chặng':<24}{'tới':>6}{'bỏ dở':>7}{'dừng':>6}{'mất %':>7}{'vướng':>7}{'ở lại':>16}")
             for st in p["stages"]:
                 lines.append(
                     f"  {_short(st['name'], 23):<24}{st['reached']:>6}{st['dropped']:>7}{st['cancelled']:>6}"
-                    f"{st['lost_pct']:>7}{st['stuck']:>7}{duration(st['median_seconds']):>12}"
+                    f"{st['lost_pct']:>7}{st['stuck']:>7}{duration(st['median_seconds']):>16}"
                 )
         lines.append(
-            f"  {'bước (theo đường đi)':<34}{'tới':>6}{'đi tiếp':>9}{'bỏ ở đây':>10}{'%':>7}{'dừng':>6}{'ở lại':>12}"
+            f"  {'bước (theo đường đi)':<34}{'tới':>6}{'đi tiếp':>9}{'bỏ ở đây':>10}{'%':>7}{'dừng':>6}{'ở lại':>16}"
             f"{'giúp':>6}{'lùi':>5}{'lặp':>5}{'?':>5}"
         )
         for s in p["steps"]:
             lines.append(
                 f"  {_short(s['title'], 33):<34}{s['reached']:>6}{s['moved_on']:>9}{s['dropped']:>10}"
-                f"{s['dropped_pct']:>7}{s['cancelled']:>6}{duration(s['median_seconds']):>12}{s['help']:>6}"
+                f"{s['dropped_pct']:>7}{s['cancelled']:>6}{duration(s['median_seconds']):>16}{s['help']:>6}"
                 f"{s['back']:>5}{s['repeat']:>5}{s['not_understood']:>5}"
             )
         if p["exit_reasons"]:
-            lines.append("  Lý do dừng: " + ", ".join(f"{k} {v}" for k, v in p["exit_reasons"].items()))
+            lines.append("  Lý do dừng: " + ", ".join(f"{reason_name(k)} {v}" for k, v in p["exit_reasons"].items()))
         lines.append("")
     lines.append("Câu hỏi bot đưa lựa chọn mà người dân không chọn (nhiều nhất trước):")
     lines += [f"  {u['count']:>5}  {u['text']}  [đã đưa: {'; '.join(u['offered'])}]" for u in report["unresolved"]] or [
@@ -582,7 +632,7 @@ def to_html(report: Mapping[str, Any]) -> str:
             _num(f"{o['lost']} ({o['lost_pct']}%)"),
             _num(f"{o['completion_pct']}%"),
             _cell(o["worst_stage"] or o["worst_step_title"] or "—"),
-            _cell(o["top_exit_reason"] or "—"),
+            _cell(reason_name(o["top_exit_reason"]) if o["top_exit_reason"] else "—"),
         ]
         for o in report["overview"]
     ]
@@ -654,7 +704,7 @@ def to_html(report: Mapping[str, Any]) -> str:
         out += _table(head, rows)
         if p.get("exit_reasons"):
             out.append("<h3>Lý do người dân dừng</h3>")
-            out.append(_bars([(k, v, str(v)) for k, v in p["exit_reasons"].items()], "#6a1b9a"))
+            out.append(_bars([(reason_name(k), v, str(v)) for k, v in p["exit_reasons"].items()], "#6a1b9a"))
     out.append("<h2>Câu hỏi bot chưa hiểu</h2>")
     rows = [[_cell(u["text"]), _num(u["count"])] for u in report["unmatched"]]
     out += _table(["Câu hỏi (đã che số cá nhân)", "Số lần"], rows, "Không có.")

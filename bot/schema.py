@@ -31,6 +31,7 @@ PROCEDURE_KINDS: Final = ("procedure", "guide")
 # A checklist item's button (✅ plus its label) must read whole on a phone.
 CHECK_LABEL_CHARS: Final = 40
 STEP_TITLE_CHARS: Final = 50  # a step's name in the report
+STAGE_NAME_CHARS: Final = 28  # a stage's name, as a label of the report's funnel chart
 # A choice button: longer labels are cut by Telegram and Zalo on a phone.
 OPTION_LABEL_CHARS: Final = 60
 
@@ -360,7 +361,9 @@ _STEP_COMMON: Final[dict[str, Field]] = {
     "kind": Field("enum", "loại bước", True, choices=STEP_KINDS),
     "text": _s("nội dung hiển thị", True),
     "links": _list(Field("url", "một địa chỉ https"), "các đường link kèm theo"),
-    "title": _s(f"tên ngắn của bước trong báo cáo (tối đa {STEP_TITLE_CHARS} ký tự); mặc định là mấy chữ đầu của text"),
+    "title": _s(
+        f"tên ngắn của bước trong báo cáo (tối đa {STEP_TITLE_CHARS} ký tự; không ghi thì lấy mấy chữ đầu của nội dung)"
+    ),
     "stage": Field("slug", "mã chặng (mục stages trong procedures.yaml); mặc định theo mã bước, loại bước, bước trước"),
     "note": _s(NOTE_DOC),
 }

@@ -137,7 +137,7 @@ def test_terminal_table_and_filters(db: Path) -> None:
     assert line.split()[3:6] == ["60", "40", "20"]
     assert "giay-to" not in text
     assert "      3  giay phep lai tau" in text
-    assert "Lý do dừng: de-sau 1, vneid 2" in text
+    assert "Lý do dừng: Để sau 1, Không đăng nhập được VNeID 2" in text  # as the citizen's buttons said it
     other = json.loads(report(db, "--format", "json", "--channel", "zalo-bot"))
     assert other["procedures"] == []
     bad = run("report", "--content", str(GOOD), "--db", str(db), "--since", "hôm qua")
@@ -271,7 +271,7 @@ def test_times_and_filters_read_as_words_and_nothing_says_none(db: Path) -> None
     for text in (table, html):
         assert "None" not in text and "{" not in text.split("<style>")[-1].split("</style>")[-1]
     assert "trung vị 16 phút, p90 28 phút" in table  # 930 s and 1680 s
-    assert "Bộ lọc: thủ tục dang-ky-tam-tru; im lặng quá 24 giờ thì coi là bỏ dở" in html
+    assert "Bộ lọc: thủ tục “Đăng ký tạm trú”; im lặng quá 24 giờ thì coi là bỏ dở" in html  # the name, not the id
 
 
 @pytest.mark.parametrize(
@@ -431,3 +431,22 @@ def test_a_small_difference_is_flagged_as_possible_noise() -> None:
     assert _two_proportions(3, 5, 4, 5)[1] is False  # too few to read
     z, enough = _two_proportions(30, 100, 33, 100)
     assert enough and abs(z) < 1.96  # three points on a hundred each: could be chance
+
+
+def test_odd_report_options_are_one_line_errors(db: Path) -> None:
+    for args, said in [
+        (("--idle-minutes", "-5"), "--idle-minutes"),
+        (("--since", "2026-11-02", "--until", "2026-11-01"), "--since 2026-11-02 phải trước --until"),
+        (("--compare-versions", "v", "v", "--format", "csv"), "csv"),
+    ]:
+        proc = run("report", "--content", str(GOOD), "--db", str(db), *args)
+        assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, args
+        assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
+
+
+def test_stop_reasons_read_as_the_buttons_said_them_and_stay_ids_in_csv(db: Path) -> None:
+    html = report(db, "--format", "html")
+    assert "Không đăng nhập được VNeID" in html and ">vneid<" not in html
+    assert "lý do dừng hay gặp: Không đăng nhập được VNeID" in report(db)
+    rows = list(csv.DictReader(io.StringIO(report(db, "--format", "csv", "--table", "overview").lstrip("\ufeff"))))
+    assert rows[0]["top_exit_reason"] == "vneid"

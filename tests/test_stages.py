@@ -178,7 +178,11 @@ async def test_version_comparison_shows_each_stage_side_by_side(tmp_path: Path) 
     first = p["stages"][0]
     assert (first["id"], first["lost_pct_a"], first["lost_pct_b"], first["noise"]) == ("tim-hieu", 70.0, 30.0, False)
     table = report(path, "--compare-versions", "aaa111", "bbb222")
-    assert "theo chặng" in table and "Tìm hiểu" in table and "70.0% →  30.0% (-40.0)  ← khác biệt rõ" in table
+    assert (
+        "theo chặng" in table
+        and "Tìm hiểu" in table
+        and "70.0% của 100 →  30.0% của 100 (-40.0)  ← khác biệt rõ" in table
+    )
     html = report(path, "--format", "html", "--compare-versions", "aaa111", "bbb222")
     assert "<th>Chặng</th>" in html and "<td title='tim-hieu'>Tìm hiểu</td>" in html
 
@@ -225,3 +229,39 @@ async def test_the_step_returned_to_from_a_guide_counts_as_reached(tmp_path: Pat
     [p] = [p for p in json.loads(proc.stdout)["procedures"] if p["id"] == "dang-ky-tam-tru"]
     back = next(s for s in p["steps"] if s["id"] == "dang-nhap-lai")
     assert (back["reached"], back["dropped"]) == (1, 1)
+
+
+def test_a_stage_listing_a_step_no_flow_has_is_a_warning_at_its_line(tmp_path: Path) -> None:
+    content = edited(tmp_path, "procedures.yaml", "    steps: [dang-nhap]\n", "    steps: [dang-nhapp]\n")
+    [warning] = [p.format() for p in load_content(content).warnings if "dang-nhapp" in p.format()]
+    assert "procedures.yaml:" in warning and 'không kịch bản nào có bước "dang-nhapp"' in warning
+    assert "dang-nhap" in warning.split("dang-nhapp", 2)[-1]  # the likely meant id
+    long = edited(tmp_path / "x", "procedures.yaml", "    name: Đăng nhập VNeID\n", f"    name: {'Đăng nhập ' * 5}\n")
+    assert any("tên chặng dài" in p.format() for p in load_content(long).warnings)
+
+
+async def test_a_citizen_stopping_three_times_counts_once_and_a_guide_has_no_stages(tmp_path: Path) -> None:
+    events: list[Event] = [ev(1, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match")]
+    events.append(ev(1, "step-entered", 0, procedure_id=PROC, step_id="gioi-thieu", to_step="gioi-thieu"))
+    events += [ev(1, "flow-cancelled", 10 + t, procedure_id=PROC, step_id="gioi-thieu") for t in range(3)]
+    guide = "tai-khoan-vneid"
+    events.append(
+        ev(2, "step-entered", 0, procedure_id=guide, step_id="cach-dang-nhap", to_step="cach-dang-nhap", via="jump")
+    )
+    # a step an edit removed since
+    events.append(ev(1, "step-entered", 20, procedure_id=PROC, step_id="cu", from_step="gioi-thieu", to_step="cu"))
+    path = await seeded(tmp_path, events)
+    data = json.loads(report(path, "--format", "json"))
+    [p] = [p for p in data["procedures"] if p["id"] == PROC]
+    first = p["stages"][0]
+    assert (first["reached"], first["cancelled"]) == (1, 1) and first["lost_pct"] <= 100.0
+    assert p["steps"][-1]["title"] == "(bước đã bỏ khỏi kịch bản: cu)" and p["steps"][-1]["reached"] == 1
+    [g] = [p for p in data["procedures"] if p["id"] == guide]
+    assert g["stages"] == [] and {s["stage"] for s in g["steps"]} == {None}
+
+
+def test_steps_whose_first_words_are_alike_are_told_apart() -> None:
+    from bot.report import _distinct_titles
+
+    steps = [{"title": "Xong"}, {"title": "Bạn cần gì"}, {"title": "Xong"}]
+    assert [s["title"] for s in _distinct_titles(steps)] == ["Xong", "Bạn cần gì", "Xong (2)"]

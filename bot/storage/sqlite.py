@@ -798,8 +798,8 @@ class SqliteStore:
             for pid, step, dropped in await cur.fetchall():
                 step_at(pid, step)["dropped"] = int(dropped)
         await self.conn.execute("DROP TABLE IF EXISTS temp.report_runs")
-        async with self.conn.execute(  # a stop is placed at the step where the citizen said it
-            f"SELECT procedure_id, step_id, COUNT(*) FROM events WHERE {cond} "  # noqa: S608
+        async with self.conn.execute(  # a stop is placed at the step where the citizen said it (once per citizen)
+            f"SELECT procedure_id, step_id, COUNT(DISTINCT user_key) FROM events WHERE {cond} "  # noqa: S608
             "AND type = 'flow-cancelled' AND step_id IS NOT NULL GROUP BY procedure_id, step_id",
             args,
         ) as cur:
