@@ -276,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--table",
         choices=list(REPORT_TABLES),
-        default="procedures",
-        help="bảng cho csv (stages: phễu theo chặng; unresolved: câu hỏi bot đưa lựa chọn mà người dân không chọn)",
+        default=None,
+        help="bảng cho csv, mặc định procedures (stages: phễu theo chặng; unresolved: câu hỏi bot đưa lựa chọn mà "
+        "người dân không chọn)",
     )
     p.add_argument("--out", type=Path, default=None, metavar="TỆP", help="ghi ra tệp")
     p.add_argument("--since", default=None, metavar="NĂM-THÁNG-NGÀY", help="từ ngày (giờ Việt Nam)")
@@ -878,6 +879,8 @@ async def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--idle-minutes cần là số phút không âm, không phải {args.idle_minutes}.")
     if since is not None and until is not None and since >= until:
         raise UsageError(f"--since {args.since} phải trước --until {args.until} (--until là ngày không tính vào).")
+    if args.table is not None and args.format != "csv":
+        raise UsageError("--table chỉ dùng với --format csv (các dạng khác in mọi bảng).")
     if args.compare_versions and args.format == "csv":
         raise UsageError("--compare-versions in dạng bảng, json hoặc html; csv chưa có cho phần so sánh.")
     idle_before = clock.time() - args.idle_minutes * 60
@@ -925,7 +928,7 @@ async def cmd_report(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(built, ensure_ascii=False, indent=2) + "\n"
     elif args.format == "csv":
-        text = report.to_csv(built, args.table)
+        text = report.to_csv(built, args.table or "procedures")
     elif args.format == "html":
         text = report.to_html(built)
     else:

@@ -631,7 +631,13 @@ def to_html(report: Mapping[str, Any]) -> str:
             _num(o["started"]),
             _num(f"{o['lost']} ({o['lost_pct']}%)"),
             _num(f"{o['completion_pct']}%"),
-            _cell(o["worst_stage"] or o["worst_step_title"] or "—"),
+            _cell(
+                f"{o['worst_stage']} ({o['worst_stage_lost']})"
+                if o["worst_stage"]
+                else f"{o['worst_step_title']} ({o['worst_step_lost']})"
+                if o["worst_step_title"]
+                else "—"
+            ),
             _cell(reason_name(o["top_exit_reason"]) if o["top_exit_reason"] else "—"),
         ]
         for o in report["overview"]

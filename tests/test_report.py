@@ -438,6 +438,7 @@ def test_odd_report_options_are_one_line_errors(db: Path) -> None:
         (("--idle-minutes", "-5"), "--idle-minutes"),
         (("--since", "2026-11-02", "--until", "2026-11-01"), "--since 2026-11-02 phải trước --until"),
         (("--compare-versions", "v", "v", "--format", "csv"), "csv"),
+        (("--table", "stages"), "--table chỉ dùng với --format csv"),
     ]:
         proc = run("report", "--content", str(GOOD), "--db", str(db), *args)
         assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, args
