@@ -97,7 +97,19 @@ _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
 }
 # Calls for help that ask to be explained to, not for someone to do it: at a step with its own "Nhờ cán bộ
 # giúp" answer they are the help command, not that answer.
-_CONFUSED: Final = ("không hiểu", "là sao", "khó hiểu", "nghĩa là gì", "là gì", "là cái gì", "mù mờ")
+_CONFUSED: Final = (
+    "không hiểu",
+    "là sao",
+    "khó hiểu",
+    "nghĩa là gì",
+    "là gì",
+    "là cái gì",
+    "mù mờ",
+    "không biết chọn",
+    "rối quá",
+    "bấm cái nào",
+    "chọn cái nào",
+)
 # "rối quá", "khó quá", "bí quá": a complaint, so help; but next to another command ("rối quá, dừng luôn
 # thủ tục này") that command is what is asked.
 _COMPLAINT: Final = WEAK_HELP | {"roi", "rac", "kho", "qua", "bi", "ket", "phuc", "tap"} | {"khong", "hieu"}
@@ -1414,6 +1426,13 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         by_amount = quantity_choice(_tokens(said), raw_labels)
     if by_amount is not None:
         return Reading("choice", by_amount, how="quantity")
+    # "hổng biết nữa", "tui ko rõ": the step's "don't know" answer ("Tôi chưa rõ"), or else a call for help
+    if NEGATIVE in core and set(core) <= {NEGATIVE, "nho"} | _KNOWING:
+        unsure = [cid for cid, label in cores if {NEGATIVE, "nho"} <= set(label)]
+        if len(unsure) == 1:
+            return Reading("choice", unsure[0], how="words")
+        if not unsure:
+            return Reading("command", "help", how="unsure")
     # At a step with one "it failed" answer ("Thanh toán bị lỗi", "Tải lên bị lỗi"), a message that tells of a
     # failure: "trả ko được, báo lỗi", "quét mã qr mà hổng được", "nó hổng nhận hình".
     failed = _failure_choice(_tokens(said), flow, normalize)

@@ -855,6 +855,18 @@ MORE_EVERYDAY: list[tuple[str, Options, tuple[str, str]]] = [
     ("con ơi cái này là sao dạ", FIX, ("command", "help")),  # explain it, not "Nhờ cán bộ giúp"
     ("kêu người bên xã làm dùm", FIX, ("choice", "o:nho")),  # someone to do it: the step's own answer
     ("thoi tui ra nop tai cho", DIRECT, ("choice", "o:truc-tiep")),
+    # not knowing: the step's "don't know" answer, or else help
+    ("tui hong biet nua", WAYS, ("command", "help")),
+    ("tui ko ro nua", HOME, ("choice", "o:chua-ro")),
+    ("roi qua k biet chon cai nao", FIX, ("command", "help")),  # confused: explain, not "Nhờ cán bộ giúp"
+    ("hong biet lam, nho nguoi lam giup", SELF_FIX, ("choice", "o:can-giup")),
+    ("bay gio tui phai lam j", WAYS, ("command", "help")),
+    ("ơ hay,,, tui ko hỉu j hết trơn á", MESSAGE, ("command", "help")),
+    ("dạ em ơi cho chị nghe lại cái bước này với", MESSAGE, ("command", "repeat")),
+    ("troi oi met qua, huy het di", MESSAGE, ("command", "cancel")),
+    ("lộn thủ tục rồi, hủy đi", MESSAGE, ("command", "cancel")),
+    ("lui 1 buoc", HOW_MANY, ("command", "back")),  # not "Một người"
+    ("rùi", MESSAGE, ("choice", "next")),
 ]
 
 
