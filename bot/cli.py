@@ -97,7 +97,7 @@ def _add_eval(p: argparse.ArgumentParser, misses: str) -> None:
 def _add_content(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--content",
-        metavar="DIR",
+        metavar="THƯ_MỤC",
         type=Path,
         default=None,
         help="thư mục chứa procedures.yaml và flows/ (mặc định: BOT_CONTENT hoặc thư mục của dự án)",
@@ -106,7 +106,7 @@ def _add_content(p: argparse.ArgumentParser) -> None:
 
 def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--db", metavar="PATH", default=None, help="tệp cơ sở dữ liệu SQLite (mặc định: BOT_DB hoặc var/bot.db)"
+        "--db", metavar="TỆP", default=None, help="tệp cơ sở dữ liệu SQLite (mặc định: BOT_DB hoặc var/bot.db)"
     )
 
 
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="cổng lắng nghe (mặc định 8080)")
     p.add_argument(
         "--socket",
-        metavar="PATH",
+        metavar="TỆP",
         default=None,
         help="lắng nghe trên Unix socket này thay vì cổng TCP (ví dụ cho nginx: proxy_pass http://unix:PATH)",
     )
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_content(p)
     p.add_argument(
         "paths",
-        metavar="PATH",
+        metavar="TỆP",
         nargs="*",
         type=Path,
         help="tệp hoặc thư mục kiểm thử (mặc định: tests/conversations trong thư mục nội dung)",
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="in JSON Schema của hai loại tệp nội dung")
     p.add_argument(
         "--write",
-        metavar="DIR",
+        metavar="THƯ_MỤC",
         type=Path,
         default=None,
         help="ghi procedures.schema.json và flow.schema.json vào thư mục này",
@@ -885,6 +885,7 @@ async def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError("--compare-versions in dạng bảng, json hoặc html; csv chưa có cho phần so sánh.")
     idle_before = clock.time() - args.idle_minutes * 60
     stages = stage_index(content.catalogue)
+    guides = [p.id for p in content.catalogue.procedures if p.is_guide]  # not in the per-day and channel totals
     store = await SqliteStore.open(_existing_db(args))
     try:
         if args.compare_versions:
@@ -896,11 +897,15 @@ async def cmd_report(args: argparse.Namespace) -> int:
                     f"{', '.join(seen) or '(chưa có)'}."
                 )
             pair = [
-                await store.analytics(since, until, args.procedure, args.channel, idle_before, version=v, stages=stages)
+                await store.analytics(
+                    since, until, args.procedure, args.channel, idle_before, version=v, stages=stages, apart=guides
+                )
                 for v in args.compare_versions
             ]
         else:
-            data = await store.analytics(since, until, args.procedure, args.channel, idle_before, stages=stages)
+            data = await store.analytics(
+                since, until, args.procedure, args.channel, idle_before, stages=stages, apart=guides
+            )
     finally:
         await store.close()
     names = {p.id: p.name for p in content.catalogue.procedures}

@@ -166,10 +166,11 @@ def _stage_funnel(
     steps: Sequence[Mapping[str, Any]],
     data: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
-    """Per stage, in order: the runs that got at least this far, those lost there (abandoned or stopped at
-    one of its steps), the stuck signals at its steps and the median time a run spent in it."""
+    """Per stage, in order: the citizens who got at least this far, those lost there (never completed, and
+    this was the furthest stage they reached), the stuck signals at its steps and the median time spent in it."""
     furthest = data.get("stage_furthest", {})
     seconds = data.get("stage_seconds", {})
+    lost = data.get("stage_lost", {})
     out = []
     beyond = sum(n for (pid, _), n in furthest.items() if pid == proc_id)
     for i, st in enumerate(stages):
@@ -178,8 +179,9 @@ def _stage_funnel(
         beyond -= furthest.get((proc_id, i), 0)
         if i not in present:  # the flow has no step in this stage
             continue
-        dropped = sum(s["dropped"] for s in mine)
-        cancelled = sum(s["cancelled"] for s in mine)
+        # each lost citizen once, at the furthest stage they reached (so a stage loses what the next lacks)
+        dropped = lost.get((proc_id, i, "dropped"), 0)
+        cancelled = lost.get((proc_id, i, "cancelled"), 0)
         out.append(
             {
                 "id": st.id,
@@ -301,8 +303,8 @@ def compare_table(c: Mapping[str, Any]) -> str:
     for p in c["procedures"]:
         flag = "có thể chỉ là ngẫu nhiên" if p["noise"] else "khác biệt rõ"
         lines.append(
-            f"{p['name']} ({p['id']}): hoàn thành {p['completion_pct_a']}% ({p['started_a']} người) → "
-            f"{p['completion_pct_b']}% ({p['started_b']} người), {p['change']:+} điểm, {flag}"
+            f"{p['name']} ({p['id']}): hoàn thành {p['completion_pct_a']}% ({p['started_a']} lượt) → "
+            f"{p['completion_pct_b']}% ({p['started_b']} lượt), {p['change']:+} điểm, {flag}"
         )
         for head, part in (("chặng", p["stages"]), ("bước", p["steps"])):
             if part:
@@ -472,7 +474,7 @@ def _made_at(report: Mapping[str, Any]) -> str:
 
 
 def to_table(report: Mapping[str, Any]) -> str:
-    lines = ["Thủ tục mất nhiều người nhất (bỏ dở + tự dừng):"]
+    lines = ["Bộ lọc: " + filters_text(report["filters"]), "", "Thủ tục mất nhiều người nhất (bỏ dở + tự dừng):"]
     for o in report["overview"]:
         if o["worst_stage"]:
             where = f", mất nhiều nhất ở chặng {o['worst_stage']} ({o['worst_stage_lost']})"
@@ -529,7 +531,6 @@ def to_table(report: Mapping[str, Any]) -> str:
     lines += [f"  {u['count']:>5}  {u['text']}  [đã đưa: {'; '.join(u['offered'])}]" for u in report["unresolved"]] or [
         "  (không có)"
     ]
-    lines.append("Bộ lọc: " + filters_text(report["filters"]))
     lines.append("Câu hỏi bot chưa hiểu (nhiều nhất trước):")
     lines += [f"  {u['count']:>5}  {u['text']}" for u in report["unmatched"]] or ["  (không có)"]
     return "\n".join(lines)
@@ -545,7 +546,8 @@ def _bars(items: Sequence[tuple[str, float, str]], color: str, width: int = 520)
         f"<svg role='img' width='{label_w + width + 280}' height='{row * len(items) + 6}' "
         f"viewBox='0 0 {label_w + width + 280} {row * len(items) + 6}' xmlns='http://www.w3.org/2000/svg'>"
     ]
-    for i, (label, value, shown) in enumerate(items):
+    for i, (full, value, shown) in enumerate(items):
+        label = _short(full, 26)  # the label column holds about 26 characters
         y = i * row + 4
         w = max(1.0, width * value / top) if value else 0.0
         parts.append(f"<text x='{label_w - 8}' y='{y + 16}' text-anchor='end'>{escape(label)}</text>")
@@ -561,10 +563,10 @@ def _trend_chart(trend_: Mapping[str, Any], height: int = 120) -> str:
     """Starts (blue) and completions (green) per day or week as inline SVG columns, the numbers in titles."""
     rows = trend_["rows"]
     unit = "tuần" if trend_["by"] == "week" else "ngày"
-    head = f"<h3>Theo {unit}: bắt đầu (xanh dương), hoàn thành (xanh lá)</h3>"
+    head = f"<h3>Theo {unit}: bắt đầu (xanh dương), hoàn thành (xanh lá), bỏ dở (đỏ)</h3>"
     if not rows:
         return head + "<p class='empty'>Chưa có số liệu.</p>"
-    top = max(max(r["started"], r["completed"]) for r in rows) or 1
+    top = max(max(r["started"], r["completed"], r["abandoned"]) for r in rows) or 1
     step = max(6, min(28, 900 // len(rows)))
     parts = [
         f"<svg role='img' width='{max(step * len(rows) + 10, 120)}' height='{height + 24}' "
@@ -572,10 +574,10 @@ def _trend_chart(trend_: Mapping[str, Any], height: int = 120) -> str:
     ]
     for i, r in enumerate(rows):
         x = 5 + i * step
-        for j, (key, color) in enumerate((("started", "#1565c0"), ("completed", "#2e7d32"))):
+        for j, (key, color) in enumerate((("started", "#1565c0"), ("completed", "#2e7d32"), ("abandoned", "#c62828"))):
             h = height * r[key] / top
             parts.append(
-                f"<rect x='{x + j * step / 2:.1f}' y='{height - h:.1f}' width='{step / 2 - 1:.1f}' height='{h:.1f}' "
+                f"<rect x='{x + j * step / 3:.1f}' y='{height - h:.1f}' width='{step / 3 - 1:.1f}' height='{h:.1f}' "
                 f"fill='{color}'><title>{escape(r['from'])}: bắt đầu {r['started']}, hoàn thành {r['completed']}, "
                 f"tự dừng {r['cancelled']}, bỏ dở {r['abandoned']}</title></rect>"
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -104,7 +105,11 @@ async def test_the_report_counts_citizens_by_stage(tmp_path: Path) -> None:
         ("dang-nhap", 40, 0, 10, 0),
         ("thanh-toan", 30, 0, 0, 0),
     ]
-    assert [s["median_seconds"] for s in p["stages"]] == [20.0, 10.0, 10.0, 10.0]
+    # (the last stage: 10 s to pay, and 10 s at "Xong" until the flow completed)
+    assert [s["median_seconds"] for s in p["stages"]] == [20.0, 10.0, 10.0, 20.0]
+    # each lost citizen in one stage: what a stage loses is what the next one lacks
+    reached = [s["reached"] for s in p["stages"]] + [p["completed"]]
+    assert [s["dropped"] + s["cancelled"] for s in p["stages"]] == [a - b for a, b in itertools.pairwise(reached)]
     assert p["stages"][1]["lost_pct"] == 33.3
     assert [(s["id"], s["stage"]) for s in p["steps"]][:3] == [
         ("gioi-thieu", "tim-hieu"),
@@ -127,7 +132,8 @@ async def test_the_report_counts_citizens_by_stage(tmp_path: Path) -> None:
 
 
 async def test_a_run_that_goes_back_counts_at_its_furthest_stage_once(tmp_path: Path) -> None:
-    """Two citizens reach the login and go back to the papers; they count once for every stage up to the login."""
+    """Two citizens reach the login, go back to the papers and give up there: they count once for every stage
+    up to the login, and are lost at the furthest stage they reached."""
     events: list[Event] = []
     for u in range(2):
         events.append(ev(u, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match"))
@@ -148,8 +154,9 @@ async def test_a_run_that_goes_back_counts_at_its_furthest_stage_once(tmp_path: 
         ("dang-nhap", 2),
         ("thanh-toan", 0),
     ]
-    # they were last at the papers: lost there, not at the login
-    assert [s["dropped"] for s in p["stages"]] == [0, 2, 0, 0]
+    # they gave up back at the papers, but got as far as the login: the funnel loses them there, once
+    assert [s["dropped"] for s in p["stages"]] == [0, 0, 2, 0]
+    assert next(s for s in p["steps"] if s["id"] == "giay-to")["dropped"] == 2  # the step table says where
 
 
 async def test_version_comparison_shows_each_stage_side_by_side(tmp_path: Path) -> None:
@@ -265,3 +272,20 @@ def test_steps_whose_first_words_are_alike_are_told_apart() -> None:
 
     steps = [{"title": "Xong"}, {"title": "Bạn cần gì"}, {"title": "Xong"}]
     assert [s["title"] for s in _distinct_titles(steps)] == ["Xong", "Bạn cần gì", "Xong (2)"]
+
+
+async def test_a_citizen_who_gave_up_and_finished_days_later_is_not_lost(tmp_path: Path) -> None:
+    day = 86400.0
+    path_ = ["gioi-thieu", "ai-nop", "giay-to", "dang-nhap", "thanh-toan", "xong"]
+    events: list[Event] = [ev(1, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match")]
+    events.append(ev(1, "step-entered", 0, procedure_id=PROC, step_id="gioi-thieu", to_step="gioi-thieu"))
+    events.append(ev(1, "flow-cancelled", 60, procedure_id=PROC, step_id="gioi-thieu"))  # stops after a minute
+    events.append(ev(1, "flow-started", 3 * day, procedure_id=PROC, step_id="gioi-thieu", via="match"))
+    for i, step_id in enumerate(path_):
+        events.append(ev(1, "step-entered", 3 * day + 10 * i, procedure_id=PROC, step_id=step_id, to_step=step_id))
+    events.append(ev(1, "flow-completed", 3 * day + 60, procedure_id=PROC, step_id="xong", detail={"seconds": 60.0}))
+    data = json.loads(report(await seeded(tmp_path, events), "--format", "json"))
+    [p] = [p for p in data["procedures"] if p["id"] == PROC]
+    assert [s["dropped"] + s["cancelled"] for s in p["stages"]] == [0, 0, 0, 0]
+    intro = next(s for s in p["steps"] if s["id"] == "gioi-thieu")
+    assert intro["median_seconds"] is not None and intro["median_seconds"] <= 60  # not the three days between

@@ -635,13 +635,15 @@ class SqliteStore:
         idle_before: float = 0.0,
         version: str | None = None,
         stages: Mapping[tuple[str, str], int] | None = None,
+        apart: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The aggregates behind `report`, computed in SQL over the event log.
 
         A flow run (a user's events for one procedure) that ended without completion,
         cancellation or leaving, and whose last event is older than ``idle_before``, counts as
         abandoned at the last step it entered. ``stages`` maps (procedure, step) to its stage's
-        position: each run's furthest stage is counted, and the time it spent in each stage.
+        position: each run's furthest stage is counted, and the time it spent in each stage. The runs of
+        ``apart`` (the guides) are left out of the per-day and per-channel totals.
         """
         where = ["1 = 1"]
         args: list[Any] = []
@@ -721,10 +723,15 @@ class SqliteStore:
         ) as cur:
             for pid, step, users in await cur.fetchall():
                 step_at(pid, step)["moved_on"] = int(users)
+        # Time at a step: until the next step, or until the attempt ended there (a stop, a switch, completion),
+        # never into a later attempt.
         sql_spent = f"""
-            SELECT procedure_id, to_step, user_key,
-                   LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) - ts
-            FROM events WHERE {cond} AND procedure_id IS NOT NULL AND type = 'step-entered'
+            SELECT procedure_id, to_step, user_key, until - ts FROM (
+                SELECT procedure_id, to_step, user_key, type, ts,
+                       LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) AS until
+                FROM events WHERE {cond} AND procedure_id IS NOT NULL
+                AND type IN ('step-entered', 'flow-cancelled', 'flow-exited', 'flow-completed')
+            ) WHERE type = 'step-entered'
         """  # noqa: S608
         spent: dict[tuple[str, str], list[float]] = {}
         stage_of = stages or {}
@@ -747,6 +754,20 @@ class SqliteStore:
         stage_runs: dict[tuple[str, int], int] = {}
         for (pid, _), at in furthest.items():
             stage_runs[(pid, at)] = stage_runs.get((pid, at), 0) + 1
+        # A citizen lost (never completed; stopped, or went quiet without leaving for something else) is lost
+        # at the furthest stage they reached: once, so each stage's losses are the drop to the next.
+        stage_lost: dict[tuple[str, int, str], int] = {}
+        if furthest:
+            async with self.conn.execute(
+                "SELECT procedure_id, user_key, cancelled FROM temp.report_runs "
+                "WHERE completed = 0 AND (cancelled > 0 OR (last_ts < ? AND started > exited))",
+                (idle_before,),
+            ) as cur:
+                for pid, user, cancelled in await cur.fetchall():
+                    at = furthest.get((pid, user))
+                    if at is not None:
+                        key = (pid, at, "cancelled" if cancelled else "dropped")
+                        stage_lost[key] = stage_lost.get(key, 0) + 1
         stage_times: dict[tuple[str, int], list[float]] = {}
         for (pid, _, at), seconds in in_stage.items():
             stage_times.setdefault((pid, at), []).append(seconds)
@@ -754,12 +775,15 @@ class SqliteStore:
         # run's last event.
         trend: dict[int, dict[str, int]] = {}
         day = f"CAST((ts + {VIETNAM_OFFSET_SECONDS}) / 86400 AS INTEGER)"
-        # (the same starts and completions as the per-run table: a guide's jump-in and its return count)
+        # (the same starts and completions as the per-run table, for procedures: a guide used along the way
+        # is no extra start or completion)
+        apart_ = tuple(apart)
+        not_apart = f" AND procedure_id NOT IN ({', '.join('?' * len(apart_))})" if apart_ else ""
         async with self.conn.execute(
             f"SELECT {day} AS d, "  # noqa: S608
             f"SUM({_STARTS}), SUM({_COMPLETIONS}), SUM(type = 'flow-cancelled') FROM events "
-            f"WHERE {cond} AND procedure_id IS NOT NULL GROUP BY d",
-            args,
+            f"WHERE {cond} AND procedure_id IS NOT NULL{not_apart} GROUP BY d",
+            [*args, *apart_],
         ) as cur:
             for d, started, completed, cancelled in await cur.fetchall():
                 row = {"started": int(started or 0), "completed": int(completed or 0), "cancelled": int(cancelled or 0)}
@@ -768,18 +792,18 @@ class SqliteStore:
         async with self.conn.execute(
             f"SELECT CAST((last_ts + {VIETNAM_OFFSET_SECONDS}) / 86400 AS INTEGER) AS d, "  # noqa: S608
             "SUM(MAX(started - completed - cancelled - exited, 0)) "
-            "FROM temp.report_runs WHERE last_ts < ? GROUP BY d",
-            (idle_before,),
+            f"FROM temp.report_runs WHERE last_ts < ?{not_apart} GROUP BY d",
+            (idle_before, *apart_),
         ) as cur:
             for d, count in await cur.fetchall():
                 if count:
                     trend.setdefault(int(d), {})["abandoned"] = int(count)
         channels: dict[str, dict[str, int]] = {}
         async with self.conn.execute(
-            "SELECT channel, SUM(started), SUM(completed), SUM(cancelled), "
+            "SELECT channel, SUM(started), SUM(completed), SUM(cancelled), "  # noqa: S608 - placeholders only
             "SUM(CASE WHEN last_ts < ? THEN MAX(started - completed - cancelled - exited, 0) ELSE 0 END) "
-            "FROM temp.report_runs GROUP BY channel",
-            (idle_before,),
+            f"FROM temp.report_runs WHERE 1 = 1{not_apart} GROUP BY channel",
+            (idle_before, *apart_),
         ) as cur:
             for channel_, started, completed, cancelled, abandoned in await cur.fetchall():
                 channels[str(channel_)] = {
@@ -858,6 +882,7 @@ class SqliteStore:
             "unmatched": unmatched,
             "unresolved": unresolved,
             "stage_furthest": stage_runs,
+            "stage_lost": stage_lost,
             "stage_seconds": {k: statistics.median(v) for k, v in stage_times.items()},
             "trend": trend,
             "channels": channels,
