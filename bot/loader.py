@@ -1540,6 +1540,14 @@ class _Loader:
         stage_ids = [st.id for st in self._stage_list]
         for s in flow.steps:
             p = step_paths[s.id]
+            if s.stage is not None and proc.is_guide:
+                self.c.add(
+                    doc,
+                    (*p, "stage"),
+                    f'"{proc.id}" là hướng dẫn dùng chung: báo cáo không chia hướng dẫn theo chặng.',
+                    "Bỏ dòng stage: này (chỉ thủ tục mới có chặng).",
+                    "warning",
+                )
             if s.stage is not None and s.stage not in stage_ids:
                 self.c.add(
                     doc,

@@ -143,7 +143,7 @@ def _gone_steps(known: Mapping[str, Any], proc_id: str, data: Mapping[str, Any])
         out.append(
             {
                 "id": step_id,
-                "title": f"(bước đã bỏ khỏi kịch bản: {step_id})",
+                "title": f"(đã bỏ: {step_id})",  # an edit removed or renamed it
                 "stage": None,
                 "kind": None,
                 "reached": reached,
@@ -367,6 +367,7 @@ def overview(procedures: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "lost_pct": round(100.0 * (p["abandoned"] + p["cancelled"]) / p["started"], 1),
                 "completion_pct": p["completion_pct"],
                 "worst_stage": stage["name"] if stage and lost_in_stage else None,
+                "worst_stage_id": stage["id"] if stage and lost_in_stage else None,
                 "worst_stage_lost": lost_in_stage,
                 "worst_step": worst["id"] if worst and lost_there else None,
                 "worst_step_title": worst["title"] if worst and lost_there else None,
@@ -406,7 +407,8 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
         head = ["from", "started", "completed", "cancelled", "abandoned"]
         return head, [[r[k] for k in head] for r in report["trend"]["rows"]]
     if table == "overview":
-        head = ["procedure", "name", "started", "lost", "lost_pct", "completion_pct", "worst_stage", "worst_stage_lost"]
+        head = ["procedure", "name", "started", "lost", "lost_pct", "completion_pct", "worst_stage", "worst_stage_id"]
+        head += ["worst_stage_lost"]
         head += ["worst_step", "worst_step_lost", "top_exit_reason"]
         return head, [[o["id"], *(o[k] for k in head[1:])] for o in report["overview"]]
     if table == "unresolved":

@@ -262,7 +262,7 @@ async def test_a_citizen_stopping_three_times_counts_once_and_a_guide_has_no_sta
     [p] = [p for p in data["procedures"] if p["id"] == PROC]
     first = p["stages"][0]
     assert (first["reached"], first["cancelled"]) == (1, 1) and first["lost_pct"] <= 100.0
-    assert p["steps"][-1]["title"] == "(bước đã bỏ khỏi kịch bản: cu)" and p["steps"][-1]["reached"] == 1
+    assert p["steps"][-1]["title"] == "(đã bỏ: cu)" and p["steps"][-1]["reached"] == 1
     [g] = [p for p in data["procedures"] if p["id"] == guide]
     assert g["stages"] == [] and {s["stage"] for s in g["steps"]} == {None}
 
@@ -289,3 +289,11 @@ async def test_a_citizen_who_gave_up_and_finished_days_later_is_not_lost(tmp_pat
     assert [s["dropped"] + s["cancelled"] for s in p["stages"]] == [0, 0, 0, 0]
     intro = next(s for s in p["steps"] if s["id"] == "gioi-thieu")
     assert intro["median_seconds"] is not None and intro["median_seconds"] <= 60  # not the three days between
+
+
+def test_a_stage_on_a_guide_step_is_a_warning(tmp_path: Path) -> None:
+    guide = "flows/tai-khoan-vneid.yaml"
+    text = (GOOD / guide).read_text(encoding="utf-8")
+    first = text.split("  - id: ", 2)[1].split("\n", 1)[0]
+    content = edited(tmp_path, guide, f"  - id: {first}\n", f"  - id: {first}\n    stage: tim-hieu\n")
+    assert any("hướng dẫn dùng chung" in p.format() for p in load_content(content).warnings)
