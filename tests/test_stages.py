@@ -8,6 +8,7 @@ import itertools
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from bot.engine import Event
 from bot.loader import load_content
@@ -17,6 +18,7 @@ from tests.test_cli import run
 from tests.test_report import PROC, ev, report, seeded
 
 FLOW = "flows/dang-ky-tam-tru.yaml"
+DAY = 86400.0
 
 
 def edited(tmp_path: Path, file: str, old: str, new: str) -> Path:
@@ -275,17 +277,10 @@ def test_steps_whose_first_words_are_alike_are_told_apart() -> None:
 
 
 async def test_a_citizen_who_gave_up_and_finished_days_later_is_not_lost(tmp_path: Path) -> None:
-    day = 86400.0
-    path_ = ["gioi-thieu", "ai-nop", "giay-to", "dang-nhap", "thanh-toan", "xong"]
     events: list[Event] = [ev(1, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match")]
     events.append(ev(1, "step-entered", 0, procedure_id=PROC, step_id="gioi-thieu", to_step="gioi-thieu"))
     events.append(ev(1, "flow-cancelled", 60, procedure_id=PROC, step_id="gioi-thieu"))  # stops after a minute
-    events.append(ev(1, "flow-started", 3 * day, procedure_id=PROC, step_id="gioi-thieu", via="match"))
-    for i, step_id in enumerate(path_):
-        events.append(ev(1, "step-entered", 3 * day + 10 * i, procedure_id=PROC, step_id=step_id, to_step=step_id))
-    events.append(ev(1, "flow-completed", 3 * day + 60, procedure_id=PROC, step_id="xong", detail={"seconds": 60.0}))
-    data = json.loads(report(await seeded(tmp_path, events), "--format", "json"))
-    [p] = [p for p in data["procedures"] if p["id"] == PROC]
+    _, p = await _finished_on_day_three(tmp_path, events)
     assert [s["dropped"] + s["cancelled"] for s in p["stages"]] == [0, 0, 0, 0]
     intro = next(s for s in p["steps"] if s["id"] == "gioi-thieu")
     assert intro["median_seconds"] is not None and intro["median_seconds"] <= 60  # not the three days between
@@ -297,3 +292,30 @@ def test_a_stage_on_a_guide_step_is_a_warning(tmp_path: Path) -> None:
     first = text.split("  - id: ", 2)[1].split("\n", 1)[0]
     content = edited(tmp_path, guide, f"  - id: {first}\n", f"  - id: {first}\n    stage: tim-hieu\n")
     assert any("hướng dẫn dùng chung" in p.format() for p in load_content(content).warnings)
+
+
+async def test_an_attempt_given_up_is_placed_at_its_own_step_and_day(tmp_path: Path) -> None:
+    """A citizen goes quiet at "Ai là người nộp hồ sơ" on day 0, starts over on day 3 and finishes."""
+    events: list[Event] = [ev(1, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu", via="match")]
+    events.append(ev(1, "step-entered", 0, procedure_id=PROC, step_id="gioi-thieu", to_step="gioi-thieu"))
+    events.append(ev(1, "step-entered", 10, procedure_id=PROC, step_id="ai-nop", to_step="ai-nop"))
+    data, p = await _finished_on_day_three(tmp_path, events)
+    steps = {s["id"]: s for s in p["steps"]}
+    assert (steps["ai-nop"]["dropped"], steps["xong"]["dropped"]) == (1, 0)  # where the attempt stopped
+    assert steps["ai-nop"]["median_seconds"] is not None and steps["ai-nop"]["median_seconds"] <= 10
+    assert (p["started"], p["completed"], p["abandoned"]) == (2, 1, 1)
+    trend = data["trend"]["rows"]
+    assert trend[0]["abandoned"] == 1 and trend[-1]["abandoned"] == 0  # on the day it was given up
+
+
+async def _finished_on_day_three(tmp_path: Path, before: list[Event]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``before``, then the same citizen starts over on day 3 and goes through to the end: the report, and
+    the procedure's part of it."""
+    events = list(before)
+    events.append(ev(1, "flow-started", 3 * DAY, procedure_id=PROC, step_id="gioi-thieu", via="match"))
+    for i, step_id in enumerate(["gioi-thieu", "ai-nop", "giay-to", "dang-nhap", "thanh-toan", "xong"]):
+        events.append(ev(1, "step-entered", 3 * DAY + 10 * i, procedure_id=PROC, step_id=step_id, to_step=step_id))
+    events.append(ev(1, "flow-completed", 3 * DAY + 60, procedure_id=PROC, step_id="xong", detail={"seconds": 60.0}))
+    data = json.loads(report(await seeded(tmp_path, events), "--format", "json"))
+    [p] = [p for p in data["procedures"] if p["id"] == PROC]
+    return data, p

@@ -658,8 +658,13 @@ class SqliteStore:
                 where.append(clause)
                 args.append(value)
         cond = " AND ".join(where)
-        # One pass over the log builds every flow run (user x procedure); two queries read it.
-        await self.conn.execute("DROP TABLE IF EXISTS temp.report_runs")
+        # One pass over the log builds every flow run (user x procedure). A run started more than once is
+        # split into its attempts (one per start): an attempt that never ended (completed, stopped, left) and
+        # went quiet is abandoned at its own last step, on its own last day, so a citizen who gave up and
+        # started over is not placed at the step they finished at. (Only those runs: a window over the whole
+        # log would cost a second full pass.)
+        for table in ("report_runs", "report_attempts", "report_given_up"):
+            await self.conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
         await self.conn.execute(
             f"""
             CREATE TEMP TABLE report_runs AS
@@ -675,12 +680,47 @@ class SqliteStore:
             """,  # noqa: S608 - the WHERE clause is built from fixed fragments; values are bound
             args,
         )
+        await self.conn.execute(
+            f"""
+            CREATE TEMP TABLE report_attempts AS
+            SELECT user_key, procedure_id,
+                   SUM({_STARTS}) AS started,
+                   SUM({_COMPLETIONS}) + SUM(type IN ('flow-cancelled', 'flow-exited')) AS ended,
+                   MAX(ts) AS last_ts,
+                   MAX(CASE WHEN type = 'step-entered' THEN id END) AS last_step_id
+            FROM (
+                SELECT *, SUM(CASE WHEN {_STARTS} THEN 1 ELSE 0 END)
+                          OVER (PARTITION BY user_key, procedure_id ORDER BY id) AS attempt
+                FROM events WHERE {cond} AND procedure_id IS NOT NULL
+                AND user_key IN (SELECT user_key FROM temp.report_runs WHERE started > 1)
+            ) GROUP BY user_key, procedure_id, attempt
+            """,  # noqa: S608
+            args,
+        )
+        # the attempts given up: every such attempt of a run started more than once; a run started once
+        # (nearly all) is given up when it never ended
+        await self.conn.execute(
+            """
+            CREATE TEMP TABLE report_given_up AS
+            SELECT user_key, procedure_id, last_ts, last_step_id FROM temp.report_runs
+            WHERE started = 1 AND completed + cancelled + exited = 0 AND last_ts < ?1
+            UNION ALL
+            SELECT a.user_key, a.procedure_id, a.last_ts, a.last_step_id
+            FROM temp.report_attempts a JOIN temp.report_runs r USING (user_key, procedure_id)
+            WHERE r.started > 1 AND a.started > 0 AND a.ended = 0 AND a.last_ts < ?1
+            """,
+            (idle_before,),
+        )
+        await self.conn.execute("ALTER TABLE temp.report_runs ADD COLUMN abandoned INTEGER DEFAULT 0")
+        await self.conn.execute(
+            "UPDATE temp.report_runs SET abandoned = (SELECT COUNT(*) FROM temp.report_given_up g "
+            "WHERE g.user_key = report_runs.user_key AND g.procedure_id = report_runs.procedure_id) "
+            "WHERE (user_key, procedure_id) IN (SELECT user_key, procedure_id FROM temp.report_given_up)"
+        )
         flows = {}
         async with self.conn.execute(
-            "SELECT procedure_id, SUM(started), SUM(completed), SUM(cancelled), SUM(exited), "
-            "SUM(CASE WHEN last_ts < ? THEN MAX(started - completed - cancelled - exited, 0) ELSE 0 END) "
+            "SELECT procedure_id, SUM(started), SUM(completed), SUM(cancelled), SUM(exited), SUM(abandoned) "
             "FROM temp.report_runs GROUP BY procedure_id",
-            (idle_before,),
         ) as cur:
             for pid, started, completed, cancelled, exited, abandoned in await cur.fetchall():
                 flows[pid] = {
@@ -726,13 +766,15 @@ class SqliteStore:
         # Time at a step: until the next step, or until the attempt ended there (a stop, a switch, completion),
         # never into a later attempt.
         sql_spent = f"""
-            SELECT procedure_id, to_step, user_key, until - ts FROM (
+            SELECT procedure_id, to_step, user_key, CASE WHEN then_ IS 'flow-started' THEN NULL ELSE until - ts END
+            FROM (
                 SELECT procedure_id, to_step, user_key, type, ts,
-                       LEAD(ts) OVER (PARTITION BY user_key, procedure_id ORDER BY id) AS until
+                       LEAD(ts) OVER w AS until, LEAD(type) OVER w AS then_
                 FROM events WHERE {cond} AND procedure_id IS NOT NULL
-                AND type IN ('step-entered', 'flow-cancelled', 'flow-exited', 'flow-completed')
+                AND type IN ('step-entered', 'flow-cancelled', 'flow-exited', 'flow-completed', 'flow-started')
+                WINDOW w AS (PARTITION BY user_key, procedure_id ORDER BY id)
             ) WHERE type = 'step-entered'
-        """  # noqa: S608
+        """  # noqa: S608 (an attempt given up has no end: the time at its last step is unknown, not days)
         spent: dict[tuple[str, str], list[float]] = {}
         stage_of = stages or {}
         furthest: dict[tuple[str, str], int] = {}  # (procedure, user) -> the furthest stage entered
@@ -760,8 +802,7 @@ class SqliteStore:
         if furthest:
             async with self.conn.execute(
                 "SELECT procedure_id, user_key, cancelled FROM temp.report_runs "
-                "WHERE completed = 0 AND (cancelled > 0 OR (last_ts < ? AND started > exited))",
-                (idle_before,),
+                "WHERE completed = 0 AND (cancelled > 0 OR abandoned > 0)",
             ) as cur:
                 for pid, user, cancelled in await cur.fetchall():
                     at = furthest.get((pid, user))
@@ -790,10 +831,9 @@ class SqliteStore:
                 if any(row.values()):
                     trend.setdefault(int(d), {}).update(row)
         async with self.conn.execute(
-            f"SELECT CAST((last_ts + {VIETNAM_OFFSET_SECONDS}) / 86400 AS INTEGER) AS d, "  # noqa: S608
-            "SUM(MAX(started - completed - cancelled - exited, 0)) "
-            f"FROM temp.report_runs WHERE last_ts < ?{not_apart} GROUP BY d",
-            (idle_before, *apart_),
+            f"SELECT CAST((last_ts + {VIETNAM_OFFSET_SECONDS}) / 86400 AS INTEGER) AS d, COUNT(*) "  # noqa: S608
+            f"FROM temp.report_given_up WHERE 1 = 1{not_apart} GROUP BY d",
+            apart_,
         ) as cur:
             for d, count in await cur.fetchall():
                 if count:
@@ -801,9 +841,9 @@ class SqliteStore:
         channels: dict[str, dict[str, int]] = {}
         async with self.conn.execute(
             "SELECT channel, SUM(started), SUM(completed), SUM(cancelled), "  # noqa: S608 - placeholders only
-            "SUM(CASE WHEN last_ts < ? THEN MAX(started - completed - cancelled - exited, 0) ELSE 0 END) "
+            "SUM(abandoned) "
             f"FROM temp.report_runs WHERE 1 = 1{not_apart} GROUP BY channel",
-            (idle_before, *apart_),
+            apart_,
         ) as cur:
             for channel_, started, completed, cancelled, abandoned in await cur.fetchall():
                 channels[str(channel_)] = {
@@ -814,14 +854,14 @@ class SqliteStore:
                 }
         sql_dropped = """
             SELECT e.procedure_id, e.to_step, COUNT(*)
-            FROM temp.report_runs r JOIN events e ON e.id = r.last_step_id
-            WHERE r.started - r.completed - r.cancelled - r.exited > 0 AND r.last_ts < ?
+            FROM temp.report_given_up g JOIN events e ON e.id = g.last_step_id
             GROUP BY e.procedure_id, e.to_step
         """
-        async with self.conn.execute(sql_dropped, (idle_before,)) as cur:
+        async with self.conn.execute(sql_dropped) as cur:
             for pid, step, dropped in await cur.fetchall():
                 step_at(pid, step)["dropped"] = int(dropped)
-        await self.conn.execute("DROP TABLE IF EXISTS temp.report_runs")
+        for table in ("report_runs", "report_attempts", "report_given_up"):
+            await self.conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
         async with self.conn.execute(  # a stop is placed at the step where the citizen said it (once per citizen)
             f"SELECT procedure_id, step_id, COUNT(DISTINCT user_key) FROM events WHERE {cond} "  # noqa: S608
             "AND type = 'flow-cancelled' AND step_id IS NOT NULL GROUP BY procedure_id, step_id",
