@@ -355,7 +355,8 @@ def overview(procedures: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             continue
         worst = max(p["steps"], key=lambda s: (s["dropped"] + s["cancelled"], -p["steps"].index(s)), default=None)
         lost_there = (worst["dropped"] + worst["cancelled"]) if worst else 0
-        stage = max(p["stages"], key=lambda s: (s["dropped"] + s["cancelled"], -p["stages"].index(s)), default=None)
+        # most citizens lost; between equals, the larger share of those who got there
+        stage = max(p["stages"], key=lambda s: (s["dropped"] + s["cancelled"], s["lost_pct"]), default=None)
         lost_in_stage = (stage["dropped"] + stage["cancelled"]) if stage else 0
         reasons = sorted(p["exit_reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
         out.append(
