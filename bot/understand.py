@@ -1427,7 +1427,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if by_amount is not None:
         return Reading("choice", by_amount, how="quantity")
     # "hổng biết nữa", "tui ko rõ": the step's "don't know" answer ("Tôi chưa rõ"), or else a call for help
-    if NEGATIVE in core and set(core) <= {NEGATIVE, "nho"} | _KNOWING:
+    if NEGATIVE in core and set(core) & ({"nho"} | _KNOWING) and set(core) <= {NEGATIVE, "nho"} | _KNOWING:
         unsure = [cid for cid, label in cores if {NEGATIVE, "nho"} <= set(label)]
         if len(unsure) == 1:
             return Reading("choice", unsure[0], how="words")

@@ -858,6 +858,7 @@ MORE_EVERYDAY: list[tuple[str, Options, tuple[str, str]]] = [
     # not knowing: the step's "don't know" answer, or else help
     ("tui hong biet nua", WAYS, ("command", "help")),
     ("tui ko ro nua", HOME, ("choice", "o:chua-ro")),
+    ("không", MESSAGE, ("none", "")),  # a bare no is not "I don't know"
     ("roi qua k biet chon cai nao", FIX, ("command", "help")),  # confused: explain, not "Nhờ cán bộ giúp"
     ("hong biet lam, nho nguoi lam giup", SELF_FIX, ("choice", "o:can-giup")),
     ("bay gio tui phai lam j", WAYS, ("command", "help")),
