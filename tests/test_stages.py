@@ -319,3 +319,17 @@ async def _finished_on_day_three(tmp_path: Path, before: list[Event]) -> tuple[d
     data = json.loads(report(await seeded(tmp_path, events), "--format", "json"))
     [p] = [p for p in data["procedures"] if p["id"] == PROC]
     return data, p
+
+
+async def test_a_stop_reason_given_three_times_by_one_citizen_counts_once(tmp_path: Path) -> None:
+    events: list[Event] = []
+    for t in range(3):  # one citizen, three times "Để sau"
+        events.append(ev(1, "exit-reason", t, procedure_id=PROC, step_id="ai-nop", detail={"reason": "de-sau"}))
+    for u in (2, 3):  # two citizens, "Thiếu giấy tờ"
+        events.append(ev(u, "exit-reason", 0, procedure_id=PROC, step_id="ai-nop", detail={"reason": "thieu-giay-to"}))
+    for u in (1, 2, 3):
+        events.append(ev(u, "flow-started", -1, procedure_id=PROC, step_id="gioi-thieu", via="match"))
+    data = json.loads(report(await seeded(tmp_path, events), "--format", "json"))
+    [p] = [p for p in data["procedures"] if p["id"] == PROC]
+    assert p["exit_reasons"] == {"de-sau": 1, "thieu-giay-to": 2}
+    assert data["overview"][0]["top_exit_reason"] == "thieu-giay-to"

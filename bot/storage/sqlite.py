@@ -881,7 +881,7 @@ class SqliteStore:
         reasons: dict[str, dict[str, int]] = {}
         step_reasons: dict[tuple[str, str], dict[str, int]] = {}
         async with self.conn.execute(
-            f"SELECT procedure_id, step_id, json_extract(detail, '$.reason'), COUNT(*) FROM events WHERE {cond} "  # noqa: S608
+            f"SELECT procedure_id, step_id, json_extract(detail, '$.reason'), COUNT(DISTINCT user_key) FROM events WHERE {cond} "  # noqa: S608
             "AND type = 'exit-reason' AND procedure_id IS NOT NULL GROUP BY procedure_id, step_id, 3",
             args,
         ) as cur:
