@@ -128,6 +128,14 @@ def _age_range(name: Sequence[str]) -> tuple[int, int] | None:
     return None
 
 
+def _ask_family(family: Family, scored: Sequence[_Scored]) -> MatchResult:
+    """The family's question instead of a guess: its members as the choices, best-ranked first."""
+    rank = {s.procedure_id: s.rank for s in scored}
+    score = {s.procedure_id: round(s.confidence, 2) for s in scored}
+    members = sorted(family.members, key=lambda m: -rank.get(m, 0.0))
+    return MatchResult("ambiguous", tuple(Candidate(m, score.get(m, 0.0)) for m in members), family=family.id)
+
+
 class Matcher:
     """An index over a catalogue's names, aliases and examples, built once per content load."""
 
@@ -218,11 +226,10 @@ class Matcher:
                 self.age_range[pid] = _age_range(name)
         return out
 
-    def _names_member(self, clean: str, family: Family, top: str) -> bool:
+    def _names_member(self, said: Sequence[str], family: Family, top: str) -> bool:
         """Whether a question about a family names its top member: a word only that member's name or aliases
         have ("cấp lại", "mất", "tách"), the member's whole name ("đăng ký thường trú"), or an age in its range
-        ("cho con 3 tuổi" at "dưới 6 tuổi")."""
-        said = self._key(clean).split()
+        ("cho con 3 tuổi" at "dưới 6 tuổi"). ``said``: the question's match key."""
         words = set(said)
         if words & self.telling[family.id] or self.name_core.get(top, frozenset({""})) <= words:
             return True
@@ -296,9 +303,10 @@ class Matcher:
                         scores[pid] += idf_k * tf / (tf + norm[pid])
         return {pid: 100.0 * min(s / best, 1.0) for pid, s in scores.items() if s > 0}
 
-    def _score(self, clean: str) -> list[_Scored]:
-        """Procedures sharing a word with the query (personal numbers already removed), best-ranked first."""
-        words = self._key(clean).split()
+    def _score(self, clean: str, words: Sequence[str] | None = None) -> list[_Scored]:
+        """Procedures sharing a word with the query (personal numbers already removed), best-ranked first
+        (``words``: its match key, when the caller has it already)."""
+        words = self._key(clean).split() if words is None else words
         if not words:
             return []
         bm25 = self._bm25(_terms(words))
@@ -344,7 +352,8 @@ class Matcher:
 
     def _match(self, clean: str) -> MatchResult:
         cfg = self.config
-        scored = self._score(clean)
+        said = self._key(clean).split()
+        scored = self._score(clean, said)
         if scored and scored[0].procedure_id == OUT_OF_SCOPE:
             # Closer to something the officials listed as not covered than to any procedure.
             rest = [s for s in scored if s.procedure_id != OUT_OF_SCOPE][:3]
@@ -361,20 +370,11 @@ class Matcher:
             rank = {s.procedure_id: s.rank for s in scored}
             sibling = max((rank.get(m, 0.0) for m in family.members if m != scored[0].procedure_id), default=0.0)
             if scored[0].rank - sibling < family.margin and sibling >= cfg.ambiguous:
-                members = sorted(family.members, key=lambda m: -rank.get(m, 0.0))
-                score = {s.procedure_id: round(s.confidence, 2) for s in scored}
-                return MatchResult(
-                    "ambiguous", tuple(Candidate(m, score.get(m, 0.0)) for m in members), family=family.id
-                )
+                return _ask_family(family, scored)
         if top[0].score >= cfg.confident and margin >= cfg.margin and words >= cfg.min_words:
-            if family is not None and not self._names_member(clean, family, scored[0].procedure_id):
+            if family is not None and not self._names_member(said, family, scored[0].procedure_id):
                 # "làm căn cước ở đâu": the family's words and none of a member's own ("lại", "dưới 6 tuổi")
-                rank = {s.procedure_id: s.rank for s in scored}
-                members = sorted(family.members, key=lambda m: -rank.get(m, 0.0))
-                score = {s.procedure_id: round(s.confidence, 2) for s in scored}
-                return MatchResult(
-                    "ambiguous", tuple(Candidate(m, score.get(m, 0.0)) for m in members), family=family.id
-                )
+                return _ask_family(family, scored)
             return MatchResult("confident", top)
         return MatchResult("ambiguous", top)
 

@@ -57,25 +57,8 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
             s = data["steps"].get((proc.id, step.id))
             if s is None:
                 continue
-            sig = data["signals"].get((proc.id, step.id), {})
-            reached, dropped = s["reached"], s["dropped"]
-            moved_on = reached if step.kind == "end" else s.get("moved_on", 0)
-            steps.append(
-                {
-                    "id": step.id,
-                    "title": title(step, proc.name),
-                    "stage": catalogue.stages[at_stage[step.id]].id if at_stage else None,
-                    "kind": step.kind,
-                    "reached": reached,
-                    "moved_on": moved_on,
-                    "dropped": dropped,
-                    "dropped_pct": round(100.0 * dropped / reached, 1) if reached else 0.0,
-                    "cancelled": s.get("cancelled", 0),
-                    "median_seconds": round(s["median_seconds"], 1) if s.get("median_seconds") is not None else None,
-                    **{k.replace("-", "_"): sig.get(k, 0) for k in SIGNALS},
-                    "exit_reasons": dict(sorted(data.get("step_exit_reasons", {}).get((proc.id, step.id), {}).items())),
-                }
-            )
+            stage = catalogue.stages[at_stage[step.id]].id if at_stage else None
+            steps.append(_step_row(proc.id, step.id, title(step, proc.name), stage, step.kind, s, data))
         procedures.append(
             {
                 "id": proc.id,
@@ -132,31 +115,41 @@ def _distinct_titles(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return steps
 
 
+def _step_row(
+    pid: str,
+    step_id: str,
+    title_: str,
+    stage: str | None,
+    kind: str | None,
+    s: Mapping[str, Any],
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One row of a procedure's step table (the JSON format), from the store's counts for the step."""
+    sig = data["signals"].get((pid, step_id), {})
+    reached, dropped = s["reached"], s["dropped"]
+    return {
+        "id": step_id,
+        "title": title_,
+        "stage": stage,
+        "kind": kind,
+        "reached": reached,
+        "moved_on": reached if kind == "end" else s.get("moved_on", 0),
+        "dropped": dropped,
+        "dropped_pct": round(100.0 * dropped / reached, 1) if reached else 0.0,
+        "cancelled": s.get("cancelled", 0),
+        "median_seconds": round(s["median_seconds"], 1) if s.get("median_seconds") is not None else None,
+        **{k.replace("-", "_"): sig.get(k, 0) for k in SIGNALS},
+        "exit_reasons": dict(sorted(data.get("step_exit_reasons", {}).get((pid, step_id), {}).items())),
+    }
+
+
 def _gone_steps(known: Mapping[str, Any], proc_id: str, data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Steps the log has and the flow no longer has (an edit removed or renamed them), last, by id."""
-    out = []
-    for (pid, step_id), s in sorted(data["steps"].items()):
-        if pid != proc_id or step_id in known:
-            continue
-        sig = data["signals"].get((pid, step_id), {})
-        reached = s["reached"]
-        out.append(
-            {
-                "id": step_id,
-                "title": f"(đã bỏ: {step_id})",  # an edit removed or renamed it
-                "stage": None,
-                "kind": None,
-                "reached": reached,
-                "moved_on": s.get("moved_on", 0),
-                "dropped": s["dropped"],
-                "dropped_pct": round(100.0 * s["dropped"] / reached, 1) if reached else 0.0,
-                "cancelled": s.get("cancelled", 0),
-                "median_seconds": round(s["median_seconds"], 1) if s.get("median_seconds") is not None else None,
-                **{k.replace("-", "_"): sig.get(k, 0) for k in SIGNALS},
-                "exit_reasons": {},
-            }
-        )
-    return out
+    return [
+        _step_row(pid, step_id, f"(đã bỏ: {step_id})", None, None, s, data)
+        for (pid, step_id), s in sorted(data["steps"].items())
+        if pid == proc_id and step_id not in known
+    ]
 
 
 def _stage_funnel(

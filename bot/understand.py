@@ -295,6 +295,7 @@ class Vocabulary:
     filler_spellings: Mapping[str, tuple[str | None, ...]] = field(default_factory=dict)
     # labels and names already read: a step's labels are read again at every message
     seen: dict[tuple[str, bool], Phrase] = field(default_factory=dict, compare=False, repr=False)
+    written: dict[str, Phrase] = field(default_factory=dict, compare=False, repr=False)  # labels as spelled
     says_seen: dict[tuple[str, str], tuple[Phrase, Phrase] | None] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -469,6 +470,15 @@ class Vocabulary:
             if len(self.seen) > _CACHE_LIMIT:
                 self.seen.clear()
             self.seen[key] = words
+        return words
+
+    def label_words(self, text: str, normalize: Normalizer) -> Phrase:
+        """A label's words as written (no synonyms applied), remembered like ``read_label``'s."""
+        words = self.written.get(text)
+        if words is None:
+            if len(self.written) > _CACHE_LIMIT:
+                self.written.clear()
+            words = self.written[text] = words_of(normalize, text)
         return words
 
     def says_forms(self, text: str, normalize: Normalizer) -> tuple[Phrase, Phrase] | None:
@@ -1279,7 +1289,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     labels = [(cid, _tokens(vocab.read_label(label, normalize))) for cid, label in flow]
 
     def spelled_labels() -> list[Phrase]:
-        return [words_of(normalize, label) for _, label in flow]
+        return [vocab.label_words(label, normalize) for _, label in flow]
 
     cores = [(cid, _tokens(vocab.read_label(label, normalize, core=True))) for cid, label in flow]
     core = _tokens(vocab.core(words))
@@ -1333,7 +1343,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             no_longer = _no_longer(tokens, names, vocab)
             picked, _ = label_choice(_tokens(rest), cores, vocab, by_polarity=False) if rest else (None, ())
             if picked is None and not no_longer and _quantities(_tokens(said)):
-                raw_labels = [(cid, _tokens(words_of(normalize, label))) for cid, label in flow]
+                raw_labels = [(cid, _tokens(vocab.label_words(label, normalize))) for cid, label in flow]
                 picked = quantity_choice(_tokens(said), raw_labels)  # "nghỉ từ đầu năm, giờ gần nửa năm rồi"
             if picked is None and rest and options.says and not no_longer:
                 picked = near_choice(
@@ -1399,7 +1409,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     # Words of its name say nothing about which choice: "tạm trú nộp trên vneid" is "nộp trên vneid".
     if names:
         core = tuple(t for t in core if t not in names[0]) or core
-    yes, no = _yes_no(labels, vocab, {cid: words_of(normalize, label) for cid, label in flow})
+    yes, no = _yes_no(labels, vocab, {cid: vocab.label_words(label, normalize) for cid, label in flow})
     flow_ids = tuple(cid for cid, _ in flow)
     # At a "for whom" question, the citizen alone: "có mình tui thôi", "cho tui thôi, tui đi làm xa".
     alone = _just_me(_tokens(said), cores)
@@ -1422,7 +1432,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     # 9. An age or a time that falls in one choice's range: "con tôi mới 3 tuổi" → "Chưa đủ 6 tuổi".
     by_amount = None
     if _quantities(_tokens(said)):  # the labels' own words are read only when the message states an amount
-        raw_labels = [(cid, _tokens(words_of(normalize, label))) for cid, label in flow]
+        raw_labels = [(cid, _tokens(vocab.label_words(label, normalize))) for cid, label in flow]
         by_amount = quantity_choice(_tokens(said), raw_labels)
     if by_amount is not None:
         return Reading("choice", by_amount, how="quantity")
@@ -1435,7 +1445,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             return Reading("command", "help", how="unsure")
     # At a step with one "it failed" answer ("Thanh toán bị lỗi", "Tải lên bị lỗi"), a message that tells of a
     # failure: "trả ko được, báo lỗi", "quét mã qr mà hổng được", "nó hổng nhận hình".
-    failed = _failure_choice(_tokens(said), flow, normalize)
+    failed = _failure_choice(_tokens(said), flow, vocab, normalize)
     if failed is not None:
         return Reading("choice", failed, how="words")
     # 10. The words of a label: "ra công an xã nộp" → "Đến công an xã".
@@ -1466,7 +1476,12 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     # A message opened by a no, at a step with one "no" answer: "chưa, chưa ai gửi mã" → "Vẫn chưa có"
     # (unless its other words pick another answer: "không, tui có mã rồi" is asked about, below).
     opened_no = tokens[0] in _NEGATIONS and len(tokens) > 1 and tokens[1] not in _KNOWING
-    if opened_no and len(no) == 1 and not _says(words, vocab.questions) and _plainly_no(dict(flow)[no[0]], normalize):
+    if (
+        opened_no
+        and len(no) == 1
+        and not _says(words, vocab.questions)
+        and _plainly_no(dict(flow)[no[0]], vocab, normalize)
+    ):
         after_no = tuple(t for t in core if t not in _NEGATIONS)
         answered, _ = label_choice(after_no, cores, vocab, by_polarity=False) if after_no else (None, ())
         if answered in (None, no[0]):
@@ -1517,9 +1532,9 @@ def _yes_no_question(tokens: Tokens) -> bool:
     return len(tokens) >= 5 and tokens[-1] in _NEGATIONS and bool({"co", "duoc", "phai"} & set(tokens[:-1]))
 
 
-def _plainly_no(label: str, normalize: Normalizer) -> bool:
+def _plainly_no(label: str, vocab: Vocabulary, normalize: Normalizer) -> bool:
     """A label that answers no in words of no ("Vẫn chưa có", "Không, để sau"; not "Thanh toán bị lỗi")."""
-    return bool({NEGATIVE, "chua"} & set(_tokens(words_of(normalize, label))))
+    return bool({NEGATIVE, "chua"} & set(_tokens(vocab.label_words(label, normalize))))
 
 
 def _tells_failure(label: Tokens) -> bool:
@@ -1529,10 +1544,12 @@ def _tells_failure(label: Tokens) -> bool:
     return bool({"chua", "khong"} & set(label)) and label[-1] == "duoc"
 
 
-def _failure_choice(said: Tokens, flow: Sequence[tuple[str, str]], normalize: Normalizer) -> str | None:
+def _failure_choice(
+    said: Tokens, flow: Sequence[tuple[str, str]], vocab: Vocabulary, normalize: Normalizer
+) -> str | None:
     """The one answer that says it failed ("… bị lỗi") when the message tells of a failure, not of a fix
     ("hết lỗi", "không bị lỗi") or of something done."""
-    failing = [cid for cid, label in flow if _tells_failure(_tokens(words_of(normalize, label)))]
+    failing = [cid for cid, label in flow if _tells_failure(_tokens(vocab.label_words(label, normalize)))]
     if len(failing) != 1:
         return None
     faults = [i for i, t in enumerate(said) if t in _FAULT]
