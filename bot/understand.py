@@ -707,6 +707,26 @@ def _yes_typed_plainly(said: Phrase, command: str, labels: Sequence[Phrase], voc
     return bool(phrases) and all(len(p) == 1 and p[0][0] in plain & label_words for p in phrases)
 
 
+def _label_holding(words: Phrase, command: str, labels: Sequence[tuple[str, Tokens]], vocab: Vocabulary) -> str | None:
+    """The one choice whose label holds two words or more of a command phrase the message says, and every other
+    word of it but politeness: "chỉ tui với" at "Có, chỉ tôi cách xem" answers the question; it does not call
+    for an official."""
+
+    def plain(tokens: Iterable[str]) -> set[str]:  # "tui" and "tôi" alike
+        return {"toi" if t in _SELF else t for t in tokens}
+
+    phrases = [plain(_tokens(p)) for p in vocab.commands.get(command, ()) if len(p) > 1 and _contains(words, p)]
+    if not phrases:
+        return None
+    polite = vocab.filler_spellings.keys() - _SPELLED_FILLERS  # "với" need not be in the label
+
+    def holds(label: set[str], phrase: set[str]) -> bool:
+        return len(phrase & label) > 1 and phrase - label <= polite
+
+    holders = {cid for cid, label in labels if any(holds(plain(label), p) for p in phrases)}
+    return holders.pop() if len(holders) == 1 else None
+
+
 def _asked_in_full(words: Phrase, core: Phrase, label: Tokens, vocab: Vocabulary) -> bool:
     """Whether the message asks a command in a phrase at least as long as a label merely found among its
     words: "nói chuyện với người đi, hổng nói với máy" asks for a person, whatever "Có chỗ sai" it holds."""
@@ -1337,6 +1357,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         else:
             # "hướng dẫn khắc phục đi" at "Xem cách khắc phục": the rest of the message names the choice
             rest, _ = _without(vocab.core(words), vocab.commands.get(command, frozenset()))
+            if rest and words[-1][0] == rest[-1][0] == "xem":
+                rest = rest[:-1]  # "hỏi lại coi": a closing "coi" softens the ask; it picks no "Xem …" answer
             only_on = options.forward and len(flow) == 1 and not options.forward_needs_done
             if only_on and not vocab.negative(tokens) and _said_yes_around(words, vocab):
                 return Reading("choice", options.forward or "", how="affirm")  # "coi lại rồi, đúng hai bản, ok"
@@ -1355,6 +1377,10 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         command = None  # the phrase written for the choice holds the command's words: "chọn lộn xã" is the choice
     if command is not None and said_choice and len(said_phrase) > _command_length(words, command, vocab):
         command = None  # "vô được rồi, đang thấy trang chủ": the longer way of saying a choice, not "trang chủ"
+    if command is not None and options.words:
+        holder = _label_holding(words, command, labels, vocab)
+        if holder is not None:
+            return Reading("choice", holder, how="label")  # "dạ có, chỉ tui với" at "Có, chỉ tôi cách xem"
     # 2: at a step with its own "ask for help" answer, a call for help is that answer
     confused = any(_contains(words, p) for p in vocab.confused)  # "là sao": explain, not "Nhờ cán bộ giúp"
     asks_hands = not _says(words, vocab.core_help) and not _HANDOFF & set(tokens) and not confused

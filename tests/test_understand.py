@@ -812,6 +812,7 @@ LAND = Options(
 )
 SELF_FIX = Options((("o:tu-lam", "Tôi tự bổ sung được"), ("o:can-giup", "Tôi cần người giúp")), flow_choices=2)
 DIRECT = Options((("o:mang", "Nộp trên mạng"), ("o:truc-tiep", "Nộp trực tiếp")), flow_choices=2)
+PICKUP = Options((("o:tai-cho", "Nhận tại nơi đăng ký"), ("o:buu-dien", "Gửi qua bưu điện")), flow_choices=2)
 HOW_MANY = Options((("o:mot", "Một người"), ("o:nhieu", "Nhiều người trong hộ")), flow_choices=2)
 
 
@@ -868,6 +869,13 @@ MORE_EVERYDAY: list[tuple[str, Options, tuple[str, str]]] = [
     ("lộn thủ tục rồi, hủy đi", MESSAGE, ("command", "cancel")),
     ("lui 1 buoc", HOW_MANY, ("command", "back")),  # not "Một người"
     ("rùi", MESSAGE, ("choice", "next")),
+    # a call for help whose words one answer holds is that answer ("chỉ tui với" at "Có, chỉ tôi cách xem")
+    ("da co chau oi chi tui voi nha", FOLLOW, ("choice", "o:xem")),
+    ("chi tui voi", DIRECT, ("command", "help")),  # no answer holds "chỉ tôi": still a call for help
+    # "coi" is "xem", "lãnh" is "nhận"; a closing "coi" only softens a command
+    ("chi tui coi di", FOLLOW, ("choice", "o:xem")),
+    ("hỏi lại coi", FOLLOW, ("command", "repeat")),
+    ("toi cho lanh", PICKUP, ("choice", "o:tai-cho")),
 ]
 
 
