@@ -155,6 +155,7 @@ class Matcher:
         self.family_of: dict[str, Family] = {pid: f for f in catalogue.families for pid in f.members}
         self.name_core: dict[str, frozenset[str]] = {}  # a family member's name without its verbs
         self.age_range: dict[str, tuple[int, int] | None] = {}  # "dưới 6 tuổi": (0, 6); "từ đủ 6 tuổi": (6, 200)
+        self.own_words: dict[str, frozenset[str]] = {}  # a family member's words no sibling has
         self.telling = self._telling_words(catalogue)
         self.gate: Gate | None = None
         if catalogue.gate is not None and catalogue.gate.weights is not None:
@@ -217,6 +218,8 @@ class Matcher:
                 }
             shared = {w for a, b in itertools.combinations(words.values(), 2) for w in a & b}
             out[family.id] = frozenset(w for ws in words.values() for w in ws - shared) - _SAY_NOTHING
+            for pid, ws in words.items():
+                self.own_words[pid] = frozenset(ws - shared) - _SAY_NOTHING
             for pid in family.members:
                 proc = catalogue.procedure(pid)
                 if proc is None:
@@ -233,11 +236,22 @@ class Matcher:
         words = set(said)
         if words & self.telling[family.id] or self.name_core.get(top, frozenset({""})) <= words:
             return True
+        return self._of_age(said, family) == top
+
+    def _of_age(self, said: Sequence[str], family: Family) -> str | None:
+        """The one member of a family whose age range holds the one age the question states ("cho con 2 tuổi"
+        is "dưới 6 tuổi"), if any."""
         ages = [a for i in range(1, len(said)) if said[i] == "tuoi" and (a := _number(said[i - 1])) is not None]
-        if len(ages) == 1:
-            fits = [m for m in family.members if (r := self.age_range.get(m)) is not None and r[0] <= ages[0] < r[1]]
-            return fits == [top]
-        return False
+        if len(ages) != 1:
+            return None
+        fits = [m for m in family.members if (r := self.age_range.get(m)) is not None and r[0] <= ages[0] < r[1]]
+        if len(fits) != 1:
+            return None
+        # ...unless another member's own words are said too: "cấp lại căn cước cho con 8 tuổi bị mất"
+        words = set(said)
+        return (
+            None if any(words & self.own_words.get(m, frozenset()) for m in family.members if m != fits[0]) else fits[0]
+        )
 
     def idf(self, term: str) -> float:
         """BM25 inverse document frequency of a term the catalogue has."""
@@ -365,6 +379,11 @@ class Matcher:
         margin = scored[0].rank - (scored[1].rank if len(scored) > 1 else 0.0)
         words = word_count(clean)
         family = self.family_of.get(scored[0].procedure_id)
+        aged = self._of_age(said, family) if family is not None and words >= cfg.min_words else None
+        if aged is not None and any(c.procedure_id == aged and c.score >= cfg.ambiguous for c in top):
+            # "làm căn cước cho con 2 tuổi": the age says which sibling, however close their scores
+            first = next(c for c in top if c.procedure_id == aged)
+            return MatchResult("confident", (first, *(c for c in top if c is not first)))
         if family is not None:
             # "làm thẻ căn cước": the family, not one of its members; "cấp lại căn cước bị mất": the member
             rank = {s.procedure_id: s.rank for s in scored}

@@ -95,6 +95,8 @@ _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
         "tính sao",
     ),
 }
+# Yielding calls for help that ask what the bot said: beside a yielding "hỏi lại", the message is asked again.
+_WHAT_SAID: Final = frozenset({("hoi", "gi", "vay"), ("noi", "gi", "vay")})
 # Calls for help that ask to be explained to, not for someone to do it: at a step with its own "Nhờ cán bộ
 # giúp" answer they are the help command, not that answer.
 _CONFUSED: Final = (
@@ -635,6 +637,7 @@ def command_of(
     if any(said_in_full(c, p) for c, ps in found.items() for p in ps):
         single = [c for c, ps in found.items() if not any(said_in_full(c, p) for p in ps)]
         found = {c: ps for c, ps in found.items() if c not in single}
+    asked_what = [all(_tokens(p) in _WHAT_SAID for p in found["help"])] if "help" in found else []
     for command in PRIORITY:
         phrases = found.get(command)
         if not phrases:
@@ -647,7 +650,9 @@ def command_of(
             continue
         if all(_tokens(p) in vocab.yielding.get(command, ()) for p in phrases):
             # "nhắn lại cái hồi nãy", "hồi nãy nói gì": "hồi nãy" tells which message; the verb asks again
-            fallback = command if fallback in (None, "back") and command == "repeat" else fallback or command
+            # ("hỏi gì z, hỏi lại coi": asking what was said, then to be asked again)
+            again = command == "repeat" and (fallback in (None, "back") or asked_what == [True])
+            fallback = command if again else fallback or command
             continue
         return command
     if weak is not None:
@@ -1463,7 +1468,9 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if by_amount is not None:
         return Reading("choice", by_amount, how="quantity")
     # "hổng biết nữa", "tui ko rõ": the step's "don't know" answer ("Tôi chưa rõ"), or else a call for help
-    if NEGATIVE in core and set(core) & ({"nho"} | _KNOWING) and set(core) <= {NEGATIVE, "nho"} | _KNOWING:
+    if (NEGATIVE in core and set(core) & ({"nho"} | _KNOWING) and set(core) <= {NEGATIVE, "nho"} | _KNOWING) or (
+        _not_knowing_how(tokens, core, cores)
+    ):
         unsure = [cid for cid, label in cores if {NEGATIVE, "nho"} <= set(label)]
         if len(unsure) == 1:
             return Reading("choice", unsure[0], how="words")
@@ -1550,6 +1557,23 @@ _FIXED_BEFORE: Final = frozenset({"het", "khong", "ko", "k", "hong", "chua", "su
 
 # "không biết…", "chưa hiểu…": a citizen who does not know, not a "no" answer.
 _KNOWING: Final = frozenset({"nho", "biet", "hieu", "ro"})
+
+
+_HOW: Final = frozenset({"sao", "nao", "gi", "j", "dau"})
+
+
+def _not_knowing_how(tokens: Tokens, core: Tokens, cores: Sequence[tuple[str, Tokens]]) -> bool:
+    """ "hổng biết khai sao hết", "ko hiểu phải làm gì": not knowing how, in a word or two that no answer of the
+    step uses ("không nhớ mật khẩu thì sao" at "Quên mật khẩu" is that answer's business)."""
+    if len(core) < 3 or len(core) > 6 or core[0] != NEGATIVE or core[1] not in {"nho"} | _KNOWING:
+        return False
+    asked = next((i for i, t in enumerate(tokens) if t in _HOW), None)
+    if asked is None:
+        return False
+    start = tokens.index(core[1]) + 1
+    between = set(tokens[start:asked])
+    answers = {t for _, label in cores for t in label}
+    return 0 < len(between) <= 2 and not between & answers
 
 
 def _yes_no_question(tokens: Tokens) -> bool:

@@ -47,6 +47,15 @@ def test_training_is_reproducible_and_separates_the_examples() -> None:
     assert top and all(isinstance(f, str) and isinstance(w, float) for f, w in top)
 
 
+def test_rows_noted_only_out_of_scope_teach_the_gate_nothing() -> None:
+    rows = [
+        ("Lấn chiếm lòng đường bị phạt bao nhiêu?", "none", "oos"),  # a fine's amount: not a "do" question
+        ("Hàng xóm mất thì ai được hưởng đất?", "none", "inheritance-property"),
+        ("lam giay khai sinh o dau", "dang-ky-khai-sinh", "nodiacritics"),
+    ]
+    assert gate.tsv_examples(rows) == [(rows[1][0], True), (rows[2][0], False)]
+
+
 def test_personal_numbers_are_not_features() -> None:
     assert gate.features("phạt bao nhiêu, sđt 0912345678") == gate.features("phạt bao nhiêu")
 
@@ -205,6 +214,10 @@ def test_a_question_about_the_whole_family_is_asked_back_not_guessed(
         ("đk thường trú online trên vneid ntn ạ", "dang-ky-thuong-tru"),  # its whole name
         ("lam can cuoc cho con 3 tuoi", "can-cuoc-duoi-6-tuoi"),  # an age in the member's range
         ("dk ks cho be", "dang-ky-khai-sinh"),  # chat abbreviations: ks is khai sinh
+        # an age in one member's range decides, however close the siblings score ("làm căn cước" alone is asked)
+        ("lam can cuoc cho con 2 tuoi", "can-cuoc-duoi-6-tuoi"),
+        # ...unless another member's own words are said too: lost is "cấp lại"
+        ("cấp lại căn cước cho con 8 tuổi bị mất", "cap-doi-can-cuoc"),
     ],
 )
 def test_a_question_naming_the_member_goes_straight_in(shipped: Content, question: str, procedure: str) -> None:

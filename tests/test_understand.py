@@ -740,7 +740,7 @@ CAR_PAPERS = Options(
         ("hết lỗi rồi", UPLOAD, ("choice", "o:xong")),
         # opened by a no, at a step with one plain "no" answer
         ("chua, chua ai gui ma", CODE, ("choice", "o:van-chua")),
-        ("không biết trả sao", PAYMENT, ("none", "")),  # not knowing is no "no", nor a failure
+        ("không biết trả sao", PAYMENT, ("command", "help")),  # not knowing how: help, not a "no" nor a failure
         # labels are read as spelled: "cha" is the father, "bạ" in "trước bạ" is no relative
         ("o chung voi ba me no", HOME, ("choice", "o:cung")),
         ("tui cũng hổng biết nữa", HOME, ("choice", "o:chua-ro")),  # "cũng" is not "cùng"
@@ -876,6 +876,12 @@ MORE_EVERYDAY: list[tuple[str, Options, tuple[str, str]]] = [
     ("chi tui coi di", FOLLOW, ("choice", "o:xem")),
     ("hỏi lại coi", FOLLOW, ("command", "repeat")),
     ("toi cho lanh", PICKUP, ("choice", "o:tai-cho")),
+    # asking what was said, then to be asked again: the message again, not the contacts
+    ("hỏi gì z, hỏi lại coi", FOLLOW, ("command", "repeat")),
+    # not knowing how, in a word the answers do not use: help; in an answer's words: that answer
+    ("hong biet khai sao het", MESSAGE, ("command", "help")),
+    ("ko hiểu phải làm gì", DIRECT, ("command", "help")),
+    ("không biết nộp trên mạng sao", DIRECT, ("choice", "o:mang")),
 ]
 
 
