@@ -69,7 +69,7 @@ _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
     "back": ("hồi nãy", "lúc nãy", "chọn lại", "sửa lại", "chọn nhầm", "bấm nhầm"),
     "repeat": ("gửi lại", "xem lại", "coi lại", "nhắn lại", "hỏi lại", "ghi lại", "viết lại"),
     "cancel": ("đổi ý",),
-    "menu": ("trang chủ", "từ đầu"),
+    "menu": ("trang chủ", "từ đầu", "mấy việc"),  # "nói lại mấy việc đó": the step's list, said again
     "help": (
         "là gì",
         "là cái gì",
@@ -83,6 +83,7 @@ _YIELDING: Final[Mapping[str, tuple[str, ...]]] = {
         "liên hệ",
         "không rành",
         "hỏi gì vậy",  # "hồi nãy hỏi gì vậy" asks for the message again
+        "là sao",  # "vậy là sao, nói lại coi": asked again
         "nói gì vậy",
         "chỉ với",  # typed plainly also "chị với": "nói lại dùm chị với nha" asks for the message again
         "chỉ giùm",
@@ -108,6 +109,7 @@ _CONFUSED: Final = (
     "là cái gì",
     "mù mờ",
     "không biết chọn",
+    "không biết làm sao",  # at "Nhờ cán bộ giúp": explain first
     "rối quá",
     "bấm cái nào",
     "chọn cái nào",
@@ -412,15 +414,20 @@ class Vocabulary:
     def canonical(self, words: Phrase, exact: bool = False) -> Phrase:
         """Synonyms replaced by the first form of their group ("trực tuyến" → "trên mạng"), longest first.
 
-        "hong" typed without diacritics is the Southern "hổng" (không), except after "bị" ("bị hỏng").
+        "hong" typed without diacritics is the Southern "hổng" (không), except after "bị" ("bị hỏng"); so is any
+        "hong" before a word of knowing ("hỏng hiểu").
         ``exact``: the words are spelled in full (a label an official wrote), so "cha" is "cha", never "chả",
         and "bạ" never "ba".
         """
         if not exact:  # the Southern "hổng" first, so that "hong biet" reads as "không biết" does
             words = tuple(
-                (NEGATIVE, None) if w == ("hong", "hong") and (i == 0 or words[i - 1][0] not in ("bi", "da")) else w
+                (NEGATIVE, None)
+                if w[0] == "hong"
+                and (i == 0 or words[i - 1][0] not in ("bi", "da"))
+                and (w == ("hong", "hong") or (i + 1 < len(words) and words[i + 1][0] in _KNOWING))
+                else w
                 for i, w in enumerate(words)
-            )
+            )  # ...and "hỏng hiểu", "hỏng biết" (the tone slipped): no thing broken knows
         out: list[Word] = []
         i = 0
         while i < len(words):
@@ -1178,7 +1185,8 @@ def says_choice(
                 at = _holds(words, phrase)
                 if at < 0:
                     continue
-                before = vocab.canonical(words[max(at - 2, 0) : at])  # "hong tu lam duoc": "hổng" is a no
+                lead = [w for w in words[:at] if w[0] != "cai"]  # "chưa có cái chữ ký điện tử": "cái" aside
+                before = vocab.canonical(tuple(lead[-2:]))  # "hong tu lam duoc": "hổng" is a no
                 if not vocab.negative(_tokens(phrase)) and vocab.negative(_tokens(before)):
                     continue
                 best[cid] = (len(forms[0]), forms[0])
@@ -1342,7 +1350,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             answering = {t for _, label in cores for t in label} - name_sets[0] - NAME_VERBS
             if not set(core) & answering:
                 return Reading("command", "repeat", how="same-procedure")
-        if options.words:
+        # "chữ ký số là sao? tui hổng hiểu": a citizen who does not understand is not answering yet
+        if options.words and not any(_contains(words, p) for p in vocab.confused):
             held = _contained(core, tokens, cores, vocab)
             if held is not None and not _asked_in_full(words, core_words, dict(cores)[held], vocab):
                 return Reading("choice", held, how="contained")
@@ -1368,6 +1377,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             if only_on and not vocab.negative(tokens) and _said_yes_around(words, vocab):
                 return Reading("choice", options.forward or "", how="affirm")  # "coi lại rồi, đúng hai bản, ok"
             no_longer = _no_longer(tokens, names, vocab)
+            if any(_contains(words, p) for p in vocab.confused):
+                rest = ()  # "chữ ký số là sao? tui hổng hiểu": the words name what is not understood, no answer
             picked, _ = label_choice(_tokens(rest), cores, vocab, by_polarity=False) if rest else (None, ())
             if picked is None and not no_longer and _quantities(_tokens(said)):
                 raw_labels = [(cid, _tokens(vocab.label_words(label, normalize))) for cid, label in flow]
@@ -1494,6 +1505,13 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         the_other = next(cid for cid, _ in cores if cid != picked)
         if not set(core) & (set(dict(cores)[the_other]) - _NEGATIONS):
             picked = the_other
+    if picked is not None and _says(words, vocab.done) and not vocab.negative(tokens) and not _FAULT & set(tokens):
+        # "tải lên xong hết rồi" names "Tải lên bị lỗi" by its subject, but says it is done, with no fault
+        spelled = {cid: _tokens(vocab.label_words(label, normalize)) for cid, label in flow}
+        if _tells_failure(spelled[picked]):
+            done = [cid for cid in yes if cid != picked and not _tells_failure(spelled[cid])]
+            if len(done) == 1:
+                picked = done[0]
     if picked is not None:
         return Reading("choice", picked, how="words")
     # ...or most words of one of its ways of saying, in any order: "ko tự làm nổi" → "tự làm không nổi".
@@ -1565,15 +1583,17 @@ _HOW: Final = frozenset({"sao", "nao", "gi", "j", "dau"})
 def _not_knowing_how(tokens: Tokens, core: Tokens, cores: Sequence[tuple[str, Tokens]]) -> bool:
     """ "hổng biết khai sao hết", "ko hiểu phải làm gì": not knowing how, in a word or two that no answer of the
     step uses ("không nhớ mật khẩu thì sao" at "Quên mật khẩu" is that answer's business)."""
-    if len(core) < 3 or len(core) > 6 or core[0] != NEGATIVE or core[1] not in {"nho"} | _KNOWING:
+    knowing = {"nho"} | _KNOWING
+    at = next((i for i in range(len(tokens) - 1) if tokens[i] == NEGATIVE and tokens[i + 1] in knowing), None)
+    if at is None or len(core) > 10:
         return False
-    asked = next((i for i, t in enumerate(tokens) if t in _HOW), None)
+    asked = next((i for i in range(at + 2, len(tokens)) if tokens[i] in _HOW), None)
     if asked is None:
         return False
-    start = tokens.index(core[1]) + 1
-    between = set(tokens[start:asked])
-    answers = {t for _, label in cores for t in label}
-    return 0 < len(between) <= 2 and not between & answers
+    between = set(tokens[at + 2 : asked])
+    answers = {t for _, label in cores for t in label} - knowing - {NEGATIVE}
+    # "tui xài điện thoại dở lắm, hổng biết chụp sao": what comes before may tell why, if no answer is named
+    return 0 < len(between) <= 2 and not set(core) & answers
 
 
 def _yes_no_question(tokens: Tokens) -> bool:

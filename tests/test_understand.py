@@ -812,6 +812,11 @@ LAND = Options(
 )
 SELF_FIX = Options((("o:tu-lam", "Tôi tự bổ sung được"), ("o:can-giup", "Tôi cần người giúp")), flow_choices=2)
 DIRECT = Options((("o:mang", "Nộp trên mạng"), ("o:truc-tiep", "Nộp trực tiếp")), flow_choices=2)
+SIGNATURE = Options(
+    (("o:da-co", "Đã có chữ ký số"), ("o:chua-co", "Chưa có chữ ký số")),
+    flow_choices=2,
+    says=(("o:da-co", ("chữ ký điện tử",)),),
+)
 PICKUP = Options((("o:tai-cho", "Nhận tại nơi đăng ký"), ("o:buu-dien", "Gửi qua bưu điện")), flow_choices=2)
 HOW_MANY = Options((("o:mot", "Một người"), ("o:nhieu", "Nhiều người trong hộ")), flow_choices=2)
 
@@ -882,6 +887,19 @@ MORE_EVERYDAY: list[tuple[str, Options, tuple[str, str]]] = [
     ("hong biet khai sao het", MESSAGE, ("command", "help")),
     ("ko hiểu phải làm gì", DIRECT, ("command", "help")),
     ("không biết nộp trên mạng sao", DIRECT, ("choice", "o:mang")),
+    ("tui xài điện thoại dở lắm, hổng biết chụp sao", MESSAGE, ("command", "help")),  # why, then how
+    ("tui hổng biết làm sao hết", FIX, ("command", "help")),  # explain first, not "Nhờ cán bộ giúp"
+    ("hỏng hiểu mấy cái này", MESSAGE, ("command", "help")),  # the tone slipped: "hổng hiểu", nothing broken
+    # not understanding a label's words is no answer: "X là sao" names what is not understood
+    ("chữ ký số là sao? tui hổng hiểu", SIGNATURE, ("command", "help")),
+    ("ủa vậy là sao ta 🤔 nói lại coi em", MESSAGE, ("command", "repeat")),  # ...and "say it again" asks again
+    ("chỉ lại lần nữa coi", MESSAGE, ("command", "repeat")),
+    ("nói lại mấy việc đó coi", MESSAGE, ("command", "repeat")),  # the step's list, not the menu's
+    # a negation before "có cái …" still negates the way of saying that follows
+    ("chưa có cái chữ ký điện tử đó", SIGNATURE, ("choice", "o:chua-co")),
+    # the subject of the failure answer, said done with no fault, is the done answer
+    ("tai len xong het roi", UPLOAD_OR_NOT, ("choice", "o:xong")),
+    ("tải lên không được", UPLOAD_OR_NOT, ("choice", "o:loi")),
 ]
 
 
