@@ -155,6 +155,7 @@ class Matcher:
         self.family_of: dict[str, Family] = {pid: f for f in catalogue.families for pid in f.members}
         self.name_core: dict[str, frozenset[str]] = {}  # a family member's name without its verbs
         self.age_range: dict[str, tuple[int, int] | None] = {}  # "dưới 6 tuổi": (0, 6); "từ đủ 6 tuổi": (6, 200)
+        self.name_text: dict[str, str] = {}  # a family member's name as the match key spells it
         self.own_words: dict[str, frozenset[str]] = {}  # a family member's words no sibling has
         self.telling = self._telling_words(catalogue)
         self.gate: Gate | None = None
@@ -226,6 +227,7 @@ class Matcher:
                     continue
                 name = [w for ws in catalogue_words((proc.name,), catalogue.abbreviations, {}) for w in ws]
                 self.name_core[pid] = frozenset(name) - _SAY_NOTHING - _NAME_VERBS
+                self.name_text[pid] = " ".join(name)
                 self.age_range[pid] = _age_range(name)
         return out
 
@@ -237,6 +239,17 @@ class Matcher:
         if words & self.telling[family.id] or self.name_core.get(top, frozenset({""})) <= words:
             return True
         return self._of_age(said, family) == top
+
+    def _named_in_full(self, said: Sequence[str], family: Family) -> str | None:
+        """The member whose whole name the question says word for word, when that name holds the names of
+        the siblings said with it: "xóa đăng ký thường trú" holds "đăng ký thường trú"."""
+        text = f" {' '.join(said)} "
+        named = [m for m in family.members if (name := self.name_text.get(m)) and f" {name} " in text]
+        if len(named) < 2:
+            return None  # one name said whole is the usual case: the scores already see it
+        longest = max(named, key=lambda m: len(self.name_text[m]))
+        inner = all(f" {self.name_text[m]} " in f" {self.name_text[longest]} " for m in named)
+        return longest if inner else None
 
     def _of_age(self, said: Sequence[str], family: Family) -> str | None:
         """The one member of a family whose age range holds the one age the question states ("cho con 2 tuổi"
@@ -384,6 +397,12 @@ class Matcher:
             # "làm căn cước cho con 2 tuổi": the age says which sibling, however close their scores
             first = next(c for c in top if c.procedure_id == aged)
             return MatchResult("confident", (first, *(c for c in top if c is not first)))
+        named = self._named_in_full(said, family) if family is not None else None
+        if named is not None and named != top[0].procedure_id and words >= cfg.min_words:
+            whole = next((c for c in top if c.procedure_id == named), None)
+            if whole is not None and whole.score >= cfg.ambiguous:
+                # "… muốn xóa đăng ký thường trú của cháu": the longer name said whole holds its sibling's
+                return MatchResult("confident", (whole, *(c for c in top if c is not whole)))
         if family is not None:
             # "làm thẻ căn cước": the family, not one of its members; "cấp lại căn cước bị mất": the member
             rank = {s.procedure_id: s.rank for s in scored}

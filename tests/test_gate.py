@@ -218,6 +218,11 @@ def test_a_question_about_the_whole_family_is_asked_back_not_guessed(
         ("lam can cuoc cho con 2 tuoi", "can-cuoc-duoi-6-tuoi"),
         # ...unless another member's own words are said too: lost is "cấp lại"
         ("cấp lại căn cước cho con 8 tuổi bị mất", "cap-doi-can-cuoc"),
+        # a member's whole name said word for word, holding its sibling's name: that member
+        (
+            "Cháu tôi chuyển vào Sài Gòn lâu rồi, tôi muốn xóa đăng ký thường trú của cháu ở nhà tôi",
+            "xoa-dang-ky-thuong-tru",
+        ),
     ],
 )
 def test_a_question_naming_the_member_goes_straight_in(shipped: Content, question: str, procedure: str) -> None:
