@@ -33,6 +33,9 @@ def shipped() -> Content:
         ("ddawng kys tamj tru cho con", "dang-ky-tam-tru"),  # Telex with the keyboard off
         ("khaisinh cho con nhỏ", "dang-ky-khai-sinh"),  # two words typed together
         ("đổi bằng lái hết hạn", "doi-giay-phep-lai-xe"),
+        ("dkkh o xa nao vay", "dang-ky-ket-hon"),  # chat abbreviations of three procedures' names
+        ("dkks cho be can gi", "dang-ky-khai-sinh"),
+        ("dkkt cho ba tui", "dang-ky-khai-tu"),
     ],
 )
 def test_ways_citizens_type_reach_the_right_procedure(shipped: Content, query: str, procedure: str) -> None:
