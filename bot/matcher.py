@@ -393,16 +393,15 @@ class Matcher:
         words = word_count(clean)
         family = self.family_of.get(scored[0].procedure_id)
         aged = self._of_age(said, family) if family is not None and words >= cfg.min_words else None
-        if aged is not None and any(c.procedure_id == aged and c.score >= cfg.ambiguous for c in top):
-            # "làm căn cước cho con 2 tuổi": the age says which sibling, however close their scores
-            first = next(c for c in top if c.procedure_id == aged)
-            return MatchResult("confident", (first, *(c for c in top if c is not first)))
-        named = self._named_in_full(said, family) if family is not None else None
-        if named is not None and named != top[0].procedure_id and words >= cfg.min_words:
-            whole = next((c for c in top if c.procedure_id == named), None)
-            if whole is not None and whole.score >= cfg.ambiguous:
-                # "… muốn xóa đăng ký thường trú của cháu": the longer name said whole holds its sibling's
-                return MatchResult("confident", (whole, *(c for c in top if c is not whole)))
+        # "làm căn cước cho con 2 tuổi": the age says which sibling, however close their scores;
+        # "… muốn xóa đăng ký thường trú của cháu": the longer name said whole holds its sibling's
+        named = self._named_in_full(said, family) if family is not None and words >= cfg.min_words else None
+        if named == top[0].procedure_id:
+            named = None  # the top one already: the usual checks below decide
+        for member in (aged, named):
+            picked = next((c for c in top if c.procedure_id == member and c.score >= cfg.ambiguous), None)
+            if picked is not None:
+                return MatchResult("confident", (picked, *(c for c in top if c is not picked)))
         if family is not None:
             # "làm thẻ căn cước": the family, not one of its members; "cấp lại căn cước bị mất": the member
             rank = {s.procedure_id: s.rank for s in scored}

@@ -1331,6 +1331,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         if label and (label in (tokens, core) or label_core == core):
             return Reading("choice", cid, how="label")
     names = _names(options, vocab, normalize)  # the procedure being done: its name and short aliases
+    confused = any(_contains(words, p) for p in vocab.confused)  # "là sao", "không hiểu": asks to be explained to
     # 2. A way of saying a choice that the content lists (``says:``): "độc thân" → "Chưa từng kết hôn";
     # the officials wrote it for this step, so it goes before a label merely found among the words.
     core_words = vocab.core(words)
@@ -1351,7 +1352,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             if not set(core) & answering:
                 return Reading("command", "repeat", how="same-procedure")
         # "chữ ký số là sao? tui hổng hiểu": a citizen who does not understand is not answering yet
-        if options.words and not any(_contains(words, p) for p in vocab.confused):
+        if options.words and not confused:
             held = _contained(core, tokens, cores, vocab)
             if held is not None and not _asked_in_full(words, core_words, dict(cores)[held], vocab):
                 return Reading("choice", held, how="contained")
@@ -1377,7 +1378,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             if only_on and not vocab.negative(tokens) and _said_yes_around(words, vocab):
                 return Reading("choice", options.forward or "", how="affirm")  # "coi lại rồi, đúng hai bản, ok"
             no_longer = _no_longer(tokens, names, vocab)
-            if any(_contains(words, p) for p in vocab.confused):
+            if confused:
                 rest = ()  # "chữ ký số là sao? tui hổng hiểu": the words name what is not understood, no answer
             picked, _ = label_choice(_tokens(rest), cores, vocab, by_polarity=False) if rest else (None, ())
             if picked is None and not no_longer and _quantities(_tokens(said)):
@@ -1398,7 +1399,6 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         if holder is not None:
             return Reading("choice", holder, how="label")  # "dạ có, chỉ tui với" at "Có, chỉ tôi cách xem"
     # 2: at a step with its own "ask for help" answer, a call for help is that answer
-    confused = any(_contains(words, p) for p in vocab.confused)  # "là sao": explain, not "Nhờ cán bộ giúp"
     asks_hands = not _says(words, vocab.core_help) and not _HANDOFF & set(tokens) and not confused
     if command == "help" and options.words and asks_hands:
         helper = [cid for cid, label in cores if "giup" in label and cid in dict(flow)]
