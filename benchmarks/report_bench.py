@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bot import report  # noqa: E402
 from bot.content import load  # noqa: E402
 from bot.stages import stage_index  # noqa: E402
+from bot.storage.analytics import ReportScope  # noqa: E402
 from bot.storage.sqlite import SqliteStore  # noqa: E402
 
 
@@ -88,7 +89,7 @@ async def main() -> int:
         catalogue = load(ROOT).catalogue
         t1 = time.perf_counter()
         stages = stage_index(catalogue)
-        data = await store.analytics(idle_before=time.time() - 86400, stages=stages)
+        data = await store.analytics(ReportScope(idle_before=time.time() - 86400, stages=stages))
         built = report.build(catalogue, data, {})
         for render in (
             report.to_table,
@@ -99,7 +100,10 @@ async def main() -> int:
             render(built)
         t2 = time.perf_counter()
         # --compare-versions: the same log read twice, once per version (here both halves are "v")
-        pair = [await store.analytics(idle_before=time.time() - 86400, version="v", stages=stages) for _ in range(2)]
+        pair = [
+            await store.analytics(ReportScope(idle_before=time.time() - 86400, version="v", stages=stages))
+            for _ in range(2)
+        ]
         both = report.compare(report.build(catalogue, pair[0], {}), report.build(catalogue, pair[1], {}), "v", "v")
         report.compare_table(both)
         t3 = time.perf_counter()

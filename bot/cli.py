@@ -24,6 +24,8 @@ from bot.errors import BotError, UsageError
 from bot.loader import confusable_problems, did_you_mean, load_content
 from bot.runner import vietnam_now
 from bot.schema import Flow
+from bot.storage import is_server, open_store, shown_db
+from bot.storage.analytics import ReportScope
 
 if TYPE_CHECKING:
     from bot.service import Service
@@ -106,7 +108,11 @@ def _add_content(p: argparse.ArgumentParser) -> None:
 
 def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--db", metavar="TỆP", default=None, help="tệp cơ sở dữ liệu SQLite (mặc định: BOT_DB hoặc var/bot.db)"
+        "--db",
+        metavar="TỆP|URL",
+        default=None,
+        help="tệp SQLite, hoặc máy chủ postgresql://người_dùng:mật_khẩu@máy:5432/tên_csdl "
+        "(mặc định: BOT_DB hoặc var/bot.db)",
     )
 
 
@@ -848,7 +854,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
 
 def _existing_db(args: argparse.Namespace) -> str:
     db = _db_path(args)
-    if not Path(db).is_file():
+    if not is_server(db) and not Path(db).is_file():
         raise BotError(f"Không thấy cơ sở dữ liệu {db}: bot chưa chạy lần nào với tệp này (xem --db hoặc BOT_DB).")
     return db
 
@@ -866,7 +872,6 @@ def _day(text: str | None, flag: str) -> float | None:
 async def cmd_report(args: argparse.Namespace) -> int:
     from bot import report
     from bot.stages import stage_index
-    from bot.storage.sqlite import SqliteStore
 
     since, until = _day(args.since, "--since"), _day(args.until, "--until")
     content = _load_or_report(_content_dir(args))
@@ -886,7 +891,8 @@ async def cmd_report(args: argparse.Namespace) -> int:
     idle_before = clock.time() - args.idle_minutes * 60
     stages = stage_index(content.catalogue)
     guides = [p.id for p in content.catalogue.procedures if p.is_guide]  # not in the per-day and channel totals
-    store = await SqliteStore.open(_existing_db(args))
+    scope = ReportScope(since, until, args.procedure, args.channel, idle_before, stages=stages, apart=guides)
+    store = await open_store(_existing_db(args))
     try:
         if args.compare_versions:
             seen = [v for v, *_ in await store.versions()]
@@ -896,16 +902,9 @@ async def cmd_report(args: argparse.Namespace) -> int:
                     f"--compare-versions: nhật ký không có phiên bản “{missing[0]}”. Các phiên bản có: "
                     f"{', '.join(seen) or '(chưa có)'}."
                 )
-            pair = [
-                await store.analytics(
-                    since, until, args.procedure, args.channel, idle_before, version=v, stages=stages, apart=guides
-                )
-                for v in args.compare_versions
-            ]
+            pair = [await store.analytics(replace(scope, version=v)) for v in args.compare_versions]
         else:
-            data = await store.analytics(
-                since, until, args.procedure, args.channel, idle_before, stages=stages, apart=guides
-            )
+            data = await store.analytics(scope)
     finally:
         await store.close()
     names = {p.id: p.name for p in content.catalogue.procedures}
@@ -953,7 +952,6 @@ def parse_age(text: str) -> float:
 
 
 async def cmd_purge(args: argparse.Namespace) -> int:
-    from bot.storage.sqlite import SqliteStore
 
     age = parse_age(args.older_than)
     now = clock.time()
@@ -971,7 +969,7 @@ async def cmd_purge(args: argparse.Namespace) -> int:
     def listed(counts: dict[str, int]) -> str:
         return ", ".join(f"{counts.get(k, 0)} {v}" for k, v in names.items())
 
-    store = await SqliteStore.open(_existing_db(args))
+    store = await open_store(_existing_db(args))
     try:
         planned = await store.purge_counts(before, sessions_before)
         print(f"Sẽ xoá dữ liệu cũ hơn {args.older_than.strip()}: {listed(planned)}.")
@@ -998,9 +996,8 @@ def _confirmed(question: str) -> bool:
 
 async def cmd_status(args: argparse.Namespace) -> int:
     from bot import status
-    from bot.storage.sqlite import SqliteStore
 
-    store = await SqliteStore.open(_existing_db(args))
+    store = await open_store(_existing_db(args))
     try:
         report = await status.gather(store)
     finally:
@@ -1008,15 +1005,14 @@ async def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
-        print(status.format_report(report, _db_path(args)))
+        print(status.format_report(report, shown_db(_db_path(args))))
     return 0 if report.healthy else 1
 
 
 async def cmd_reload(args: argparse.Namespace) -> int:
     from bot import status
-    from bot.storage.sqlite import SqliteStore
 
-    store = await SqliteStore.open(_existing_db(args))
+    store = await open_store(_existing_db(args))
     try:
         lines, ok = await status.request_reload(store, wait_seconds=args.timeout)
     finally:

@@ -1,6 +1,6 @@
 """`python -m bot report`: where citizens give up, where they get stuck, what the bot did not understand.
 
-The numbers come from SQL over the event log (see ``SqliteStore.analytics``); this module
+The numbers come from SQL over the event log (see ``bot.storage.analytics``); this module
 orders them by flow, adds rates and percentiles, and writes a terminal table, JSON
 (structure documented in docs/report.md) or CSV (UTF-8 with BOM, for Excel).
 """

@@ -24,9 +24,8 @@ from bot.engine import EngineConfig
 from bot.limits import RateLimiter
 from bot.loader import load_content
 from bot.runner import Runner, vietnam_now
-from bot.settings import hash_secret
-from bot.storage import ContentLoad, Instance, ReloadTrigger
-from bot.storage.sqlite import SqliteStore
+from bot.settings import hash_secret, setting
+from bot.storage import AdminStore, ContentLoad, Instance, ReloadTrigger, is_server, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +38,24 @@ def _where(content_dir: Path) -> str:
     return os.path.abspath(content_dir)
 
 
+async def _secret(store: AdminStore, db: str) -> bytes:
+    """The pseudonymisation secret: BOT_HASH_SECRET, else one kept with the data (every worker of a server
+    database must read the same one, so there it lives in the database, not in a file on one machine)."""
+    if is_server(db) and not setting("hash_secret"):
+        from bot.storage.postgres import PostgresStore
+
+        assert isinstance(store, PostgresStore)
+        return await store.shared_secret()
+    return hash_secret(db)
+
+
 class Service:
     """Owns the store, the content holder and the runner of one bot process."""
 
     def __init__(
         self,
         holder: ContentHolder,
-        store: SqliteStore,
+        store: AdminStore,
         runner: Runner,
         mode: str,
         reload_interval: float,
@@ -75,7 +85,7 @@ class Service:
     ) -> Service:
         """Load the content (a broken set stops the start with ContentError) and open storage."""
         where = _where(content_dir)
-        store = await SqliteStore.open(db)
+        store = await open_store(db)
         try:
             result = await asyncio.to_thread(load_content, content_dir)
             record = ContentLoad(
@@ -94,7 +104,7 @@ class Service:
             await asyncio.to_thread(content.warm)  # the first citizens do not wait for it
             holder = ContentHolder(content, content_dir)
             limiter = RateLimiter(messages_per_minute, time.monotonic) if messages_per_minute > 0 else None
-            runner = Runner(holder, store, hash_secret(db), clock=clock, config=config, limiter=limiter)
+            runner = Runner(holder, store, await _secret(store, db), clock=clock, config=config, limiter=limiter)
             service = cls(holder, store, runner, mode, reload_interval)
             await store.register_instance(Instance(service.host, service.pid, mode, time.time(), where))
         except BaseException:

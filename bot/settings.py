@@ -30,12 +30,19 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "",
         "Thư mục chứa procedures.yaml và flows/ (mặc định: thư mục hiện tại hoặc thư mục của dự án).",
     ),
-    Setting("db", "BOT_DB", "var/bot.db", "Tệp cơ sở dữ liệu SQLite cho phiên trò chuyện và nhật ký sự kiện."),
+    Setting(
+        "db",
+        "BOT_DB",
+        "var/bot.db",
+        "Nơi lưu phiên trò chuyện và nhật ký sự kiện: tệp SQLite, hoặc máy chủ "
+        "postgresql://người_dùng:mật_khẩu@máy:5432/tên_csdl.",
+    ),
     Setting(
         "hash_secret",
         "BOT_HASH_SECRET",
         "",
-        "Khoá bí mật để mã hoá mã người dùng; nếu trống, tạo tự động cạnh tệp cơ sở dữ liệu.",
+        "Khoá bí mật để mã hoá mã người dùng; nếu trống, tạo tự động cạnh tệp SQLite "
+        "(với PostgreSQL: tạo một lần trong cơ sở dữ liệu, mọi tiến trình dùng chung).",
     ),
     Setting(
         "resume_after_minutes",

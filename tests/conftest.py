@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Iterator
 from datetime import datetime
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.content import load
-from bot.engine import Content
+from bot.engine import Content, Event
 from bot.settings import VIETNAM_TZ
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,3 +85,86 @@ class Sleeps:
 
     async def __call__(self, seconds: float) -> None:
         self.slept.append(seconds)
+
+
+# -- storage backends ----------------------------------------------------------------------------
+# Every Store behaviour is checked on each backend by the same tests (tests/test_store_contract.py).
+# PostgreSQL is reached through BOT_TEST_POSTGRES (a connection string to a database the tests may
+# fill with throwaway schemas); `.ci/run` starts a server and sets it. Without it the PostgreSQL
+# cases are skipped with the reason, except under CI=true, where a missing server is a failure.
+POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES", "")
+_pg_checked: dict[str, str] = {}
+
+
+def _postgres_or_skip() -> str:
+    """The test server's connection string, or skip (fail under CI) saying why it cannot be used."""
+    if "reason" not in _pg_checked:
+        reason = ""
+        if not POSTGRES_URL:
+            reason = "BOT_TEST_POSTGRES is not set (no PostgreSQL server for the backend tests)"
+        else:
+            import psycopg
+
+            try:
+                psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+            except psycopg.Error as exc:
+                reason = f"PostgreSQL at BOT_TEST_POSTGRES is not reachable: {str(exc).strip().splitlines()[0]}"
+        _pg_checked["reason"] = reason
+    reason = _pg_checked["reason"]
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL: {reason}")
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
+def _with_schema(url: str, schema: str) -> str:
+    """The connection string with ``schema`` first on the search path (one throwaway schema per test)."""
+    from urllib.parse import quote
+
+    return f"{url}{'&' if '?' in url else '?'}options={quote(f'-c search_path={schema}')}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database on each backend: a SQLite file, or a PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "bot.db")
+        return
+    import uuid
+
+    import psycopg
+
+    url = _postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}".encode())
+    try:
+        yield _with_schema(url, schema)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+
+
+async def open_store(db: str) -> Any:
+    """The store for ``db`` as the bot opens it (a path, or a postgresql:// address)."""
+    from bot.storage import open_store as open_
+
+    return await open_(db)
+
+
+def sample_event(kind: str = "step-entered", user: str = "k", ts: float = 1.0) -> Event:
+    """An event with every column set (and a detail with diacritics)."""
+    return Event(
+        ts=ts,
+        user_key=user,
+        channel="test",
+        type=kind,
+        procedure_id="p",
+        content_version="v",
+        step_id="s",
+        from_step="a",
+        to_step="s",
+        via="choice",
+        detail={"option": "x", "text": "chữ có dấu"},
+    )

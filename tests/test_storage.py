@@ -13,56 +13,7 @@ from bot.engine import Content, Event, Frame, Position, Session
 from bot.errors import BotError
 from bot.runner import Incoming, Runner
 from bot.storage.sqlite import SCHEMA_VERSION, SqliteStore
-from tests.conftest import GOOD, NOW
-
-
-def _event(kind: str = "step-entered") -> Event:
-    return Event(
-        ts=1.0,
-        user_key="k",
-        channel="test",
-        type=kind,
-        procedure_id="p",
-        content_version="v",
-        step_id="s",
-        from_step="a",
-        to_step="s",
-        via="choice",
-        detail={"option": "x"},
-    )
-
-
-async def test_session_and_events_round_trip(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "bot.db")
-    session = Session(position=Position("p", "s"), answers={"p/q": "a"}, content_version="v", last_seen=5.0)
-    assert await store.commit_turn("k", "test", session, [_event(), _event("back")])
-    await store.close()
-    store = await SqliteStore.open(tmp_path / "bot.db")
-    assert await store.load_session("k") == session
-    rows = await store.events()
-    assert [r["type"] for r in rows] == ["step-entered", "back"]
-    assert rows[0]["detail"] == {"option": "x"}
-    assert (rows[0]["from_step"], rows[0]["to_step"], rows[0]["via"]) == ("a", "s", "choice")
-    await store.close()
-
-
-async def test_processed_update_is_committed_once(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "bot.db")
-    assert await store.commit_turn("k", "test", Session(), [_event()], ("test", "7"))
-    assert await store.is_processed("test", "7")
-    assert not await store.commit_turn("k", "test", Session(last_seen=9.0), [_event()], ("test", "7"))
-    assert len(await store.events()) == 1, "a duplicate writes nothing"
-    await store.close()
-
-
-async def test_failed_turn_writes_nothing(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "bot.db")
-    bad = Event(ts=1.0, user_key="k", channel="test", type="x", detail={"not json": object()})
-    with pytest.raises(TypeError):
-        await store.commit_turn("k", "test", Session(last_seen=1.0), [_event(), bad])
-    assert await store.load_session("k") is None
-    assert await store.events() == []
-    await store.close()
+from tests.conftest import GOOD, NOW, sample_event
 
 
 async def test_schema_is_versioned_and_wal(tmp_path: Path) -> None:
@@ -166,23 +117,6 @@ async def test_an_unusable_database_directory_is_one_clear_error(tmp_path: Path)
         await SqliteStore.open(blocker / "sub" / "bot.db")
 
 
-async def test_outbox_rows_are_committed_with_the_turn_and_stale_ones_dropped(tmp_path: Path) -> None:
-    from bot.storage import Outgoing
-
-    store = await SqliteStore.open(tmp_path / "o.db")
-    try:
-        out = Outgoing("telegram", "42", ({"text": "hi", "choices": [], "links": []},))
-        first = await store.commit_turn("k", "telegram", Session(last_seen=1.0), [], ("telegram", "1"), out)
-        assert isinstance(first, int) and first > 0
-        assert await store.commit_turn("k", "telegram", Session(), [], ("telegram", "1"), out) is False
-        [(row_id, pending)] = await store.outbox_pending("telegram")
-        assert row_id == first and pending == out
-        assert await store.outbox_pending("zalo-bot") == []
-        assert await store.outbox_pending("telegram", max_age_seconds=-1) == []  # older than allowed: dropped
-    finally:
-        await store.close()
-
-
 def test_sealed_chat_ids_read_back_only_with_the_secret() -> None:
     from bot.privacy import seal, unseal
 
@@ -264,8 +198,8 @@ async def test_turns_committed_together_keep_their_own_results(tmp_path: Path) -
     store._write_batch = counting  # type: ignore[method-assign]
     session = Session(position=Position("p", "s"), last_seen=1.0)
     results = await asyncio.gather(
-        *(store.commit_turn(f"u{i}", "test", session, [_event()], ("test", f"e{i}")) for i in range(20)),
-        store.commit_turn("u0", "test", session, [_event()], ("test", "e0")),  # the same update again
+        *(store.commit_turn(f"u{i}", "test", session, [sample_event()], ("test", f"e{i}")) for i in range(20)),
+        store.commit_turn("u0", "test", session, [sample_event()], ("test", "e0")),  # the same update again
     )
     assert results == [True] * 20 + [False]  # the duplicate undid only itself
     assert sum(batches) == 21 and len(batches) < 21  # written in fewer transactions than turns
@@ -298,21 +232,21 @@ async def test_a_commit_that_fails_fails_only_its_callers_and_the_store_goes_on(
     )
     session = Session(last_seen=1.0)
     good, bad = await asyncio.gather(
-        store.commit_turn("a", "test", session, [_event()], ("test", "g")),
-        store.commit_turn("b", "test", session, [_event("bad")], ("test", "b")),
+        store.commit_turn("a", "test", session, [sample_event()], ("test", "g")),
+        store.commit_turn("b", "test", session, [sample_event("bad")], ("test", "b")),
         return_exceptions=True,
     )
     assert good is True and isinstance(bad, sqlite3.IntegrityError)
     assert await store.is_processed("test", "g") and not await store.is_processed("test", "b")
     assert await store.load_session("b") is None
-    assert await store.commit_turn("c", "test", session, [_event()], ("test", "c")) is True
+    assert await store.commit_turn("c", "test", session, [sample_event()], ("test", "c")) is True
     await store.close()
 
 
 async def test_a_session_is_read_from_memory_only_while_it_is_what_the_database_holds(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path / "bot.db")
     first = Session(position=Position("p", "s1"), last_seen=1.0)
-    assert await store.commit_turn("u", "test", first, [_event()], ("test", "1"))
+    assert await store.commit_turn("u", "test", first, [sample_event()], ("test", "1"))
     reads: list[str] = []
     real = store._read_turn
 
@@ -328,10 +262,10 @@ async def test_a_session_is_read_from_memory_only_while_it_is_what_the_database_
     )
     second = Session(position=Position("p", "s2"), last_seen=2.0)
     with pytest.raises(sqlite3.IntegrityError):
-        await store.commit_turn("u", "test", second, [_event("bad")], ("test", "2"))
+        await store.commit_turn("u", "test", second, [sample_event("bad")], ("test", "2"))
     assert await store.begin_turn("u", ("test", "3")) == (first, False)  # what was committed, read again
     assert reads == ["u"]
-    assert await store.commit_turn("u", "test", second, [_event()], ("test", "1")) is False  # a repeat
+    assert await store.commit_turn("u", "test", second, [sample_event()], ("test", "1")) is False  # a repeat
     assert await store.begin_turn("u", ("test", "3")) == (first, False)  # the repeat changed nothing
     await store.purge(before=10.0)
     assert await store.begin_turn("u", ("test", "4")) == (None, False)  # purged is gone, from memory too

@@ -6,11 +6,13 @@ A server database would implement the same ``Store`` protocol.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from bot.engine import Event, Session
+from bot.storage.analytics import ReportScope
 
 ReloadTrigger = Literal["start", "watch", "signal"]
 
@@ -143,4 +145,84 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-__all__ = ["ContentLoad", "Instance", "OATokens", "OAWindow", "Outgoing", "ReloadTrigger", "Store"]
+class AdminStore(Store, Protocol):
+    """What officials' commands (report, purge, status) need besides the turns: every backend has it."""
+
+    async def schema_version(self) -> int: ...
+
+    async def events(self, user_key: str | None = None) -> list[dict[str, Any]]:
+        """Events in insertion order (for tests, previews and reports)."""
+
+    async def versions(self) -> list[tuple[str, int, float, float]]:
+        """The content versions seen in the log: (version, events, first, last event time), newest first."""
+
+    async def purge_counts(self, before: float, sessions_before: float | None = None) -> dict[str, int]:
+        """How many rows ``purge`` with the same arguments would delete (nothing is deleted)."""
+
+    async def purge(self, before: float, sessions_before: float | None = None) -> dict[str, int]:
+        """Delete rows older than ``before``; sessions only when also older than ``sessions_before``."""
+
+    async def analytics(self, scope: ReportScope) -> dict[str, Any]:
+        """The aggregates behind `report` (bot.storage.analytics)."""
+
+
+def is_server(db: str) -> bool:
+    """Whether ``--db`` names a PostgreSQL server (postgresql://…) rather than a SQLite file."""
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def shown_db(db: str) -> str:
+    """``--db`` as it may be printed: a file path, or a server's host:port/dbname (never its password)."""
+    if not is_server(db):
+        return db
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(db)
+    except ProgrammingError:
+        return "postgresql://(địa chỉ không đọc được)"
+    return f"{parts.get('host') or 'localhost'}:{parts.get('port') or '5432'}/{parts.get('dbname') or ''}"
+
+
+async def open_store(db: str) -> AdminStore:
+    """The store ``--db`` names: a PostgreSQL server, or else a SQLite file (the embedded default)."""
+    if is_server(db):
+        from bot.storage.postgres import PostgresStore
+
+        return await PostgresStore.open(db)
+    from bot.storage.sqlite import SqliteStore
+
+    return await SqliteStore.open(db)
+
+
+def event_row(e: Event) -> tuple[Any, ...]:
+    """An event as the row every backend stores (detail as JSON text with sorted keys)."""
+    return (
+        e.ts,
+        e.user_key,
+        e.channel,
+        e.procedure_id,
+        e.content_version,
+        e.step_id,
+        e.type,
+        e.from_step,
+        e.to_step,
+        e.via,
+        json.dumps(dict(e.detail), ensure_ascii=False, sort_keys=True),
+    )
+
+
+__all__ = [
+    "AdminStore",
+    "ContentLoad",
+    "Instance",
+    "OATokens",
+    "OAWindow",
+    "Outgoing",
+    "ReloadTrigger",
+    "Store",
+    "event_row",
+    "is_server",
+    "open_store",
+]

@@ -1,0 +1,110 @@
+"""SQL that both backends run as written, in qmark style (the PostgreSQL backend turns ``?`` into ``%s``).
+
+Only statements whose meaning and text are the same on SQLite and PostgreSQL live here; each
+backend keeps its own schema migrations and the statements its engine needs differently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+from bot.storage import ContentLoad
+
+UPSERT_SESSION: Final = (
+    "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (user_key) DO UPDATE SET channel = excluded.channel, state = excluded.state, "
+    "content_version = excluded.content_version, updated_at = excluded.updated_at"
+)
+INSERT_EVENT: Final = (
+    "INSERT INTO events (ts, user_key, channel, procedure_id, content_version, step_id, "
+    "type, from_step, to_step, via, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_CONTENT_LOAD: Final = (
+    "INSERT INTO content_loads (ts, pid, host, trigger, ok, version, active_version, content_dir, problems) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_CONTENT_LOADS: Final = (
+    "SELECT ts, pid, host, trigger, ok, version, active_version, content_dir, problems "
+    "FROM content_loads ORDER BY id DESC LIMIT ?"
+)
+UPSERT_INSTANCE: Final = (
+    "INSERT INTO instances (host, pid, mode, started_at, content_dir) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (host, pid) DO UPDATE SET mode = excluded.mode, started_at = excluded.started_at, "
+    "content_dir = excluded.content_dir"
+)
+DELETE_INSTANCE: Final = "DELETE FROM instances WHERE host = ? AND pid = ?"
+SELECT_INSTANCES: Final = "SELECT host, pid, mode, started_at, content_dir FROM instances ORDER BY started_at"
+SELECT_OA_TOKENS: Final = "SELECT access_token, refresh_token, expires_at, origin FROM oa_tokens WHERE id = 1"
+UPSERT_OA_TOKENS: Final = (
+    "INSERT INTO oa_tokens (id, access_token, refresh_token, expires_at, updated_at, origin) "
+    "VALUES (1, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET access_token = excluded.access_token, "
+    "refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, "
+    "updated_at = excluded.updated_at, origin = excluded.origin"
+)
+SELECT_OA_WINDOW: Final = "SELECT last_user_at, sent_since, missed FROM oa_windows WHERE user_key = ?"
+UPSERT_OA_WINDOW: Final = (
+    "INSERT INTO oa_windows (user_key, last_user_at, sent_since, missed) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (user_key) DO UPDATE SET last_user_at = excluded.last_user_at, "
+    "sent_since = excluded.sent_since, missed = excluded.missed"
+)
+# The citizen wrote: a new free-reply window, never moved back by an older message arriving late.
+OPEN_OA_WINDOW: Final = (
+    "INSERT INTO oa_windows (user_key, last_user_at, sent_since, missed) VALUES (?, ?, 0, 0) "
+    "ON CONFLICT (user_key) DO UPDATE SET last_user_at = excluded.last_user_at, sent_since = 0, missed = 0 "
+    "WHERE excluded.last_user_at >= oa_windows.last_user_at"
+)
+# Counted in SQL, never from a stale copy (another worker may have counted meanwhile).
+COUNT_OA_REPLY: Final = "UPDATE oa_windows SET sent_since = sent_since + 1 WHERE user_key = ?"
+MISS_OA_REPLY: Final = "UPDATE oa_windows SET missed = 1 WHERE user_key = ?"
+DELETE_STALE_OUTBOX: Final = "DELETE FROM outbox WHERE created_at < ?"
+SELECT_OUTBOX: Final = "SELECT id, channel, chat, replies FROM outbox WHERE channel = ? ORDER BY id"
+SELECT_VERSIONS: Final = (
+    "SELECT content_version, COUNT(*), MIN(ts), MAX(ts) FROM events GROUP BY content_version ORDER BY MAX(ts) DESC"
+)
+# Tables `purge` empties of old rows, with the column that dates a row.
+PURGED: Final = (
+    ("events", "ts"),
+    ("sessions", "updated_at"),
+    ("processed_updates", "seen_at"),
+    ("outbox", "created_at"),
+    ("oa_windows", "last_user_at"),
+)
+
+
+def purge_cutoffs(before: float, sessions_before: float | None) -> list[tuple[str, str, float]]:
+    """(table, column, cutoff) for `purge`: sessions only when also older than ``sessions_before``."""
+    sessions = before if sessions_before is None else min(before, sessions_before)
+    return [(table, column, sessions if table == "sessions" else before) for table, column in PURGED]
+
+
+def content_load_args(load: ContentLoad) -> tuple[Any, ...]:
+    return (
+        load.ts,
+        load.pid,
+        load.host,
+        load.trigger,
+        int(load.ok),
+        load.version,
+        load.active_version,
+        load.content_dir,
+        json.dumps([dict(p) for p in load.problems], ensure_ascii=False),
+    )
+
+
+def content_load_of(row: Sequence[Any]) -> ContentLoad:
+    """A content_loads row (problems as JSON text on SQLite, already decoded on PostgreSQL)."""
+    problems = json.loads(row[8]) if isinstance(row[8], str) else row[8]
+    return ContentLoad(
+        ts=row[0],
+        pid=row[1],
+        host=row[2],
+        trigger=row[3],
+        ok=bool(row[4]),
+        version=row[5],
+        active_version=row[6],
+        content_dir=row[7],
+        problems=tuple(problems),
+    )

@@ -1,0 +1,329 @@
+"""The Store contract, checked the same way on every backend: SQLite (the embedded default) and PostgreSQL.
+
+Each test gets a new empty database from the ``db_url`` fixture (tests/conftest.py): a SQLite
+file, or a throwaway PostgreSQL schema. PostgreSQL cases need BOT_TEST_POSTGRES.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bot.content import ContentHolder
+from bot.engine import Content, Event, Position, Session
+from bot.runner import Incoming, Runner
+from bot.storage import ContentLoad, Instance, OATokens, OAWindow, Outgoing, is_server
+from bot.storage.analytics import ReportScope
+from tests.conftest import GOOD, NOW, open_store, sample_event
+
+
+async def test_a_turn_is_saved_whole_and_read_back_after_reopening(db_url: str) -> None:
+    store = await open_store(db_url)
+    session = Session(position=Position("p", "s"), answers={"p/q": "a"}, content_version="v", last_seen=5.0)
+    assert await store.commit_turn("k", "test", session, [sample_event(), sample_event("back")])
+    await store.close()
+    store = await open_store(db_url)
+    try:
+        assert await store.load_session("k") == session
+        assert await store.load_session("someone-else") is None
+        rows = await store.events()
+        assert [r["type"] for r in rows] == ["step-entered", "back"]
+        assert rows[0]["detail"] == {"option": "x", "text": "chữ có dấu"}
+        assert (rows[0]["from_step"], rows[0]["to_step"], rows[0]["via"]) == ("a", "s", "choice")
+        assert [r["type"] for r in await store.events("k")] == ["step-entered", "back"]
+        assert await store.events("nobody") == []
+    finally:
+        await store.close()
+
+
+async def test_an_update_is_committed_once(db_url: str) -> None:
+    store = await open_store(db_url)
+    try:
+        assert await store.commit_turn("k", "test", Session(last_seen=1.0), [sample_event()], ("test", "7"))
+        assert await store.is_processed("test", "7")
+        assert not await store.is_processed("test", "8")
+        assert not await store.commit_turn("k", "test", Session(last_seen=9.0), [sample_event()], ("test", "7"))
+        assert len(await store.events()) == 1, "a duplicate writes nothing"
+        assert (await store.load_session("k")) == Session(last_seen=1.0), "nor its session"
+    finally:
+        await store.close()
+    store = await open_store(db_url)  # (a process that just wrote the session may skip the lookup)
+    try:
+        assert await store.begin_turn("k", ("test", "7")) == (None, True), "a redelivery is seen before the engine"
+    finally:
+        await store.close()
+
+
+async def test_a_turn_that_fails_writes_nothing_and_the_store_goes_on(db_url: str) -> None:
+    store = await open_store(db_url)
+    try:
+        bad = Event(ts=1.0, user_key="k", channel="test", type="x", detail={"not json": object()})
+        with pytest.raises(TypeError):
+            await store.commit_turn("k", "test", Session(last_seen=1.0), [sample_event(), bad], ("test", "1"))
+        assert await store.events() == []
+        assert not await store.is_processed("test", "1")
+        assert await store.load_session("k") is None
+        assert await store.commit_turn("k", "test", Session(last_seen=2.0), [sample_event()], ("test", "1"))
+        assert len(await store.events()) == 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_the_same_update_committed_by_two_stores_at_once_is_written_once(db_url: str) -> None:
+    """(PostgreSQL only: one SQLite file has one process writing it.)
+
+    Two workers given one update (a platform's retry) race to commit it: one wins, one writes nothing."""
+    first, second = await open_store(db_url), await open_store(db_url)
+    try:
+        out = Outgoing("telegram", "sealed", ({"text": "chào"},))
+        results = await asyncio.gather(
+            *(
+                store.commit_turn(
+                    "k", "telegram", Session(last_seen=float(i)), [sample_event()], ("telegram", "55"), out
+                )
+                for i, store in enumerate([first, second, first, second])
+            )
+        )
+        assert sum(r is not False for r in results) == 1, results
+        assert len(await first.events()) == 1
+        assert len(await second.outbox_pending("telegram")) == 1, "one reply to send, not two"
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_session_written_by_another_worker_is_what_the_next_turn_reads(db_url: str) -> None:
+    first, second = await open_store(db_url), await open_store(db_url)
+    try:
+        await first.commit_turn("k", "t", Session(position=Position("p", "a"), last_seen=1.0), [])
+        assert (await first.load_session("k")) is not None
+        await second.commit_turn("k", "t", Session(position=Position("p", "b"), last_seen=2.0), [])
+        again = await first.load_session("k")
+        assert again is not None and again.position == Position("p", "b")
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_outbox_rows_wait_until_marked_delivered_and_stale_ones_are_dropped(db_url: str) -> None:
+    store = await open_store(db_url)
+    try:
+        out = Outgoing("telegram", "sealed-42", ({"text": "hi", "choices": [], "links": []},))
+        first = await store.commit_turn("k", "telegram", Session(last_seen=1.0), [], ("telegram", "1"), out)
+        assert isinstance(first, int) and not isinstance(first, bool) and first > 0
+        second = await store.commit_turn("k", "telegram", None, [], ("telegram", "2"), out)
+        assert isinstance(second, int) and second > first
+        assert [i for i, _ in await store.outbox_pending("telegram")] == [first, second], "oldest first"
+        assert (await store.outbox_pending("telegram"))[0][1] == out
+        assert await store.outbox_pending("zalo-bot") == []
+        await store.outbox_done(first)
+        await store.flush()
+        assert [i for i, _ in await store.outbox_pending("telegram")] == [second]
+        assert await store.outbox_pending("telegram", max_age_seconds=-1) == []  # older than allowed: dropped
+    finally:
+        await store.close()
+    store = await open_store(db_url)
+    try:
+        assert await store.outbox_pending("telegram") == [], "dropping was durable"
+    finally:
+        await store.close()
+
+
+async def test_content_loads_and_instances_are_kept_for_officials(db_url: str) -> None:
+    store = await open_store(db_url)
+    try:
+        problem = {"file": "flows/x.yaml", "line": 3, "message": "thiếu 'next'", "severity": "error"}
+        for i, ok in enumerate([True, False]):
+            await store.record_content_load(
+                ContentLoad(float(i), 10 + i, "host", "watch", ok, f"v{i}", "v0", "/c", () if ok else (problem,))
+            )
+        newest, oldest = await store.content_loads()
+        assert (newest.version, newest.ok, newest.problems) == ("v1", False, (problem,))
+        assert (oldest.version, oldest.ok, oldest.trigger, oldest.pid) == ("v0", True, "watch", 10)
+        assert len(await store.content_loads(limit=1)) == 1
+        await store.register_instance(Instance("h", 1, "serve", 5.0, "/c"))
+        await store.register_instance(Instance("h", 2, "run", 6.0, "/c"))
+        await store.register_instance(Instance("h", 1, "serve", 7.0, "/c"))  # a restart with the same pid
+        assert [(i.pid, i.started_at) for i in await store.instances()] == [(2, 6.0), (1, 7.0)]
+        await store.unregister_instance("h", 2)
+        assert [i.pid for i in await store.instances()] == [1]
+    finally:
+        await store.close()
+
+
+async def test_oa_tokens_are_replaced_whole_and_windows_count_atomically(db_url: str) -> None:
+    store = await open_store(db_url)
+    try:
+        assert await store.oa_tokens() is None
+        await store.save_oa_tokens(OATokens("a1", "r1", 100.0, "env-1"))
+        await store.save_oa_tokens(OATokens("a2", "r2", 200.0, "env-1"))
+        assert await store.oa_tokens() == OATokens("a2", "r2", 200.0, "env-1")
+        assert await store.oa_window("u") is None
+        await store.open_oa_window("u", 50.0)
+        await asyncio.gather(*(store.count_oa_reply("u") for _ in range(5)))
+        assert await store.oa_window("u") == OAWindow(50.0, 5, False)
+        await store.miss_oa_reply("u")
+        assert await store.oa_window("u") == OAWindow(50.0, 5, True)
+        await store.open_oa_window("u", 40.0)  # an older message arriving late does not reopen the window
+        assert await store.oa_window("u") == OAWindow(50.0, 5, True)
+        await store.open_oa_window("u", 60.0)
+        assert await store.oa_window("u") == OAWindow(60.0, 0, False)
+        await store.save_oa_window("u", OAWindow(70.0, 2, True))
+        assert await store.oa_window("u") == OAWindow(70.0, 2, True)
+    finally:
+        await store.close()
+
+
+async def test_purge_counts_then_deletes_old_rows_but_keeps_sessions_still_talking(db_url: str) -> None:
+    store = await open_store(db_url)
+    now = time.time()
+    try:
+        for i, ts in enumerate([now - 200 * 86400, now - 3 * 86400, now - 600]):
+            event = Event(ts=ts, user_key=f"u{i}", channel="t", type="help", content_version="v")
+            await store.commit_turn(f"u{i}", "t", Session(last_seen=ts), [event], ("t", str(i)))
+        await store.open_oa_window("u0", now - 200 * 86400)
+        planned = await store.purge_counts(now - 86400, now - 86400)
+        assert (planned["events"], planned["sessions"], planned["processed_updates"]) == (2, 2, 2)
+        assert planned["oa_windows"] == 1
+        assert len(await store.events()) == 3, "counting deletes nothing"
+        counts = await store.purge(now, sessions_before=now - 86400)
+        assert (counts["events"], counts["sessions"]) == (3, 2)
+        assert await store.events() == []
+        assert await store.load_session("u2") is not None, "a citizen talking now keeps the conversation"
+        assert await store.load_session("u1") is None
+    finally:
+        await store.close()
+
+
+async def test_versions_list_each_content_version_in_the_log_newest_first(db_url: str) -> None:
+    store = await open_store(db_url)
+    try:
+        for ts, version in [(1.0, "a"), (2.0, "a"), (5.0, "b")]:
+            await store.append_events([Event(ts=ts, user_key="u", channel="t", type="help", content_version=version)])
+        assert await store.versions() == [("b", 1, 5.0, 5.0), ("a", 2, 1.0, 2.0)]
+    finally:
+        await store.close()
+
+
+async def test_several_processes_opening_a_new_database_at_once_all_migrate_it_once(db_url: str) -> None:
+    stores = await asyncio.gather(*(open_store(db_url) for _ in range(3)))
+    try:
+        versions = {await s.schema_version() for s in stores}
+        assert len(versions) == 1 and versions.pop() >= 1
+        assert await stores[0].commit_turn("k", "t", Session(last_seen=1.0), [sample_event()])
+        assert len(await stores[2].events()) == 1
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_the_runner_on_this_backend_dedupes_and_never_stores_the_raw_chat_id(
+    db_url: str, content: Content
+) -> None:
+    store = await open_store(db_url)
+    try:
+        runner = Runner(ContentHolder(content, GOOD), store, b"secret", clock=lambda: NOW)
+        msg = Incoming("telegram", "987654321", text="dk tam tru cho nguoi thue tro", event_id="100")
+        first = await runner.handle_for_delivery(msg)
+        again = await runner.handle_for_delivery(msg)
+        assert first is not None and first.replies and again is None
+        events = await store.events()
+        assert [e["type"] for e in events].count("flow-started") == 1
+        assert all("987654321" not in repr(e) for e in events)
+        [(_, chat, replies)] = await runner.pending("telegram")
+        assert chat == "987654321" and replies == first.replies, "the outbox gives the chat back, sealed at rest"
+        session = await store.load_session(runner.key("telegram", "987654321"))
+        assert session is not None and session.position is not None
+    finally:
+        await store.close()
+
+
+async def test_the_address_picks_the_backend(db_url: str) -> None:
+    store = await open_store(db_url)
+    try:
+        assert type(store).__name__ == ("PostgresStore" if is_server(db_url) else "SqliteStore")
+    finally:
+        await store.close()
+
+
+async def test_an_unreachable_server_is_one_clear_line_without_the_password() -> None:
+    from bot.errors import BotError
+
+    with pytest.raises(BotError) as caught:
+        await open_store("postgresql://bot:hunter2@/dvc?host=/nonexistent-dir&connect_timeout=2")
+    message = str(caught.value)
+    assert message.startswith("Không kết nối được PostgreSQL tại /nonexistent-dir:5432/dvc: ")
+    assert "\n" not in message and "hunter2" not in message
+
+
+def _report_log() -> list[Event]:
+    """The report tests' synthetic log, plus what exercises the rest of the SQL: a guide jumped into and
+    returned from, a citizen who started over, questions answered with choices, several days and channels
+    (some late in a Vietnam day, where rounding a day number would differ from flooring it)."""
+    from tests.test_report import PROC, ev, synthetic
+
+    events = synthetic()
+    guide = "tai-khoan-vneid"
+    for u in range(200, 207):
+        events.append(ev(u, "flow-started", 86400 * 2 + 40000, procedure_id=PROC, step_id="gioi-thieu", via="match"))
+        events.append(
+            ev(u, "step-entered", 86400 * 2 + 40005, procedure_id=guide, step_id="b", to_step="b", via="jump")
+        )
+        if u < 204:
+            events.append(
+                ev(u, "guide-returned", 86400 * 2 + 40009, procedure_id=guide, step_id="xong", detail={"guide": guide})
+            )
+    for attempt in range(3):  # started three times: gave up twice at different steps, then finished
+        t = 86400 * 3 + 1000 * attempt
+        events.append(ev(300, "flow-started", t, procedure_id=PROC, step_id="gioi-thieu", via="match"))
+        for i, step in enumerate(["gioi-thieu", "ai-nop", "giay-to"][: attempt + 1]):
+            events.append(ev(300, "step-entered", t + i + 1, procedure_id=PROC, step_id=step, to_step=step))
+    events.append(ev(300, "flow-completed", 86400 * 3 + 2500, procedure_id=PROC, detail={"seconds": 12.5}))
+    offered = {"text": "lam the can cuoc", "candidates": [{"id": PROC, "score": 52.0}]}
+    events += [ev(400, "match-ambiguous", 0, detail=offered), ev(401, "match-ambiguous", 3, detail=offered)]
+    events.append(ev(401, "flow-started", 30, procedure_id=PROC, step_id="gioi-thieu", via="disambiguate"))
+    return [e if e.user_key[-1] not in "02468" else Event(**{**e.__dict__, "channel": "zalo-oa"}) for e in events]
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_the_report_numbers_are_the_same_on_postgresql_as_on_sqlite(db_url: str, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.test_report import OLD, PROC
+
+    assert isinstance(tmp_path, Path)
+    server, embedded = await open_store(db_url), await open_store(str(tmp_path / "report.db"))
+    try:
+        log = _report_log()
+        for store in (server, embedded):
+            await store.commit_turn("seed", "telegram", Session(), log)
+        stages = {(PROC, "gioi-thieu"): 0, (PROC, "ai-nop"): 0, (PROC, "giay-to"): 1, (PROC, "dang-nhap"): 2}
+        late = OLD + 86400 * 10
+        scopes = [
+            ReportScope(idle_before=late),
+            ReportScope(idle_before=OLD + 86400 * 3 + 1500),  # the citizen who started over is mid-attempt
+            ReportScope(procedure=PROC, idle_before=late, stages=stages),
+            ReportScope(channel="zalo-oa", apart=["tai-khoan-vneid"], idle_before=late),
+            ReportScope(since=OLD + 86400, until=OLD + 86400 * 4, version="v", idle_before=late),
+        ]
+        for scope in scopes:
+            assert await server.analytics(scope) == await embedded.analytics(scope), scope
+        numbers = await server.analytics(ReportScope(idle_before=OLD + 86400 * 10, stages=stages))
+        assert numbers["flows"][PROC]["started"] == 100 + 7 + 3 + 1
+        assert numbers["flows"]["tai-khoan-vneid"] == {
+            "started": 7,
+            "completed": 4,
+            "cancelled": 0,
+            "left": 0,
+            "abandoned": 3,
+        }
+        assert numbers["unresolved"] == [("lam the can cuoc", [PROC], 1)]
+        assert numbers["unmatched"][0] == ("giay phep lai tau", 3)
+        assert sorted(numbers["trend"]) == sorted({int((OLD + 25200) // 86400) + d for d in (0, 2, 3)})
+    finally:
+        await server.close()
+        await embedded.close()
