@@ -734,19 +734,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 async def cmd_run_channels(args: argparse.Namespace) -> int:
     """Long polling on every channel with a token, in one process sharing one database."""
     from bot.channels import telegram, zalo_bot
+    from bot.service import one_at_a_time
 
     service = await _open_service(args, "run")
     stop = asyncio.Event()
     try:
         service.start_reloading()
+        runner = service.runner
         pollers = []
+        # One worker long-polls each platform; others on the same database stand by (one_at_a_time).
         if setting("telegram_token"):
             pollers.append(
-                telegram.run_polling(service.runner, setting("telegram_token"), setting("telegram_base_url"), stop)
+                one_at_a_time(
+                    service.store,
+                    "telegram",
+                    lambda: telegram.run_polling(runner, setting("telegram_token"), setting("telegram_base_url"), stop),
+                    stop,
+                )
             )
         if setting("zalo_bot_token"):
             pollers.append(
-                zalo_bot.run_polling(service.runner, setting("zalo_bot_token"), setting("zalo_bot_base_url"), stop)
+                one_at_a_time(
+                    service.store,
+                    "zalo-bot",
+                    lambda: zalo_bot.run_polling(runner, setting("zalo_bot_token"), setting("zalo_bot_base_url"), stop),
+                    stop,
+                )
             )
         tasks = [asyncio.ensure_future(p) for p in pollers]
         try:

@@ -43,6 +43,7 @@ class Dispatcher:
         self._chores: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.superseded = 0
+        self._sweeper: asyncio.Task[None] | None = None
 
     def submit(self, delivery: Delivery) -> None:
         """Queue a committed turn's replies (never waits)."""
@@ -62,15 +63,31 @@ class Dispatcher:
         return sum(len(q) for q in self._queues.values())
 
     async def recover(self) -> int:
-        """Queue the replies a previous run committed but did not deliver; sending happens in the background."""
+        """Queue the replies a previous run committed but did not deliver; sending happens in the background.
+
+        When several workers share the database, this worker then keeps its claims on the replies it
+        commits alive and, every third of a claim's lease, takes over those of a worker that died.
+        """
         pending = await self.runner.pending(self.channel)
         for outbox_id, chat, replies in pending:
             self.submit(Delivery(replies, outbox_id, chat))
         if pending:
-            logger.warning(
-                "%s: %d undelivered replies from before the restart are being resent", self.channel, len(pending)
-            )
+            logger.warning("%s: %d undelivered replies are being resent", self.channel, len(pending))
+        lease = self.runner.store.outbox_lease_seconds
+        if lease > 0 and self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep(lease / 3))
         return len(pending)
+
+    async def _sweep(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.runner.store.renew_outbox_claims()
+                await self.recover()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database restarting: try again at the next round
+                logger.warning("%s: could not check for replies left by other workers (%s)", self.channel, exc)
 
     async def _work(self, chat: str) -> None:
         queue = self._queues[chat]
@@ -115,6 +132,11 @@ class Dispatcher:
 
     async def drain(self, seconds: float) -> None:
         """Wait up to ``seconds`` for queued replies to go out; what is left stays in the outbox for the next start."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         workers = set(self._workers.values()) | set(self._chores)
         if workers:
             _, late = await asyncio.wait(workers, timeout=seconds)

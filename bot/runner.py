@@ -207,32 +207,35 @@ class Runner:
             start_payload=msg.start_payload,
             event_id=msg.event_id,
         )
-        now = self.clock()
         processed = (msg.channel, msg.event_id) if msg.event_id is not None else None
         stored, seen = await self.store.begin_turn(key, processed)
-        if seen:
-            return None  # a redelivered update: handled once already
-        session = stored or Session()
-        content = self.content.current
+        now = self.clock()  # after the wait for the citizen's previous turn (on another worker, perhaps)
         try:
-            result = engine.step(content, session, inbound, now, self.config)
-        except Exception:
-            logger.exception(
-                "engine failed (channel=%s, procedure=%s, step=%s, content=%s)",
-                msg.channel,
-                session.position.procedure if session.position else None,
-                session.position.step if session.position else None,
-                content.catalogue.version,
-            )
-            error = Event(
-                ts=now.timestamp(),
-                user_key=key,
-                channel=msg.channel,
-                type="error",
-                content_version=content.catalogue.version,
-                procedure_id=session.position.procedure if session.position else None,
-                step_id=session.position.step if session.position else None,
-            )
-            stamped = replace(session, last_seen=now.timestamp())
-            return await self._commit(key, msg, stamped, [error], [Reply(texts.INTERNAL_ERROR)], outbox)
-        return await self._commit(key, msg, result.session, result.events, list(result.replies), outbox)
+            if seen:
+                return None  # a redelivered update: handled once already
+            session = stored or Session()
+            content = self.content.current
+            try:
+                result = engine.step(content, session, inbound, now, self.config)
+            except Exception:
+                logger.exception(
+                    "engine failed (channel=%s, procedure=%s, step=%s, content=%s)",
+                    msg.channel,
+                    session.position.procedure if session.position else None,
+                    session.position.step if session.position else None,
+                    content.catalogue.version,
+                )
+                error = Event(
+                    ts=now.timestamp(),
+                    user_key=key,
+                    channel=msg.channel,
+                    type="error",
+                    content_version=content.catalogue.version,
+                    procedure_id=session.position.procedure if session.position else None,
+                    step_id=session.position.step if session.position else None,
+                )
+                stamped = replace(session, last_seen=now.timestamp())
+                return await self._commit(key, msg, stamped, [error], [Reply(texts.INTERNAL_ERROR)], outbox)
+            return await self._commit(key, msg, result.session, result.events, list(result.replies), outbox)
+        finally:
+            await self.store.end_turn(key)  # (a no-op once the commit ended the turn)

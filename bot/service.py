@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -25,17 +25,40 @@ from bot.limits import RateLimiter
 from bot.loader import load_content
 from bot.runner import Runner, vietnam_now
 from bot.settings import hash_secret, setting
-from bot.storage import AdminStore, ContentLoad, Instance, ReloadTrigger, is_server, open_store
+from bot.storage import AdminStore, ContentLoad, Instance, ReloadTrigger, Store, is_server, open_store
 
 logger = logging.getLogger(__name__)
 
 # After a change is seen, wait this long for the editor to finish writing every file.
 SETTLE_SECONDS = 0.3
+# A worker standing by for long polling checks this often whether the one polling is still there.
+STANDBY_SECONDS = 5.0
 
 
 def _where(content_dir: Path) -> str:
     """The content directory as an absolute path, for officials reading `status`."""
     return os.path.abspath(content_dir)
+
+
+async def one_at_a_time(
+    store: Store, name: str, work: Callable[[], Awaitable[None]], stop: asyncio.Event, every: float = STANDBY_SECONDS
+) -> None:
+    """Run ``work`` in one worker at a time among those sharing the database (long polling: a platform
+    answers one getUpdates caller). The others stand by and try again every ``every`` seconds, so when the
+    worker that polls dies (the database frees its lock), another takes over."""
+    standing_by = False
+    while not stop.is_set():
+        async with store.exclusive(f"poller:{name}", wait=False) as leading:
+            if leading:
+                if standing_by:
+                    logger.warning("%s: this worker takes over long polling", name)
+                await work()
+                return
+        if not standing_by:
+            logger.warning("%s: another worker is long polling; this one stands by", name)
+            standing_by = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def _secret(store: AdminStore, db: str) -> bytes:

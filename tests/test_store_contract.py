@@ -7,7 +7,9 @@ file, or a throwaway PostgreSQL schema. PostgreSQL cases need BOT_TEST_POSTGRES.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from typing import Any
 
 import pytest
 
@@ -77,6 +79,7 @@ async def test_the_same_update_committed_by_two_stores_at_once_is_written_once(d
 
     Two workers given one update (a platform's retry) race to commit it: one wins, one writes nothing."""
     first, second = await open_store(db_url), await open_store(db_url)
+    first.outbox_lease_seconds = second.outbox_lease_seconds = 0.0  # (left to whoever asks; see below)
     try:
         out = Outgoing("telegram", "sealed", ({"text": "chào"},))
         results = await asyncio.gather(
@@ -111,6 +114,7 @@ async def test_a_session_written_by_another_worker_is_what_the_next_turn_reads(d
 
 async def test_outbox_rows_wait_until_marked_delivered_and_stale_ones_are_dropped(db_url: str) -> None:
     store = await open_store(db_url)
+    store.outbox_lease_seconds = 0.0  # no live claim on them: as a restarted process finds them
     try:
         out = Outgoing("telegram", "sealed-42", ({"text": "hi", "choices": [], "links": []},))
         first = await store.commit_turn("k", "telegram", Session(last_seen=1.0), [], ("telegram", "1"), out)
@@ -225,6 +229,7 @@ async def test_the_runner_on_this_backend_dedupes_and_never_stores_the_raw_chat_
     db_url: str, content: Content
 ) -> None:
     store = await open_store(db_url)
+    store.outbox_lease_seconds = 0.0  # no live claim on the reply: as a restarted process finds it
     try:
         runner = Runner(ContentHolder(content, GOOD), store, b"secret", clock=lambda: NOW)
         msg = Incoming("telegram", "987654321", text="dk tam tru cho nguoi thue tro", event_id="100")
@@ -327,3 +332,205 @@ async def test_the_report_numbers_are_the_same_on_postgresql_as_on_sqlite(db_url
     finally:
         await server.close()
         await embedded.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_citizens_turn_on_one_worker_waits_for_their_turn_on_another(db_url: str) -> None:
+    """(PostgreSQL only.) Worker B begins a turn for the same citizen while worker A is in one: B waits
+    until A commits, then reads what A wrote; a turn given up (an update already handled) unlocks too."""
+    first, second = await open_store(db_url), await open_store(db_url)
+    try:
+        await first.begin_turn("k", ("t", "1"))
+        waiting = asyncio.ensure_future(second.begin_turn("k", ("t", "2")))
+        other = await second.begin_turn("someone-else", ("t", "3"))  # another citizen is not held up
+        assert other == (None, False)
+        await second.end_turn("someone-else")
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "the same citizen's next turn waits"
+        await first.commit_turn("k", "t", Session(position=Position("p", "a"), last_seen=1.0), [], ("t", "1"))
+        session, seen = await asyncio.wait_for(waiting, 5)
+        assert session is not None and session.position == Position("p", "a") and not seen
+        await second.commit_turn("k", "t", Session(position=Position("p", "b"), last_seen=2.0), [], ("t", "2"))
+        # a redelivery begun on one worker and given up there does not keep the citizen locked
+        assert await first.begin_turn("k", ("t", "2")) == (None, True)
+        await first.end_turn("k")
+        again, _ = await asyncio.wait_for(second.begin_turn("k", None), 5)
+        assert again is not None and again.position == Position("p", "b")
+        await second.end_turn("k")
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_two_workers_taking_one_citizens_messages_at_once_lose_none(db_url: str, content: Content) -> None:
+    """Forty citizens each tap two buttons at once, one landing on each worker. Every turn reads the turn
+    before it: each citizen's steps form one chain, and ends where one of the two orders leads."""
+    stores = [await open_store(db_url), await open_store(db_url)]
+    try:
+        runners = [Runner(ContentHolder(content, GOOD), s, b"secret", clock=lambda: NOW) for s in stores]
+        users = [str(1000 + i) for i in range(40)]
+        for u in users:
+            await runners[0].handle(Incoming("t", u, text="dk tam tru cho nguoi thue tro"))
+        await asyncio.gather(
+            *(
+                r.handle(Incoming("t", u, kind="choice", choice_id=c))
+                for u in users
+                for r, c in ((runners[0], "next"), (runners[1], "o:tu-nop"))
+            )
+        )
+        for u in users:
+            key = runners[0].key("t", u)
+            entered = [e for e in await stores[1].events(key) if e["type"] == "step-entered"]
+            chain = [(e["from_step"], e["to_step"]) for e in entered]
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(chain)), chain
+            session = await stores[1].load_session(key)
+            assert session is not None and session.position is not None
+            assert session.position.step == entered[-1]["to_step"] in ("ai-nop", "giay-to")
+    finally:
+        for s in stores:
+            await s.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_dead_workers_replies_are_sent_by_exactly_one_other_and_a_live_ones_never(db_url: str) -> None:
+    """(PostgreSQL only.) Replies are claimed by the worker that committed them; while it renews its claim
+    no one else takes them; when it stops renewing (it died), one other worker takes each row, once."""
+    alive, dead, b, c = [await open_store(db_url) for _ in range(4)]
+    try:
+        for store in (alive, dead):
+            store.outbox_lease_seconds = 0.4
+        out = Outgoing("telegram", "sealed", ({"text": "chào"},))
+        kept = await alive.commit_turn("k1", "telegram", None, [], ("telegram", "1"), out)
+        lost = await dead.commit_turn("k2", "telegram", None, [], ("telegram", "2"), out)
+        assert await b.outbox_pending("telegram") == [], "both workers are delivering their own"
+        for _ in range(3):
+            await asyncio.sleep(0.2)
+            await alive.renew_outbox_claims()  # `dead` stopped renewing
+        taken = await asyncio.gather(b.outbox_pending("telegram"), c.outbox_pending("telegram"))
+        assert sorted(i for rows in taken for i, _ in rows) == [lost], "the dead one's row, to one worker"
+        assert kept != lost
+        await dead.renew_outbox_claims()  # a worker that was only slow does not take its row back
+        assert await c.outbox_pending("telegram") == [] and await b.outbox_pending("telegram") == []
+    finally:
+        for store in (alive, dead, b, c):
+            await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_worker_sends_the_replies_another_committed_and_died_before_sending(
+    db_url: str, content: Content
+) -> None:
+    """(PostgreSQL only.) Worker A commits a citizen's turn and dies before delivering it; worker B,
+    running, sends that reply once its claim runs out, exactly once, and keeps its own replies."""
+    from bot.delivery import Dispatcher
+
+    a, b = await open_store(db_url), await open_store(db_url)
+    a.outbox_lease_seconds = b.outbox_lease_seconds = 0.3
+    try:
+        runner_a = Runner(ContentHolder(content, GOOD), a, b"secret", clock=lambda: NOW)
+        runner_b = Runner(ContentHolder(content, GOOD), b, b"secret", clock=lambda: NOW)
+        sent: list[tuple[str, str]] = []
+
+        async def send(chat: str, replies: object) -> None:
+            assert isinstance(replies, list)
+            sent.append((chat, replies[0].text))
+
+        dispatcher = Dispatcher("telegram", runner_b, send)
+        assert await dispatcher.recover() == 0  # and B starts watching for replies left by dead workers
+        orphan = await runner_a.handle_for_delivery(Incoming("telegram", "555", kind="start", event_id="1"))
+        assert orphan is not None  # committed on A, never sent: A is gone
+        own = await runner_b.handle_for_delivery(Incoming("telegram", "777", kind="start", event_id="2"))
+        assert own is not None
+        dispatcher.submit(own)
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+            if len(sent) >= 2:
+                break
+        await asyncio.sleep(0.5)  # a few more sweeps: nothing is sent twice
+        await dispatcher.drain(1)
+        assert sorted(chat for chat, _ in sent) == ["555", "777"]
+        assert await b.outbox_pending("telegram") == [], "both rows delivered and marked"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_exclusive_holds_a_name_against_other_holders_until_the_block_ends(db_url: str) -> None:
+    store = await open_store(db_url)
+    try:
+        async with store.exclusive("job") as held:
+            assert held
+            async with store.exclusive("job", wait=False) as again:
+                assert not again, "held elsewhere: not given"
+            async with store.exclusive("other-job", wait=False) as other:
+                assert other, "another name is free"
+        async with store.exclusive("job", wait=False) as after:
+            assert after, "free again once the block ended"
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_one_worker_long_polls_and_another_takes_over_when_it_stops(db_url: str) -> None:
+    from bot.service import one_at_a_time
+
+    a, b = await open_store(db_url), await open_store(db_url)
+    stop = asyncio.Event()
+    polling: list[str] = []
+    try:
+
+        def poller(name: str) -> Any:
+            async def poll() -> None:
+                polling.append(name)
+                await stop.wait()
+
+            return poll
+
+        first = asyncio.ensure_future(one_at_a_time(a, "telegram", poller("a"), stop, every=0.1))
+        await asyncio.sleep(0.2)
+        second = asyncio.ensure_future(one_at_a_time(b, "telegram", poller("b"), stop, every=0.1))
+        await asyncio.sleep(0.5)
+        assert polling == ["a"], "one poller; the other stands by"
+        first.cancel()  # worker a dies: its lock goes with it
+        await asyncio.sleep(0.5)
+        assert polling == ["a", "b"]
+        stop.set()
+        await asyncio.wait_for(second, 5)
+    finally:
+        stop.set()
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_two_workers_needing_a_new_oa_token_at_once_spend_the_refresh_token_once(db_url: str) -> None:
+    """The Zalo OA refresh token works once: two workers whose access token expired together refresh once."""
+    import httpx
+
+    from bot.channels.zalo_oa import ZaloOAClient
+
+    refreshes: list[str] = []
+
+    async def token_server(request: httpx.Request) -> httpx.Response:
+        used = dict(httpx.QueryParams(request.content.decode()))["refresh_token"]
+        refreshes.append(used)
+        await asyncio.sleep(0.2)  # Zalo takes a moment: both workers are in the race
+        n = len(refreshes)
+        return httpx.Response(200, json={"access_token": f"A{n}", "refresh_token": f"R{n}", "expires_in": "90000"})
+
+    stores = [await open_store(db_url), await open_store(db_url)]
+    clients = [
+        ZaloOAClient(s, "app", "app-secret", OATokens("A0", "R0", 0.0), transport=httpx.MockTransport(token_server))
+        for s in stores
+    ]
+    try:
+        used = await clients[0].tokens()
+        fresh = await asyncio.gather(*(c.refresh(used) for c in clients))
+        assert refreshes == ["R0"], "one refresh, with the one refresh token"
+        assert fresh[0] == fresh[1] and fresh[0].access_token == "A1"
+    finally:
+        for client in clients:
+            await client.close()
+        for s in stores:
+            await s.close()

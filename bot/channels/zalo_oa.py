@@ -229,8 +229,13 @@ class ZaloOAClient:
         return self.initial
 
     async def refresh(self, used: OATokens) -> OATokens:
-        """A new token pair from the refresh token; stored before anyone uses it."""
-        async with self._refreshing:
+        """A new token pair from the refresh token; stored before anyone uses it.
+
+        Held against this process's other requests and against every other worker on the database:
+        the refresh token works once, so whoever holds the lock reads the stored pair first and
+        refreshes only if nobody did meanwhile.
+        """
+        async with self._refreshing, self.store.exclusive("zalo-oa-token-refresh"):
             current = await self.tokens()
             if current.access_token != used.access_token:
                 return current  # another request refreshed meanwhile

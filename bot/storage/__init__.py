@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -82,6 +83,10 @@ class Store(Protocol):
     async def begin_turn(self, user_key: str, processed: tuple[str, str] | None) -> tuple[Session | None, bool]:
         """The saved session (None for a newcomer) and whether the update ``processed`` was already handled."""
 
+    async def end_turn(self, user_key: str) -> None:
+        """Give up the turn ``begin_turn`` began if ``commit_turn`` did not end it (an update already
+        handled, a failure): whatever it holds for the user is released. A no-op otherwise."""
+
     async def is_processed(self, channel: str, event_id: str) -> bool:
         """Whether an inbound update was already handled (redelivery)."""
 
@@ -106,6 +111,13 @@ class Store(Protocol):
 
     async def outbox_pending(self, channel: str, max_age_seconds: float = 86400.0) -> list[tuple[int, Outgoing]]:
         """Replies committed but never marked delivered, oldest first."""
+
+    # Seconds a worker's claim on the replies it committed lasts (0: one process owns the database, and
+    # replies left over are only recovered at its start).
+    outbox_lease_seconds: float
+
+    async def renew_outbox_claims(self) -> None:
+        """This worker still lives: keep its claims on undelivered replies (a no-op with one process)."""
 
     async def outbox_done(self, outbox_id: int) -> None:
         """Mark a row delivered (may be written a moment later, with the next turn)."""
@@ -141,6 +153,12 @@ class Store(Protocol):
 
     async def miss_oa_reply(self, user_key: str) -> None:
         """Remember that a reply could not be sent, atomically."""
+
+    def exclusive(self, name: str, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+        """Hold ``name`` against every process sharing this database while the block runs: yields True
+        once held, or at once False when ``wait`` is False and another holds it. (Refreshing the Zalo OA
+        token pair; choosing the one worker that long-polls a platform.) Given up if the process dies."""
+        ...
 
     async def close(self) -> None: ...
 

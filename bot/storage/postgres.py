@@ -9,11 +9,14 @@ starting together apply each one once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import secrets
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
 import psycopg
@@ -112,11 +115,23 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: outbox rows are claimed: the worker that committed a turn delivers it while its lease lasts
+    # (renewed while the worker lives); a row whose lease ran out is taken over by another worker.
+    """
+    ALTER TABLE outbox ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN lease_until DOUBLE PRECISION NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_lease ON outbox (channel, lease_until);
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 # pg_advisory_xact_lock key held while migrating ("dvcbot" in ASCII, as a number).
 MIGRATION_LOCK: Final = 0x647663626F74
+NAMED_LOCKS: Final = 0x64766362  # the first int4 key of `exclusive` locks ("dvcb")
 POOL_SIZE: Final = 10
+# How long a worker's claim on the replies it committed lasts without renewal. A worker renews its claims
+# every third of this while it lives; a row whose claim ran out (its worker died between commit and
+# delivery) is sent by another worker within about this long.
+OUTBOX_LEASE_SECONDS: Final = 60.0
 CONNECT_TIMEOUT_SECONDS: Final = 10
 
 
@@ -134,13 +149,25 @@ def _unreachable(url: str, exc: BaseException) -> BotError:
     return BotError(f"Không kết nối được PostgreSQL tại {shown_db(url)}: {reason}")
 
 
+def _session(state: str) -> Session | None:
+    try:
+        return Session.from_json(json.loads(state))
+    except (ValueError, KeyError, TypeError, IndexError):
+        logger.warning("unreadable session state replaced by a fresh one")
+        return None
+
+
 class PostgresStore:
     """Sessions, events, processed updates and the outbox in a PostgreSQL database, shared by workers."""
 
-    def __init__(self, pool: AsyncConnectionPool, url: str) -> None:
+    def __init__(self, pool: AsyncConnectionPool, url: str, lease_seconds: float = OUTBOX_LEASE_SECONDS) -> None:
         self.pool = pool
         self.url = url
+        # this process among the workers sharing the database (it owns the outbox rows it committed)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.outbox_lease_seconds = lease_seconds
         self.path = shown_db(url)
+        self._held: dict[str, psycopg.AsyncConnection[Any]] = {}  # user key -> the connection of their turn
 
     @classmethod
     async def open(cls, url: str, pool_size: int = POOL_SIZE) -> PostgresStore:
@@ -209,33 +236,58 @@ class PostgresStore:
     # -- turns -----------------------------------------------------------------
 
     async def load_session(self, user_key: str) -> Session | None:
-        session, _ = await self.begin_turn(user_key, None)
-        return session
+        """The user's saved session (a plain read: no turn is begun, nothing is held)."""
+        rows = await self._rows("SELECT state FROM sessions WHERE user_key = ?", (user_key,))
+        return _session(rows[0][0]) if rows else None
 
     async def begin_turn(self, user_key: str, processed: tuple[str, str] | None) -> tuple[Session | None, bool]:
-        """The user's session and whether the update was already handled, in one round trip."""
-        async with self.pool.connection() as conn:
+        """Begin the user's turn: lock the user, then read their session and whether the update was handled.
+
+        The lock is a transaction-level advisory lock on the user key, held on a connection kept for
+        this turn until ``commit_turn`` commits it (or ``end_turn`` gives it up). Any worker beginning a
+        turn for the same citizen waits here, so one citizen's messages run one at a time, in the order
+        the workers asked, and each reads what the previous one committed.
+        """
+        if user_key in self._held:  # (the runner's own per-user lock makes this impossible; be safe anyway)
+            await self.end_turn(user_key)
+        conn = await self.pool.getconn()
+        try:
+            await conn.execute("BEGIN")
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (user_key,))
             cur = await conn.execute(
                 "SELECT (SELECT state FROM sessions WHERE user_key = %s), "
                 "EXISTS (SELECT 1 FROM processed_updates WHERE channel = %s AND event_id = %s)",
                 (user_key, *(processed or ("", ""))),
             )
             row = await cur.fetchone()
+        except BaseException:
+            await self._give_back(conn, commit=False)
+            raise
+        self._held[user_key] = conn
         state, seen = (row[0], bool(row[1]) and processed is not None) if row else (None, False)
         if seen or state is None:
             return None, seen
+        return _session(state), False
+
+    async def end_turn(self, user_key: str) -> None:
+        """Give up a turn begun and not committed (an update already handled, a failure): unlock the user."""
+        conn = self._held.pop(user_key, None)
+        if conn is not None:
+            await self._give_back(conn, commit=False)
+
+    async def _give_back(self, conn: psycopg.AsyncConnection[Any], commit: bool) -> None:
+        """End the connection's transaction and return it to the pool (a broken one is replaced by the pool)."""
         try:
-            return Session.from_json(json.loads(state)), False
-        except (ValueError, KeyError, TypeError, IndexError):
-            logger.warning("unreadable session state replaced by a fresh one")
-            return None, False
+            if not conn.closed:
+                await conn.execute("COMMIT" if commit else "ROLLBACK")
+        except psycopg.Error:
+            if commit:
+                raise
+        finally:
+            await self.pool.putconn(conn)
 
     async def is_processed(self, channel: str, event_id: str) -> bool:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT 1 FROM processed_updates WHERE channel = %s AND event_id = %s", (channel, event_id)
-            )
-            return await cur.fetchone() is not None
+        return bool(await self._rows(sql.SELECT_PROCESSED, (channel, event_id)))
 
     async def commit_turn(
         self,
@@ -248,45 +300,78 @@ class PostgresStore:
     ) -> bool | int:
         """Save the session, append the events, mark the update processed and queue the replies atomically.
 
-        The processed-update row is inserted first: a second worker committing the same update
-        waits on its primary key, finds it taken, and writes nothing (returns False).
+        In the transaction ``begin_turn`` opened for this user when there is one (then the user is
+        unlocked by the commit), else in a transaction of its own. The processed-update row is
+        inserted first: a second worker committing the same update waits on its primary key, finds
+        it taken, and writes nothing (returns False).
         """
+        held = self._held.pop(user_key, None)
+        if held is None:
+            async with self.pool.connection() as conn, conn.transaction():
+                return await self._write_turn(conn, user_key, channel, session, events, processed, outbox)
+        try:
+            result = await self._write_turn(held, user_key, channel, session, events, processed, outbox)
+        except BaseException:
+            await self._give_back(held, commit=False)
+            raise
+        await self._give_back(held, commit=result is not False)
+        return result
+
+    async def _write_turn(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        user_key: str,
+        channel: str,
+        session: Session | None,
+        events: Sequence[Event],
+        processed: tuple[str, str] | None,
+        outbox: Outgoing | None,
+    ) -> bool | int:
         now = session.last_seen if session is not None and session.last_seen else time.time()
-        async with self.pool.connection() as conn, conn.transaction():
-            if processed is not None:
-                cur = await conn.execute(
-                    "INSERT INTO processed_updates (channel, event_id, seen_at) VALUES (%s, %s, %s) "
-                    "ON CONFLICT DO NOTHING",
-                    (processed[0], processed[1], now),
-                )
-                if cur.rowcount == 0:
-                    return False  # leaving the block commits an empty transaction
-            if session is not None:
-                await conn.execute(
-                    _UPSERT_SESSION,
-                    (
-                        user_key,
-                        channel,
-                        json.dumps(session.to_json(), ensure_ascii=False),
-                        session.content_version,
-                        session.last_seen or 0.0,
-                    ),
-                )
-            if events:
-                async with conn.cursor() as cur:
-                    await cur.executemany(_INSERT_EVENT, [event_row(e) for e in events])
-            if outbox is not None:
-                cur = await conn.execute(
-                    "INSERT INTO outbox (channel, chat, replies, created_at) VALUES (%s, %s, %s, %s) RETURNING id",
-                    (outbox.channel, outbox.chat, json.dumps(outbox.replies, ensure_ascii=False), time.time()),
-                )
-                row = await cur.fetchone()
-                return int(row[0]) if row else True
+        if processed is not None:
+            cur = await conn.execute(
+                "INSERT INTO processed_updates (channel, event_id, seen_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (processed[0], processed[1], now),
+            )
+            if cur.rowcount == 0:
+                return False
+        if session is not None:
+            await conn.execute(
+                _UPSERT_SESSION,
+                (
+                    user_key,
+                    channel,
+                    json.dumps(session.to_json(), ensure_ascii=False),
+                    session.content_version,
+                    session.last_seen or 0.0,
+                ),
+            )
+        if events:
+            async with conn.cursor() as cur:
+                await cur.executemany(_INSERT_EVENT, [event_row(e) for e in events])
+        if outbox is not None:
+            now = time.time()
+            cur = await conn.execute(
+                "INSERT INTO outbox (channel, chat, replies, created_at, owner, lease_until) "
+                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    outbox.channel,
+                    outbox.chat,
+                    json.dumps(outbox.replies, ensure_ascii=False),
+                    now,
+                    self.worker,
+                    now + self.outbox_lease_seconds,
+                ),
+            )
+            row = await cur.fetchone()
+            return int(row[0]) if row else True
         return True
 
     async def append_events(self, events: Sequence[Event]) -> None:
+        """Events that belong to no turn (never inside a turn another task holds for the same user)."""
         if events:
-            await self.commit_turn(events[0].user_key, events[0].channel, None, events)
+            async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.executemany(_INSERT_EVENT, [event_row(e) for e in events])
 
     async def events(self, user_key: str | None = None) -> list[dict[str, Any]]:
         """Events in insertion order (for tests, previews and reports)."""
@@ -298,10 +383,24 @@ class PostgresStore:
     # -- the outbox --------------------------------------------------------------
 
     async def outbox_pending(self, channel: str, max_age_seconds: float = 86400.0) -> list[tuple[int, Outgoing]]:
-        """Replies committed but not marked delivered, oldest first; stale ones dropped."""
-        await self._write(sql.DELETE_STALE_OUTBOX, (time.time() - max_age_seconds,))
-        rows = await self._rows(sql.SELECT_OUTBOX, (channel,))
-        return [(int(r[0]), Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows]
+        """Replies committed and not delivered whose worker's claim ran out (it died, or this is a restart):
+        claimed for this worker, oldest first; stale ones dropped. Rows a live worker holds are left to it,
+        and two workers asking at once never get the same row (FOR UPDATE SKIP LOCKED)."""
+        now = time.time()
+        await self._write(sql.DELETE_STALE_OUTBOX, (now - max_age_seconds,))
+        rows = await self._rows(
+            "UPDATE outbox SET owner = ?, lease_until = ? WHERE id IN ("
+            "SELECT id FROM outbox WHERE channel = ? AND lease_until < ? ORDER BY id LIMIT 1000 "
+            "FOR UPDATE SKIP LOCKED) RETURNING id, channel, chat, replies",
+            (self.worker, now + self.outbox_lease_seconds, channel, now),
+        )
+        return sorted((int(r[0]), Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows)
+
+    async def renew_outbox_claims(self) -> None:
+        """This worker lives: its claims on the replies it has yet to deliver last another lease."""
+        await self._write(
+            "UPDATE outbox SET lease_until = ? WHERE owner = ?", (time.time() + self.outbox_lease_seconds, self.worker)
+        )
 
     async def outbox_done(self, outbox_id: int) -> None:
         await self._write("DELETE FROM outbox WHERE id = ?", (outbox_id,))
@@ -419,7 +518,30 @@ class PostgresStore:
 
             return await report_sql.analytics(run, report_sql.POSTGRES, scope)
 
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str, wait: bool = True) -> AsyncIterator[bool]:
+        """A session-level advisory lock on ``name`` for the block, on a connection kept for it (the server
+        releases it if this process dies). Named locks live in their own key space (two int4 keys), apart
+        from the citizens' turn locks (one bigint key)."""
+        async with self.pool.connection() as conn:
+            if wait:
+                await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (NAMED_LOCKS, name))
+            else:
+                cur = await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (NAMED_LOCKS, name))
+                row = await cur.fetchone()
+                if not (row and row[0]):
+                    yield False
+                    return
+            try:
+                yield True
+            finally:
+                if not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (NAMED_LOCKS, name))
+
     async def close(self) -> None:
+        for user_key in list(self._held):
+            await self.end_turn(user_key)
         await self.pool.close()
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -158,6 +159,8 @@ class SqliteStore:
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._sessions: OrderedDict[str, tuple[float, Session]] = OrderedDict()
+        self._named: dict[str, asyncio.Lock] = {}
+        self.outbox_lease_seconds = 0.0  # one process owns the file: leftovers are recovered at its start
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
@@ -243,19 +246,16 @@ class SqliteStore:
 
     def _read_turn(self, user_key: str, processed: tuple[str, str] | None) -> tuple[str | None, bool]:
         conn = self.conn._conn  # on aiosqlite's thread
-        if (
-            processed is not None
-            and conn.execute("SELECT 1 FROM processed_updates WHERE channel = ? AND event_id = ?", processed).fetchone()
-        ):
+        if processed is not None and conn.execute(sql.SELECT_PROCESSED, processed).fetchone():
             return None, True
         row = conn.execute("SELECT state FROM sessions WHERE user_key = ?", (user_key,)).fetchone()
         return (row[0] if row else None), False
 
+    async def end_turn(self, user_key: str) -> None:
+        """Nothing to give up: one process writes this file, and its runner already locks each user."""
+
     async def is_processed(self, channel: str, event_id: str) -> bool:
-        async with self.conn.execute(
-            "SELECT 1 FROM processed_updates WHERE channel = ? AND event_id = ?",
-            (channel, event_id),
-        ) as cur:
+        async with self.conn.execute(sql.SELECT_PROCESSED, (channel, event_id)) as cur:
             return await cur.fetchone() is not None
 
     async def commit_turn(
@@ -489,6 +489,9 @@ class SqliteStore:
             rows = await cur.fetchall()
         return [(r[0], Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows]
 
+    async def renew_outbox_claims(self) -> None:
+        """One process owns a SQLite file: no other worker could take its replies over."""
+
     async def outbox_done(self, outbox_id: int) -> None:
         """Mark a row delivered; written with the next turn's commit (or on its own shortly after)."""
         self._done.append(outbox_id)
@@ -539,6 +542,16 @@ class SqliteStore:
                 return [tuple(r) for r in await cur.fetchall()]
 
         return await report_sql.analytics(run, report_sql.SQLITE, scope)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str, wait: bool = True) -> AsyncIterator[bool]:
+        """One process owns a SQLite file: ``name`` needs holding only against this process's own tasks."""
+        lock = self._named.setdefault(name, asyncio.Lock())
+        if not wait and lock.locked():
+            yield False
+            return
+        async with lock:
+            yield True
 
     async def close(self) -> None:
         try:

@@ -21,6 +21,7 @@ INSERT_EVENT: Final = (
     "INSERT INTO events (ts, user_key, channel, procedure_id, content_version, step_id, "
     "type, from_step, to_step, via, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+SELECT_PROCESSED: Final = "SELECT 1 FROM processed_updates WHERE channel = ? AND event_id = ?"
 INSERT_CONTENT_LOAD: Final = (
     "INSERT INTO content_loads (ts, pid, host, trigger, ok, version, active_version, content_dir, problems) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
