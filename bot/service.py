@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 SETTLE_SECONDS = 0.3
 # A worker standing by for long polling checks this often whether the one polling is still there.
 STANDBY_SECONDS = 5.0
+# Each process records that it is alive this often (`status` lists workers on other machines by it).
+HEARTBEAT_SECONDS = 30.0
 
 
 def _where(content_dir: Path) -> str:
@@ -92,6 +94,7 @@ class Service:
         self.pid = os.getpid()
         self._tasks: set[asyncio.Task[object]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self._beat: asyncio.Task[None] | None = None
         self._sighup = False
 
     @classmethod
@@ -129,7 +132,9 @@ class Service:
             limiter = RateLimiter(messages_per_minute, time.monotonic) if messages_per_minute > 0 else None
             runner = Runner(holder, store, await _secret(store, db), clock=clock, config=config, limiter=limiter)
             service = cls(holder, store, runner, mode, reload_interval)
-            await store.register_instance(Instance(service.host, service.pid, mode, time.time(), where))
+            now = time.time()
+            version = content.catalogue.version
+            await store.register_instance(Instance(service.host, service.pid, mode, now, where, version, now))
         except BaseException:
             await store.close()
             raise
@@ -152,6 +157,8 @@ class Service:
                 len(errors),
                 errors[0].format() if errors else "?",
             )
+        if outcome.status == "loaded":
+            await self._heartbeat()  # `status` shows the new version at once
         if outcome.status != "unchanged" or trigger != "watch":
             await self.store.record_content_load(
                 ContentLoad(
@@ -178,6 +185,17 @@ class Service:
             except Exception:  # the watcher must outlive any surprise; the bot keeps serving
                 logger.exception("content watcher failed; it will try again")
 
+    async def _heartbeat(self) -> None:
+        await self.store.heartbeat(self.host, self.pid, self.holder.current.catalogue.version, time.time())
+
+    async def _beating(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self._heartbeat()
+            except Exception as exc:  # the database restarting: the next beat tries again
+                logger.warning("could not record this worker's heartbeat (%s)", exc)
+
     def _on_sighup(self) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(self._reload_logged("signal"))
         self._tasks.add(task)
@@ -191,9 +209,11 @@ class Service:
             return None
 
     def start_reloading(self) -> None:
-        """Start the file watcher (unless the interval is 0) and listen for SIGHUP."""
+        """Start the file watcher (unless the interval is 0) and the heartbeat, and listen for SIGHUP."""
         if self.reload_interval > 0 and self._watcher is None:
             self._watcher = asyncio.ensure_future(self._watch())
+        if self._beat is None:
+            self._beat = asyncio.ensure_future(self._beating())
         if hasattr(signal, "SIGHUP"):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -202,10 +222,11 @@ class Service:
     async def close(self) -> None:
         if self._sighup:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        for loop_task in (self._watcher, self._beat):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

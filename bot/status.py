@@ -21,6 +21,8 @@ from bot.storage import ContentLoad, Instance, Store
 
 TRIGGERS = {"start": "lúc khởi động", "watch": "tự phát hiện tệp được sửa", "signal": "theo lệnh reload / SIGHUP"}
 MAX_SHOWN_PROBLEMS = 20
+# A process on another machine counts as running while its last heartbeat is this recent (three beats).
+LIVE_SECONDS = 90.0
 
 
 def when(ts: float) -> str:
@@ -36,10 +38,11 @@ def _problem_line(p: Any) -> str:
     return text
 
 
-def is_running(instance: Instance) -> bool:
-    """Whether a registered process still runs on this host (and is a Python process, not a reused pid)."""
+def is_running(instance: Instance, now: float | None = None) -> bool:
+    """Whether a registered process still runs: on this host, its pid is a live bot process (not a reused
+    pid); on another machine (workers sharing a server database), it sent a heartbeat lately."""
     if instance.host != socket.gethostname():
-        return False
+        return (now if now is not None else time.time()) - instance.seen_at < LIVE_SECONDS
     try:
         os.kill(instance.pid, 0)
     except ProcessLookupError:
@@ -86,7 +89,14 @@ class StatusReport:
                 "warnings": [dict(p) for p in last.problems if p.get("severity") != "error"],
             },
             "running": [
-                {"pid": i.pid, "host": i.host, "mode": i.mode, "since": when(i.started_at)} for i in self.running
+                {
+                    "pid": i.pid,
+                    "host": i.host,
+                    "mode": i.mode,
+                    "since": when(i.started_at),
+                    "content_version": i.content_version or None,
+                }
+                for i in self.running
             ],
         }
 
@@ -103,8 +113,9 @@ async def gather(store: Store) -> StatusReport:
         if ld.ok and ld.version == active:
             since, content_dir = ld.ts, ld.content_dir
     instances = await store.instances()
-    running = tuple(i for i in instances if is_running(i))
-    others = tuple(i for i in instances if i.host != socket.gethostname())
+    now = time.time()
+    running = tuple(i for i in instances if is_running(i, now))
+    others = tuple(i for i in instances if i.host != socket.gethostname() and not is_running(i, now))
     return StatusReport(active, since, content_dir, last, running, others)
 
 
@@ -142,13 +153,19 @@ def format_report(report: StatusReport, db: str) -> str:
             lines.append(
                 "  Sửa các lỗi trên rồi lưu tệp: bot tự nạp lại. Kiểm tra trước bằng `python -m bot validate`."
             )
+    here = socket.gethostname()
     if report.running:
         for i in report.running:
-            lines.append(f"Bot đang chạy: tiến trình {i.pid} ({i.mode}), từ {when(i.started_at)}.")
+            where = "" if i.host == here else f" trên máy {i.host}"
+            version = f", phiên bản {i.content_version}" if i.content_version else ""
+            lines.append(f"Bot đang chạy: tiến trình {i.pid}{where} ({i.mode}{version}), từ {when(i.started_at)}.")
     else:
-        lines.append("Không thấy bot nào đang chạy trên máy này với cơ sở dữ liệu này.")
+        lines.append("Không thấy bot nào đang chạy với cơ sở dữ liệu này.")
     for i in report.others:
-        lines.append(f"Bot trên máy khác: {i.host}, tiến trình {i.pid} ({i.mode}).")
+        seen = when(i.seen_at) if i.seen_at else "chưa lần nào"
+        lines.append(
+            f"Bot trên máy {i.host}, tiến trình {i.pid} ({i.mode}): không có tín hiệu từ {seen}, có thể đã dừng."
+        )
     return "\n".join(lines)
 
 

@@ -534,3 +534,25 @@ async def test_two_workers_needing_a_new_oa_token_at_once_spend_the_refresh_toke
             await client.close()
         for s in stores:
             await s.close()
+
+
+async def test_status_lists_workers_on_other_machines_by_their_heartbeat_with_their_content(db_url: str) -> None:
+    from bot import status
+
+    store = await open_store(db_url)
+    now = time.time()
+    try:
+        await store.register_instance(Instance("may-2", 41, "serve", now - 600, "/c", "v7", now - 5))
+        await store.register_instance(Instance("may-3", 42, "serve", now - 900, "/c", "v6", now - 900))
+        report = await status.gather(store)
+        assert [(i.host, i.content_version) for i in report.running] == [("may-2", "v7")]
+        assert [i.host for i in report.others] == ["may-3"]
+        text = status.format_report(report, "db")
+        assert "Bot đang chạy: tiến trình 41 trên máy may-2 (serve, phiên bản v7)" in text
+        assert "Bot trên máy may-3, tiến trình 42 (serve): không có tín hiệu từ" in text
+        await store.heartbeat("may-3", 42, "v8", time.time())  # it was only slow; it reloaded since
+        report = await status.gather(store)
+        assert sorted((i.host, i.content_version) for i in report.running) == [("may-2", "v7"), ("may-3", "v8")]
+        assert report.as_dict()["running"][0]["content_version"] in ("v7", "v8")
+    finally:
+        await store.close()

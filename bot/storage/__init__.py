@@ -42,6 +42,8 @@ class Instance:
     mode: str
     started_at: float
     content_dir: str
+    content_version: str = ""  # the content it serves (updated at each reload)
+    seen_at: float = 0.0  # its last heartbeat: a worker on another machine is live while this is recent
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,9 @@ class Store(Protocol):
     async def register_instance(self, instance: Instance) -> None: ...
 
     async def unregister_instance(self, host: str, pid: int) -> None: ...
+
+    async def heartbeat(self, host: str, pid: int, content_version: str, at: float) -> None:
+        """A registered process is alive at ``at`` and serves ``content_version``."""
 
     async def instances(self) -> list[Instance]: ...
 

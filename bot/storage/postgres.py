@@ -122,6 +122,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE outbox ADD COLUMN lease_until DOUBLE PRECISION NOT NULL DEFAULT 0;
     CREATE INDEX outbox_lease ON outbox (channel, lease_until);
     """,
+    # 3: each worker's content version and heartbeat, for `status` (workers on other machines).
+    """
+    ALTER TABLE instances ADD COLUMN content_version TEXT NOT NULL DEFAULT '';
+    ALTER TABLE instances ADD COLUMN seen_at DOUBLE PRECISION NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 # pg_advisory_xact_lock key held while migrating ("dvcbot" in ASCII, as a number).
@@ -429,8 +434,11 @@ class PostgresStore:
     async def register_instance(self, instance: Instance) -> None:
         await self._write(
             sql.UPSERT_INSTANCE,
-            (instance.host, instance.pid, instance.mode, instance.started_at, instance.content_dir),
+            sql.instance_args(instance),
         )
+
+    async def heartbeat(self, host: str, pid: int, content_version: str, at: float) -> None:
+        await self._write(sql.HEARTBEAT, (at, content_version, host, pid))
 
     async def unregister_instance(self, host: str, pid: int) -> None:
         await self._write(sql.DELETE_INSTANCE, (host, pid))

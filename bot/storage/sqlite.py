@@ -116,6 +116,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX outbox_channel ON outbox (channel, id);
     """,
+    # 6: each process's content version and heartbeat, for `status`.
+    """
+    ALTER TABLE instances ADD COLUMN content_version TEXT NOT NULL DEFAULT '';
+    ALTER TABLE instances ADD COLUMN seen_at REAL NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -126,7 +131,22 @@ DONE_DELAY: Final = 0.2
 # SQLite file (a server database with several workers does not use this cache).
 SESSION_CACHE_SIZE: Final = 10_000
 SESSION_CACHE_SECONDS: Final = 300.0
+WAL_SWITCH_SECONDS: Final = 5.0
 _T = TypeVar("_T")
+
+
+async def _switch_to_wal(conn: aiosqlite.Connection) -> None:
+    """WAL mode. Switching a new file needs it to itself, and SQLite does not wait for that (no busy
+    handler): processes creating the file together retry for up to WAL_SWITCH_SECONDS."""
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 @dataclass(frozen=True)
@@ -179,10 +199,12 @@ class SqliteStore:
             raise BotError("Phiên bản aiosqlite này không được hỗ trợ; hãy cài lại theo pyproject.toml.")
         store = cls(conn, path)
         try:
-            await conn.execute("PRAGMA journal_mode=WAL")
+            # First: another process opening the file at the same moment (migrating) makes this one wait,
+            # not fail with "database is locked".
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await _switch_to_wal(conn)
             # FULL: a committed turn survives even a power cut, not only kill -9.
             await conn.execute("PRAGMA synchronous=FULL")
-            await conn.execute("PRAGMA busy_timeout=5000")
             # Deleted rows (a delivered outbox row holds a chat id) are overwritten, not left in free pages.
             await conn.execute("PRAGMA secure_delete=ON")
             await store.migrate()
@@ -439,8 +461,11 @@ class SqliteStore:
     async def register_instance(self, instance: Instance) -> None:
         await self._write(
             sql.UPSERT_INSTANCE,
-            (instance.host, instance.pid, instance.mode, instance.started_at, instance.content_dir),
+            sql.instance_args(instance),
         )
+
+    async def heartbeat(self, host: str, pid: int, content_version: str, at: float) -> None:
+        await self._write(sql.HEARTBEAT, (at, content_version, host, pid))
 
     async def unregister_instance(self, host: str, pid: int) -> None:
         await self._write(sql.DELETE_INSTANCE, (host, pid))

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final
 
-from bot.storage import ContentLoad
+from bot.storage import ContentLoad, Instance
 
 UPSERT_SESSION: Final = (
     "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) VALUES (?, ?, ?, ?, ?) "
@@ -31,12 +31,16 @@ SELECT_CONTENT_LOADS: Final = (
     "FROM content_loads ORDER BY id DESC LIMIT ?"
 )
 UPSERT_INSTANCE: Final = (
-    "INSERT INTO instances (host, pid, mode, started_at, content_dir) VALUES (?, ?, ?, ?, ?) "
+    "INSERT INTO instances (host, pid, mode, started_at, content_dir, content_version, seen_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (host, pid) DO UPDATE SET mode = excluded.mode, started_at = excluded.started_at, "
-    "content_dir = excluded.content_dir"
+    "content_dir = excluded.content_dir, content_version = excluded.content_version, seen_at = excluded.seen_at"
 )
+HEARTBEAT: Final = "UPDATE instances SET seen_at = ?, content_version = ? WHERE host = ? AND pid = ?"
 DELETE_INSTANCE: Final = "DELETE FROM instances WHERE host = ? AND pid = ?"
-SELECT_INSTANCES: Final = "SELECT host, pid, mode, started_at, content_dir FROM instances ORDER BY started_at"
+SELECT_INSTANCES: Final = (
+    "SELECT host, pid, mode, started_at, content_dir, content_version, seen_at FROM instances ORDER BY started_at"
+)
 SELECT_OA_TOKENS: Final = "SELECT access_token, refresh_token, expires_at, origin FROM oa_tokens WHERE id = 1"
 UPSERT_OA_TOKENS: Final = (
     "INSERT INTO oa_tokens (id, access_token, refresh_token, expires_at, updated_at, origin) "
@@ -79,6 +83,18 @@ def purge_cutoffs(before: float, sessions_before: float | None) -> list[tuple[st
     """(table, column, cutoff) for `purge`: sessions only when also older than ``sessions_before``."""
     sessions = before if sessions_before is None else min(before, sessions_before)
     return [(table, column, sessions if table == "sessions" else before) for table, column in PURGED]
+
+
+def instance_args(instance: Instance) -> tuple[Any, ...]:
+    return (
+        instance.host,
+        instance.pid,
+        instance.mode,
+        instance.started_at,
+        instance.content_dir,
+        instance.content_version,
+        instance.seen_at,
+    )
 
 
 def content_load_args(load: ContentLoad) -> tuple[Any, ...]:
