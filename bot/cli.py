@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
 import re
+import socket
 import sys
 import time as clock
 from collections.abc import Sequence
@@ -162,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="lắng nghe trên Unix socket này thay vì cổng TCP (ví dụ cho nginx: proxy_pass http://unix:PATH)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="số tiến trình cùng nhận webhook trên một cổng (mặc định 1; từ 2 trở lên cần --db postgresql://…)",
+    )
+    p.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker of --workers
 
     p = sub.add_parser("chat", help="trò chuyện với bot ngay trên màn hình (không cần mạng)")
     _add_content(p)
@@ -409,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "run":
             return cmd_run(args)
         if command == "serve":
+            if args.workers != 1:
+                return cmd_serve_workers(args)
             return asyncio.run(cmd_serve(args))
         if command == "report":
             return asyncio.run(cmd_report(args))
@@ -611,6 +623,7 @@ def cmd_match(args: argparse.Namespace) -> int:
 # Labelled question files the project ships for measuring; the gate also learns from them.
 GATE_DATA: Final = ("dev.tsv", "real-dev.tsv")
 PURGE_KEEPS_ACTIVE_SECONDS: Final = 1440 * 60  # sessions touched this recently survive `purge`
+MAX_WORKERS: Final = 64
 # The channels events are recorded under (each channel module's CHANNEL; a test keeps them in step).
 CHANNELS: Final = ("console", "telegram", "zalo-bot", "zalo-oa")
 # The report's tables for --table (bot.report.TABLES; a test keeps them in step without importing it here).
@@ -777,10 +790,9 @@ async def cmd_run_channels(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_serve(args: argparse.Namespace) -> int:
-    from bot import server
-    from bot.channels import telegram, zalo_bot, zalo_oa
-
+def _webhook_settings() -> tuple[str, str, bool, str, str]:
+    """The channels `serve` takes webhooks for, checked: (Telegram token, Zalo Bot token, Zalo OA on,
+    Telegram secret, Zalo Bot secret); a missing or malformed setting is one clear BotError."""
     tg_token, zalo_token = setting("telegram_token"), setting("zalo_bot_token")
     oa_on = bool(setting("zalo_oa_app_id") and setting("zalo_oa_secret_key"))
     if not tg_token and not zalo_token and not oa_on:
@@ -796,9 +808,51 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     zalo_secret = setting("zalo_bot_webhook_secret")
     if zalo_token and not 8 <= len(zalo_secret) <= 256:
         raise BotError("ZALO_BOT_WEBHOOK_SECRET phải dài 8-256 ký tự.")
-    in_flight = max_in_flight()
+    return tg_token, zalo_token, oa_on, tg_secret, zalo_secret
+
+
+def cmd_serve_workers(args: argparse.Namespace) -> int:
+    """`serve --workers N`: bind once, check what every worker would check, then supervise N workers."""
+    from bot import server, workers
+
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers cần từ 1 đến {MAX_WORKERS}, không phải {args.workers}.")
+    db = _db_path(args)
+    if not is_server(db):
+        raise UsageError(
+            "--workers từ 2 trở lên cần cơ sở dữ liệu PostgreSQL (--db postgresql://…): "
+            "một tệp SQLite chỉ dùng được cho một tiến trình."
+        )
+    _webhook_settings()  # the usual mistakes are one line here, not one per worker
+    _load_or_report(_content_dir(args))
+    asyncio.run(_check_database(db))  # unreachable: one line; migrated once, before the workers start
     sock = server.bind_unix(args.socket) if args.socket else server.bind(args.host, args.port)
-    # a busy port fails before anything else happens
+    child_args = ["--db", db, *(["--content", str(args.content)] if args.content else [])]
+    try:
+        return workers.supervise(sock, args.workers, child_args)
+    finally:
+        sock.close()
+        if args.socket:
+            with contextlib.suppress(OSError):
+                os.unlink(args.socket)
+
+
+async def _check_database(db: str) -> None:
+    store = await open_store(db)
+    await store.close()
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    from bot import server
+    from bot.channels import telegram, zalo_bot, zalo_oa
+
+    tg_token, zalo_token, oa_on, tg_secret, zalo_secret = _webhook_settings()
+    in_flight = max_in_flight()
+    if args.listen_fd is not None:  # a worker of `serve --workers`: the parent bound the socket
+        sock = socket.socket(fileno=args.listen_fd)
+        sock.setblocking(False)
+    else:  # a busy port fails before anything else happens
+        sock = server.bind_unix(args.socket) if args.socket else server.bind(args.host, args.port)
     tg_hook: telegram.TelegramWebhook | None = None
     zalo_client: zalo_bot.ZaloBotClient | None = None
     oa_client: zalo_oa.ZaloOAClient | None = None
@@ -836,7 +890,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 oa_channel = zalo_oa.ZaloOAChannel(service.runner, oa_client, setting("zalo_oa_secret_key"))
                 await oa_channel.recover()
             web = server.WebhookServer(service, tg_hook, zalo_hook, oa_channel, max_in_flight=in_flight)
-            await server.serve(web, sock, drain_seconds=drain_seconds())
+            await server.serve(web, sock, drain_seconds=drain_seconds(), owner=args.listen_fd is None)
         finally:
             if tg_hook is not None:
                 await tg_hook.stop(seconds=0)

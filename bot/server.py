@@ -111,6 +111,7 @@ class WebhookServer:
             {
                 "ok": True,
                 "content_version": self.service.holder.current.catalogue.version,
+                "worker": self.service.pid,  # which process answered (serve --workers)
                 "in_flight": self.in_flight,
                 "replies_waiting": sum(d.waiting for d in dispatchers),
                 "replies_superseded": sum(d.superseded for d in dispatchers),
@@ -255,9 +256,16 @@ class _Server(uvicorn.Server):
 
 
 async def serve(
-    server: WebhookServer, sock: socket.socket, stop: asyncio.Event | None = None, drain_seconds: float = DRAIN_SECONDS
+    server: WebhookServer,
+    sock: socket.socket,
+    stop: asyncio.Event | None = None,
+    drain_seconds: float = DRAIN_SECONDS,
+    owner: bool = True,
 ) -> None:
-    """Run on a bound socket until SIGINT/SIGTERM (or ``stop``); then stop taking requests and drain."""
+    """Run on a bound socket until SIGINT/SIGTERM (or ``stop``); then stop taking requests and drain.
+
+    ``owner``: this process bound the socket (a worker of `serve --workers` leaves a Unix socket's file
+    to the parent)."""
     name = sock.getsockname()
     where = f"unix:{name}" if isinstance(name, str) else f"http://{name[0]}:{name[1]}"
     # log_config=None: uvicorn logs through our handlers (and their privacy filter), not its own.
@@ -278,6 +286,6 @@ async def serve(
         watcher.cancel()
         await server.drain(drain_seconds)
         sock.close()
-        if isinstance(name, str) and name:
+        if owner and isinstance(name, str) and name:
             with contextlib.suppress(OSError):
                 os.unlink(name)
