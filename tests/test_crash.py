@@ -41,7 +41,8 @@ SCRIPT = [
 ]
 
 
-def start(db: Path, sock: Path, log: Path) -> subprocess.Popen[bytes]:
+def oa_env() -> dict[str, str]:
+    """The environment of a `serve` taking Zalo OA events whose replies cannot be sent."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_", "ZALO_"))}
     env.update(
         ZALO_OA_APP_ID=APP_ID,
@@ -53,6 +54,11 @@ def start(db: Path, sock: Path, log: Path) -> subprocess.Popen[bytes]:
         BOT_MESSAGES_PER_MINUTE="0",
         BOT_DRAIN_SECONDS="1",  # the replies cannot go out anyway
     )
+    return env
+
+
+def start(db: Path, sock: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = oa_env()
     with log.open("ab") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--socket", str(sock), "--db", str(db), "--content", str(GOOD)],

@@ -21,24 +21,14 @@ import psycopg
 import pytest
 
 from tests.conftest import GOOD, ROOT
-from tests.test_crash import SCRIPT, wait_up
-from tests.test_zalo_oa import APP_ID, VECTOR_SECRET, event, signed
+from tests.test_crash import SCRIPT, oa_env, wait_up
+from tests.test_zalo_oa import event, signed
 
 CITIZENS = 6
 
 
 def start(db: str, sock: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_", "ZALO_"))}
-    env.update(
-        ZALO_OA_APP_ID=APP_ID,
-        ZALO_OA_SECRET_KEY=VECTOR_SECRET,
-        ZALO_OA_APP_SECRET="app-secret",
-        ZALO_OA_REFRESH_TOKEN="R0",
-        ZALO_OA_API_BASE_URL="http://127.0.0.1:9",  # nothing listens: replies stay in the outbox
-        BOT_RELOAD_SECONDS="0",
-        BOT_MESSAGES_PER_MINUTE="0",
-        BOT_DRAIN_SECONDS="1",
-    )
+    env = oa_env()
     command = [sys.executable, "-m", "bot", "serve", "--workers", "2", "--socket", str(sock), "--db", db]
     with log.open("ab") as err:
         return subprocess.Popen([*command, "--content", str(GOOD)], cwd=ROOT, env=env, stdout=err, stderr=err)
