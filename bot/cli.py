@@ -329,6 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--yes", action="store_true", help="xoá luôn, không hỏi lại")
 
+    p = sub.add_parser(
+        "migrate-db",
+        help="chuyển toàn bộ dữ liệu từ tệp SQLite sang PostgreSQL (phiên, nhật ký, tin chờ gửi, token, khoá bí mật)",
+    )
+    p.add_argument("--from", dest="source", required=True, metavar="TỆP", help="tệp SQLite đang dùng, ví dụ var/bot.db")
+    p.add_argument(
+        "--to", dest="target", required=True, metavar="URL", help="postgresql://người_dùng:mật_khẩu@máy/csdl"
+    )
+    p.add_argument("--force", action="store_true", help="thay dữ liệu đã có ở nơi đến (mặc định: từ chối ghi đè)")
+
     p = sub.add_parser("schema", help="in JSON Schema của hai loại tệp nội dung")
     p.add_argument(
         "--write",
@@ -377,6 +387,7 @@ EXAMPLES: Final[dict[str, tuple[str, ...]]] = {
         "python -m bot report --compare-versions 1a2b3c4d5e6f 6f5e4d3c2b1a",
     ),
     "purge": ("python -m bot purge --older-than 180d", "python -m bot purge --older-than 12w --yes"),
+    "migrate-db": ("python -m bot migrate-db --from var/bot.db --to postgresql://bot:MẬT_KHẨU@db:5432/dvcbot",),
     "schema": ("python -m bot schema --write schemas",),
 }
 
@@ -424,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_serve(args))
         if command == "report":
             return asyncio.run(cmd_report(args))
+        if command == "migrate-db":
+            return cmd_migrate_db(args)
         if command == "purge":
             return asyncio.run(cmd_purge(args))
         if command == "status":
@@ -1049,6 +1062,43 @@ async def cmd_purge(args: argparse.Namespace) -> int:
     finally:
         await store.close()
     print(f"Đã xoá dữ liệu cũ hơn {args.older_than.strip()}: {listed(counts)}.")
+    return 0
+
+
+def cmd_migrate_db(args: argparse.Namespace) -> int:
+    if not Path(args.source).is_file():
+        raise BotError(f"Không thấy tệp SQLite {args.source}.")
+    if not is_server(args.target):
+        raise UsageError(f"--to cần địa chỉ postgresql://…, không phải “{args.target}”.")
+    return asyncio.run(_migrate_db(args))
+
+
+async def _migrate_db(args: argparse.Namespace) -> int:
+    from bot import status
+    from bot.storage.move import TABLES, move
+
+    lite = await open_store(args.source)
+    try:
+        running = [f"tiến trình {i.pid}" for i in await lite.instances() if status.is_running(i)]
+    finally:
+        await lite.close()
+    moved = await move(args.source, args.target, args.force, running)
+    names = {
+        "sessions": "phiên trò chuyện",
+        "events": "sự kiện",
+        "processed_updates": "mã tin đã xử lý",
+        "content_loads": "lần nạp nội dung",
+        "oa_tokens": "cặp token Zalo OA",
+        "oa_windows": "mục theo dõi Zalo OA",
+        "outbox": "tin chờ gửi",
+    }
+    listed = ", ".join(f"{moved.counts[t]} {names[t]}" for t, _ in TABLES)
+    print(f"Đã chép sang {shown_db(args.target)} và đếm lại từng bảng, khớp: {listed}.")
+    if moved.secret_copied:
+        print("Khoá bí mật (hash-secret) đã được chép vào cơ sở dữ liệu: mọi tiến trình dùng chung.")
+    else:
+        print("BOT_HASH_SECRET đang đặt: hãy đặt đúng giá trị đó cho mọi tiến trình dùng PostgreSQL.")
+    print(f"Từ giờ chạy bot với --db {shown_db(args.target)} (hoặc BOT_DB); tệp SQLite được giữ nguyên.")
     return 0
 
 
