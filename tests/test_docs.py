@@ -69,3 +69,22 @@ def test_the_authoring_guide_example_passes_validate(tmp_path: Path) -> None:
         return example_id in p.file or (p.file == "procedures.yaml" and p.line > first_line)
 
     assert [p.format() for p in result.problems if of_example(p)] == []
+
+
+def test_compose_runs_the_bot_on_postgresql_with_health_checks() -> None:
+    """compose.yaml (no Docker engine here to start it: its shape is checked instead)."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    db, bot = compose["services"]["db"], compose["services"]["bot"]
+    assert db["image"].startswith("postgres:") and "pg_isready" in " ".join(db["healthcheck"]["test"])
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in db["volumes"]) and "pgdata" in compose["volumes"]
+    assert bot["depends_on"]["db"]["condition"] == "service_healthy"
+    assert (
+        bot["environment"]["BOT_DB"].startswith("postgresql://dvcbot:")
+        and "@db:5432/dvcbot" in bot["environment"]["BOT_DB"]
+    )
+    assert bot["command"][:4] == ["python", "-m", "bot", "serve"] and "--workers" in bot["command"]
+    assert "/healthz" in " ".join(bot["healthcheck"]["test"])
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    assert "POSTGRES_PASSWORD=" in example and ".env" in (ROOT / ".gitignore").read_text().split()
