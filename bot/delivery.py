@@ -44,6 +44,7 @@ class Dispatcher:
         self.sent = 0
         self.superseded = 0
         self._sweeper: asyncio.Task[None] | None = None
+        self._sending: set[int] = set()  # outbox rows being sent right now (out of their queue)
 
     def submit(self, delivery: Delivery) -> None:
         """Queue a committed turn's replies (never waits)."""
@@ -82,7 +83,8 @@ class Dispatcher:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.runner.store.renew_outbox_claims()
+                held = {d.outbox_id for q in self._queues.values() for d in q if d.outbox_id} | self._sending
+                await self.runner.store.renew_outbox_claims(held)
                 await self.recover()
             except asyncio.CancelledError:
                 raise
@@ -94,21 +96,33 @@ class Dispatcher:
         try:
             while queue:
                 delivery = queue.popleft()
+                self._sending.add(delivery.outbox_id)
                 try:
-                    await self._send(chat, delivery.replies)
-                    self.sent += 1
-                except asyncio.CancelledError:
-                    queue.appendleft(delivery)  # still in the outbox: sent at the next start
-                    raise
-                except Exception:
-                    # The channel's send already retried what can be retried; resending this
-                    # turn forever would block the chat, so it is given up and logged.
-                    logger.exception("%s: a reply could not be delivered", self.channel)
-                await self.runner.delivered(delivery)
+                    await self._deliver(chat, queue, delivery)
+                finally:
+                    self._sending.discard(delivery.outbox_id)
         finally:
             if not queue:
                 self._queues.pop(chat, None)
             self._workers.pop(chat, None)
+
+    async def _deliver(self, chat: str, queue: deque[Delivery], delivery: Delivery) -> None:
+        try:
+            await self._send(chat, delivery.replies)
+            self.sent += 1
+        except asyncio.CancelledError:
+            queue.appendleft(delivery)  # still in the outbox: sent at the next start
+            raise
+        except Exception:
+            # The channel's send already retried what can be retried; resending this
+            # turn forever would block the chat, so it is given up and logged.
+            logger.exception("%s: a reply could not be delivered", self.channel)
+        try:
+            await self.runner.delivered(delivery)
+        except Exception as exc:
+            # The database is unreachable this moment: the row stays, its claim runs out and it is
+            # sent again later (a reply twice rather than never), and this chat's queue goes on.
+            logger.warning("%s: a delivered reply could not be marked (%s)", self.channel, exc)
 
     def _supersede(self, chat: str, dropped: list[Delivery]) -> None:
         self.superseded += len(dropped)

@@ -232,5 +232,7 @@ class Service:
                 await task
         try:
             await self.store.unregister_instance(self.host, self.pid)
+        except Exception as exc:  # the database gone this moment: `status` sees the heartbeat stop instead
+            logger.warning("could not unregister this process from the database (%s)", exc)
         finally:
             await self.store.close()

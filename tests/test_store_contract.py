@@ -403,14 +403,17 @@ async def test_a_dead_workers_replies_are_sent_by_exactly_one_other_and_a_live_o
         out = Outgoing("telegram", "sealed", ({"text": "chào"},))
         kept = await alive.commit_turn("k1", "telegram", None, [], ("telegram", "1"), out)
         lost = await dead.commit_turn("k2", "telegram", None, [], ("telegram", "2"), out)
+        forgotten = await alive.commit_turn("k3", "telegram", None, [], ("telegram", "3"), out)
         assert await b.outbox_pending("telegram") == [], "both workers are delivering their own"
         for _ in range(3):
             await asyncio.sleep(0.2)
-            await alive.renew_outbox_claims()  # `dead` stopped renewing
+            await alive.renew_outbox_claims([kept])  # `dead` stopped renewing
         taken = await asyncio.gather(b.outbox_pending("telegram"), c.outbox_pending("telegram"))
-        assert sorted(i for rows in taken for i, _ in rows) == [lost], "the dead one's row, to one worker"
+        # the dead worker's row, and a live one's row it never renewed (it lost track of it after an
+        # error), each to one worker
+        assert sorted(i for rows in taken for i, _ in rows) == sorted([lost, forgotten])
         assert kept != lost
-        await dead.renew_outbox_claims()  # a worker that was only slow does not take its row back
+        await dead.renew_outbox_claims([lost])  # a worker that was only slow does not take its row back
         assert await c.outbox_pending("telegram") == [] and await b.outbox_pending("telegram") == []
     finally:
         for store in (alive, dead, b, c):
@@ -554,5 +557,31 @@ async def test_status_lists_workers_on_other_machines_by_their_heartbeat_with_th
         report = await status.gather(store)
         assert sorted((i.host, i.content_version) for i in report.running) == [("may-2", "v7"), ("may-3", "v8")]
         assert report.as_dict()["running"][0]["content_version"] in ("v7", "v8")
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_connections_dropped_by_a_database_restart_are_replaced_without_failing_the_next_work(
+    db_url: str,
+) -> None:
+    """(PostgreSQL only.) A restart drops every connection the pool holds idle; the next turn and the next
+    bookkeeping write still succeed, at once, instead of failing or waiting out the pool's back-off."""
+    import psycopg
+
+    store = await open_store(db_url)
+    try:
+        await asyncio.gather(*(store.instances() for _ in range(20)))  # several idle connections
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        started = time.monotonic()
+        await store.heartbeat("h", 1, "v", 1.0)
+        assert await store.begin_turn("k", ("t", "1")) == (None, False)
+        assert await store.commit_turn("k", "t", Session(last_seen=1.0), [sample_event()], ("t", "1"))
+        assert await store.instances() == []
+        assert time.monotonic() - started < 3
     finally:
         await store.close()

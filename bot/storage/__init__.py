@@ -7,7 +7,7 @@ A server database would implement the same ``Store`` protocol.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -118,8 +118,9 @@ class Store(Protocol):
     # replies left over are only recovered at its start).
     outbox_lease_seconds: float
 
-    async def renew_outbox_claims(self) -> None:
-        """This worker still lives: keep its claims on undelivered replies (a no-op with one process)."""
+    async def renew_outbox_claims(self, ids: Collection[int]) -> None:
+        """This worker still lives and has the replies ``ids`` to send: keep its claims on them (a no-op with
+        one process)."""
 
     async def outbox_done(self, outbox_id: int) -> None:
         """Mark a row delivered (may be written a moment later, with the next turn)."""

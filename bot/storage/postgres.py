@@ -9,6 +9,7 @@ starting together apply each one once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -16,7 +17,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any, Final
 
 import psycopg
@@ -173,6 +174,7 @@ class PostgresStore:
         self.outbox_lease_seconds = lease_seconds
         self.path = shown_db(url)
         self._held: dict[str, psycopg.AsyncConnection[Any]] = {}  # user key -> the connection of their turn
+        self._checking: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, url: str, pool_size: int = POOL_SIZE) -> PostgresStore:
@@ -189,7 +191,6 @@ class PostgresStore:
             max_size=max(1, pool_size),
             open=False,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-            check=AsyncConnectionPool.check_connection,
         )
         try:
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
@@ -205,7 +206,7 @@ class PostgresStore:
         return store
 
     async def schema_version(self) -> int:
-        async with self.pool.connection() as conn:
+        async with self._conn() as conn:
             return await self._version(conn)
 
     @staticmethod
@@ -220,7 +221,7 @@ class PostgresStore:
 
     async def migrate(self) -> None:
         """Apply the migrations this database lacks, each once even when workers start together."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._conn() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             current = await self._version(conn)
             if current > SCHEMA_VERSION:
@@ -257,7 +258,16 @@ class PostgresStore:
             await self.end_turn(user_key)
         conn = await self.pool.getconn()
         try:
-            await conn.execute("BEGIN")
+            try:
+                await conn.execute("BEGIN")
+            except psycopg.OperationalError:
+                if not conn.broken:
+                    raise
+                # a connection the server dropped (it restarted) before this turn used it: take another
+                await self.pool.putconn(conn)
+                await self._check_pool()  # the others idle beside it are most likely dropped too
+                conn = await self.pool.getconn()
+                await conn.execute("BEGIN")
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (user_key,))
             cur = await conn.execute(
                 "SELECT (SELECT state FROM sessions WHERE user_key = %s), "
@@ -265,7 +275,8 @@ class PostgresStore:
                 (user_key, *(processed or ("", ""))),
             )
             row = await cur.fetchone()
-        except BaseException:
+        except BaseException as exc:
+            self._broken(exc)
             await self._give_back(conn, commit=False)
             raise
         self._held[user_key] = conn
@@ -273,6 +284,28 @@ class PostgresStore:
         if seen or state is None:
             return None, seen
         return _session(state), False
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; one found broken (the server restarted) has the whole pool checked."""
+        async with self.pool.connection() as conn:
+            try:
+                yield conn
+            except BaseException as exc:
+                self._broken(exc)
+                raise
+
+    def _broken(self, exc: BaseException) -> None:
+        """After a server restart every idle connection is dead: check them all at once, in the background,
+        rather than finding them one request at a time (the pool's own check backs off between tries)."""
+        if isinstance(exc, psycopg.OperationalError) and (self._checking is None or self._checking.done()):
+            self._checking = asyncio.ensure_future(self._check_pool())
+
+    async def _check_pool(self) -> None:
+        try:
+            await self.pool.check()
+        except Exception as exc:  # the server still down: the next failure checks again
+            logger.warning("database connections could not be checked (%s)", exc)
 
     async def end_turn(self, user_key: str) -> None:
         """Give up a turn begun and not committed (an update already handled, a failure): unlock the user."""
@@ -285,7 +318,8 @@ class PostgresStore:
         try:
             if not conn.closed:
                 await conn.execute("COMMIT" if commit else "ROLLBACK")
-        except psycopg.Error:
+        except psycopg.Error as exc:
+            self._broken(exc)
             if commit:
                 raise
         finally:
@@ -312,11 +346,12 @@ class PostgresStore:
         """
         held = self._held.pop(user_key, None)
         if held is None:
-            async with self.pool.connection() as conn, conn.transaction():
+            async with self._conn() as conn, conn.transaction():
                 return await self._write_turn(conn, user_key, channel, session, events, processed, outbox)
         try:
             result = await self._write_turn(held, user_key, channel, session, events, processed, outbox)
-        except BaseException:
+        except BaseException as exc:
+            self._broken(exc)
             await self._give_back(held, commit=False)
             raise
         await self._give_back(held, commit=result is not False)
@@ -375,13 +410,13 @@ class PostgresStore:
     async def append_events(self, events: Sequence[Event]) -> None:
         """Events that belong to no turn (never inside a turn another task holds for the same user)."""
         if events:
-            async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            async with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
                 await cur.executemany(_INSERT_EVENT, [event_row(e) for e in events])
 
     async def events(self, user_key: str | None = None) -> list[dict[str, Any]]:
         """Events in insertion order (for tests, previews and reports)."""
         query = b"SELECT * FROM events" + (b" WHERE user_key = %s" if user_key is not None else b"") + b" ORDER BY id"
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, (user_key,) if user_key is not None else ())
             return list(await cur.fetchall())
 
@@ -401,11 +436,14 @@ class PostgresStore:
         )
         return sorted((int(r[0]), Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows)
 
-    async def renew_outbox_claims(self) -> None:
-        """This worker lives: its claims on the replies it has yet to deliver last another lease."""
-        await self._write(
-            "UPDATE outbox SET lease_until = ? WHERE owner = ?", (time.time() + self.outbox_lease_seconds, self.worker)
-        )
+    async def renew_outbox_claims(self, ids: Collection[int]) -> None:
+        """This worker lives and still has these replies to send: its claims on them last another lease.
+        (Only these: a row this worker committed but never queued, after an error, expires and is swept.)"""
+        if ids:
+            await self._write(
+                "UPDATE outbox SET lease_until = ? WHERE owner = ? AND id = ANY(?)",
+                (time.time() + self.outbox_lease_seconds, self.worker, list(ids)),
+            )
 
     async def outbox_done(self, outbox_id: int) -> None:
         await self._write("DELETE FROM outbox WHERE id = ?", (outbox_id,))
@@ -417,13 +455,21 @@ class PostgresStore:
 
     async def _write(self, statement: str, args: Sequence[Any]) -> None:
         """One qmark statement as its own transaction."""
-        async with self.pool.connection() as conn:
-            await conn.execute(_q(statement), tuple(args))
+        await self._rows(statement, args)
 
     async def _rows(self, statement: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_q(statement), tuple(args))
-            return list(await cur.fetchall())
+        """One qmark statement as its own transaction, and its rows. Tried again once on another connection
+        when the one given turned out dropped by the server (it restarted): the statement never ran."""
+        for attempt in (1, 2):
+            async with self._conn() as conn:
+                try:
+                    cur = await conn.execute(_q(statement), tuple(args))
+                    return list(await cur.fetchall()) if cur.description else []
+                except psycopg.OperationalError:
+                    if attempt == 2 or not conn.broken:
+                        raise
+            await self._check_pool()  # the others idle beside it are most likely dropped too
+        raise AssertionError("unreachable")
 
     async def record_content_load(self, load: ContentLoad) -> None:
         await self._write(sql.INSERT_CONTENT_LOAD, sql.content_load_args(load))
@@ -448,7 +494,7 @@ class PostgresStore:
 
     async def shared_secret(self) -> bytes:
         """The secret for pseudonymous user keys, made once and shared by every worker of this database."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._conn() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO secrets (name, value) VALUES ('hash', %s) ON CONFLICT DO NOTHING",
                 (secrets.token_hex(32),),
@@ -493,7 +539,7 @@ class PostgresStore:
 
     async def purge_counts(self, before: float, sessions_before: float | None = None) -> dict[str, int]:
         counts: dict[str, int] = {}
-        async with self.pool.connection() as conn:
+        async with self._conn() as conn:
             for table, column, cutoff in sql.purge_cutoffs(before, sessions_before):
                 cur = await conn.execute(
                     pgsql.SQL("SELECT COUNT(*) FROM {} WHERE {} < %s").format(
@@ -507,7 +553,7 @@ class PostgresStore:
 
     async def purge(self, before: float, sessions_before: float | None = None) -> dict[str, int]:
         counts: dict[str, int] = {}
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._conn() as conn, conn.transaction():
             for table, column, cutoff in sql.purge_cutoffs(before, sessions_before):
                 cur = await conn.execute(
                     pgsql.SQL("DELETE FROM {} WHERE {} < %s").format(pgsql.Identifier(table), pgsql.Identifier(column)),
@@ -518,7 +564,7 @@ class PostgresStore:
 
     async def analytics(self, scope: ReportScope) -> dict[str, Any]:
         """The aggregates behind `report` (bot.storage.analytics), on one connection (its temporary tables)."""
-        async with self.pool.connection() as conn:
+        async with self._conn() as conn:
 
             async def run(statement: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
                 cur = await conn.execute(_q(statement), tuple(args))
@@ -531,7 +577,7 @@ class PostgresStore:
         """A session-level advisory lock on ``name`` for the block, on a connection kept for it (the server
         releases it if this process dies). Named locks live in their own key space (two int4 keys), apart
         from the citizens' turn locks (one bigint key)."""
-        async with self.pool.connection() as conn:
+        async with self._conn() as conn:
             if wait:
                 await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (NAMED_LOCKS, name))
             else:
@@ -550,6 +596,10 @@ class PostgresStore:
     async def close(self) -> None:
         for user_key in list(self._held):
             await self.end_turn(user_key)
+        if self._checking is not None:
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checking
         await self.pool.close()
 
 

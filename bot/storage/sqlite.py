@@ -9,7 +9,7 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -514,7 +514,7 @@ class SqliteStore:
             rows = await cur.fetchall()
         return [(r[0], Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows]
 
-    async def renew_outbox_claims(self) -> None:
+    async def renew_outbox_claims(self, ids: Collection[int]) -> None:
         """One process owns a SQLite file: no other worker could take its replies over."""
 
     async def outbox_done(self, outbox_id: int) -> None:
