@@ -1,6 +1,6 @@
 """Whole-turn throughput against raw SQLite, and CPU per webhook update.
 
-    .venv/bin/python benchmarks/turn_bench.py [--messages 6000] [--webhook]
+    .venv/bin/python benchmarks/turn_bench.py [--messages 6000] [--webhook] [--postgres URL]
 
 1. Raw baseline, measured in the same run, right before each measurement of ours (fsync speed
    drifts on a shared disk; the median of three paired ratios is printed): plain ``sqlite3``
@@ -12,6 +12,10 @@
    citizens typing at once, on the shipped content, with scripted citizens (benchmarks/citizens.py):
    "buttons": taps and typed numbers only; "questions": every fourth message is a free-text
    question for the matcher instead.
+With ``--postgres postgresql://…`` the same two measurements run on PostgreSQL too (each in a
+throwaway schema): the raw baseline is plain ``psycopg`` doing the same rows in one transaction per
+message, committed durably (the server's own fsync and synchronous_commit settings), one connection.
+
 3. ``--webhook``: ``serve`` as a real process on loopback with a fake Bot API process; 2,000
    updates from 200 citizens over HTTP; the server process's CPU time (user + system, from
    /proc) divided by the updates it committed and answered.
@@ -42,7 +46,7 @@ from bot.delivery import Dispatcher  # noqa: E402
 from bot.engine import Session  # noqa: E402
 from bot.runner import Runner  # noqa: E402
 from bot.settings import VIETNAM_TZ  # noqa: E402
-from bot.storage.sqlite import MIGRATIONS, SqliteStore  # noqa: E402
+from bot.storage.sqlite import MIGRATIONS  # noqa: E402
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=VIETNAM_TZ)
 PAYLOADS = ("", "")
@@ -101,10 +105,69 @@ def raw_rate(path: str, messages: int) -> float:
     return messages / elapsed
 
 
+def raw_rate_pg(url: str, messages: int) -> float:
+    """Messages per second for plain psycopg doing one equivalent transaction per message."""
+    import psycopg
+
+    from bot.storage.postgres import MIGRATIONS as PG_MIGRATIONS
+
+    state, replies = PAYLOADS
+    event = (0.0, "k", "telegram", "dang-ky-tam-tru", "v", "s", "step-entered", "a", "b", "choice", '{"option": "x"}')
+    with psycopg.connect(url, autocommit=True) as conn:
+        for migration in PG_MIGRATIONS:
+            for statement in migration.split(";"):
+                if statement.strip():
+                    conn.execute(statement.encode())
+        previous = None
+        start = time.perf_counter()
+        for i in range(messages):
+            user = f"u{i % 100}"
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO processed_updates (channel, event_id, seen_at) VALUES (%s, %s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    ("telegram", str(i), 0.0),
+                )
+                conn.execute(
+                    "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_key) DO UPDATE SET state = excluded.state, "
+                    "updated_at = excluded.updated_at",
+                    (user, "telegram", state, "v", 0.0),
+                )
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO events (ts, user_key, channel, procedure_id, content_version, step_id, type, "
+                        "from_step, to_step, via, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        [event, event],
+                    )
+                row = conn.execute(
+                    "INSERT INTO outbox (channel, chat, replies, created_at) VALUES (%s, %s, %s, %s) RETURNING id",
+                    ("telegram", "sealed-chat-id" * 8, replies, 0.0),
+                ).fetchone()
+                if previous is not None:
+                    conn.execute("DELETE FROM outbox WHERE id = %s", (previous,))
+                previous = row[0] if row else None
+        elapsed = time.perf_counter() - start
+    return messages / elapsed
+
+
+def pg_schema(url: str, name: str) -> str:
+    """A new empty schema on the server, and the address that uses it."""
+    from urllib.parse import quote
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}".encode())
+    return f"{url}{'&' if '?' in url else '?'}options={quote(f'-c search_path={name}')}"
+
+
 async def turn_rate(db: str, citizens: int, messages: int, question_every: int) -> tuple[float, float]:
     """(messages per second, CPU seconds per message) for whole turns."""
+    from bot.storage import open_store
+
     content = load(ROOT)
-    store = await SqliteStore.open(db)
+    store = await open_store(db)
     runner = Runner(ContentHolder(content, ROOT), store, b"bench-secret", clock=lambda: NOW)
 
     async def send(chat: str, replies: object) -> None:
@@ -125,8 +188,10 @@ async def turn_rate(db: str, citizens: int, messages: int, question_every: int) 
     await dispatcher.idle()
     await store.flush()
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rows = (await (await store.conn.execute("SELECT COUNT(*) FROM processed_updates")).fetchone() or [0])[0]
-    left = (await (await store.conn.execute("SELECT COUNT(*) FROM outbox")).fetchone() or [0])[0]
+    counted = [
+        await store.purge_counts(time.time() + 86400 * 365 * 100)  # (counts every row; deletes nothing)
+    ][0]
+    rows, left = counted["processed_updates"], counted["outbox"]
     await store.close()
     assert rows == per * citizens and left == 0, (rows, left)
     return per * citizens / elapsed, cpu / (per * citizens)
@@ -137,6 +202,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--webhook", action="store_true", help="also measure CPU per webhook update on `serve`")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="also measure on this PostgreSQL database (throwaway schemas)"
+    )
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="turn-bench-")
     global PAYLOADS
@@ -146,16 +214,24 @@ def main() -> None:
     # it, three rounds each, and the median of the paired ratios is reported.
     print(f"{'mix':9} {'citizens':>8} {'turns/s':>8} {'raw/s':>8} {'ratio':>6}  {'CPU ms/turn':>11}")
     run = 0
-    for mix, every in (("buttons", 0), ("questions", 4)):
-        for citizens in (1, 10, 100):
-            rounds = []
-            for _ in range(args.rounds):
-                run += 1
-                raw = raw_rate(os.path.join(tmp, f"raw{run}.db"), args.messages)
-                rate, cpu = asyncio.run(turn_rate(os.path.join(tmp, f"t{run}.db"), citizens, args.messages, every))
-                rounds.append((rate / raw, rate, raw, cpu))
-            ratio, rate, raw, cpu = sorted(rounds)[len(rounds) // 2]
-            print(f"{mix:9} {citizens:8} {rate:8.0f} {raw:8.0f} {100 * ratio:5.1f}%  {cpu * 1000:11.2f}")
+    backends = ["sqlite", *(["postgres"] if args.postgres else [])]
+    for backend in backends:
+        print(backend)
+        for mix, every in (("buttons", 0), ("questions", 4)):
+            for citizens in (1, 10, 100):
+                rounds = []
+                for _ in range(args.rounds):
+                    run += 1
+                    if backend == "sqlite":
+                        raw = raw_rate(os.path.join(tmp, f"raw{run}.db"), args.messages)
+                        ours = os.path.join(tmp, f"t{run}.db")
+                    else:
+                        raw = raw_rate_pg(pg_schema(args.postgres, f"bench_raw{run}"), args.messages)
+                        ours = pg_schema(args.postgres, f"bench_turn{run}")
+                    rate, cpu = asyncio.run(turn_rate(ours, citizens, args.messages, every))
+                    rounds.append((rate / raw, rate, raw, cpu))
+                ratio, rate, raw, cpu = sorted(rounds)[len(rounds) // 2]
+                print(f"{mix:9} {citizens:8} {rate:8.0f} {raw:8.0f} {100 * ratio:5.1f}%  {cpu * 1000:11.2f}")
     if args.webhook:
         from webhook_load import cpu_per_update
 
