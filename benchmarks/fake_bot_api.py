@@ -5,7 +5,7 @@
 Answers getMe, setMyCommands, setWebhook, deleteWebhook, answerCallbackQuery and
 sendMessage like Telegram does. ``--send-per-second N`` accepts at most N sendMessage
 calls per second and answers the rest 429 with ``retry_after`` (to build an outbox
-backlog). ``GET /stats`` returns how many messages were accepted, per chat.
+backlog). ``GET /stats`` returns how many messages were accepted; ``GET /log`` every chat's texts in arrival order.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ BOT = {"id": 123456, "is_bot": True, "first_name": "DVC", "username": "dvc_bench
 
 def build(send_per_second: float) -> Starlette:
     sent: Counter[str] = Counter()
+    texts: dict[str, list[str]] = {}  # chat -> the texts it was sent, in arrival order
     window = {"second": 0, "count": 0}
 
     async def method(request: Request) -> JSONResponse:
@@ -51,6 +52,7 @@ def build(send_per_second: float) -> Starlette:
             window["count"] += 1
             chat = params.get("chat_id", "0")
             sent[chat] += 1
+            texts.setdefault(chat, []).append(params.get("text", ""))
             result = {
                 "message_id": sum(sent.values()),
                 "date": now,
@@ -63,8 +65,15 @@ def build(send_per_second: float) -> Starlette:
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse({"sent": sum(sent.values()), "chats": len(sent)})
 
+    async def log(request: Request) -> JSONResponse:
+        return JSONResponse(texts)
+
     return Starlette(
-        routes=[Route("/stats", stats, methods=["GET"]), Route("/bot{token}/{method}", method, methods=["POST"])]
+        routes=[
+            Route("/stats", stats, methods=["GET"]),
+            Route("/log", log, methods=["GET"]),
+            Route("/bot{token}/{method}", method, methods=["POST"]),
+        ]
     )
 
 

@@ -51,7 +51,7 @@ def start_fake_api(port: int, send_per_second: float = 0) -> subprocess.Popen[by
     )
 
 
-def start_serve(db: str, port: int, api_port: int, **env: str) -> subprocess.Popen[bytes]:
+def start_serve(db: str, port: int, api_port: int, workers: int = 1, **env: str) -> subprocess.Popen[bytes]:
     environ = {
         **os.environ,
         "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -62,7 +62,10 @@ def start_serve(db: str, port: int, api_port: int, **env: str) -> subprocess.Pop
         **env,
     }
     return subprocess.Popen(
-        [PYTHON, "-m", "bot", "serve", "--db", db, "--port", str(port), "--content", str(ROOT)], cwd=ROOT, env=environ
+        [PYTHON, "-m", "bot", "serve", "--db", db, "--port", str(port), "--content", str(ROOT)]
+        + (["--workers", str(workers)] if workers != 1 else []),
+        cwd=ROOT,
+        env=environ,
     )
 
 
@@ -137,6 +140,7 @@ async def deliver(
     skip: set[int] | None = None,
     connections: int = 40,
     pause: float = 0.0,
+    latencies: list[float] | None = None,
 ) -> None:
     """Post every citizen's updates in order (the next after the previous got its answer), like Telegram.
 
@@ -153,6 +157,7 @@ async def deliver(
                 if skip and uid in skip:
                     continue
                 for _ in range(50):
+                    asked = time.perf_counter()
                     try:
                         response = await http.post(
                             "/webhook/telegram", json=update_for(uid, 10_000 + c, msg), headers=headers
@@ -160,6 +165,8 @@ async def deliver(
                     except httpx.HTTPError:
                         return  # the server died: what was not acknowledged is delivered again later
                     if response.status_code == 200:
+                        if latencies is not None:
+                            latencies.append(time.perf_counter() - asked)
                         acked.add(uid)
                         break
                     await asyncio.sleep(0.2)

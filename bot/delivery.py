@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Final
 
 from bot.engine import Reply
 from bot.runner import Delivery, Runner
@@ -107,6 +107,16 @@ class Dispatcher:
             self._workers.pop(chat, None)
 
     async def _deliver(self, chat: str, queue: deque[Delivery], delivery: Delivery) -> None:
+        if delivery.outbox_id:
+            try:
+                send, superseded = await self.runner.store.start_delivery(delivery.outbox_id)
+            except Exception as exc:  # the database away: the row stays and is sent after its claim
+                logger.warning("%s: a reply could not be started (%s)", self.channel, exc)
+                return
+            if superseded:
+                self._record_superseded(chat, superseded)
+            if not send:
+                return  # sent by another worker, or replaced by a newer reply of the same citizen
         try:
             await self._send(chat, delivery.replies)
             self.sent += 1
@@ -125,17 +135,26 @@ class Dispatcher:
             logger.warning("%s: a delivered reply could not be marked (%s)", self.channel, exc)
 
     def _supersede(self, chat: str, dropped: list[Delivery]) -> None:
-        self.superseded += len(dropped)
-
-        async def record() -> None:
+        async def mark() -> None:
             for delivery in dropped:
                 await self.runner.delivered(delivery)
+
+        self._chore(mark())
+        self._record_superseded(chat, len(dropped))
+
+    def _record_superseded(self, chat: str, turns: int) -> None:
+        self.superseded += turns
+
+        async def record() -> None:
             try:
-                await self.runner.record(self.channel, chat, "replies-superseded", {"turns": len(dropped)})
+                await self.runner.record(self.channel, chat, "replies-superseded", {"turns": turns})
             except Exception:
                 logger.exception("%s: could not record superseded replies", self.channel)
 
-        task = asyncio.ensure_future(record())
+        self._chore(record())
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)
 

@@ -585,3 +585,43 @@ async def test_connections_dropped_by_a_database_restart_are_replaced_without_fa
         assert time.monotonic() - started < 3
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_one_citizens_replies_from_two_workers_arrive_in_turn_order_and_newer_ones_replace_waiting_ones(
+    db_url: str, content: Content
+) -> None:
+    """(PostgreSQL only.) Worker A is still sending turn 1's reply (Telegram allows about one message a
+    second per chat) when the citizen's turns 2 (on A, queued) and 3 (on B) are committed: B waits for turn
+    1 to be out, turn 2's reply is replaced by turn 3's, and nothing arrives twice or out of order."""
+    from bot.delivery import Dispatcher
+
+    a, b = await open_store(db_url), await open_store(db_url)
+    sent: list[tuple[str, str]] = []
+    try:
+        runners = [Runner(ContentHolder(content, GOOD), s, b"secret", clock=lambda: NOW) for s in (a, b)]
+
+        def sender(worker: str, pause: float) -> Any:
+            async def send(chat: str, replies: Any) -> None:
+                await asyncio.sleep(pause)
+                sent.extend((worker, r.text) for r in replies)
+
+            return send
+
+        slow, fast = Dispatcher("t", runners[0], sender("a", 0.5)), Dispatcher("t", runners[1], sender("b", 0))
+        first = await runners[0].handle_for_delivery(Incoming("t", "42", text="dk tam tru cho nguoi thue tro"))
+        second = await runners[0].handle_for_delivery(Incoming("t", "42", kind="choice", choice_id="next"))
+        third = await runners[1].handle_for_delivery(Incoming("t", "42", kind="choice", choice_id="o:tu-nop"))
+        assert first and second and third
+        slow.submit(first)
+        slow.submit(second)  # queued behind the first on worker a
+        await asyncio.sleep(0.1)
+        fast.submit(third)
+        await asyncio.wait_for(asyncio.gather(slow.idle(), fast.idle()), 10)
+        expected = [("a", r.text) for r in first.replies] + [("b", r.text) for r in third.replies]
+        assert sent == expected, "turn 1, then turn 3; turn 2's reply was replaced, not sent late"
+        assert fast.superseded == 1
+        assert await a.outbox_pending("t") == []
+    finally:
+        await a.close()
+        await b.close()

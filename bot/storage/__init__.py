@@ -122,6 +122,11 @@ class Store(Protocol):
         """This worker still lives and has the replies ``ids`` to send: keep its claims on them (a no-op with
         one process)."""
 
+    async def start_delivery(self, outbox_id: int) -> tuple[bool, int]:
+        """Just before sending the row ``outbox_id``: (whether to send it, how many older rows of the same
+        citizen it superseded). With several workers, a row another worker sent or a newer reply superseded
+        is not sent, and older replies of the citizen are out first; one process always sends, in order."""
+
     async def outbox_done(self, outbox_id: int) -> None:
         """Mark a row delivered (may be written a moment later, with the next turn)."""
 

@@ -128,6 +128,13 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE instances ADD COLUMN content_version TEXT NOT NULL DEFAULT '';
     ALTER TABLE instances ADD COLUMN seen_at DOUBLE PRECISION NOT NULL DEFAULT 0;
     """,
+    # 4: one citizen's replies go out in order whichever worker committed them: rows know their citizen
+    # (the pseudonymous key) and whether a worker is sending them right now.
+    """
+    ALTER TABLE outbox ADD COLUMN user_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN sending BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE INDEX outbox_user ON outbox (user_key, id);
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 # pg_advisory_xact_lock key held while migrating ("dvcbot" in ASCII, as a number).
@@ -138,6 +145,8 @@ POOL_SIZE: Final = 10
 # every third of this while it lives; a row whose claim ran out (its worker died between commit and
 # delivery) is sent by another worker within about this long.
 OUTBOX_LEASE_SECONDS: Final = 60.0
+# How often a worker looks whether an older reply to the same citizen, being sent by another worker, is out.
+SENDING_POLL_SECONDS: Final = 0.02
 CONNECT_TIMEOUT_SECONDS: Final = 10
 
 
@@ -392,8 +401,8 @@ class PostgresStore:
         if outbox is not None:
             now = time.time()
             cur = await conn.execute(
-                "INSERT INTO outbox (channel, chat, replies, created_at, owner, lease_until) "
-                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                "INSERT INTO outbox (channel, chat, replies, created_at, owner, lease_until, user_key) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 (
                     outbox.channel,
                     outbox.chat,
@@ -401,6 +410,7 @@ class PostgresStore:
                     now,
                     self.worker,
                     now + self.outbox_lease_seconds,
+                    user_key,
                 ),
             )
             row = await cur.fetchone()
@@ -429,7 +439,7 @@ class PostgresStore:
         now = time.time()
         await self._write(sql.DELETE_STALE_OUTBOX, (now - max_age_seconds,))
         rows = await self._rows(
-            "UPDATE outbox SET owner = ?, lease_until = ? WHERE id IN ("
+            "UPDATE outbox SET owner = ?, lease_until = ?, sending = FALSE WHERE id IN ("
             "SELECT id FROM outbox WHERE channel = ? AND lease_until < ? ORDER BY id LIMIT 1000 "
             "FOR UPDATE SKIP LOCKED) RETURNING id, channel, chat, replies",
             (self.worker, now + self.outbox_lease_seconds, channel, now),
@@ -444,6 +454,34 @@ class PostgresStore:
                 "UPDATE outbox SET lease_until = ? WHERE owner = ? AND id = ANY(?)",
                 (time.time() + self.outbox_lease_seconds, self.worker, list(ids)),
             )
+
+    async def start_delivery(self, outbox_id: int) -> tuple[bool, int]:
+        """Before a worker sends the row ``outbox_id``: (whether to send it, how many older rows of the same
+        citizen it supersedes). The row is marked as being sent, unless another worker already sent it or a
+        newer turn's replies superseded it (then: do not send). Older rows of that citizen not being sent
+        are superseded (deleted: a newer reply replaces them); one an other worker is sending right now is
+        waited for, so the citizen's messages arrive in the order of their turns."""
+        rows = await self._rows(
+            "WITH mine AS (UPDATE outbox SET sending = TRUE WHERE id = ? AND NOT sending RETURNING user_key), "
+            "older AS (DELETE FROM outbox WHERE user_key = (SELECT user_key FROM mine) AND user_key <> '' "
+            "AND id < ? AND NOT sending RETURNING id) "
+            "SELECT (SELECT user_key FROM mine), (SELECT COUNT(*) FROM older)",
+            (outbox_id, outbox_id),
+        )
+        if not rows or rows[0][0] is None:
+            return False, 0
+        key, superseded = str(rows[0][0]), int(rows[0][1])
+        # However long the other worker takes (Telegram allows about one message a second per chat and
+        # thirty in all): its claim is renewed while it lives, and runs out if it died mid-send.
+        while key:
+            busy = await self._rows(
+                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND sending AND lease_until >= ? LIMIT 1",
+                (key, outbox_id, time.time()),
+            )
+            if not busy:
+                break
+            await asyncio.sleep(SENDING_POLL_SECONDS)
+        return True, superseded
 
     async def outbox_done(self, outbox_id: int) -> None:
         await self._write("DELETE FROM outbox WHERE id = ?", (outbox_id,))

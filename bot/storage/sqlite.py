@@ -514,6 +514,10 @@ class SqliteStore:
             rows = await cur.fetchall()
         return [(r[0], Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows]
 
+    async def start_delivery(self, outbox_id: int) -> tuple[bool, int]:
+        """One process sends its replies itself, per chat in commit order (bot.delivery)."""
+        return True, 0
+
     async def renew_outbox_claims(self, ids: Collection[int]) -> None:
         """One process owns a SQLite file: no other worker could take its replies over."""
 
