@@ -16,6 +16,10 @@ class BotError(Exception):
     exit_code = 1
 
 
+class StoreUnavailable(BotError):
+    """The database could not be reached this moment (a server restarting): nothing was written."""
+
+
 class UsageError(BotError):
     """The command line was wrong."""
 

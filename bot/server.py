@@ -32,7 +32,7 @@ from bot.channels.telegram import TelegramWebhook
 from bot.channels.zalo_bot import ZaloBotWebhook, unwrap
 from bot.channels.zalo_oa import ZaloOAChannel, verified
 from bot.delivery import Dispatcher
-from bot.errors import BotError
+from bot.errors import BotError, StoreUnavailable
 from bot.limits import MAX_BODY_BYTES, InputError, parse_json
 from bot.service import Service
 
@@ -154,6 +154,10 @@ class WebhookServer:
         except Malformed as exc:
             self._reject(channel, str(exc))  # acknowledged, so the platform does not send it again
             return JSONResponse({"ok": True})
+        except StoreUnavailable as exc:
+            # The database restarting: an expected moment, one line; no 200, so the platform resends.
+            logger.warning("%s: update not committed (%s); the platform will resend it", channel, exc)
+            return JSONResponse({"ok": False, "error": "not processed"}, status_code=503, headers={"Retry-After": "1"})
         except Exception:
             # Not committed (storage trouble): no 200, so the platform sends the update again.
             logger.exception("%s: update not committed; the platform will resend it", channel)

@@ -625,3 +625,27 @@ async def test_one_citizens_replies_from_two_workers_arrive_in_turn_order_and_ne
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_reply_left_by_a_dead_worker_is_not_sent_after_a_newer_one_reached_the_citizen(db_url: str) -> None:
+    """(PostgreSQL only.) Worker A dies while sending turn 1's reply; worker B sends turn 2's once A's
+    claim ran out; the worker that later takes turn 1's row over drops it instead of sending it last."""
+    a, b, c = [await open_store(db_url) for _ in range(3)]
+    try:
+        for store in (a, b, c):
+            store.outbox_lease_seconds = 0.3
+        out = Outgoing("telegram", "sealed", ({"text": "x"},))
+        first = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
+        second = await b.commit_turn("k", "telegram", None, [], ("telegram", "2"), out)
+        assert await a.start_delivery(first) == (True, 0)  # ...and worker a dies mid-send
+        assert await asyncio.wait_for(b.start_delivery(second), 5) == (True, 0), "waits for a, then gives up on it"
+        await b.outbox_done(second)
+        await asyncio.sleep(0.4)
+        [(taken, _)] = await c.outbox_pending("telegram")
+        assert taken == first
+        assert await c.start_delivery(first) == (False, 1), "older than what the citizen already has: dropped"
+        assert await c.outbox_pending("telegram") == []
+    finally:
+        for store in (a, b, c):
+            await store.close()

@@ -103,6 +103,20 @@ async def test_a_failed_commit_is_not_acknowledged(setup: Setup, caplog: pytest.
     assert setup.api.sent() == []
 
 
+async def test_a_database_restarting_is_a_503_and_one_log_line(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    from bot.errors import StoreUnavailable
+
+    async def restarting(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("PostgreSQL không trả lời: terminating connection due to administrator command")
+
+    setup.service.store.commit_turn = restarting  # type: ignore[method-assign]
+    response = await setup.post(text_update(14, "/start dang-ky-tam-tru"))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"  # Telegram sends it again
+    assert setup.api.sent() == []
+    [record] = [r for r in caplog.records if "not committed" in r.getMessage()]
+    assert record.exc_info is None and "administrator command" in record.getMessage()
+
+
 async def test_bodies_that_are_not_json_are_400_and_malformed_updates_are_acknowledged(setup: Setup) -> None:
     response = await setup.client.post(
         "/webhook/telegram", content=b"not json", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}

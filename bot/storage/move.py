@@ -90,7 +90,7 @@ async def move(source: str, target: str, force: bool, running: Sequence[str] = (
                     "không ghi đè. Thêm --force để thay toàn bộ bằng dữ liệu từ tệp SQLite."
                 )
             if held:
-                names = ", ".join(t for t, _ in (*TABLES, ("secrets", ())))
+                names = ", ".join(t for t, _ in (*TABLES, ("secrets", ()), ("delivered", ())))
                 await conn.execute(f"TRUNCATE {names}".encode())
             counts: dict[str, int] = {}
             with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src:

@@ -17,7 +17,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from typing import Any, Final
 
 import psycopg
@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from bot.engine import Event, Session
-from bot.errors import BotError
+from bot.errors import BotError, StoreUnavailable
 from bot.storage import ContentLoad, Instance, OATokens, OAWindow, Outgoing, event_row, shown_db
 from bot.storage import analytics as report_sql
 from bot.storage import statements as sql
@@ -135,6 +135,15 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE outbox ADD COLUMN sending BOOLEAN NOT NULL DEFAULT FALSE;
     CREATE INDEX outbox_user ON outbox (user_key, id);
     """,
+    # 5: the newest reply delivered to each citizen: an older one found later (its worker died before
+    # sending it, and a newer one went out meanwhile) is superseded, never sent out of order.
+    """
+    CREATE TABLE delivered (
+        user_key TEXT PRIMARY KEY,
+        upto BIGINT NOT NULL,
+        at DOUBLE PRECISION NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 # pg_advisory_xact_lock key held while migrating ("dvcbot" in ASCII, as a number).
@@ -162,6 +171,16 @@ _INSERT_EVENT: Final = _q(sql.INSERT_EVENT)
 def _unreachable(url: str, exc: BaseException) -> BotError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return BotError(f"Không kết nối được PostgreSQL tại {shown_db(url)}: {reason}")
+
+
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """A turn that finds the server gone (restarting) fails as the expected StoreUnavailable, one line."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreUnavailable(f"PostgreSQL không trả lời: {reason}") from exc
 
 
 def _session(state: str) -> Session | None:
@@ -263,6 +282,10 @@ class PostgresStore:
         turn for the same citizen waits here, so one citizen's messages run one at a time, in the order
         the workers asked, and each reads what the previous one committed.
         """
+        with _reachable():
+            return await self._begin_turn(user_key, processed)
+
+    async def _begin_turn(self, user_key: str, processed: tuple[str, str] | None) -> tuple[Session | None, bool]:
         if user_key in self._held:  # (the runner's own per-user lock makes this impossible; be safe anyway)
             await self.end_turn(user_key)
         conn = await self.pool.getconn()
@@ -353,18 +376,19 @@ class PostgresStore:
         inserted first: a second worker committing the same update waits on its primary key, finds
         it taken, and writes nothing (returns False).
         """
-        held = self._held.pop(user_key, None)
-        if held is None:
-            async with self._conn() as conn, conn.transaction():
-                return await self._write_turn(conn, user_key, channel, session, events, processed, outbox)
-        try:
-            result = await self._write_turn(held, user_key, channel, session, events, processed, outbox)
-        except BaseException as exc:
-            self._broken(exc)
-            await self._give_back(held, commit=False)
-            raise
-        await self._give_back(held, commit=result is not False)
-        return result
+        with _reachable():
+            held = self._held.pop(user_key, None)
+            if held is None:
+                async with self._conn() as conn, conn.transaction():
+                    return await self._write_turn(conn, user_key, channel, session, events, processed, outbox)
+            try:
+                result = await self._write_turn(held, user_key, channel, session, events, processed, outbox)
+            except BaseException as exc:
+                self._broken(exc)
+                await self._give_back(held, commit=False)
+                raise
+            await self._give_back(held, commit=result is not False)
+            return result
 
     async def _write_turn(
         self,
@@ -461,6 +485,13 @@ class PostgresStore:
         newer turn's replies superseded it (then: do not send). Older rows of that citizen not being sent
         are superseded (deleted: a newer reply replaces them); one an other worker is sending right now is
         waited for, so the citizen's messages arrive in the order of their turns."""
+        late = await self._rows(
+            "DELETE FROM outbox o WHERE id = ? AND id < (SELECT upto FROM delivered d WHERE d.user_key = o.user_key) "
+            "RETURNING id",
+            (outbox_id,),
+        )
+        if late:
+            return False, 1  # a newer reply reached the citizen already: this one would arrive out of order
         rows = await self._rows(
             "WITH mine AS (UPDATE outbox SET sending = TRUE WHERE id = ? AND NOT sending RETURNING user_key), "
             "older AS (DELETE FROM outbox WHERE user_key = (SELECT user_key FROM mine) AND user_key <> '' "
@@ -484,7 +515,13 @@ class PostgresStore:
         return True, superseded
 
     async def outbox_done(self, outbox_id: int) -> None:
-        await self._write("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+        """Delivered (or given up): the row goes, and the citizen's newest delivered reply moves up to it."""
+        await self._write(
+            "WITH gone AS (DELETE FROM outbox WHERE id = ? RETURNING user_key, id) "
+            "INSERT INTO delivered (user_key, upto, at) SELECT user_key, id, ? FROM gone WHERE user_key <> '' "
+            "ON CONFLICT (user_key) DO UPDATE SET upto = GREATEST(delivered.upto, excluded.upto), at = excluded.at",
+            (outbox_id, time.time()),
+        )
 
     async def flush(self) -> None:
         """Nothing waits in memory: every write is committed before its call returns."""
@@ -598,6 +635,7 @@ class PostgresStore:
                     (cutoff,),
                 )
                 counts[table] = cur.rowcount
+            await conn.execute("DELETE FROM delivered WHERE at < %s", (before,))
         return counts
 
     async def analytics(self, scope: ReportScope) -> dict[str, Any]:
