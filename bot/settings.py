@@ -143,6 +143,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Số tin webhook xử lý cùng lúc tối đa; quá thì trả 503 kèm Retry-After để nền tảng gửi lại sau.",
     ),
     Setting(
+        "db_pool",
+        "BOT_DB_POOL",
+        "10",
+        "Số kết nối PostgreSQL tối đa của mỗi tiến trình (mỗi lượt trò chuyện giữ một kết nối trong lúc xử lý).",
+    ),
+    Setting(
         "telegram_token",
         "TELEGRAM_BOT_TOKEN",
         "",
@@ -186,6 +192,10 @@ def drain_seconds() -> float:
 
 def max_in_flight() -> int:
     return max(int(number_setting("max_in_flight", "yêu cầu")), 1)
+
+
+def db_pool_size() -> int:
+    return max(int(number_setting("db_pool", "kết nối")), 1)
 
 
 def resume_after_seconds() -> float:

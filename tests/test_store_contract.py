@@ -649,3 +649,15 @@ async def test_a_reply_left_by_a_dead_worker_is_not_sent_after_a_newer_one_reach
     finally:
         for store in (a, b, c):
             await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_the_connection_pool_size_comes_from_bot_db_pool(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_DB_POOL", "3")
+    store = await open_store(db_url)
+    try:
+        assert store.pool.max_size == 3
+        await asyncio.gather(*(store.instances() for _ in range(12)))  # more requests than connections: they wait
+        assert store.pool.get_stats()["pool_size"] <= 3
+    finally:
+        await store.close()

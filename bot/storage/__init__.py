@@ -217,9 +217,10 @@ def shown_db(db: str) -> str:
 async def open_store(db: str) -> AdminStore:
     """The store ``--db`` names: a PostgreSQL server, or else a SQLite file (the embedded default)."""
     if is_server(db):
+        from bot.settings import db_pool_size
         from bot.storage.postgres import PostgresStore
 
-        return await PostgresStore.open(db)
+        return await PostgresStore.open(db, pool_size=db_pool_size())
     from bot.storage.sqlite import SqliteStore
 
     return await SqliteStore.open(db)
