@@ -446,6 +446,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotError as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        # The PostgreSQL server went away or refused in the middle of a command: one line, not a traceback.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"Lỗi: cơ sở dữ liệu PostgreSQL báo lỗi: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nĐã dừng.", file=sys.stderr)
         return 130
@@ -840,9 +847,10 @@ def cmd_serve_workers(args: argparse.Namespace) -> int:
     _load_or_report(_content_dir(args))
     asyncio.run(_check_database(db))  # unreachable: one line; migrated once, before the workers start
     sock = server.bind_unix(args.socket) if args.socket else server.bind(args.host, args.port)
-    child_args = ["--db", db, *(["--content", str(args.content)] if args.content else [])]
+    # The address (its password) goes to the workers in their environment, not on a command line `ps` shows.
+    child_args = ["--content", str(args.content)] if args.content else []
     try:
-        return workers.supervise(sock, args.workers, child_args)
+        return workers.supervise(sock, args.workers, child_args, {"BOT_DB": db})
     finally:
         sock.close()
         if args.socket:

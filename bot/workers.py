@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 logger = logging.getLogger(__name__)
@@ -33,8 +33,9 @@ START_GRACE_SECONDS: Final = 5.0
 POLL_SECONDS: Final = 0.2
 
 
-def supervise(sock: socket.socket, workers: int, child_args: Sequence[str]) -> int:
-    """Run ``workers`` children of ``python -m bot serve <child_args> --listen-fd FD`` until asked to stop."""
+def supervise(sock: socket.socket, workers: int, child_args: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run ``workers`` children of ``python -m bot serve <child_args> --listen-fd FD`` (with ``env`` added to
+    their environment) until asked to stop."""
     fd = sock.fileno()
     os.set_inheritable(fd, True)
     command = [sys.executable, "-m", "bot", "serve", *child_args, "--listen-fd", str(fd)]
@@ -49,7 +50,7 @@ def supervise(sock: socket.socket, workers: int, child_args: Sequence[str]) -> i
 
     def start() -> tuple[subprocess.Popen[bytes], float]:
         # (our own interpreter and arguments: nothing from outside reaches the command line)
-        return subprocess.Popen(command, pass_fds=(fd,)), time.monotonic()  # noqa: S603
+        return subprocess.Popen(command, pass_fds=(fd,), env={**os.environ, **env}), time.monotonic()  # noqa: S603
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     children: dict[int, subprocess.Popen[bytes]] = {}

@@ -255,6 +255,13 @@ async def test_the_address_picks_the_backend(db_url: str) -> None:
         await store.close()
 
 
+async def test_a_key_value_connection_string_is_refused_not_taken_for_a_file_name(tmp_path: object) -> None:
+    from bot.errors import UsageError
+
+    with pytest.raises(UsageError, match="postgresql://"):
+        await open_store("host=db dbname=bot user=bot")
+
+
 async def test_an_unreachable_server_is_one_clear_line_without_the_password() -> None:
     from bot.errors import BotError
 
@@ -588,12 +595,10 @@ async def test_connections_dropped_by_a_database_restart_are_replaced_without_fa
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-async def test_one_citizens_replies_from_two_workers_arrive_in_turn_order_and_newer_ones_replace_waiting_ones(
-    db_url: str, content: Content
-) -> None:
+async def test_one_citizens_replies_from_two_workers_all_arrive_in_turn_order(db_url: str, content: Content) -> None:
     """(PostgreSQL only.) Worker A is still sending turn 1's reply (Telegram allows about one message a
-    second per chat) when the citizen's turns 2 (on A, queued) and 3 (on B) are committed: B waits for turn
-    1 to be out, turn 2's reply is replaced by turn 3's, and nothing arrives twice or out of order."""
+    second per chat) when the citizen's turns 2 (on A, queued) and 3 (on B) are committed: B waits until
+    A has sent both, so the citizen gets every reply once, in the order of the turns."""
     from bot.delivery import Dispatcher
 
     a, b = await open_store(db_url), await open_store(db_url)
@@ -618,9 +623,9 @@ async def test_one_citizens_replies_from_two_workers_arrive_in_turn_order_and_ne
         await asyncio.sleep(0.1)
         fast.submit(third)
         await asyncio.wait_for(asyncio.gather(slow.idle(), fast.idle()), 10)
-        expected = [("a", r.text) for r in first.replies] + [("b", r.text) for r in third.replies]
-        assert sent == expected, "turn 1, then turn 3; turn 2's reply was replaced, not sent late"
-        assert fast.superseded == 1
+        expected = [("a", r.text) for r in (*first.replies, *second.replies)] + [("b", r.text) for r in third.replies]
+        assert sent == expected, "turn 1, turn 2 (both from a), then turn 3 (from b)"
+        assert fast.superseded == slow.superseded == 0
         assert await a.outbox_pending("t") == []
     finally:
         await a.close()
@@ -661,3 +666,26 @@ async def test_the_connection_pool_size_comes_from_bot_db_pool(db_url: str, monk
         assert store.pool.get_stats()["pool_size"] <= 3
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_database_user_who_may_not_create_tables_gets_one_clear_line(db_url: str) -> None:
+    import uuid
+
+    import psycopg
+
+    from bot.errors import BotError
+
+    role = f"weak_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN".encode())
+    try:
+        weak = db_url.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+        if weak == db_url:
+            pytest.skip("BOT_TEST_POSTGRES does not connect as postgres@: cannot name another user in it")
+        with pytest.raises(BotError) as caught:
+            await open_store(weak)
+        assert str(caught.value).startswith("Không chuẩn bị được cơ sở dữ liệu ") and "\n" not in str(caught.value)
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}".encode())

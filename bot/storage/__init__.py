@@ -7,6 +7,7 @@ A server database would implement the same ``Store`` protocol.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -216,6 +217,13 @@ def shown_db(db: str) -> str:
 
 async def open_store(db: str) -> AdminStore:
     """The store ``--db`` names: a PostgreSQL server, or else a SQLite file (the embedded default)."""
+    if re.match(r"\s*[A-Za-z_]+\s*=", db):  # "host=db dbname=bot": libpq's other form, not a file name
+        from bot.errors import UsageError
+
+        raise UsageError(
+            f"--db “{db[:40]}…” trông như chuỗi kết nối dạng khoá=giá trị; hãy viết dạng "
+            "postgresql://người_dùng:mật_khẩu@máy:5432/tên_csdl (hoặc đường dẫn tệp SQLite)."
+        )
     if is_server(db):
         from bot.settings import db_pool_size
         from bot.storage.postgres import PostgresStore

@@ -155,7 +155,7 @@ POOL_SIZE: Final = 10
 # delivery) is sent by another worker within about this long.
 OUTBOX_LEASE_SECONDS: Final = 60.0
 # How often a worker looks whether an older reply to the same citizen, being sent by another worker, is out.
-SENDING_POLL_SECONDS: Final = 0.02
+SENDING_POLL_SECONDS: Final = 0.05
 CONNECT_TIMEOUT_SECONDS: Final = 10
 
 
@@ -228,6 +228,11 @@ class PostgresStore:
         store = cls(pool, url)
         try:
             await store.migrate()
+        except psycopg.Error as exc:
+            await pool.close()
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # e.g. a database user without the right to create tables (PostgreSQL 15: schema public)
+            raise BotError(f"Không chuẩn bị được cơ sở dữ liệu {shown_db(url)}: {reason}") from None
         except BaseException:
             await pool.close()
             raise
@@ -290,16 +295,24 @@ class PostgresStore:
             await self.end_turn(user_key)
         conn = await self.pool.getconn()
         try:
+            await conn.execute("BEGIN")
+        except psycopg.OperationalError:
+            if not conn.broken:
+                await self._give_back(conn, commit=False)
+                raise
+            # a connection the server dropped (it restarted) before this turn used it: take another
+            await self.pool.putconn(conn)
+            await self._check_pool()  # the others idle beside it are most likely dropped too
+            conn = await self.pool.getconn()
             try:
                 await conn.execute("BEGIN")
-            except psycopg.OperationalError:
-                if not conn.broken:
-                    raise
-                # a connection the server dropped (it restarted) before this turn used it: take another
-                await self.pool.putconn(conn)
-                await self._check_pool()  # the others idle beside it are most likely dropped too
-                conn = await self.pool.getconn()
-                await conn.execute("BEGIN")
+            except BaseException:
+                await self._give_back(conn, commit=False)
+                raise
+        except BaseException:
+            await self._give_back(conn, commit=False)
+            raise
+        try:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (user_key,))
             cur = await conn.execute(
                 "SELECT (SELECT state FROM sessions WHERE user_key = %s), "
@@ -481,10 +494,11 @@ class PostgresStore:
 
     async def start_delivery(self, outbox_id: int) -> tuple[bool, int]:
         """Before a worker sends the row ``outbox_id``: (whether to send it, how many older rows of the same
-        citizen it supersedes). The row is marked as being sent, unless another worker already sent it or a
-        newer turn's replies superseded it (then: do not send). Older rows of that citizen not being sent
-        are superseded (deleted: a newer reply replaces them); one an other worker is sending right now is
-        waited for, so the citizen's messages arrive in the order of their turns."""
+        citizen it supersedes). The row is marked as being sent, unless another worker already sent it (then:
+        do not send). Older rows of that citizen that a live worker holds (queued or being sent) are waited
+        for, so the citizen gets every reply, in the order of the turns; older rows whose worker died
+        (claim run out) are superseded by this newer one, and so is this row when a newer reply already
+        reached the citizen. (Each worker still supersedes its own backlog, as one process does.)"""
         late = await self._rows(
             "DELETE FROM outbox o WHERE id = ? AND id < (SELECT upto FROM delivered d WHERE d.user_key = o.user_key) "
             "RETURNING id",
@@ -495,9 +509,9 @@ class PostgresStore:
         rows = await self._rows(
             "WITH mine AS (UPDATE outbox SET sending = TRUE WHERE id = ? AND NOT sending RETURNING user_key), "
             "older AS (DELETE FROM outbox WHERE user_key = (SELECT user_key FROM mine) AND user_key <> '' "
-            "AND id < ? AND NOT sending RETURNING id) "
+            "AND id < ? AND NOT sending AND lease_until < ? RETURNING id) "
             "SELECT (SELECT user_key FROM mine), (SELECT COUNT(*) FROM older)",
-            (outbox_id, outbox_id),
+            (outbox_id, outbox_id, time.time()),
         )
         if not rows or rows[0][0] is None:
             return False, 0
@@ -506,7 +520,7 @@ class PostgresStore:
         # thirty in all): its claim is renewed while it lives, and runs out if it died mid-send.
         while key:
             busy = await self._rows(
-                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND sending AND lease_until >= ? LIMIT 1",
+                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND lease_until >= ? LIMIT 1",
                 (key, outbox_id, time.time()),
             )
             if not busy:
