@@ -689,3 +689,23 @@ async def test_a_database_user_who_may_not_create_tables_gets_one_clear_line(db_
     finally:
         with psycopg.connect(db_url, autocommit=True) as admin:
             admin.execute(f"DROP ROLE {role}".encode())
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_worker_never_waits_for_its_own_older_row_taken_over_from_a_dead_one(db_url: str) -> None:
+    """(PostgreSQL only.) Worker b took over turn 1's row from a dead worker and queued it behind its own
+    newer turn 2: sending turn 2 does not wait for turn 1 (that would wait forever); turn 1 is then late."""
+    dead, b = await open_store(db_url), await open_store(db_url)
+    try:
+        dead.outbox_lease_seconds = 0.2
+        out = Outgoing("telegram", "sealed", ({"text": "x"},))
+        first = await dead.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
+        await asyncio.sleep(0.3)
+        [(taken, _)] = await b.outbox_pending("telegram")  # b now owns turn 1's row, with a live claim
+        second = await b.commit_turn("k", "telegram", None, [], ("telegram", "2"), out)
+        assert await asyncio.wait_for(b.start_delivery(second), 2) == (True, 0)
+        await b.outbox_done(second)
+        assert await b.start_delivery(taken) == (False, 1) and taken == first
+    finally:
+        await dead.close()
+        await b.close()

@@ -519,9 +519,12 @@ class PostgresStore:
         # However long the other worker takes (Telegram allows about one message a second per chat and
         # thirty in all): its claim is renewed while it lives, and runs out if it died mid-send.
         while key:
+            # (not this worker's own older rows: its queue for the citizen is in commit order, except rows
+            # taken over from a dead worker, which waiting for would deadlock; they arrive late and are
+            # dropped as superseded)
             busy = await self._rows(
-                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND lease_until >= ? LIMIT 1",
-                (key, outbox_id, time.time()),
+                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND lease_until >= ? AND owner <> ? LIMIT 1",
+                (key, outbox_id, time.time(), self.worker),
             )
             if not busy:
                 break
