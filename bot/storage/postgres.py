@@ -495,10 +495,10 @@ class PostgresStore:
     async def start_delivery(self, outbox_id: int) -> tuple[bool, int]:
         """Before a worker sends the row ``outbox_id``: (whether to send it, how many older rows of the same
         citizen it supersedes). The row is marked as being sent, unless another worker already sent it (then:
-        do not send). Older rows of that citizen that a live worker holds (queued or being sent) are waited
-        for, so the citizen gets every reply, in the order of the turns; older rows whose worker died
-        (claim run out) are superseded by this newer one, and so is this row when a newer reply already
-        reached the citizen. (Each worker still supersedes its own backlog, as one process does.)"""
+        do not send). An older row of that citizen being sent by a live worker is waited for; older rows not
+        being sent are superseded (deleted: this newer reply replaces them, as one process does under a
+        backlog), and so is this row when a newer reply already reached the citizen. So the citizen's
+        messages arrive in the order of the turns, the newest always among them."""
         late = await self._rows(
             "DELETE FROM outbox o WHERE id = ? AND id < (SELECT upto FROM delivered d WHERE d.user_key = o.user_key) "
             "RETURNING id",
@@ -509,9 +509,9 @@ class PostgresStore:
         rows = await self._rows(
             "WITH mine AS (UPDATE outbox SET sending = TRUE WHERE id = ? AND NOT sending RETURNING user_key), "
             "older AS (DELETE FROM outbox WHERE user_key = (SELECT user_key FROM mine) AND user_key <> '' "
-            "AND id < ? AND NOT sending AND lease_until < ? RETURNING id) "
+            "AND id < ? AND NOT sending RETURNING id) "
             "SELECT (SELECT user_key FROM mine), (SELECT COUNT(*) FROM older)",
-            (outbox_id, outbox_id, time.time()),
+            (outbox_id, outbox_id),
         )
         if not rows or rows[0][0] is None:
             return False, 0
@@ -519,12 +519,11 @@ class PostgresStore:
         # However long the other worker takes (Telegram allows about one message a second per chat and
         # thirty in all): its claim is renewed while it lives, and runs out if it died mid-send.
         while key:
-            # (not this worker's own older rows: its queue for the citizen is in commit order, except rows
-            # taken over from a dead worker, which waiting for would deadlock; they arrive late and are
-            # dropped as superseded)
+            # Only rows being sent: waiting for rows merely queued by other workers can deadlock (queues hold
+            # rows taken over from a dead worker behind newer ones), so those are superseded instead.
             busy = await self._rows(
-                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND lease_until >= ? AND owner <> ? LIMIT 1",
-                (key, outbox_id, time.time(), self.worker),
+                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND sending AND lease_until >= ? LIMIT 1",
+                (key, outbox_id, time.time()),
             )
             if not busy:
                 break
