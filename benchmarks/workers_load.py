@@ -31,7 +31,6 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from citizens import Message, replay  # noqa: E402
+from turn_bench import pg_schema  # noqa: E402
 from webhook_load import (  # noqa: E402
     deliver,
     free_port,
@@ -79,12 +79,6 @@ def in_order_within(got: list[str], want: list[str]) -> bool:
     return all(any(text == expected for expected in remaining) for text in got)
 
 
-def schema(url: str, name: str) -> str:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}".encode())
-    return f"{url}{'&' if '?' in url else '?'}options={quote(f'-c search_path={name}')}"
-
-
 def workers_of(parent: subprocess.Popen[bytes]) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
@@ -98,7 +92,7 @@ def workers_of(parent: subprocess.Popen[bytes]) -> list[int]:
 
 
 def run(args: argparse.Namespace, workers: int, tag: str) -> bool:
-    db = schema(args.postgres, f"load_{tag}")
+    db = pg_schema(args.postgres, f"load_{tag}")
     api_port, port = free_port(), free_port()
     api = start_fake_api(api_port)
     wait_port(api_port)
