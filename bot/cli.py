@@ -767,10 +767,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 async def cmd_run_channels(args: argparse.Namespace) -> int:
     """Long polling on every channel with a token, in one process sharing one database."""
     from bot.channels import telegram, zalo_bot
+    from bot.channels.common import stop_on_signals
     from bot.service import one_at_a_time
 
     service = await _open_service(args, "run")
     stop = asyncio.Event()
+    stop_on_signals(stop)
     try:
         service.start_reloading()
         runner = service.runner
@@ -781,7 +783,9 @@ async def cmd_run_channels(args: argparse.Namespace) -> int:
                 one_at_a_time(
                     service.store,
                     "telegram",
-                    lambda: telegram.run_polling(runner, setting("telegram_token"), setting("telegram_base_url"), stop),
+                    lambda halt: telegram.run_polling(
+                        runner, setting("telegram_token"), setting("telegram_base_url"), halt
+                    ),
                     stop,
                 )
             )
@@ -790,7 +794,9 @@ async def cmd_run_channels(args: argparse.Namespace) -> int:
                 one_at_a_time(
                     service.store,
                     "zalo-bot",
-                    lambda: zalo_bot.run_polling(runner, setting("zalo_bot_token"), setting("zalo_bot_base_url"), stop),
+                    lambda halt: zalo_bot.run_polling(
+                        runner, setting("zalo_bot_token"), setting("zalo_bot_base_url"), halt
+                    ),
                     stop,
                 )
             )

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bot.content import ContentHolder, ReloadOutcome, build
 from bot.engine import EngineConfig
+from bot.errors import StoreUnavailable
 from bot.limits import RateLimiter
 from bot.loader import load_content
 from bot.runner import Runner, vietnam_now
@@ -43,24 +44,49 @@ def _where(content_dir: Path) -> str:
 
 
 async def one_at_a_time(
-    store: Store, name: str, work: Callable[[], Awaitable[None]], stop: asyncio.Event, every: float = STANDBY_SECONDS
+    store: Store,
+    name: str,
+    work: Callable[[asyncio.Event], Awaitable[None]],
+    stop: asyncio.Event,
+    every: float = STANDBY_SECONDS,
 ) -> None:
     """Run ``work`` in one worker at a time among those sharing the database (long polling: a platform
     answers one getUpdates caller). The others stand by and try again every ``every`` seconds, so when the
-    worker that polls dies (the database frees its lock), another takes over."""
+    worker that polls dies (the database frees its lock), another takes over. ``work`` runs until the
+    event it is given is set: on ``stop``, or when the lock is lost (the database restarted), after which
+    this worker stops polling and stands in line again, so two workers never poll at once for long."""
     standing_by = False
     while not stop.is_set():
-        async with store.exclusive(f"poller:{name}", wait=False) as leading:
-            if leading:
-                if standing_by:
-                    logger.warning("%s: this worker takes over long polling", name)
-                await work()
-                return
+        halt = asyncio.Event()
+        relay = asyncio.ensure_future(_relay(stop, halt))
+        try:
+            async with contextlib.AsyncExitStack() as held:
+                try:
+                    leading = await held.enter_async_context(store.exclusive(f"poller:{name}", wait=False, lost=halt))
+                except StoreUnavailable as exc:  # the database is restarting: try again in a moment
+                    logger.warning("%s: %s; trying again in %.0f s", name, exc, every)
+                    leading = False
+                    standing_by = True
+                if leading:
+                    if standing_by:
+                        logger.warning("%s: this worker takes over long polling", name)
+                    await work(halt)
+                    if stop.is_set() or not halt.is_set():  # stopped, or the work ended by itself
+                        return
+                    logger.warning("%s: the database lock was lost; this worker stops long polling", name)
+                    standing_by = True
+        finally:
+            relay.cancel()
         if not standing_by:
             logger.warning("%s: another worker is long polling; this one stands by", name)
             standing_by = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
+
+
+async def _relay(stop: asyncio.Event, halt: asyncio.Event) -> None:
+    await stop.wait()
+    halt.set()
 
 
 async def _secret(store: AdminStore, db: str) -> bytes:

@@ -491,9 +491,9 @@ async def test_one_worker_long_polls_and_another_takes_over_when_it_stops(db_url
     try:
 
         def poller(name: str) -> Any:
-            async def poll() -> None:
+            async def poll(halt: asyncio.Event) -> None:
                 polling.append(name)
-                await stop.wait()
+                await halt.wait()
 
             return poll
 
@@ -507,6 +507,63 @@ async def test_one_worker_long_polls_and_another_takes_over_when_it_stops(db_url
         assert polling == ["a", "b"]
         stop.set()
         await asyncio.wait_for(second, 5)
+    finally:
+        stop.set()
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_poller_whose_database_lock_is_lost_stops_polling_so_two_never_poll_at_once(db_url: str) -> None:
+    """The server drops the long-polling lock with its connection (a restart, a network cut): the worker
+    holding it must notice and stop, or it would go on polling beside the worker that takes over."""
+    import psycopg
+
+    from bot.service import one_at_a_time
+    from bot.storage.postgres import NAMED_LOCKS, PostgresStore
+
+    a, b = await open_store(db_url), await open_store(db_url)
+    assert isinstance(a, PostgresStore) and isinstance(b, PostgresStore)
+    a.lock_check_seconds = b.lock_check_seconds = 0.1
+    stop = asyncio.Event()
+    polling: list[str] = []  # who polls, in order
+    now_polling: set[str] = set()
+    overlaps: list[set[str]] = []
+    try:
+
+        def poller(name: str) -> Any:
+            async def poll(halt: asyncio.Event) -> None:
+                polling.append(name)
+                now_polling.add(name)
+                if len(now_polling) > 1:
+                    overlaps.append(set(now_polling))
+                try:
+                    await halt.wait()
+                finally:
+                    now_polling.discard(name)
+
+            return poll
+
+        first = asyncio.ensure_future(one_at_a_time(a, "telegram", poller("a"), stop, every=0.1))
+        await asyncio.sleep(0.3)
+        second = asyncio.ensure_future(one_at_a_time(b, "telegram", poller("b"), stop, every=0.1))
+        await asyncio.sleep(0.3)
+        assert polling == ["a"]
+        async with await psycopg.AsyncConnection.connect(b.url, autocommit=True) as admin:
+            cur = await admin.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::bigint::oid AND granted",
+                (NAMED_LOCKS,),
+            )
+            (holder,) = [r[0] for r in await cur.fetchall()]
+            await admin.execute("SELECT pg_terminate_backend(%s)", (holder,))
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if len(polling) > 1 and now_polling:
+                break
+        assert len(polling) == 2 and now_polling == {polling[1]}, "someone polls again, once"
+        assert overlaps == [], "two workers never poll at the same time"
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 5)
     finally:
         stop.set()
         await a.close()

@@ -356,7 +356,8 @@ async def run_polling(
     request: BaseRequest | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Long polling until SIGINT/SIGTERM (or ``stop``).
+    """Long polling until SIGINT/SIGTERM, or until ``stop`` is set (a caller passing ``stop`` handles the
+    signals itself).
 
     The offset that confirms updates to Telegram only moves past a batch once every
     update in it is committed, so a crash in between means Telegram sends the batch
@@ -365,8 +366,9 @@ async def run_polling(
     """
     bot = build_bot(token, base_url, request)
     channel = TelegramChannel(runner, bot)
-    stop = stop or asyncio.Event()
-    stop_on_signals(stop)
+    if stop is None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
     await start_bot(bot, base_url)
     try:
         await register_commands(bot)

@@ -274,11 +274,13 @@ async def run_polling(
     transport: httpx.AsyncBaseTransport | None = None,
     sleep: Any = asyncio.sleep,
 ) -> None:
-    """Long polling until SIGINT/SIGTERM (or ``stop``)."""
+    """Long polling until SIGINT/SIGTERM, or until ``stop`` is set (a caller passing ``stop`` handles the
+    signals itself)."""
     client = ZaloBotClient(token, base_url, transport)
     channel = ZaloBotChannel(runner, client, sleep)
-    stop = stop or asyncio.Event()
-    stop_on_signals(stop)
+    if stop is None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
     try:
         await start_client(client)
         with contextlib.suppress(ZaloError):

@@ -6,6 +6,7 @@ A server database would implement the same ``Store`` protocol.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -166,10 +167,14 @@ class Store(Protocol):
     async def miss_oa_reply(self, user_key: str) -> None:
         """Remember that a reply could not be sent, atomically."""
 
-    def exclusive(self, name: str, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+    def exclusive(
+        self, name: str, wait: bool = True, lost: asyncio.Event | None = None
+    ) -> AbstractAsyncContextManager[bool]:
         """Hold ``name`` against every process sharing this database while the block runs: yields True
         once held, or at once False when ``wait`` is False and another holds it. (Refreshing the Zalo OA
-        token pair; choosing the one worker that long-polls a platform.) Given up if the process dies."""
+        token pair; choosing the one worker that long-polls a platform.) Given up if the process dies.
+        A server database can also drop it while the block runs (it restarted, the connection broke):
+        ``lost``, when given, is set as soon as that is noticed, so the holder stops what it guards."""
         ...
 
     async def close(self) -> None: ...

@@ -149,6 +149,8 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 # pg_advisory_xact_lock key held while migrating ("dvcbot" in ASCII, as a number).
 MIGRATION_LOCK: Final = 0x647663626F74
 NAMED_LOCKS: Final = 0x64766362  # the first int4 key of `exclusive` locks ("dvcb")
+# How often a lock held for a long time (the long-polling worker's) is checked to be still held.
+LOCK_CHECK_SECONDS: Final = 5.0
 POOL_SIZE: Final = 10
 # How long a worker's claim on the replies it committed lasts without renewal. A worker renews its claims
 # every third of this while it lives; a row whose claim ran out (its worker died between commit and
@@ -200,6 +202,7 @@ class PostgresStore:
         # this process among the workers sharing the database (it owns the outbox rows it committed)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.outbox_lease_seconds = lease_seconds
+        self.lock_check_seconds = LOCK_CHECK_SECONDS
         self.path = shown_db(url)
         self._held: dict[str, psycopg.AsyncConnection[Any]] = {}  # user key -> the connection of their turn
         self._checking: asyncio.Task[None] | None = None
@@ -665,25 +668,52 @@ class PostgresStore:
             return await report_sql.analytics(run, report_sql.POSTGRES, scope)
 
     @contextlib.asynccontextmanager
-    async def exclusive(self, name: str, wait: bool = True) -> AsyncIterator[bool]:
+    async def exclusive(self, name: str, wait: bool = True, lost: asyncio.Event | None = None) -> AsyncIterator[bool]:
         """A session-level advisory lock on ``name`` for the block, on a connection kept for it (the server
         releases it if this process dies). Named locks live in their own key space (two int4 keys), apart
-        from the citizens' turn locks (one bigint key)."""
+        from the citizens' turn locks (one bigint key). The server also releases it when that connection
+        breaks (a restart): with ``lost`` given, the connection is checked every LOCK_CHECK_SECONDS and
+        ``lost`` set when it fails, since another worker may hold the lock from then on."""
         async with self._conn() as conn:
-            if wait:
-                await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (NAMED_LOCKS, name))
-            else:
-                cur = await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (NAMED_LOCKS, name))
-                row = await cur.fetchone()
-                if not (row and row[0]):
-                    yield False
-                    return
+            with _reachable():
+                if wait:
+                    await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (NAMED_LOCKS, name))
+                    held = True
+                else:
+                    cur = await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (NAMED_LOCKS, name))
+                    row = await cur.fetchone()
+                    held = bool(row and row[0])
+            if not held:
+                yield False
+                return
+            watchdog = asyncio.ensure_future(self._watch_lock(conn, name, lost)) if lost is not None else None
             try:
                 yield True
             finally:
-                if not conn.closed:
+                if watchdog is not None:
+                    watchdog.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watchdog
+                if lost is not None and lost.is_set():
+                    # Whatever the server still thinks, this connection may hold the lock no longer wanted:
+                    # closing it frees the lock for sure (the pool replaces a closed connection).
+                    await conn.close()
+                elif not conn.closed:
                     with contextlib.suppress(psycopg.Error):
                         await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (NAMED_LOCKS, name))
+
+    async def _watch_lock(self, conn: psycopg.AsyncConnection[Any], name: str, lost: asyncio.Event) -> None:
+        """Set ``lost`` once the connection holding the lock ``name`` stops answering."""
+        while True:
+            await asyncio.sleep(self.lock_check_seconds)
+            try:
+                await asyncio.wait_for(conn.execute("SELECT 1"), self.lock_check_seconds)
+            except (psycopg.Error, TimeoutError) as exc:
+                logger.warning("lost the database lock %r (%s)", name, str(exc).strip() or type(exc).__name__)
+                lost.set()
+                if isinstance(exc, psycopg.Error):
+                    self._broken(exc)
+                return
 
     async def close(self) -> None:
         for user_key in list(self._held):

@@ -573,8 +573,9 @@ class SqliteStore:
         return await report_sql.analytics(run, report_sql.SQLITE, scope)
 
     @contextlib.asynccontextmanager
-    async def exclusive(self, name: str, wait: bool = True) -> AsyncIterator[bool]:
-        """One process owns a SQLite file: ``name`` needs holding only against this process's own tasks."""
+    async def exclusive(self, name: str, wait: bool = True, lost: asyncio.Event | None = None) -> AsyncIterator[bool]:
+        """One process owns a SQLite file: ``name`` needs holding only against this process's own tasks
+        (so it is never lost while held)."""
         lock = self._named.setdefault(name, asyncio.Lock())
         if not wait and lock.locked():
             yield False
