@@ -39,6 +39,7 @@ from bot.settings import (
     drain_seconds,
     max_in_flight,
     messages_per_minute,
+    nudge_settings,
     reload_seconds,
     resume_after_seconds,
     setting,
@@ -747,12 +748,13 @@ async def _open_service(args: argparse.Namespace, mode: str) -> Service:
     """Content, database and runner for a bot process, with the reload and rate-limit settings."""
     from bot.service import Service
 
+    after, quiet = nudge_settings()
     return await Service.open(
         _content_dir(args),
         _db_path(args),
         mode=mode,
         reload_interval=reload_seconds(),
-        config=EngineConfig(resume_after_seconds=resume_after_seconds()),
+        config=EngineConfig(resume_after_seconds=resume_after_seconds(), remind_after_seconds=after, quiet_hours=quiet),
         messages_per_minute=messages_per_minute(),
     )
 
@@ -1105,6 +1107,7 @@ async def _migrate_db(args: argparse.Namespace) -> int:
         "oa_tokens": "cặp token Zalo OA",
         "oa_windows": "mục theo dõi Zalo OA",
         "outbox": "tin chờ gửi",
+        "reminders": "lời nhắc đã hẹn",
     }
     listed = ", ".join(f"{moved.counts[t]} {names[t]}" for t, _ in TABLES)
     print(f"Đã chép sang {shown_db(args.target)} và đếm lại từng bảng, khớp: {listed}.")

@@ -20,12 +20,15 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
 from bot.engine import Reply
-from bot.runner import Delivery, Runner
+from bot.runner import CanRemind, Delivery, Runner
 
 logger = logging.getLogger(__name__)
 
 # Turns waiting per chat beyond the one being sent; older ones are superseded.
 BACKLOG: Final = 3
+
+# Due reminders are looked for this often (a reminder is due hours after a citizen's last message).
+REMIND_EVERY: Final = 30.0
 
 Send = Callable[[str, Sequence[Reply]], Awaitable[None]]
 
@@ -33,11 +36,23 @@ Send = Callable[[str, Sequence[Reply]], Awaitable[None]]
 class Dispatcher:
     """Per-chat queues of committed deliveries for one channel, drained by one task per busy chat."""
 
-    def __init__(self, channel: str, runner: Runner, send: Send, backlog: int = BACKLOG) -> None:
+    def __init__(
+        self,
+        channel: str,
+        runner: Runner,
+        send: Send,
+        backlog: int = BACKLOG,
+        can_remind: CanRemind | None = None,
+        remind_every: float = REMIND_EVERY,
+    ) -> None:
         self.channel = channel
         self.runner = runner
         self._send = send
         self.backlog = backlog
+        self.can_remind = can_remind  # the channel's rule for an unprompted message; None: any time
+        self.remind_every = remind_every
+        self._reminding: asyncio.Task[None] | None = None
+        self.reminded = 0
         self._queues: dict[str, deque[Delivery]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._chores: set[asyncio.Task[None]] = set()
@@ -77,7 +92,35 @@ class Dispatcher:
         lease = self.runner.store.outbox_lease_seconds
         if lease > 0 and self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep(lease / 3))
+        if self.runner.config.remind_after_seconds > 0 and self._reminding is None:
+            self._reminding = asyncio.ensure_future(self._remind_loop())
         return len(pending)
+
+    async def remind_due(self) -> int:
+        """Send (queue) the reminders of this channel whose time has come; how many were queued."""
+        queued = 0
+        now = self.runner.clock().timestamp()
+        for due in await self.runner.store.reminders_due(self.channel, now):
+            try:
+                delivery = await self.runner.remind(due, self.can_remind)
+            except Exception as exc:  # the database restarting: the reminder stays due, tried next round
+                logger.warning("%s: a reminder could not be handled yet (%s)", self.channel, exc)
+                continue
+            if delivery is not None:
+                self.submit(delivery)
+                self.reminded += 1
+                queued += 1
+        return queued
+
+    async def _remind_loop(self) -> None:
+        while True:
+            try:
+                await self.remind_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("%s: could not look for due reminders (%s)", self.channel, exc)
+            await asyncio.sleep(self.remind_every)
 
     async def _sweep(self, every: float) -> None:
         while True:
@@ -165,6 +208,11 @@ class Dispatcher:
 
     async def drain(self, seconds: float) -> None:
         """Wait up to ``seconds`` for queued replies to go out; what is left stays in the outbox for the next start."""
+        if self._reminding is not None:
+            self._reminding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reminding
+            self._reminding = None
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

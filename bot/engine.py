@@ -11,7 +11,7 @@ import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal
 
 from bot import texts
@@ -19,7 +19,22 @@ from bot.matcher import Matcher, MatchResult
 from bot.normalize import fold, normalize_words
 from bot.privacy import stored_text
 from bot.resemble import Resemblance
-from bot.schema import CHECK_LABEL_CHARS, Catalogue, ChecklistItem, Contact, Fact, Fee, Flow, Procedure, Step, Term
+from bot.schema import (
+    CHECK_LABEL_CHARS,
+    Catalogue,
+    ChecklistItem,
+    Contact,
+    Fact,
+    Fee,
+    Flow,
+    Procedure,
+    Reminder,
+    Step,
+    Term,
+)
+from bot.settings import VIETNAM_TZ
+from bot.stages import stage_of
+from bot.stages import title as stage_title
 from bot.understand import (
     NAME_VERBS,
     Options,
@@ -123,6 +138,12 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "flow-resumed",
     "term-explained",
     "legal-question",
+    "reminder-scheduled",
+    "reminder-sent",
+    "reminder-skipped",
+    "reminder-resumed",
+    "reminder-opted-out",
+    "reminder-opted-in",
 )
 
 # A message longer than this is not read (no matching, nothing stored): the citizen is asked to
@@ -235,7 +256,7 @@ class Position:
 
 
 PromptKind = Literal[
-    "area", "disambiguate", "resume", "switch", "help", "vanished", "exit-reason", "confirm-cancel", "legal"
+    "area", "disambiguate", "resume", "switch", "help", "vanished", "exit-reason", "confirm-cancel", "legal", "reminder"
 ]
 
 
@@ -270,6 +291,10 @@ class Session:
     started_at: float | None = None
     parked: Parked | None = None
     explained: frozenset[str] = frozenset()  # glossary terms already explained in this conversation
+    # The reminder of the flow run in progress: "due:<run>" scheduled, "sent:<run>", "skipped:<run>" (one
+    # per run, see ``run_of``); and whether the citizen asked never to be reminded.
+    reminder: str = ""
+    reminders_off: bool = False
 
     def to_json(self) -> dict[str, Any]:
         # Positions are short lists ([procedure, step] or [procedure, step, stack]): a session keeps
@@ -292,6 +317,8 @@ class Session:
                 else None
             ),
             "explained": sorted(self.explained),
+            "reminder": self.reminder,
+            "reminders_off": self.reminders_off,
         }
 
     @staticmethod
@@ -316,6 +343,8 @@ class Session:
             started_at=data.get("started_at"),
             parked=Parked(pos(parked[0]), tuple(pos(p) for p in parked[1]), parked[2]) if parked else None,
             explained=frozenset(str(t) for t in data.get("explained", [])),
+            reminder=str(data.get("reminder", "")),
+            reminders_off=data.get("reminders_off") is True,
         )
 
 
@@ -414,6 +443,10 @@ class EngineConfig:
     # Back after this long in the middle of a flow: ask once why they stopped (the report's
     # default idle time for "abandoned" is the same day).
     abandon_after_seconds: float = 24 * 3600
+    # Remind a citizen silent this long in the middle of a flow (0: never), outside the quiet hours
+    # (from, to) in Vietnam time.
+    remind_after_seconds: float = 0.0
+    quiet_hours: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -421,6 +454,9 @@ class Result:
     session: Session
     replies: tuple[Reply, ...]
     events: tuple[Event, ...]
+    # When to remind this citizen of the flow left unfinished (None: no reminder is due; any scheduled
+    # one is dropped).
+    remind_at: float | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -447,10 +483,28 @@ SLASH_COMMANDS: Final[Mapping[str, str]] = {
     "/cancel": CMD_CANCEL,
     "/back": CMD_BACK,
     "/repeat": CMD_REPEAT,
+    "/stop": "nudge-off",  # Telegram's convention for "stop writing to me"
 }
 _FIXED_CHOICES: Final = frozenset(
-    {"next", "resume", "resume-at", "none", "paid", "payguide", "payfail", "missing", "stop"}
+    {
+        "next",
+        "resume",
+        "resume-at",
+        "none",
+        "paid",
+        "payguide",
+        "payfail",
+        "missing",
+        "stop",
+        "nudge-off",
+        "nudge-on",
+        "nudge-guide",
+    }
 )
+# "không nhắc nữa", "dung nhac toi nua", "ko can nhac": no more reminders; "bật nhắc", "nhắc tôi nhé": again
+# (folded text; both linear-time).
+_NUDGE_OFF: Final = re.compile(r"^(?:xin |thoi |ban )?(?:khong|ko|k|dung|dung co|khoi|kh) (?:can )?nhac(?: .{0,20})?$")
+_NUDGE_ON: Final = re.compile(r"^(?:bat (?:lai )?nhac|nhac (?:toi|em|minh|tui)(?: .{0,12})?)$")
 _COMMAND_CHOICES: Final = frozenset({*COMMAND_IDS.values(), *SLASH_COMMANDS.values()})
 _EXIT_CODES: Final = frozenset(code for code, _ in texts.EXIT_REASONS)
 _NUMBER: Final = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
@@ -480,10 +534,82 @@ def step(
     """Handle one inbound message and say what changed, what to answer and what to record."""
     turn = _Turn(content, session, inbound, now, config or EngineConfig())
     turn.run()
+    turn.answered_reminder(session)
     replies, explained = explain_terms(content, turn.replies, turn.session.explained)
-    final = replace(
+    turn.session = replace(
         turn.session, last_seen=now.timestamp(), content_version=content.catalogue.version, explained=explained
     )
+    remind_at = turn.plan_reminder()
+    return Result(turn.session, tuple(m for r in replies for m in fit(r)), tuple(turn.events), remind_at)
+
+
+def run_of(session: Session) -> str | None:
+    """The flow run in progress ("procedure@start time"): a citizen is reminded at most once per run."""
+    pos = session.position
+    if pos is None or session.started_at is None:
+        return None
+    root = pos.stack[0].procedure if pos.stack else pos.procedure
+    return f"{root}@{int(session.started_at)}"
+
+
+def quiet_at(now: datetime, quiet: tuple[int, int] | None) -> bool:
+    """Whether ``now`` (Vietnam time) falls in the quiet hours (from, to), which may span midnight."""
+    if quiet is None:
+        return False
+    start, end = quiet
+    hour = now.hour
+    return (start <= hour or hour < end) if start > end else start <= hour < end
+
+
+def not_quiet(ts: float, quiet: tuple[int, int] | None) -> float:
+    """``ts``, or the end of the quiet hours it falls in (a reminder due at night waits for the morning)."""
+    at = datetime.fromtimestamp(ts, VIETNAM_TZ)
+    if quiet is None or not quiet_at(at, quiet):
+        return ts
+    morning = at.replace(hour=quiet[1], minute=0, second=0, microsecond=0)
+    if morning <= at:
+        morning += timedelta(days=1)
+    return morning.timestamp()
+
+
+def remind(
+    content: Content,
+    session: Session,
+    user_key: str,
+    channel: str,
+    run: str,
+    now: datetime,
+    config: EngineConfig,
+    skip: str | None = None,
+) -> Result:
+    """The reminder due for ``run``, if it is still wanted: replies naming the procedure and the step with
+    buttons (continue, help with this step, an official, no more reminders), or, when ``skip`` says why it
+    cannot be sent (the channel's free window closed), the record of that. A reminder no longer wanted
+    (the citizen went on, finished, opted out) gives nothing; one due in the quiet hours gives the time
+    to try again (``remind_at``). The citizen's last_seen is left as it was: they did not write."""
+    turn = _Turn(content, session, Inbound(channel, user_key, kind="choice", choice_id=CMD_REPEAT), now, config)
+    nothing = Result(session, (), ())
+    if (
+        config.remind_after_seconds <= 0
+        or session.reminders_off
+        or run_of(session) != run
+        or session.reminder != f"due:{run}"
+        or turn.current_step() is None
+    ):
+        return nothing
+    due = (session.last_seen or 0.0) + config.remind_after_seconds
+    if due > now.timestamp() + 1:  # the citizen wrote since it was planned
+        return replace(nothing, remind_at=not_quiet(due, config.quiet_hours))
+    if quiet_at(now, config.quiet_hours):
+        return replace(nothing, remind_at=not_quiet(now.timestamp(), config.quiet_hours))
+    idle = round((now.timestamp() - (session.last_seen or now.timestamp())) / 3600, 1)
+    if skip is not None:
+        turn.emit("reminder-skipped", detail={"reason": skip, "idle_hours": idle})
+        return Result(replace(session, reminder=f"skipped:{run}"), (), tuple(turn.events))
+    turn.session = replace(session, reminder=f"sent:{run}", prompt=Prompt("reminder"))
+    turn.emit("reminder-sent", detail={"idle_hours": idle})
+    replies, explained = explain_terms(content, turn.view(), session.explained)
+    final = replace(turn.session, explained=explained)
     return Result(final, tuple(m for r in replies for m in fit(r)), tuple(turn.events))
 
 
@@ -598,6 +724,20 @@ class _Turn:
         if inbound.kind == "start":
             self.on_start(inbound.start_payload)
             return
+        said = self.reminders_said()
+        if said is not None:
+            self.apply(said, "typed")
+            return
+        prompt = self.session.prompt
+        if (
+            prompt is not None
+            and prompt.kind == "reminder"
+            and inbound.kind == "text"
+            and len(inbound.text.split()) <= _LONG_MESSAGE_WORDS
+            and opens_with_yes(inbound.text, self.content.vocabulary, self.content.normalize)
+        ):
+            self.apply("resume", "typed")  # "dạ", "ok", "vâng làm tiếp": go on
+            return
         if self.returning_after_a_while():
             self.offer_resume()
             return
@@ -607,10 +747,88 @@ class _Turn:
             return
         self.on_text(inbound.text)
 
+    def reminders_said(self) -> str | None:
+        """ "không nhắc nữa" / "bật nhắc" typed: the choice it means."""
+        if self.inbound.kind != "text" or len(self.inbound.text) > 60:
+            return None
+        folded = " ".join(fold(self.inbound.text).replace(".", " ").replace("!", " ").split())
+        if _NUDGE_OFF.match(folded):
+            return "nudge-off"
+        if _NUDGE_ON.match(folded):
+            return "nudge-on"
+        return None
+
+    def answered_reminder(self, before: Session) -> None:
+        """The citizen's first message after a reminder: they came back (unless it was to opt out)."""
+        run = before.reminder.removeprefix("sent:")
+        if not before.reminder.startswith("sent:") or self.session.reminder != before.reminder:
+            return
+        self.session = replace(self.session, reminder=f"answered:{run}")
+        if not any(e.type == "reminder-opted-out" for e in self.events):
+            self.emit("reminder-resumed", procedure_id=run.rsplit("@", 1)[0], step_id=None)
+
+    def plan_reminder(self) -> float | None:
+        """When to remind this citizen, if they stop here: ``remind_after_seconds`` from now, out of the
+        quiet hours, once per flow run, never after "không nhắc nữa" (records reminder-scheduled once)."""
+        cfg, s = self.config, self.session
+        run = run_of(s)
+        if cfg.remind_after_seconds <= 0 or s.reminders_off or run is None:
+            return None
+        step_ = self.current_step()
+        if (
+            step_ is None
+            or step_.kind == "end"
+            or (s.reminder.endswith(f":{run}") and not s.reminder.startswith("due:"))
+        ):
+            return None
+        if s.reminder != f"due:{run}":
+            self.session = replace(s, reminder=f"due:{run}")
+            self.emit("reminder-scheduled")
+        return not_quiet(self.now.timestamp() + cfg.remind_after_seconds, cfg.quiet_hours)
+
+    def reminder_for(self) -> Reminder:
+        """What officials wrote for a reminder at this step (else its stage); a payment step's guide by default."""
+        pos = self.session.position
+        assert pos is not None
+        root, at = (pos.stack[0].procedure, pos.stack[0].step) if pos.stack else (pos.procedure, pos.step)
+        flow = self.cat.flow(root)
+        step_ = flow.step(at) if flow else None
+        if step_ is None or flow is None:
+            return Reminder()
+        own = step_.reminder
+        stage = None
+        if own is None or not own.text or own.guide is None:
+            index = stage_of(flow, self.cat.stages).get(step_.id)
+            stage = self.cat.stages[index].reminder if index is not None and index < len(self.cat.stages) else None
+        text = (own.text if own else "") or (stage.text if stage else "")
+        guide = (own.guide if own else None) or (stage.guide if stage else None)
+        if guide is None and step_.kind == "payment":
+            guide = step_.guide
+        return Reminder(text, guide if guide and self.cat.flow(guide) is not None else None)
+
+    def reminder_reply(self) -> Reply:
+        pos = self.session.position
+        assert pos is not None
+        root = self.root_of(pos)
+        proc = self.cat.procedure(root)
+        name = proc.name if proc else root
+        step_ = self.current_step()
+        where = stage_title(step_, name) if step_ is not None else ""
+        rem = self.reminder_for()
+        lines = [texts.REMINDER.format(name=name, step=where)]
+        lines.append(self.fill(rem.text, proc) if rem.text else texts.REMINDER_DEFAULT)
+        choices = [Choice("resume", texts.REMINDER_CONTINUE)]
+        if rem.guide is not None:
+            choices.append(Choice("nudge-guide", texts.REMINDER_GUIDE))
+        choices += [Choice(CMD_HELP, texts.REMINDER_OFFICIAL), Choice("nudge-off", texts.REMINDER_OFF)]
+        return Reply("\n\n".join(lines), tuple(choices))
+
     def returning_after_a_while(self) -> bool:
         s = self.session
         if s.position is None or s.last_seen is None or self.inbound.kind == "choice":
             return False
+        if s.prompt is not None and s.prompt.kind == "reminder":
+            return False  # the reminder already asked whether to go on
         text = self.inbound.text.strip()
         words = words_of(self.content.normalize, text)
         if command_of(words, self.content.vocabulary) or text.split(" ")[0].lower() in SLASH_COMMANDS:
@@ -657,7 +875,7 @@ class _Turn:
         inbound = self.inbound
         if inbound.kind == "choice" and inbound.choice_id is not None:
             cid = inbound.choice_id
-            if cid in ids or cid.startswith("cmd:"):
+            if cid in ids or cid.startswith("cmd:") or cid in ("nudge-off", "nudge-on"):
                 return cid, "choice"
             # A tap's data is whatever the client sent: keep it only if it is a choice the content could offer.
             self.emit("stale-choice", detail={"choice": cid if self.known_choice(cid) else "unknown-choice"})
@@ -829,6 +1047,31 @@ class _Turn:
             return
         if cid == CMD_HELP:
             self.help()
+            return
+        if cid == "nudge-off":
+            self.emit("reminder-opted-out")
+            self.session = replace(
+                self.session, reminders_off=True, prompt=None if prompt and prompt.kind == "reminder" else prompt
+            )
+            self.say(texts.REMINDERS_OFF, (Choice("nudge-on", texts.REMINDERS_ON_BUTTON),))
+            if self.session.position is not None or self.session.prompt is not None:
+                self.show()
+            return
+        if cid == "nudge-on":
+            if self.session.reminders_off:
+                self.emit("reminder-opted-in")
+            self.session = replace(self.session, reminders_off=False)
+            self.say(texts.REMINDERS_ON)
+            self.show()
+            return
+        if cid == "nudge-guide" and prompt and prompt.kind == "reminder":
+            guide = self.reminder_for().guide
+            pos = self.session.position
+            self.session = replace(self.session, prompt=None)
+            if guide is None or pos is None:
+                self.help()
+                return
+            self.enter_guide(guide, pos.step, "jump", {"from": "reminder"})
             return
         if cid == "resume":
             parked = self.session.parked
@@ -1380,6 +1623,8 @@ class _Turn:
             return [Reply(text, (*choices, Choice("resume", texts.STAY)))]
         if prompt.kind == "resume":
             return [self.resume_reply()]
+        if prompt.kind == "reminder" and self.session.position is not None:
+            return [self.reminder_reply()]
         if prompt.kind == "confirm-cancel":
             pos = self.session.position
             proc = cat.procedure(self.root_of(pos)) if pos else None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
@@ -17,7 +18,7 @@ from bot.engine import Choice, EngineConfig, Event, Inbound, InboundKind, Reply,
 from bot.limits import RateLimiter
 from bot.privacy import seal, unseal, user_key
 from bot.settings import VIETNAM_TZ
-from bot.storage import Outgoing, Store
+from bot.storage import DueReminder, Outgoing, Remind, Store
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 def vietnam_now() -> datetime:
     return datetime.now(VIETNAM_TZ)
 
+
+# Whether a reminder may go to a citizen now, by the channel's rules: None, or why not (e.g.
+# "outside-window"); given the citizen's key and when they last wrote.
+CanRemind = Callable[[str, float], Awaitable[str | None]]
 
 # Sealed chat ids are cached (sealing is an AES encryption plus an HMAC per turn otherwise).
 SEALED_CACHE: Final = 10_000
@@ -81,6 +86,7 @@ class Runner:
         self.secret = secret
         self.clock = clock
         self.config = config or EngineConfig()
+        self._console_config = replace(self.config, remind_after_seconds=0.0)
         # Applies to the platform channels (``handle_for_delivery``), not to the local console.
         self.limiter = limiter
         self._locks: dict[str, asyncio.Lock] = {}
@@ -116,17 +122,24 @@ class Runner:
         verdict = self.limiter.check(key) if self.limiter is not None and outbox else "ok"
         if verdict == "drop":
             return None
+        async with self._user_lock(key):
+            if verdict == "warn":
+                delivery = await self._slow_down(key, msg)
+            else:
+                delivery = await self._turn(key, msg, outbox)
+            if delivery is not None and on_commit is not None:
+                on_commit(delivery)
+            return delivery
+
+    @contextlib.asynccontextmanager
+    async def _user_lock(self, key: str) -> AsyncIterator[None]:
+        """This process's turns of one citizen, one at a time in arrival order (the lock is taken before
+        anything is awaited)."""
         self._waiters[key] = self._waiters.get(key, 0) + 1
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
-                if verdict == "warn":
-                    delivery = await self._slow_down(key, msg)
-                else:
-                    delivery = await self._turn(key, msg, outbox)
-                if delivery is not None and on_commit is not None:
-                    on_commit(delivery)
-                return delivery
+                yield
         finally:
             self._waiters[key] -= 1
             if self._waiters[key] == 0:
@@ -177,10 +190,11 @@ class Runner:
         events: Sequence[Event],
         replies: list[Reply],
         outbox: bool,
+        remind: Remind | None = None,
     ) -> Delivery | None:
         processed = (msg.channel, msg.event_id) if msg.event_id is not None else None
         queued = Outgoing(msg.channel, self._seal(msg.user_id), tuple(r.as_dict() for r in replies)) if outbox else None
-        result = await self.store.commit_turn(key, msg.channel, session, events, processed, queued)
+        result = await self.store.commit_turn(key, msg.channel, session, events, processed, queued, remind)
         if result is False:
             return None
         return Delivery(replies, result if outbox and not isinstance(result, bool) else 0, msg.user_id)
@@ -215,8 +229,10 @@ class Runner:
                 return None  # a redelivered update: handled once already
             session = stored or Session()
             content = self.content.current
+            # Only the platforms remind (their turns go through the outbox); the console never does.
+            config = self.config if outbox else self._console_config
             try:
-                result = engine.step(content, session, inbound, now, self.config)
+                result = engine.step(content, session, inbound, now, config)
             except Exception:
                 logger.exception(
                     "engine failed (channel=%s, procedure=%s, step=%s, content=%s)",
@@ -236,6 +252,51 @@ class Runner:
                 )
                 stamped = replace(session, last_seen=now.timestamp())
                 return await self._commit(key, msg, stamped, [error], [Reply(texts.INTERNAL_ERROR)], outbox)
-            return await self._commit(key, msg, result.session, result.events, list(result.replies), outbox)
+            remind = None
+            if outbox:
+                run = engine.run_of(result.session) or ""
+                remind = Remind(result.remind_at, msg.channel, self._seal(msg.user_id), run)
+            return await self._commit(key, msg, result.session, result.events, list(result.replies), outbox, remind)
         finally:
             await self.store.end_turn(key)  # (a no-op once the commit ended the turn)
+
+    async def remind(self, due: DueReminder, can_remind: CanRemind | None = None) -> Delivery | None:
+        """The reminder ``due``, in a turn of its citizen (their lock held, so it never crosses a message
+        of theirs): sent (its replies committed to the outbox, returned to be delivered), skipped by the
+        channel's rules (recorded), moved (the quiet hours; the citizen wrote since) or dropped (no longer
+        wanted). Committed once across workers: the run's reminder is a processed update of its own."""
+        async with self._user_lock(due.user_key):
+            return await self._remind(due, can_remind)
+
+    async def _remind(self, due: DueReminder, can_remind: CanRemind | None) -> Delivery | None:
+        chat = unseal(self.secret, due.chat)
+        dropped = Remind(None)
+        processed = (due.channel, f"reminder:{due.user_key}:{due.run}")
+        stored, seen = await self.store.begin_turn(due.user_key, processed)
+        try:
+            if seen or chat is None or stored is None:
+                await self.store.commit_turn(due.user_key, due.channel, None, (), None, None, dropped)
+                return None
+            now = self.clock()
+            skip = await can_remind(due.user_key, stored.last_seen or 0.0) if can_remind is not None else None
+            result = engine.remind(
+                self.content.current, stored, due.user_key, due.channel, due.run, now, self.config, skip
+            )
+            if result.remind_at is not None:  # not yet: the quiet hours, or the citizen wrote since
+                later = Remind(result.remind_at, due.channel, due.chat, due.run)
+                await self.store.commit_turn(due.user_key, due.channel, None, (), None, None, later)
+                return None
+            if not result.events:  # no longer wanted: the citizen went on, finished or said no more
+                await self.store.commit_turn(due.user_key, due.channel, None, (), None, None, dropped)
+                return None
+            queued = (
+                Outgoing(due.channel, due.chat, tuple(r.as_dict() for r in result.replies)) if result.replies else None
+            )
+            committed = await self.store.commit_turn(
+                due.user_key, due.channel, result.session, result.events, processed, queued, dropped
+            )
+            if committed is False or queued is None:
+                return None
+            return Delivery(list(result.replies), committed if not isinstance(committed, bool) else 0, chat)
+        finally:
+            await self.store.end_turn(due.user_key)

@@ -522,6 +522,15 @@ class ChecklistItem:
 
 
 @dataclass(frozen=True)
+class Reminder:
+    """What the reminder to a citizen who stopped at a step says (``text``, after the procedure and the
+    step are named) and which guide its "help with this step" button opens."""
+
+    text: str = ""
+    guide: str | None = None
+
+
+@dataclass(frozen=True)
 class Step:
     """One step of a flow; fields that a kind does not use stay empty."""
 
@@ -542,6 +551,7 @@ class Step:
     where: str = "online"  # a payment step: "online" or "counter"
     title: str = ""  # a short name for reports; empty: the first words of the text
     stage: str | None = None  # a stage id; None: the default (see bot/stages.py)
+    reminder: Reminder | None = None  # None: the stage's, else a default from the step
 
 
 @dataclass(frozen=True)
@@ -599,6 +609,7 @@ class Stage:
     name: str
     steps: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
+    reminder: Reminder | None = None
 
 
 @dataclass(frozen=True)

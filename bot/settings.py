@@ -51,6 +51,24 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Sau bao nhiêu phút im lặng thì hỏi người dân muốn tiếp tục hay bắt đầu lại.",
     ),
     Setting(
+        "nudges",
+        "BOT_NUDGES",
+        "on",
+        "Nhắc người dân làm tiếp thủ tục bỏ dở (một lần cho mỗi lần làm): on hoặc off.",
+    ),
+    Setting(
+        "nudge_after_minutes",
+        "BOT_NUDGE_AFTER_MINUTES",
+        "1200",
+        "Người dân im lặng bao nhiêu phút giữa chừng thủ tục thì nhắc (mặc định 1200 phút = 20 giờ).",
+    ),
+    Setting(
+        "nudge_quiet_hours",
+        "BOT_NUDGE_QUIET_HOURS",
+        "21-7",
+        "Giờ không nhắc, theo giờ Việt Nam, dạng giờ_bắt_đầu-giờ_kết_thúc (mặc định 21-7); để trống: nhắc cả ngày.",
+    ),
+    Setting(
         "reload_seconds",
         "BOT_RELOAD_SECONDS",
         "2",
@@ -200,6 +218,32 @@ def db_pool_size() -> int:
 
 def resume_after_seconds() -> float:
     return number_setting("resume_after_minutes", "phút") * 60
+
+
+def nudge_settings() -> tuple[float, tuple[int, int] | None]:
+    """(seconds of silence before a reminder, 0 when reminders are off; quiet hours (from, to) or None),
+    checked: a typo stops the start with one clear line."""
+    on = setting("nudges").strip().lower()
+    if on not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
+        raise BotError(f"BOT_NUDGES phải là on hoặc off, không phải “{setting('nudges')}”.")
+    after = number_setting("nudge_after_minutes", "phút") * 60
+    quiet = quiet_hours(setting("nudge_quiet_hours"))
+    return (after if on in ("on", "1", "true", "yes") else 0.0), quiet
+
+
+def quiet_hours(raw: str) -> tuple[int, int] | None:
+    """ "21-7" -> (21, 7); empty -> None."""
+    text = raw.strip()
+    if not text:
+        return None
+    start, sep, end = text.partition("-")
+    if sep and start.strip().isdigit() and end.strip().isdigit():
+        a, b = int(start), int(end)
+        if 0 <= a <= 23 and 0 <= b <= 23 and a != b:
+            return a, b
+    raise BotError(
+        f"BOT_NUDGE_QUIET_HOURS phải có dạng giờ-giờ, ví dụ 21-7 (từ 21 giờ tối đến 7 giờ sáng), không phải “{raw}”."
+    )
 
 
 def reload_seconds() -> float:

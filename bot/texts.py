@@ -175,3 +175,18 @@ SAFETY_COUNTER: Final = (
     "• Không bao giờ chuyển lệ phí vào tài khoản của một cá nhân, dù người đó xưng là cán bộ.\n"
     "• Kẻ gian hay giả làm công an, cán bộ xã, bảo hiểm xã hội: ai gọi điện đòi tiền, hãy cúp máy và hỏi thẳng cơ quan."
 )
+
+# Reminders (issue 18): one per unfinished procedure, sent after a long silence, never at night.
+REMINDER: Final = "Chào bạn, hôm trước bạn đang làm thủ tục “{name}”, đến bước: {step}."
+REMINDER_DEFAULT: Final = (
+    "Bạn muốn làm tiếp không? Nếu bạn vướng ở bước này, bấm “Hướng dẫn bước này” hoặc “Gặp cán bộ”."
+)
+REMINDER_CONTINUE: Final = "Làm tiếp"
+REMINDER_GUIDE: Final = "Hướng dẫn bước này"
+REMINDER_OFFICIAL: Final = "Gặp cán bộ"
+REMINDER_OFF: Final = "Không nhắc nữa"
+REMINDERS_OFF: Final = (
+    "Dạ, từ nay tôi sẽ không nhắc bạn nữa. Khi nào muốn được nhắc lại, bạn bấm nút dưới đây hoặc gõ “bật nhắc”."
+)
+REMINDERS_ON_BUTTON: Final = "Bật lại lời nhắc"
+REMINDERS_ON: Final = "Dạ, khi bạn làm dở một thủ tục, tôi sẽ nhắc bạn một lần (không nhắc vào ban đêm)."

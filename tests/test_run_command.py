@@ -46,7 +46,7 @@ def fake_platforms(polls: list[str]) -> Starlette:
 async def test_run_polls_both_platforms_and_sigterm_stops_both_cleanly(tmp_path: Path) -> None:
     polls: list[str] = []
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(fake_platforms(polls), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(fake_platforms(polls), host="127.0.0.1", port=port, log_config=None))
     serving = asyncio.ensure_future(server.serve())
     log = tmp_path / "run.log"
     env = {

@@ -486,6 +486,7 @@ async def test_one_worker_long_polls_and_another_takes_over_when_it_stops(db_url
     from bot.service import one_at_a_time
 
     a, b = await open_store(db_url), await open_store(db_url)
+    a.lock_check_seconds = b.lock_check_seconds = 0.05  # (a new poller waits two checks before polling)
     stop = asyncio.Event()
     polling: list[str] = []
     try:

@@ -28,6 +28,8 @@ from bot.runner import Incoming, Runner
 
 logger = logging.getLogger(__name__)
 
+# Reminders keep the Zalo OA's free-reply rule here (see ZaloBotChannel.can_remind).
+REPLY_WINDOW_SECONDS: Final = 48 * 3600
 CHANNEL: Final = "zalo-bot"
 DEFAULT_BASE_URL: Final = "https://bot-api.zaloplatforms.com"
 MAX_TEXT: Final = 2000
@@ -190,7 +192,7 @@ class ZaloBotChannel:
         self.runner = runner
         self.client = client
         self._sleep = sleep
-        self.dispatcher = Dispatcher(CHANNEL, runner, self.deliver)
+        self.dispatcher = Dispatcher(CHANNEL, runner, self.deliver, can_remind=self.can_remind)
 
     async def handle(self, update: Any) -> None:
         """Commit the update's turn and queue its replies (returns once it is safe to acknowledge)."""
@@ -198,6 +200,12 @@ class ZaloBotChannel:
         if incoming is None:
             return
         await self.runner.handle_for_delivery(incoming, on_commit=self.dispatcher.submit)
+
+    async def can_remind(self, user_key: str, last_seen: float) -> str | None:
+        """The Zalo Bot Platform documents no rule for a message the citizen did not prompt, so a reminder
+        keeps the OA's: only within 48 hours of the citizen's last message; otherwise it is skipped."""
+        now = self.runner.clock().timestamp()
+        return "outside-window" if now - last_seen > REPLY_WINDOW_SECONDS else None
 
     async def recover(self) -> int:
         """Queue replies committed before a crash but never sent; they go out in the background."""

@@ -304,7 +304,7 @@ class ZaloOAChannel:
         self.client = client
         self.secret = oa_secret_key
         self.clock = clock
-        self.dispatcher = Dispatcher(CHANNEL, runner, self.deliver)
+        self.dispatcher = Dispatcher(CHANNEL, runner, self.deliver, can_remind=self.can_remind)
         self._opened: dict[str, float] = {}  # chat -> when the citizen last wrote, until its worker opens the window
 
     async def handle(self, event: Any) -> None:
@@ -324,6 +324,17 @@ class ZaloOAChannel:
             self.dispatcher.submit(delivery)
 
         await self.runner.handle_for_delivery(incoming, on_commit=queue)
+
+    async def can_remind(self, user_key: str, last_seen: float) -> str | None:
+        """A reminder is a reply, so it needs the citizen's free-reply window open (48 hours since they
+        wrote, fewer than 8 replies since): otherwise Zalo would count it as a paid message. It is then
+        skipped, never sent paid."""
+        window = await self.runner.store.oa_window(user_key)
+        if window is None:
+            return "outside-window"
+        if self.clock() - window.last_user_at > WINDOW_SECONDS or window.sent_since >= WINDOW_REPLIES:
+            return "outside-window"
+        return None
 
     async def recover(self) -> int:
         """Queue replies committed before a crash but never sent; sent in the background, if the window allows."""

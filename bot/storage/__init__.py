@@ -58,6 +58,28 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
+class Remind:
+    """A turn's word on the citizen's reminder: due at ``due`` (Unix time) for the flow run ``run``, to be
+    sent to ``chat`` (sealed) on ``channel``; or, with ``due`` None, none is due (any planned is dropped)."""
+
+    due: float | None
+    channel: str = ""
+    chat: str = ""
+    run: str = ""
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    """A planned reminder whose time has come, claimed by this process for a while (see reminders_due)."""
+
+    user_key: str
+    channel: str
+    chat: str
+    run: str
+    due: float
+
+
+@dataclass(frozen=True)
 class OATokens:
     """The Zalo OA token pair; the refresh token works once."""
 
@@ -102,13 +124,20 @@ class Store(Protocol):
         events: Sequence[Event],
         processed: tuple[str, str] | None = None,
         outbox: Outgoing | None = None,
+        remind: Remind | None = None,
     ) -> bool | int:
         """Save the session, append the events, mark the update processed and queue the replies in ONE transaction.
 
         Durable when it returns. Returns False, writing nothing, when ``processed`` was
         already recorded; the outbox row's id when ``outbox`` was given; True otherwise.
-        A ``session`` of None leaves the stored session as it is.
+        A ``session`` of None leaves the stored session as it is. ``remind`` plans the citizen's
+        reminder (or drops it); None leaves it as it is.
         """
+
+    async def reminders_due(self, channel: str, now: float, limit: int = 100) -> list[DueReminder]:
+        """Reminders of ``channel`` due by ``now``, oldest first, claimed for this process for ``outbox_lease_seconds`` (a
+        worker asking at the same time gets others; one that dies lets them go when the claim runs out).
+        Each is then handled in a turn that drops or moves it (``commit_turn(remind=...)``)."""
 
     async def append_events(self, events: Sequence[Event]) -> None:
         """Events that belong to no turn."""

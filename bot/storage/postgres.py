@@ -27,7 +27,17 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from bot.engine import Event, Session
 from bot.errors import BotError, StoreUnavailable
-from bot.storage import ContentLoad, Instance, OATokens, OAWindow, Outgoing, event_row, shown_db
+from bot.storage import (
+    ContentLoad,
+    DueReminder,
+    Instance,
+    OATokens,
+    OAWindow,
+    Outgoing,
+    Remind,
+    event_row,
+    shown_db,
+)
 from bot.storage import analytics as report_sql
 from bot.storage import statements as sql
 from bot.storage.analytics import ReportScope
@@ -143,6 +153,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         upto BIGINT NOT NULL,
         at DOUBLE PRECISION NOT NULL
     );
+    """,
+    # 6: reminders to citizens who stopped in the middle of a procedure: one planned per citizen, moved
+    # by each of their turns, dropped when sent or no longer wanted; claimed like the outbox.
+    """
+    CREATE TABLE reminders (
+        user_key TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        chat TEXT NOT NULL,
+        run TEXT NOT NULL,
+        due DOUBLE PRECISION NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        lease_until DOUBLE PRECISION NOT NULL DEFAULT 0
+    );
+    CREATE INDEX reminders_due ON reminders (channel, due);
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -384,6 +408,7 @@ class PostgresStore:
         events: Sequence[Event],
         processed: tuple[str, str] | None = None,
         outbox: Outgoing | None = None,
+        remind: Remind | None = None,
     ) -> bool | int:
         """Save the session, append the events, mark the update processed and queue the replies atomically.
 
@@ -396,9 +421,9 @@ class PostgresStore:
             held = self._held.pop(user_key, None)
             if held is None:
                 async with self._conn() as conn, conn.transaction():
-                    return await self._write_turn(conn, user_key, channel, session, events, processed, outbox)
+                    return await self._write_turn(conn, user_key, channel, session, events, processed, outbox, remind)
             try:
-                result = await self._write_turn(held, user_key, channel, session, events, processed, outbox)
+                result = await self._write_turn(held, user_key, channel, session, events, processed, outbox, remind)
             except BaseException as exc:
                 self._broken(exc)
                 await self._give_back(held, commit=False)
@@ -415,6 +440,7 @@ class PostgresStore:
         events: Sequence[Event],
         processed: tuple[str, str] | None,
         outbox: Outgoing | None,
+        remind: Remind | None = None,
     ) -> bool | int:
         now = session.last_seen if session is not None and session.last_seen else time.time()
         if processed is not None:
@@ -438,6 +464,13 @@ class PostgresStore:
         if events:
             async with conn.cursor() as cur:
                 await cur.executemany(_INSERT_EVENT, [event_row(e) for e in events])
+        if remind is not None:
+            if remind.due is None:
+                await conn.execute(_q(sql.DELETE_REMINDER), (user_key,))
+            else:
+                await conn.execute(
+                    _q(sql.UPSERT_REMINDER), (user_key, remind.channel, remind.chat, remind.run, remind.due)
+                )
         if outbox is not None:
             now = time.time()
             cur = await conn.execute(
@@ -485,6 +518,18 @@ class PostgresStore:
             (self.worker, now + self.outbox_lease_seconds, channel, now),
         )
         return sorted((int(r[0]), Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows)
+
+    async def reminders_due(self, channel: str, now: float, limit: int = 100) -> list[DueReminder]:
+        """Due reminders no live worker holds, claimed for this one (FOR UPDATE SKIP LOCKED: two workers
+        asking at once never get the same row; a worker that dies lets its rows go when the claim ends)."""
+        rows = await self._rows(
+            "UPDATE reminders SET owner = ?, lease_until = ? WHERE user_key IN ("
+            "SELECT user_key FROM reminders WHERE channel = ? AND due <= ? AND lease_until < ? ORDER BY due LIMIT ? "
+            "FOR UPDATE SKIP LOCKED) RETURNING user_key, channel, chat, run, due",
+            (self.worker, now + self.outbox_lease_seconds, channel, now, now, limit),
+        )
+        out = [DueReminder(str(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4])) for r in rows]
+        return sorted(out, key=lambda r: r.due)
 
     async def renew_outbox_claims(self, ids: Collection[int]) -> None:
         """This worker lives and still has these replies to send: its claims on them last another lease.
@@ -673,7 +718,8 @@ class PostgresStore:
         releases it if this process dies). Named locks live in their own key space (two int4 keys), apart
         from the citizens' turn locks (one bigint key). The server also releases it when that connection
         breaks (a restart): with ``lost`` given, the connection is checked every LOCK_CHECK_SECONDS and
-        ``lost`` set when it fails, since another worker may hold the lock from then on."""
+        ``lost`` set when it fails, since another worker may hold the lock from then on; and the lock is
+        only yielded two checks after it is granted, the time a previous holder takes to notice its loss."""
         async with self._conn() as conn:
             with _reachable():
                 if wait:
@@ -688,6 +734,9 @@ class PostgresStore:
                 return
             watchdog = asyncio.ensure_future(self._watch_lock(conn, name, lost)) if lost is not None else None
             try:
+                if lost is not None:
+                    # A holder that lost the lock notices within two checks: give it that long to stop.
+                    await asyncio.sleep(2 * self.lock_check_seconds)
                 yield True
             finally:
                 if watchdog is not None:

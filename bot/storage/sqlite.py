@@ -18,7 +18,7 @@ import aiosqlite
 
 from bot.engine import Event, Session
 from bot.errors import BotError
-from bot.storage import ContentLoad, Instance, OATokens, OAWindow, Outgoing, event_row
+from bot.storage import ContentLoad, DueReminder, Instance, OATokens, OAWindow, Outgoing, Remind, event_row
 from bot.storage import analytics as report_sql
 from bot.storage import statements as sql
 from bot.storage.analytics import ReportScope
@@ -121,6 +121,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE instances ADD COLUMN content_version TEXT NOT NULL DEFAULT '';
     ALTER TABLE instances ADD COLUMN seen_at REAL NOT NULL DEFAULT 0;
     """,
+    # 7: reminders to citizens who stopped in the middle of a procedure: one planned per citizen, moved
+    # by each of their turns, dropped when sent or no longer wanted. The sealed chat id is needed to send.
+    """
+    CREATE TABLE reminders (
+        user_key TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        chat TEXT NOT NULL,
+        run TEXT NOT NULL,
+        due REAL NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        lease_until REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX reminders_due ON reminders (channel, due);
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -159,6 +173,7 @@ class _TurnWrite:
     events: list[tuple[Any, ...]]
     processed: tuple[str, str, float] | None
     outbox: tuple[str, str, str, float] | None
+    remind: Remind | None = None
 
 
 class SqliteStore:
@@ -288,6 +303,7 @@ class SqliteStore:
         events: Sequence[Event],
         processed: tuple[str, str] | None = None,
         outbox: Outgoing | None = None,
+        remind: Remind | None = None,
     ) -> bool | int:
         """Save the session, append the events, mark the update processed and queue the replies atomically.
 
@@ -307,6 +323,7 @@ class SqliteStore:
             (outbox.channel, outbox.chat, json.dumps(outbox.replies, ensure_ascii=False), time.time())
             if outbox is not None
             else None,
+            remind,
         )
         future: asyncio.Future[bool | int] = asyncio.get_running_loop().create_future()
         self._writes.append((write, future))
@@ -417,6 +434,12 @@ class SqliteStore:
                     "INSERT INTO outbox (channel, chat, replies, created_at) VALUES (?, ?, ?, ?)", w.outbox
                 )
                 outbox_id = int(cur.lastrowid or 0)
+            if w.remind is not None:
+                if w.remind.due is None:
+                    conn.execute(sql.DELETE_REMINDER, (w.user_key,))
+                else:
+                    r = w.remind
+                    conn.execute(sql.UPSERT_REMINDER, (w.user_key, r.channel, r.chat, r.run, r.due))
             conn.execute("RELEASE turn")
         except sqlite3.Error as exc:
             # Only this turn is undone; if SQLite already ended the transaction, the batch fails as a whole.
@@ -513,6 +536,17 @@ class SqliteStore:
         async with self.conn.execute(sql.SELECT_OUTBOX, (channel,)) as cur:
             rows = await cur.fetchall()
         return [(r[0], Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows]
+
+    async def reminders_due(self, channel: str, now: float, limit: int = 100) -> list[DueReminder]:
+        """One process owns a SQLite file: due reminders are simply read (each is dropped or moved by the
+        turn that handles it)."""
+        await self.flush()
+        async with self.conn.execute(
+            "SELECT user_key, channel, chat, run, due FROM reminders WHERE channel = ? AND due <= ? ORDER BY due LIMIT ?",
+            (channel, now, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [DueReminder(str(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4])) for r in rows]
 
     async def start_delivery(self, outbox_id: int) -> tuple[bool, int]:
         """One process sends its replies itself, per chat in commit order (bot.delivery)."""

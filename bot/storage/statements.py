@@ -76,6 +76,7 @@ PURGED: Final = (
     ("processed_updates", "seen_at"),
     ("outbox", "created_at"),
     ("oa_windows", "last_user_at"),
+    ("reminders", "due"),
 )
 
 
@@ -125,3 +126,12 @@ def content_load_of(row: Sequence[Any]) -> ContentLoad:
         content_dir=row[7],
         problems=tuple(problems),
     )
+
+
+# A turn's reminder plan (Remind): upserted, or dropped. A new plan frees any claim on the old one.
+UPSERT_REMINDER: Final = (
+    "INSERT INTO reminders (user_key, channel, chat, run, due, owner, lease_until) VALUES (?, ?, ?, ?, ?, '', 0) "
+    "ON CONFLICT (user_key) DO UPDATE SET channel = excluded.channel, chat = excluded.chat, run = excluded.run, "
+    "due = excluded.due, owner = '', lease_until = 0"
+)
+DELETE_REMINDER: Final = "DELETE FROM reminders WHERE user_key = ?"

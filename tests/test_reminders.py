@@ -1,0 +1,338 @@
+"""Reminders to citizens who stopped half-way (issue 18): at the engine (when one is planned, what it says, what
+the citizen can answer), then through the runner, the store and Telegram. Hours pass on the tests' own clocks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import texts
+from bot.channels import telegram as tg
+from bot.content import ContentHolder, load
+from bot.engine import Content, EngineConfig, Inbound, Result, Session, quiet_at, remind, run_of, step
+from bot.runner import Runner
+from bot.storage.sqlite import SqliteStore
+from tests.conftest import GOOD, NOW, open_store
+from tests.telegram_fake import TOKEN, FakeBotApi, tap_update, text_update
+
+HOUR = 3600.0
+CONFIG = EngineConfig(remind_after_seconds=20 * HOUR, quiet_hours=(21, 7))
+
+
+class Citizen:
+    """One citizen talking to the engine as the runner would, keeping the session and the planned reminder."""
+
+    def __init__(self, content: Content, config: EngineConfig = CONFIG, now: datetime = NOW) -> None:
+        self.content, self.config, self.now = content, config, now
+        self.session = Session()
+        self.remind_at: float | None = None
+        self.events: list[str] = []
+        self.replies: list[str] = []
+        self.buttons: list[str] = []
+
+    def _took(self, result: Result, planned: bool = True) -> Result:
+        self.session = result.session
+        if planned:
+            self.remind_at = result.remind_at
+        self.events += [e.type for e in result.events]
+        self.replies = [r.text for r in result.replies]
+        self.buttons = [c.label for c in result.replies[-1].choices] if result.replies else []
+        return result
+
+    def says(self, text: str, after_hours: float = 0.01) -> Result:
+        self.now += timedelta(hours=after_hours)
+        return self._took(step(self.content, self.session, Inbound("telegram", "u", text=text), self.now, self.config))
+
+    def taps(self, choice: str, after_hours: float = 0.01) -> Result:
+        self.now += timedelta(hours=after_hours)
+        inbound = Inbound("telegram", "u", kind="choice", choice_id=choice)
+        return self._took(step(self.content, self.session, inbound, self.now, self.config))
+
+    def starts(self, procedure: str, after_hours: float = 0.01) -> Result:
+        self.now += timedelta(hours=after_hours)
+        inbound = Inbound("telegram", "u", kind="start", start_payload=procedure)
+        return self._took(step(self.content, self.session, inbound, self.now, self.config))
+
+    def reminder_due(self, skip: str | None = None) -> Result:
+        """The scheduler's side: at the planned time, the reminder (or what happens instead)."""
+        assert self.remind_at is not None
+        self.now = datetime.fromtimestamp(self.remind_at, self.now.tzinfo)
+        run = run_of(self.session)
+        assert run is not None
+        result = remind(self.content, self.session, "u", "telegram", run, self.now, self.config, skip)
+        self._took(result, planned=False)
+        self.remind_at = result.remind_at
+        return result
+
+
+def at_login(content: Content) -> Citizen:
+    """A citizen at "đăng nhập VNeID" of đăng ký tạm trú, on a weekday morning."""
+    c = Citizen(content, now=NOW.replace(hour=13))  # due at 09:00 the next day
+    c.starts("dang-ky-tam-tru")
+    c.taps("next")
+    c.taps("o:tu-nop")
+    c.taps("next")
+    assert c.session.position is not None and c.session.position.step == "dang-nhap"
+    return c
+
+
+def test_one_reminder_after_twenty_hours_naming_the_procedure_and_the_step(content: Content) -> None:
+    c = at_login(content)
+    assert c.events.count("reminder-scheduled") == 1, "scheduled once for the run, however many steps"
+    assert c.remind_at == c.now.timestamp() + 20 * HOUR
+    result = c.reminder_due()
+    assert [e.type for e in result.events] == ["reminder-sent"]
+    text = "\n".join(c.replies)
+    assert "Đăng ký tạm trú" in text and "đăng nhập" in text.lower()
+    assert c.buttons[0] == texts.REMINDER_CONTINUE and texts.REMINDER_OFF in c.buttons
+    assert texts.REMINDER_OFFICIAL in c.buttons
+    assert all(len(r) <= 600 for r in c.replies)
+    # the citizen says nothing more: no second reminder is planned, ever, for this run
+    assert c.remind_at is None
+    assert remind(content, c.session, "u", "telegram", run_of(c.session) or "", c.now, CONFIG).replies == ()
+
+
+def test_a_reply_to_the_reminder_resumes_exactly_where_the_citizen_was(content: Content) -> None:
+    c = at_login(content)
+    c.reminder_due()
+    c.says("dạ", after_hours=2)
+    assert "reminder-resumed" in c.events
+    assert c.session.position is not None and c.session.position.step == "dang-nhap"
+    assert "Đã đăng nhập được" in c.buttons, "the step itself is shown again, not a 'start over?' question"
+    # and going on later in the same run plans no second reminder
+    c.taps("o:roi")
+    assert c.remind_at is None and c.events.count("reminder-sent") == 1
+
+
+def test_the_reminder_button_continue_shows_the_step(content: Content) -> None:
+    c = at_login(content)
+    c.reminder_due()
+    c.taps("resume", after_hours=1)
+    assert "Đã đăng nhập được" in c.buttons and c.events.count("reminder-resumed") == 1
+
+
+def test_writing_again_before_the_reminder_moves_it_and_finishing_drops_it(content: Content) -> None:
+    c = at_login(content)
+    first = c.remind_at
+    c.says("1", after_hours=0.2)  # "Đã đăng nhập được": on to payment
+    assert c.remind_at is not None and first is not None and c.remind_at > first
+    # the old planned time comes: the scheduler finds the citizen wrote since, and waits
+    run = run_of(c.session) or ""
+    early = remind(content, c.session, "u", "telegram", run, datetime.fromtimestamp(first, NOW.tzinfo), CONFIG)
+    assert early.replies == () and early.remind_at == c.remind_at
+    c.taps("paid")
+    assert c.session.position is None and c.remind_at is None, "a finished procedure is never reminded"
+
+
+def test_no_reminder_in_the_quiet_hours_it_waits_for_the_morning(content: Content) -> None:
+    c = Citizen(content, now=NOW.replace(hour=23))  # planned at 23:00: due 19:00 next day: fine
+    c.starts("dang-ky-tam-tru")
+    assert c.remind_at is not None
+    assert datetime.fromtimestamp(c.remind_at, NOW.tzinfo).hour == 19
+    c = Citizen(content, now=NOW.replace(hour=3))  # 03:00 + 20 h = 23:00, quiet: 07:00 the day after
+    c.starts("dang-ky-tam-tru")
+    due = datetime.fromtimestamp(c.remind_at or 0, NOW.tzinfo)
+    assert (due.hour, due.minute, due.date()) == (7, 0, (NOW + timedelta(days=1)).date())
+    # a reminder found due at night (the scheduler was down all evening) also waits for 07:00
+    night = replace(CONFIG, quiet_hours=(21, 7))
+    c = Citizen(content, config=night)
+    c.starts("dang-ky-tam-tru")
+    run = run_of(c.session) or ""
+    late = NOW.replace(hour=22) + timedelta(days=1)
+    result = remind(content, c.session, "u", "telegram", run, late, night)
+    assert result.replies == () and result.events == ()
+    assert datetime.fromtimestamp(result.remind_at or 0, NOW.tzinfo).hour == 7
+    assert quiet_at(NOW.replace(hour=6), (21, 7)) and not quiet_at(NOW.replace(hour=7), (21, 7))
+    assert not quiet_at(NOW.replace(hour=3), None)
+
+
+def test_khong_nhac_nua_stops_every_reminder_until_the_citizen_asks_again(content: Content) -> None:
+    c = at_login(content)
+    c.reminder_due()
+    c.taps("nudge-off", after_hours=1)
+    assert "reminder-opted-out" in c.events and "reminder-resumed" not in c.events
+    assert c.session.reminders_off and c.remind_at is None
+    assert c.replies[0] == texts.REMINDERS_OFF
+    c.taps("cmd:menu")
+    c.starts("dang-ky-khai-sinh")
+    assert c.remind_at is None, "no reminder on any procedure"
+    c.says("bật nhắc")
+    assert "reminder-opted-in" in c.events and not c.session.reminders_off
+    assert c.remind_at is not None
+
+
+def test_typed_ways_to_say_no_more_reminders(content: Content) -> None:
+    for said in ("không nhắc nữa", "khong nhac nua", "Đừng nhắc tôi nữa!", "ko can nhac", "/stop"):
+        c = at_login(content)
+        c.says(said)
+        assert c.session.reminders_off, said
+        assert c.remind_at is None, said
+    for said in ("nhắc lại giúp tôi", "không", "khong biet"):
+        c = at_login(content)
+        c.says(said)
+        assert not c.session.reminders_off, said
+
+
+def test_a_reminder_that_cannot_be_sent_is_recorded_as_skipped_and_not_tried_again(content: Content) -> None:
+    c = at_login(content)
+    result = c.reminder_due(skip="outside-window")
+    assert result.replies == ()
+    assert [(e.type, e.detail["reason"]) for e in result.events] == [("reminder-skipped", "outside-window")]
+    c.says("dạ", after_hours=30)
+    assert "reminder-resumed" not in c.events and c.remind_at is None
+
+
+def test_help_with_this_step_opens_the_guide_officials_chose(content: Content) -> None:
+    c = at_login(content)
+    c.taps("o:roi")  # on to the payment step, whose guide is the safe-payment guide
+    c.reminder_due()
+    assert texts.REMINDER_GUIDE in c.buttons
+    c.taps("nudge-guide", after_hours=1)
+    assert "guide-entered" in c.events
+    assert c.session.position is not None and c.session.position.stack
+
+
+def test_the_console_and_a_config_without_reminders_plan_none(content: Content) -> None:
+    c = Citizen(content, config=EngineConfig())
+    c.starts("dang-ky-tam-tru")
+    assert c.remind_at is None and "reminder-scheduled" not in c.events
+
+
+# --- Through the runner, the store and a channel: the reminder goes out once, as a real message -------------
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def pass_hours(self, hours: float) -> None:
+        self.now += timedelta(hours=hours)
+
+
+class TelegramCitizen:
+    """A citizen on Telegram (the real python-telegram-bot over a fake Bot API) and the bot's reminder round."""
+
+    def __init__(self, store: Any, clock: Clock, api: FakeBotApi | None = None) -> None:
+        self.api = api or FakeBotApi()
+        self.clock = clock
+        self.runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=clock, config=CONFIG)
+        self.ptb = tg.build_bot(TOKEN, request=self.api.request())
+        self.channel = tg.TelegramChannel(self.runner, self.ptb)
+        self.next_id = 100
+
+    async def __aenter__(self) -> TelegramCitizen:
+        await self.ptb.initialize()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.channel.dispatcher.drain(5)
+        await self.ptb.shutdown()
+
+    async def _feed(self, update: dict[str, Any]) -> None:
+        await self.channel.accept(update)
+        await self.channel.dispatcher.idle()
+        if self.channel._answers:
+            await asyncio.gather(*self.channel._answers)
+
+    async def says(self, text: str) -> None:
+        self.next_id += 1
+        await self._feed(text_update(self.next_id, text))
+
+    async def taps(self, data: str) -> None:
+        self.next_id += 1
+        await self._feed(tap_update(self.next_id, data))
+
+    async def reminder_round(self) -> int:
+        queued = await self.channel.dispatcher.remind_due()
+        await self.channel.dispatcher.idle()
+        return queued
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = await SqliteStore.open(tmp_path / "bot.db")
+    yield s
+    await s.close()
+
+
+async def test_telegram_one_reminder_after_the_silence_and_a_tap_resumes(store: SqliteStore) -> None:
+    clock = Clock(NOW.replace(hour=13))
+    async with TelegramCitizen(store, clock) as tgc:
+        await tgc.says("/start dang-ky-tam-tru")
+        await tgc.taps("next")
+        await tgc.taps("o:tu-nop")
+        await tgc.taps("next")  # at "đăng nhập VNeID"
+        sent_before = len(tgc.api.sent())
+        clock.pass_hours(19)
+        assert await tgc.reminder_round() == 0, "not before twenty hours"
+        clock.pass_hours(1.5)
+        assert await tgc.reminder_round() == 1
+        reminder = tgc.api.sent()[sent_before:]
+        assert len(reminder) == 1 and "Đăng ký tạm trú" in reminder[0]["text"]
+        labels = [row[0]["text"] for row in reminder[0]["reply_markup"]["inline_keyboard"]]
+        assert labels[0] == texts.REMINDER_CONTINUE and texts.REMINDER_OFF in labels
+        clock.pass_hours(48)
+        assert await tgc.reminder_round() == 0, "one reminder only"
+        assert len(tgc.api.sent()) == sent_before + 1
+        await tgc.taps("resume")
+        assert "Đã đăng nhập được" in str(tgc.api.sent()[-1]["reply_markup"])
+    types = [e["type"] for e in await store.events()]
+    assert types.count("reminder-sent") == 1 and types.count("reminder-resumed") == 1
+    assert types.count("reminder-scheduled") == 1
+
+
+async def test_slash_stop_on_telegram_means_no_reminder(store: SqliteStore) -> None:
+    clock = Clock(NOW.replace(hour=13))
+    async with TelegramCitizen(store, clock) as tgc:
+        await tgc.says("/start dang-ky-tam-tru")
+        before = len(tgc.api.sent())
+        await tgc.says("/stop")
+        assert tgc.api.sent_texts()[before] == texts.REMINDERS_OFF
+        clock.pass_hours(30)
+        assert await tgc.reminder_round() == 0
+
+
+async def test_a_reminder_planned_before_a_restart_is_sent_after_it(tmp_path: Path) -> None:
+    clock = Clock(NOW.replace(hour=13))
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    async with TelegramCitizen(store, clock) as tgc:
+        await tgc.says("/start dang-ky-tam-tru")
+    await store.close()  # the bot stops (or dies) hours before the reminder is due
+    clock.pass_hours(21)
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    try:
+        async with TelegramCitizen(store, clock) as again:
+            assert await again.reminder_round() == 1
+            assert "Đăng ký tạm trú" in again.api.sent_texts()[-1]
+    finally:
+        await store.close()
+
+
+async def test_two_workers_at_the_same_due_reminder_send_it_once(db_url: str) -> None:
+    clock = Clock(NOW.replace(hour=13))
+    a, b = await open_store(db_url), await open_store(db_url)
+    api = FakeBotApi()  # one Telegram: both workers send to it
+    try:
+        async with TelegramCitizen(a, clock, api) as first, TelegramCitizen(b, clock, api) as second:
+            for n in range(5):  # five citizens, each stopped half-way
+                first.next_id += 1
+                update = text_update(first.next_id, "/start dang-ky-tam-tru", chat_id=500 + n)
+                await first._feed(update)
+            before = len(api.sent())
+            clock.pass_hours(21)
+            queued = await asyncio.gather(first.reminder_round(), second.reminder_round())
+            assert sum(queued) == 5
+            assert len(api.sent()) == before + 5, "each citizen got exactly one reminder"
+            assert sorted(int(m["chat_id"]) for m in api.sent()[before:]) == [500, 501, 502, 503, 504]
+    finally:
+        await a.close()
+        await b.close()
