@@ -172,14 +172,64 @@ async def test_oa_tokens_are_replaced_whole_and_windows_count_atomically(db_url:
         assert await store.oa_window("u") == OAWindow(50.0, 5, False)
         await store.miss_oa_reply("u")
         assert await store.oa_window("u") == OAWindow(50.0, 5, True)
-        await store.open_oa_window("u", 40.0)  # an older message arriving late does not reopen the window
+        await store.open_oa_window("u", 40.0, "m-old")  # an older message arriving late does not reopen the window
         assert await store.oa_window("u") == OAWindow(50.0, 5, True)
-        await store.open_oa_window("u", 60.0)
-        assert await store.oa_window("u") == OAWindow(60.0, 0, False)
+        await store.open_oa_window("u", 60.0, "m-60")
+        assert await store.oa_window("u") == OAWindow(60.0, 0, False, "m-60")  # replies refer to this message
         await store.save_oa_window("u", OAWindow(70.0, 2, True))
         assert await store.oa_window("u") == OAWindow(70.0, 2, True)
     finally:
         await store.close()
+
+
+async def test_a_turn_plans_moves_and_drops_its_citizens_reminder(db_url: str) -> None:
+    from bot.storage import Remind
+
+    store = await open_store(db_url)
+    try:
+        await store.commit_turn(
+            "u1", "telegram", Session(last_seen=1.0), [], remind=Remind(100.0, "telegram", "c1", "p@1")
+        )
+        await store.commit_turn(
+            "u2", "zalo-oa", Session(last_seen=1.0), [], remind=Remind(100.0, "zalo-oa", "c2", "p@1")
+        )
+        await store.commit_turn(
+            "u3", "telegram", Session(last_seen=1.0), [], remind=Remind(500.0, "telegram", "c3", "q@2")
+        )
+        assert [r.user_key for r in await store.reminders_due("telegram", 200.0)] == ["u1"]
+        # the citizen wrote again: the reminder moves (and a claim on it is let go)
+        await store.commit_turn(
+            "u1", "telegram", Session(last_seen=2.0), [], remind=Remind(300.0, "telegram", "c1", "p@1")
+        )
+        assert await store.reminders_due("telegram", 200.0) == []
+        due = await store.reminders_due("telegram", 600.0)
+        assert [(r.user_key, r.chat, r.run, r.due) for r in due] == [
+            ("u1", "c1", "p@1", 300.0),
+            ("u3", "c3", "q@2", 500.0),
+        ]
+        await store.commit_turn("u3", "telegram", None, [], remind=Remind(None))  # finished: dropped
+        await store.commit_turn("u1", "telegram", None, [])  # no word on it: kept
+        assert store.outbox_lease_seconds == 0 or await store.reminders_due("telegram", 600.0) == [], "claimed above"
+        assert [r.user_key for r in await store.reminders_due("zalo-oa", 600.0)] == ["u2"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_two_workers_asking_for_due_reminders_at_once_get_each_once(db_url: str) -> None:
+    from bot.storage import Remind
+
+    a, b = await open_store(db_url), await open_store(db_url)
+    try:
+        for n in range(40):
+            plan = Remind(float(n), "telegram", f"c{n}", "p@1")
+            await a.commit_turn(f"u{n}", "telegram", Session(last_seen=1.0), [], remind=plan)
+        got = await asyncio.gather(a.reminders_due("telegram", 100.0, 25), b.reminders_due("telegram", 100.0, 25))
+        keys = [r.user_key for batch in got for r in batch]
+        assert sorted(keys) == sorted(f"u{n}" for n in range(40)) and len(keys) == 40
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_purge_counts_then_deletes_old_rows_but_keeps_sessions_still_talking(db_url: str) -> None:

@@ -204,8 +204,10 @@ async def test_signed_webhook_conversation_equals_the_console(service: Service) 
                 incoming = Incoming("console", "c", kind="text", text=text)
             expected = [m["text"] for r in (await console.handle(incoming) or []) for m in oa.messages(r)]
             assert fake.texts()[before:] == expected
+            if name != "follow":  # each reply refers to the message it answers: a free reply, not a paid one
+                assert {s[1]["recipient"].get("message_id") for s in fake.sends[before:]} == {f"m{i}"}
     assert texts.WELCOME in fake.texts()[0]
-    assert fake.sends[-1][1]["recipient"] == {"user_id": USER}
+    assert fake.sends[-1][1]["recipient"] == {"user_id": USER, "message_id": f"m{len(steps) - 1}"}
 
 
 async def test_invalid_token_refreshes_once_stores_the_new_pair_first_and_retries(service: Service) -> None:
@@ -358,3 +360,83 @@ async def test_messages_that_arrive_while_replies_go_out_keep_the_window_open(
     assert len(sends) == 12 and "window closed" not in caplog.text
     # The window runs from the last message; replies still going out after it count in it.
     assert window is not None and window.last_user_at == now[0] and 1 <= window.sent_since <= 3 and not window.missed
+
+
+class Hours:
+    """One clock for the engine (Vietnam time) and the OA channel (Unix time), moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = NOW.replace(hour=13)
+
+    def __call__(self) -> Any:
+        return self.now
+
+    def unix(self) -> float:
+        return self.now.timestamp()
+
+    def pass_hours(self, hours: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(hours=hours)
+
+
+async def reminding_service(tmp_path: Path, hours: Hours, after_hours: float) -> Service:
+    from bot.engine import EngineConfig
+
+    config = EngineConfig(remind_after_seconds=after_hours * 3600, quiet_hours=(21, 7))
+    return await Service.open(
+        GOOD, str(tmp_path / "bot.db"), mode="test", reload_interval=0, clock=hours, config=config
+    )
+
+
+async def test_an_oa_reminder_is_a_free_reply_to_the_citizens_last_message(tmp_path: Path) -> None:
+    hours = Hours()
+    service = await reminding_service(tmp_path, hours, after_hours=20)
+    try:
+        channel, fake, _ = make(service, clock=hours.unix)
+        await handled(channel, event("user_send_text", "đăng ký tạm trú", msg_id="m-first"))
+        await handled(channel, event("user_send_text", "#c:next", msg_id="m-last"))
+        before = len(fake.sends)
+        hours.pass_hours(21)
+        assert await channel.dispatcher.remind_due() == 1
+        await channel.dispatcher.idle()
+        [reminder] = fake.sends[before:]
+        assert "Đăng ký tạm trú" in reminder[1]["message"]["text"]
+        assert reminder[1]["recipient"] == {"user_id": USER, "message_id": "m-last"}
+    finally:
+        await service.close()
+
+
+async def test_an_oa_reminder_outside_the_free_window_is_skipped_never_sent_paid(tmp_path: Path) -> None:
+    hours = Hours()
+    service = await reminding_service(tmp_path, hours, after_hours=50)  # officials chose more than 48 hours
+    try:
+        channel, fake, _ = make(service, clock=hours.unix)
+        await handled(channel, event("user_send_text", "đăng ký tạm trú", msg_id="m1"))
+        before = len(fake.sends)
+        hours.pass_hours(51)
+        assert await channel.dispatcher.remind_due() == 0
+        await channel.dispatcher.idle()
+        assert fake.sends[before:] == []
+        skipped = [e for e in await service.store.events() if e["type"] == "reminder-skipped"]
+        assert [e["detail"]["reason"] for e in skipped] == ["outside-window"]
+        hours.pass_hours(24)
+        assert await channel.dispatcher.remind_due() == 0 and len(skipped) == 1, "not tried again"
+    finally:
+        await service.close()
+
+
+async def test_an_oa_reminder_after_eight_free_replies_is_skipped(tmp_path: Path) -> None:
+    hours = Hours()
+    service = await reminding_service(tmp_path, hours, after_hours=20)
+    try:
+        channel, _, _ = make(service, clock=hours.unix)
+        await handled(channel, event("user_send_text", "đăng ký tạm trú", msg_id="m1"))
+        key = service.runner.key(oa.CHANNEL, USER)
+        for _ in range(8 - (await service.store.oa_window(key)).sent_since):
+            await service.store.count_oa_reply(key)  # the window's eight free replies are used up
+        hours.pass_hours(21)
+        assert await channel.dispatcher.remind_due() == 0
+        assert "reminder-skipped" in [e["type"] for e in await service.store.events()]
+    finally:
+        await service.close()

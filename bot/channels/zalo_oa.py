@@ -258,8 +258,13 @@ class ZaloOAClient:
             logger.info("zalo oa tokens rotated")
             return fresh
 
-    async def send(self, user_id: str, message: Mapping[str, Any]) -> None:
-        """Send one message; refresh once on -216, back off on -32/429; raise ZaloOAError otherwise."""
+    async def send(self, user_id: str, message: Mapping[str, Any], reply_to: str = "") -> None:
+        """Send one message; refresh once on -216, back off on -32/429; raise ZaloOAError otherwise.
+
+        ``reply_to`` is the citizen's last message id: the OA support centre counts a message sent with
+        only the user id as a paid "proactive" one, a reply referring to their message as a free one
+        (the field's place in ``recipient`` follows that article and open-source clients [unverified])."""
+        recipient = {"user_id": user_id, "message_id": reply_to} if reply_to else {"user_id": user_id}
         tokens = await self.tokens()
         refreshed = False
         for attempt in range(1, 7):
@@ -267,7 +272,7 @@ class ZaloOAClient:
                 response = await self._http.post(
                     f"{self.api}/v3.0/oa/message/cs",
                     headers={"access_token": tokens.access_token},
-                    json={"recipient": {"user_id": user_id}, "message": dict(message)},
+                    json={"recipient": recipient, "message": dict(message)},
                 )
                 body = response.json() if response.content else {}
             except (httpx.HTTPError, ValueError) as exc:  # network trouble or an HTML error page
@@ -305,7 +310,8 @@ class ZaloOAChannel:
         self.secret = oa_secret_key
         self.clock = clock
         self.dispatcher = Dispatcher(CHANNEL, runner, self.deliver, can_remind=self.can_remind)
-        self._opened: dict[str, float] = {}  # chat -> when the citizen last wrote, until its worker opens the window
+        # chat -> (when the citizen last wrote, that message's id), until its worker opens the window
+        self._opened: dict[str, tuple[float, str]] = {}
 
     async def handle(self, event: Any) -> None:
         """Commit the event's turn and queue its replies (returns once it is safe to acknowledge)."""
@@ -320,7 +326,8 @@ class ZaloOAChannel:
             if before is not None and before.missed:
                 delivery = replace(delivery, replies=[Reply(WINDOW_MISSED_NOTE), *delivery.replies])
             # The new window opens in the chat's delivery worker, in order with the replies it counts.
-            self._opened[incoming.user_id] = max(wrote_at, self._opened.get(incoming.user_id, 0.0))
+            msg_id = (incoming.event_id or "").partition(":")[2] if incoming.kind != "start" else ""
+            self._opened[incoming.user_id] = max((wrote_at, msg_id), self._opened.get(incoming.user_id, (0.0, "")))
             self.dispatcher.submit(delivery)
 
         await self.runner.handle_for_delivery(incoming, on_commit=queue)
@@ -349,7 +356,7 @@ class ZaloOAChannel:
         key = self.runner.key(CHANNEL, user_id)
         opened = self._opened.pop(user_id, None)
         if opened is not None:
-            await store.open_oa_window(key, opened)
+            await store.open_oa_window(key, *opened)
         for reply in replies:
             for message in messages(reply):
                 window = await store.oa_window(key) or OAWindow(self.clock())
@@ -358,7 +365,7 @@ class ZaloOAChannel:
                     await store.miss_oa_reply(key)
                     return
                 try:
-                    await self.client.send(user_id, message)
+                    await self.client.send(user_id, message, reply_to=window.last_msg_id)
                 except ZaloOAError as exc:
                     if exc.code in WINDOW_CLOSED:
                         logger.warning("zalo oa: reply refused (%d), window or quota exhausted", exc.code)

@@ -98,6 +98,7 @@ class OAWindow:
     last_user_at: float
     sent_since: int = 0
     missed: bool = False  # a reply could not be delivered because the window was closed
+    last_msg_id: str = ""  # the citizen's last message: a reply referring to it is a free reply
 
 
 class Store(Protocol):
@@ -187,7 +188,7 @@ class Store(Protocol):
 
     async def save_oa_window(self, user_key: str, window: OAWindow) -> None: ...
 
-    async def open_oa_window(self, user_key: str, at: float) -> None:
+    async def open_oa_window(self, user_key: str, at: float, msg_id: str = "") -> None:
         """The citizen wrote at ``at``: reset the count and the missed flag (unless a later message already did)."""
 
     async def count_oa_reply(self, user_key: str) -> None:

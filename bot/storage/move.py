@@ -46,7 +46,7 @@ TABLES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
         ("id", "ts", "pid", "host", "trigger", "ok", "version", "active_version", "content_dir", "problems"),
     ),
     ("oa_tokens", ("id", "access_token", "refresh_token", "expires_at", "updated_at", "origin")),
-    ("oa_windows", ("user_key", "last_user_at", "sent_since", "missed")),
+    ("oa_windows", ("user_key", "last_user_at", "sent_since", "missed", "last_msg_id")),
     ("outbox", ("id", "channel", "chat", "replies", "created_at")),
     ("reminders", ("user_key", "channel", "chat", "run", "due")),
 )

@@ -167,6 +167,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         lease_until DOUBLE PRECISION NOT NULL DEFAULT 0
     );
     CREATE INDEX reminders_due ON reminders (channel, due);
+    ALTER TABLE oa_windows ADD COLUMN last_msg_id TEXT NOT NULL DEFAULT '';
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -657,13 +658,16 @@ class PostgresStore:
 
     async def oa_window(self, user_key: str) -> OAWindow | None:
         rows = await self._rows(sql.SELECT_OA_WINDOW, (user_key,))
-        return OAWindow(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
+        return OAWindow(rows[0][0], rows[0][1], bool(rows[0][2]), str(rows[0][3])) if rows else None
 
     async def save_oa_window(self, user_key: str, window: OAWindow) -> None:
-        await self._write(sql.UPSERT_OA_WINDOW, (user_key, window.last_user_at, window.sent_since, int(window.missed)))
+        await self._write(
+            sql.UPSERT_OA_WINDOW,
+            (user_key, window.last_user_at, window.sent_since, int(window.missed), window.last_msg_id),
+        )
 
-    async def open_oa_window(self, user_key: str, at: float) -> None:
-        await self._write(sql.OPEN_OA_WINDOW, (user_key, at))
+    async def open_oa_window(self, user_key: str, at: float, msg_id: str = "") -> None:
+        await self._write(sql.OPEN_OA_WINDOW, (user_key, at, msg_id))
 
     async def count_oa_reply(self, user_key: str) -> None:
         await self._write(sql.COUNT_OA_REPLY, (user_key,))

@@ -134,6 +134,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         lease_until REAL NOT NULL DEFAULT 0
     );
     CREATE INDEX reminders_due ON reminders (channel, due);
+    ALTER TABLE oa_windows ADD COLUMN last_msg_id TEXT NOT NULL DEFAULT '';
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -512,14 +513,17 @@ class SqliteStore:
     async def oa_window(self, user_key: str) -> OAWindow | None:
         async with self.conn.execute(sql.SELECT_OA_WINDOW, (user_key,)) as cur:
             row = await cur.fetchone()
-        return OAWindow(row[0], row[1], bool(row[2])) if row else None
+        return OAWindow(row[0], row[1], bool(row[2]), str(row[3])) if row else None
 
     async def save_oa_window(self, user_key: str, window: OAWindow) -> None:
-        await self._write(sql.UPSERT_OA_WINDOW, (user_key, window.last_user_at, window.sent_since, int(window.missed)))
+        await self._write(
+            sql.UPSERT_OA_WINDOW,
+            (user_key, window.last_user_at, window.sent_since, int(window.missed), window.last_msg_id),
+        )
 
-    async def open_oa_window(self, user_key: str, at: float) -> None:
+    async def open_oa_window(self, user_key: str, at: float, msg_id: str = "") -> None:
         """The citizen wrote at ``at``: a new free-reply window (never moved back by an older message)."""
-        await self._write(sql.OPEN_OA_WINDOW, (user_key, at))
+        await self._write(sql.OPEN_OA_WINDOW, (user_key, at, msg_id))
 
     async def count_oa_reply(self, user_key: str) -> None:
         """One more free reply used in the current window (counted in SQL, never from a stale copy)."""

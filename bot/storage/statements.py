@@ -49,17 +49,17 @@ UPSERT_OA_TOKENS: Final = (
     "refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, "
     "updated_at = excluded.updated_at, origin = excluded.origin"
 )
-SELECT_OA_WINDOW: Final = "SELECT last_user_at, sent_since, missed FROM oa_windows WHERE user_key = ?"
+SELECT_OA_WINDOW: Final = "SELECT last_user_at, sent_since, missed, last_msg_id FROM oa_windows WHERE user_key = ?"
 UPSERT_OA_WINDOW: Final = (
-    "INSERT INTO oa_windows (user_key, last_user_at, sent_since, missed) VALUES (?, ?, ?, ?) "
+    "INSERT INTO oa_windows (user_key, last_user_at, sent_since, missed, last_msg_id) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (user_key) DO UPDATE SET last_user_at = excluded.last_user_at, "
-    "sent_since = excluded.sent_since, missed = excluded.missed"
+    "sent_since = excluded.sent_since, missed = excluded.missed, last_msg_id = excluded.last_msg_id"
 )
 # The citizen wrote: a new free-reply window, never moved back by an older message arriving late.
 OPEN_OA_WINDOW: Final = (
-    "INSERT INTO oa_windows (user_key, last_user_at, sent_since, missed) VALUES (?, ?, 0, 0) "
-    "ON CONFLICT (user_key) DO UPDATE SET last_user_at = excluded.last_user_at, sent_since = 0, missed = 0 "
-    "WHERE excluded.last_user_at >= oa_windows.last_user_at"
+    "INSERT INTO oa_windows (user_key, last_user_at, sent_since, missed, last_msg_id) VALUES (?, ?, 0, 0, ?) "
+    "ON CONFLICT (user_key) DO UPDATE SET last_user_at = excluded.last_user_at, sent_since = 0, missed = 0, "
+    "last_msg_id = excluded.last_msg_id WHERE excluded.last_user_at >= oa_windows.last_user_at"
 )
 # Counted in SQL, never from a stale copy (another worker may have counted meanwhile).
 COUNT_OA_REPLY: Final = "UPDATE oa_windows SET sent_since = sent_since + 1 WHERE user_key = ?"
