@@ -19,7 +19,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from bot import schema
+from bot import engine, schema
 from bot.content import build
 from bot.engine import Content, EngineConfig, Inbound, Session
 from bot.errors import BotError, UsageError
@@ -242,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", metavar="NĂM-THÁNG-NGÀY", default=None, help="xem như đang ở ngày này (để xem lệ phí sắp áp dụng)"
     )
     p.add_argument("--json", action="store_true", help="mỗi dòng vào là một tin nhắn; mỗi dòng ra là một dòng JSON")
+    p.add_argument(
+        "--reminder",
+        action="store_true",
+        help="xem lời nhắc người dân nhận được khi dừng ở bước này (như đã im lặng BOT_NUDGE_AFTER_MINUTES), "
+        "rồi trả lời thử",
+    )
 
     p = sub.add_parser("match", help="xem bot hiểu một câu hỏi là thủ tục nào (không có câu thì đọc mỗi dòng một câu)")
     _add_content(p)
@@ -612,11 +618,41 @@ def cmd_preview(args: argparse.Namespace) -> int:
     else:
         session = Session(answers=answers)
         opening = Inbound(console.CHANNEL, console.PREVIEW_USER, kind="start", start_payload=args.id)
-    if not args.json:
+    first: Inbound | engine.Result = opening
+    if args.reminder:
+        first = _reminder_preview(content, args.id, args.step or flow.start, answers, now)
+        if not args.json:
+            hours = (nudge_settings()[0] or 1200 * 60) / 3600
+            print(
+                f"(Lời nhắc gửi cho người dân dừng ở bước {args.step or flow.start} của “{args.id}” và im lặng "
+                f"{hours:g} giờ. Không ghi gì vào thống kê. Gõ số để chọn, Ctrl+D để thoát.)\n"
+            )
+    elif not args.json:
         start = args.step or flow.start
         print(f"(Xem thử “{args.id}” từ bước {start}. Không ghi gì vào thống kê. Gõ số để chọn, Ctrl+D để thoát.)\n")
-    console.run_preview(content, session, opening, sys.stdin, sys.stdout, now, as_json=args.json)
+    console.run_preview(content, session, first, sys.stdin, sys.stdout, now, as_json=args.json)
     return 0
+
+
+def _reminder_preview(
+    content: engine.Content, proc_id: str, step_id: str, answers: dict[str, str], now: datetime
+) -> engine.Result:
+    """The reminder a citizen stopped at ``step_id`` gets, as if the silence had already passed (the clock is
+    moved forward, the quiet hours are left out: an official sees it at any hour)."""
+    from bot.channels import console
+    from bot.inflow_eval import start_session
+
+    after = nudge_settings()[0] or 1200 * 60.0
+    then = now.timestamp() - after - 60
+    session = replace(start_session(content, proc_id, step_id, "", now), answers=answers)
+    session = replace(session, last_seen=then, started_at=session.started_at or then)
+    run = engine.run_of(session) or ""
+    session = replace(session, reminder=f"due:{run}")
+    config = engine.EngineConfig(resume_after_seconds=float("inf"), remind_after_seconds=after)
+    result = engine.remind(content, session, console.PREVIEW_USER, console.CHANNEL, run, now, config)
+    if not result.replies:
+        raise BotError(f"Bước “{step_id}” không có lời nhắc (bước kết thúc, hoặc nằm trong một hướng dẫn dùng chung).")
+    return result
 
 
 def cmd_match(args: argparse.Namespace) -> int:

@@ -594,7 +594,8 @@ def remind(
         or session.reminders_off
         or run_of(session) != run
         or session.reminder != f"due:{run}"
-        or turn.current_step() is None
+        or (at := turn.current_step()) is None
+        or at.kind == "end"
     ):
         return nothing
     due = (session.last_seen or 0.0) + config.remind_after_seconds
@@ -802,9 +803,20 @@ class _Turn:
             stage = self.cat.stages[index].reminder if index is not None and index < len(self.cat.stages) else None
         text = (own.text if own else "") or (stage.text if stage else "")
         guide = (own.guide if own else None) or (stage.guide if stage else None)
-        if guide is None and step_.kind == "payment":
-            guide = step_.guide
+        if guide is None:  # the guide the step itself leads to: payment's, its own, an option's
+            jumps = [step_.guide if step_.kind == "payment" else None, step_.goto, *(o.goto for o in step_.options)]
+            guide = next((g for g in jumps if g), None)
         return Reminder(text, guide if guide and self.cat.flow(guide) is not None else None)
+
+    def step_name(self, root: str, step_: Step, name: str) -> str:
+        """The step as a reminder names it: its title, else its stage's name, else its first words."""
+        if step_.title:
+            return step_.title
+        flow = self.cat.flow(root)
+        index = stage_of(flow, self.cat.stages).get(step_.id) if flow is not None else None
+        if index is not None and index < len(self.cat.stages):
+            return self.cat.stages[index].name
+        return stage_title(step_, name)
 
     def reminder_reply(self) -> Reply:
         pos = self.session.position
@@ -812,11 +824,14 @@ class _Turn:
         root = self.root_of(pos)
         proc = self.cat.procedure(root)
         name = proc.name if proc else root
-        step_ = self.current_step()
-        where = stage_title(step_, name) if step_ is not None else ""
+        at = pos.stack[0].step if pos.stack else pos.step
+        flow = self.cat.flow(root)
+        step_ = flow.step(at) if flow is not None else None
+        where = self.step_name(root, step_, name) if step_ is not None else ""
         rem = self.reminder_for()
         lines = [texts.REMINDER.format(name=name, step=where)]
-        lines.append(self.fill(rem.text, proc) if rem.text else texts.REMINDER_DEFAULT)
+        default = texts.REMINDER_DEFAULT_GUIDE if rem.guide is not None else texts.REMINDER_DEFAULT
+        lines.append(self.fill(rem.text, proc) if rem.text else default)
         choices = [Choice("resume", texts.REMINDER_CONTINUE)]
         if rem.guide is not None:
             choices.append(Choice("nudge-guide", texts.REMINDER_GUIDE))

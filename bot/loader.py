@@ -55,6 +55,7 @@ from bot.schema import (
     NamedFact,
     Option,
     Procedure,
+    Reminder,
     Stage,
     Step,
     Term,
@@ -616,6 +617,12 @@ def _list(raw: Any) -> list[Any]:
     return raw if isinstance(raw, list) else []
 
 
+def _reminder(raw: Any) -> Reminder | None:
+    if not isinstance(raw, dict):
+        return None
+    return Reminder(_str(raw.get("text")), _slug(raw.get("guide")))
+
+
 def _slug(raw: Any) -> str | None:
     return raw if isinstance(raw, str) else None
 
@@ -758,7 +765,7 @@ class _Loader:
         defaults = self._contact_refs(doc, raw.get("default_contacts"), ("default_contacts",), contacts)
         self._stage_list = self._stages(doc, raw.get("stages"))
         flows = self._flows(procedures)
-        self._check_stage_steps(doc, raw.get("stages"), flows)
+        self._check_stage_steps(doc, raw.get("stages"), flows, procedures)
         self._cross_check(procedures, flows, contacts, allowed)
         catalogue = Catalogue(
             procedures=tuple(p for p, _ in procedures.values()),
@@ -975,15 +982,29 @@ class _Loader:
                     "Viết vài chữ, ví dụ: Nộp hồ sơ.",
                     "warning",
                 )
-            out.append(Stage(item["id"], name, tuple(claimed["steps"]), tuple(claimed["kinds"])))
+            reminder = _reminder(item.get("reminder"))
+            out.append(Stage(item["id"], name, tuple(claimed["steps"]), tuple(claimed["kinds"]), reminder))
         return tuple(out)
 
-    def _check_stage_steps(self, doc: _Doc, raw: Any, flows: Mapping[str, Flow]) -> None:
-        """A step id listed under a stage that no flow has is most likely a typo: its steps would fall elsewhere."""
+    def _check_stage_steps(
+        self, doc: _Doc, raw: Any, flows: Mapping[str, Flow], procedures: Mapping[str, tuple[Procedure, Path_]]
+    ) -> None:
+        """A step id listed under a stage that no flow has is most likely a typo: its steps would fall elsewhere.
+        A stage's reminder guide must be a shared guide."""
         known = {s.id for flow in flows.values() for s in flow.steps}
+        guides = sorted(pid for pid, (proc, _) in procedures.items() if proc.is_guide)
         for i, item in enumerate(raw if isinstance(raw, list) else []):
             if not isinstance(item, dict):
                 continue
+            reminder = _reminder(item.get("reminder"))
+            if reminder is not None and reminder.guide is not None and reminder.guide not in guides:
+                self.c.add(
+                    doc,
+                    ("stages", i, "reminder", "guide"),
+                    f'lời nhắc của chặng "{item.get("id")}" mở hướng dẫn "{reminder.guide}" nhưng không có '
+                    "hướng dẫn dùng chung nào mã như vậy.",
+                    did_you_mean(reminder.guide, guides) or "Hãy ghi mã một mục kind: guide trong procedures.yaml.",
+                )
             for j, name in enumerate(_strs(item.get("steps"))):
                 if name not in known:
                     self.c.add(
@@ -1461,6 +1482,7 @@ class _Loader:
             where=_str(s.get("where")) or "online",
             title=_str(s.get("title")),
             stage=_slug(s.get("stage")),
+            reminder=_reminder(s.get("reminder")),
         )
 
     # -- cross references ------------------------------------------------
@@ -1570,6 +1592,8 @@ class _Loader:
             guide((*p, "goto"), s.id, s.goto)
             if s.kind == "payment":
                 guide((*p, "guide"), s.id, s.guide)
+            if s.reminder is not None:
+                guide((*p, "reminder", "guide"), s.id, s.reminder.guide)
             if s.kind == "message" and s.next is None:
                 self.c.add(
                     doc,

@@ -24,6 +24,7 @@ from bot.engine import (
     EngineConfig,
     Inbound,
     Position,
+    Prompt,
     Reply,
     Session,
     needs_cutting,
@@ -117,10 +118,37 @@ class Finding:
     at: tuple[str | int, ...] = ()  # where inside the step, e.g. ("options", 1, "says", 0)
 
 
+def reminder_views(content: Content, today: date) -> Iterator[tuple[str, str, Reply]]:
+    """(procedure, step, the reminder a citizen stopped there gets), for every step of every procedure."""
+    now = datetime.combine(today, time(9, 0), VIETNAM_TZ)
+    for proc in content.catalogue.procedures:
+        flow = content.catalogue.flow(proc.id)
+        if proc.is_guide or flow is None:
+            continue
+        for st in flow.steps:
+            if st.kind != "end":
+                session = Session(
+                    position=Position(proc.id, st.id), started_at=now.timestamp(), prompt=Prompt("reminder")
+                )
+                yield proc.id, st.id, view_of(content, session, now)[0]
+
+
 def findings(content: Content, today: date) -> list[Finding]:
-    """Steps with a message over the limit, or a sentence said twice, each once."""
+    """Steps with a message over the limit, or a sentence said twice, each once; and reminders over the limit."""
     seen: set[tuple[str, str, str]] = set()
     out = []
+    for proc_id, step_id, reminder in reminder_views(content, today):
+        if needs_cutting(reminder):
+            out.append(
+                Finding(
+                    proc_id,
+                    step_id,
+                    f"lời nhắc ở bước này dài {rendered_length(reminder)} ký tự (kể cả các nút), quá một tin nhắn "
+                    f"{MAX_REPLY_CHARS} ký tự.",
+                    "Viết câu nhắc (reminder: text:) ngắn lại, một hai câu.",
+                    ("reminder", "text"),
+                )
+            )
     for r in renderings(content, check_dates(content, today), today):
         where = f" (ngày {r.day:%d/%m/%Y})" if r.day != today else ""
         for reply in r.view:

@@ -221,6 +221,13 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
             "câu hỏi mẫu muốn làm thủ tục, nhất là câu nghe như hỏi luật (… được quy định như thế nào?)",
         ),
     },
+    "reminder": {
+        "text": _s(
+            "câu nhắc riêng cho bước này, sau câu chào nêu tên thủ tục và bước, ví dụ: Nếu chưa đăng nhập được "
+            "VNeID, bấm Hướng dẫn bước này"
+        ),
+        "guide": Field("slug", "mã hướng dẫn dùng chung mở ra khi người dân bấm “Hướng dẫn bước này”"),
+    },
     "stage": {
         "id": Field("slug", "mã chặng, không đổi sau khi đã dùng", True),
         "name": _s("tên chặng trong báo cáo, ví dụ Nộp hồ sơ", True),
@@ -231,6 +238,11 @@ OBJECTS: Final[dict[str, dict[str, Field]]] = {
         "kinds": _list(
             Field("enum", "loại bước", choices=STEP_KINDS),
             "các loại bước mặc định thuộc chặng này, ví dụ payment",
+        ),
+        "reminder": Field(
+            "obj",
+            "lời nhắc cho người dân dừng ở một bước của chặng này (bước nào có lời nhắc riêng thì dùng của bước)",
+            obj="reminder",
         ),
     },
     "family": {
@@ -365,6 +377,9 @@ _STEP_COMMON: Final[dict[str, Field]] = {
         f"tên ngắn của bước trong báo cáo (tối đa {STEP_TITLE_CHARS} ký tự; không ghi thì lấy mấy chữ đầu của nội dung)"
     ),
     "stage": Field("slug", "mã chặng (mục stages trong procedures.yaml); mặc định theo mã bước, loại bước, bước trước"),
+    "reminder": Field(
+        "obj", "lời nhắc cho người dân dừng ở bước này (mặc định: của chặng, hoặc câu chung)", obj="reminder"
+    ),
     "note": _s(NOTE_DOC),
 }
 

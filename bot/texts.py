@@ -177,8 +177,9 @@ SAFETY_COUNTER: Final = (
 )
 
 # Reminders (issue 18): one per unfinished procedure, sent after a long silence, never at night.
-REMINDER: Final = "Chào bạn, hôm trước bạn đang làm thủ tục “{name}”, đến bước: {step}."
-REMINDER_DEFAULT: Final = (
+REMINDER: Final = "Chào bạn, hôm trước bạn đang làm thủ tục “{name}”, đến bước “{step}”."
+REMINDER_DEFAULT: Final = "Bạn muốn làm tiếp không? Nếu bạn vướng ở bước này, bấm “Gặp cán bộ” để biết nơi hỏi."
+REMINDER_DEFAULT_GUIDE: Final = (
     "Bạn muốn làm tiếp không? Nếu bạn vướng ở bước này, bấm “Hướng dẫn bước này” hoặc “Gặp cán bộ”."
 )
 REMINDER_CONTINUE: Final = "Làm tiếp"

@@ -131,6 +131,23 @@ CASES: list[tuple[str | None, str, list[str]]] = [
         ],
     ),
     (
+        "reminder-unknown-guide.yaml",
+        "flows/dang-ky-tam-tru.yaml",
+        [
+            'flows/dang-ky-tam-tru.yaml:35:14: lỗi: bước "dang-nhap" nhảy tới hướng dẫn "tai-khoan-vneidd" nhưng không '
+            'có thủ tục nào mã như vậy. Có phải ý bạn là "tai-khoan-vneid"? [steps[4].reminder.guide]',
+        ],
+    ),
+    (
+        "stage-reminder-unknown-guide.yaml",
+        "procedures.yaml",
+        [
+            'procedures.yaml:77:14: lỗi: lời nhắc của chặng "thanh-toan" mở hướng dẫn "thanh-toan-truc-tuyenn" nhưng '
+            'không có hướng dẫn dùng chung nào mã như vậy. Có phải ý bạn là "thanh-toan-truc-tuyen"? '
+            "[stages[3].reminder.guide]",
+        ],
+    ),
+    (
         None,
         "flows/dang-ky-khai-sinh.yaml",
         [

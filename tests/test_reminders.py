@@ -4,6 +4,9 @@ the citizen can answer), then through the runner, the store and Telegram. Hours 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -18,7 +21,7 @@ from bot.content import ContentHolder, load
 from bot.engine import Content, EngineConfig, Inbound, Result, Session, quiet_at, remind, run_of, step
 from bot.runner import Runner
 from bot.storage.sqlite import SqliteStore
-from tests.conftest import GOOD, NOW, open_store
+from tests.conftest import GOOD, NOW, ROOT, open_store
 from tests.telegram_fake import TOKEN, FakeBotApi, tap_update, text_update
 
 HOUR = 3600.0
@@ -336,3 +339,83 @@ async def test_two_workers_at_the_same_due_reminder_send_it_once(db_url: str) ->
     finally:
         await a.close()
         await b.close()
+
+
+def test_officials_words_at_a_step_or_its_stage_go_into_the_reminder(content: Content) -> None:
+    c = at_login(content)  # dang-nhap has its own reminder (text and guide) in the flow file
+    c.reminder_due()
+    assert "Nhiều người vướng ở bước đăng nhập VNeID" in c.replies[0]
+    assert "“Đăng nhập VNeID”" in c.replies[0], "the step is named by its stage when it has no title"
+    c.taps("nudge-guide", after_hours=1)
+    assert c.session.position is not None and c.session.position.procedure == "tai-khoan-vneid"
+    c = at_login(content)
+    c.taps("o:roi")  # the payment step: no reminder of its own, so its stage's, and its payment guide
+    c.reminder_due()
+    assert "không ai được gọi điện xin mã OTP" in c.replies[0]
+    assert texts.REMINDER_GUIDE in c.buttons
+
+
+def test_validate_warns_about_a_reminder_too_long_for_one_message(tmp_path: Path) -> None:
+    import shutil
+    from datetime import date
+
+    from bot.render_check import render_problems
+
+    content_dir = tmp_path / "content"
+    shutil.copytree(GOOD, content_dir)
+    flow = content_dir / "flows" / "dang-ky-tam-tru.yaml"
+    long = "Nhiều người vướng ở bước đăng nhập VNeID. " + "Bạn cứ bình tĩnh làm lại từ đầu. " * 20
+    flow.write_text(flow.read_text(encoding="utf-8").replace("Nhiều người vướng ở bước đăng nhập VNeID.", long))
+    problems = [p.format() for p in render_problems(content_dir, load(content_dir), date(2026, 12, 4))]
+    assert [p for p in problems if "lời nhắc" in p] == [
+        "flows/dang-ky-tam-tru.yaml:34:13: cảnh báo: bước “dang-nhap”: lời nhắc ở bước này dài 955 ký tự (kể cả các "
+        "nút), quá một tin nhắn 600 ký tự. Viết câu nhắc (reminder: text:) ngắn lại, một hai câu."
+    ]
+    assert not [p for p in render_problems(GOOD, load(GOOD), date(2026, 12, 4)) if "lời nhắc" in p.format()]
+
+
+def run_bot(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+def test_an_official_previews_the_reminder_for_a_step_and_answers_it() -> None:
+    proc = run_bot(
+        "preview", "dang-ky-tam-tru", "--content", str(GOOD), "--step", "dang-nhap", "--reminder", stdin="2\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "im lặng 20 giờ" in out and "hôm trước bạn đang làm thủ tục “Đăng ký tạm trú”" in out
+    assert "1. Làm tiếp" in out and "4. Không nhắc nữa" in out
+    # "2" is "Hướng dẫn bước này": the VNeID guide opens, as it would for the citizen
+    assert out.index("Hướng dẫn bước này") < out.index("Mở ứng dụng VNeID và đăng nhập")
+    faster = run_bot(
+        "preview",
+        "dang-ky-tam-tru",
+        "--content",
+        str(GOOD),
+        "--step",
+        "xong",
+        "--reminder",
+        BOT_NUDGE_AFTER_MINUTES="90",
+    )
+    assert faster.returncode == 1 and faster.stderr.strip().startswith("Lỗi: Bước “xong” không có lời nhắc")
+    assert "Traceback" not in faster.stderr
+
+
+def test_a_typo_in_the_reminder_settings_is_one_clear_line(tmp_path: Path) -> None:
+    for name, value, said in (
+        ("BOT_NUDGE_QUIET_HOURS", "21h-7h", "BOT_NUDGE_QUIET_HOURS phải có dạng giờ-giờ, ví dụ 21-7"),
+        ("BOT_NUDGES", "tắt", "BOT_NUDGES phải là on hoặc off"),
+        ("BOT_NUDGE_AFTER_MINUTES", "20 giờ", "BOT_NUDGE_AFTER_MINUTES phải là một số phút"),
+    ):
+        proc = run_bot("chat", "--db", str(tmp_path / "b.db"), **{name: value})
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode != 0 and len(lines) == 1 and said in lines[0], (name, proc.stderr)

@@ -111,15 +111,16 @@ async def run_interactive(runner: Runner, user_id: str, stdin: TextIO, stdout: T
 def run_preview(
     content: Content,
     session: Session,
-    opening: Inbound,
+    opening: Inbound | engine.Result,
     stdin: TextIO,
     stdout: TextIO,
     now: datetime,
     as_json: bool = False,
 ) -> None:
-    """Walk one flow against the pure engine with an in-memory session: nothing is stored or counted."""
+    """Walk one flow against the pure engine with an in-memory session: nothing is stored or counted.
+    ``opening`` is the first message, or what the bot already said first (a reminder)."""
     config = EngineConfig(resume_after_seconds=float("inf"))
-    result = engine.step(content, session, opening, now, config)
+    result = opening if isinstance(opening, engine.Result) else engine.step(content, session, opening, now, config)
     line = ""
     while True:
         if as_json:
