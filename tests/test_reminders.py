@@ -4,9 +4,6 @@ the citizen can answer), then through the runner, the store and Telegram. Hours 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -21,8 +18,9 @@ from bot.content import ContentHolder, load
 from bot.engine import Content, EngineConfig, Inbound, Result, Session, quiet_at, remind, run_of, step
 from bot.runner import Runner
 from bot.storage.sqlite import SqliteStore
-from tests.conftest import GOOD, NOW, ROOT, open_store
+from tests.conftest import GOOD, NOW, open_store
 from tests.telegram_fake import TOKEN, FakeBotApi, tap_update, text_update
+from tests.test_cli import run
 
 HOUR = 3600.0
 CONFIG = EngineConfig(remind_after_seconds=20 * HOUR, quiet_hours=(21, 7))
@@ -374,29 +372,15 @@ def test_validate_warns_about_a_reminder_too_long_for_one_message(tmp_path: Path
     assert not [p for p in render_problems(GOOD, load(GOOD), date(2026, 12, 4)) if "lời nhắc" in p.format()]
 
 
-def run_bot(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        timeout=60,
-    )
-
-
 def test_an_official_previews_the_reminder_for_a_step_and_answers_it() -> None:
-    proc = run_bot(
-        "preview", "dang-ky-tam-tru", "--content", str(GOOD), "--step", "dang-nhap", "--reminder", stdin="2\n"
-    )
+    proc = run("preview", "dang-ky-tam-tru", "--content", str(GOOD), "--step", "dang-nhap", "--reminder", stdin="2\n")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "im lặng 20 giờ" in out and "hôm trước bạn đang làm thủ tục “Đăng ký tạm trú”" in out
     assert "1. Làm tiếp" in out and "4. Không nhắc nữa" in out
     # "2" is "Hướng dẫn bước này": the VNeID guide opens, as it would for the citizen
     assert out.index("Hướng dẫn bước này") < out.index("Mở ứng dụng VNeID và đăng nhập")
-    faster = run_bot(
+    faster = run(
         "preview",
         "dang-ky-tam-tru",
         "--content",
@@ -416,6 +400,6 @@ def test_a_typo_in_the_reminder_settings_is_one_clear_line(tmp_path: Path) -> No
         ("BOT_NUDGES", "tắt", "BOT_NUDGES phải là on hoặc off"),
         ("BOT_NUDGE_AFTER_MINUTES", "20 giờ", "BOT_NUDGE_AFTER_MINUTES phải là một số phút"),
     ):
-        proc = run_bot("chat", "--db", str(tmp_path / "b.db"), **{name: value})
+        proc = run("chat", "--db", str(tmp_path / "b.db"), **{name: value})
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode != 0 and len(lines) == 1 and said in lines[0], (name, proc.stderr)
