@@ -604,11 +604,12 @@ def remind(
     if quiet_at(now, config.quiet_hours):
         return replace(nothing, remind_at=not_quiet(now.timestamp(), config.quiet_hours))
     idle = round((now.timestamp() - (session.last_seen or now.timestamp())) / 3600, 1)
+    where = turn.where_in_run()
     if skip is not None:
-        turn.emit("reminder-skipped", detail={"reason": skip, "idle_hours": idle})
+        turn.emit("reminder-skipped", detail={"reason": skip, "idle_hours": idle}, **where)
         return Result(replace(session, reminder=f"skipped:{run}"), (), tuple(turn.events))
     turn.session = replace(session, reminder=f"sent:{run}", prompt=Prompt("reminder"))
-    turn.emit("reminder-sent", detail={"idle_hours": idle})
+    turn.emit("reminder-sent", detail={"idle_hours": idle}, **where)
     replies, explained = explain_terms(content, turn.view(), session.explained)
     final = replace(turn.session, explained=explained)
     return Result(final, tuple(m for r in replies for m in fit(r)), tuple(turn.events))
@@ -784,8 +785,15 @@ class _Turn:
             return None
         if s.reminder != f"due:{run}":
             self.session = replace(s, reminder=f"due:{run}")
-            self.emit("reminder-scheduled")
+            self.emit("reminder-scheduled", **self.where_in_run())
         return not_quiet(self.now.timestamp() + cfg.remind_after_seconds, cfg.quiet_hours)
+
+    def where_in_run(self) -> dict[str, str]:
+        """The procedure and its step a reminder is about (inside a guide: the step the guide returns to)."""
+        pos = self.session.position
+        assert pos is not None
+        root, at = (pos.stack[0].procedure, pos.stack[0].step) if pos.stack else (pos.procedure, pos.step)
+        return {"procedure_id": root, "step_id": at}
 
     def reminder_for(self) -> Reminder:
         """What officials wrote for a reminder at this step (else its stage); a payment step's guide by default."""

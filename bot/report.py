@@ -22,7 +22,17 @@ from bot.settings import VIETNAM_TZ
 from bot.stages import path_order, stage_of, title
 
 SIGNALS: Final = ("help", "back", "repeat", "not-understood")
-TABLES: Final = ("overview", "channels", "trend", "procedures", "stages", "steps", "unmatched", "unresolved")
+TABLES: Final = (
+    "overview",
+    "channels",
+    "trend",
+    "procedures",
+    "stages",
+    "steps",
+    "reminders",
+    "unmatched",
+    "unresolved",
+)
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -81,6 +91,29 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
             }
         )
     names = {p.id: p.name for p in catalogue.procedures}
+    reminders = []
+    for (pid, step_id), r in data.get("reminders", {}).items():
+        reminded = catalogue.procedure(pid)
+        flow = catalogue.flow(pid)
+        st = flow.step(step_id) if flow is not None else None
+        reminders.append(
+            {
+                "procedure": pid,
+                "name": reminded.name if reminded else pid,
+                "step": step_id,
+                "title": title(st, reminded.name if reminded else "") if st is not None else step_id,
+                "sent": r["sent"],
+                "came_back": r["sent_back"],
+                "came_back_pct": _pct(r["sent_back"], r["sent"]),
+                "completed": r["sent_done"],
+                "completed_pct": _pct(r["sent_done"], r["sent"]),
+                "not_sent": r["skipped"],
+                "not_sent_came_back_pct": _pct(r["skipped_back"], r["skipped"]),
+                "not_sent_completed_pct": _pct(r["skipped_done"], r["skipped"]),
+                "opted_out": r["opted_out"],
+            }
+        )
+    reminders.sort(key=lambda r: (-r["sent"], -r["not_sent"], r["procedure"], r["step"]))
     return {
         "generated_at": datetime.now(VIETNAM_TZ).isoformat(timespec="seconds"),
         "filters": dict(filters),
@@ -97,12 +130,17 @@ def build(catalogue: Catalogue, data: Mapping[str, Any], filters: Mapping[str, A
             if c["started"]
         ],
         "procedures": procedures,
+        "reminders": reminders,
         "unmatched": [{"text": t, "count": n} for t, n in data["unmatched"]],
         "unresolved": [
             {"text": t, "offered": [names.get(c, c) for c in offered], "count": n}
             for t, offered, n in data.get("unresolved", [])
         ],
     }
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
 
 
 def _distinct_titles(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -405,6 +443,10 @@ def rows(report: Mapping[str, Any], table: str) -> tuple[list[str], list[list[An
         head += ["worst_stage_lost"]
         head += ["worst_step", "worst_step_lost", "top_exit_reason"]
         return head, [[o["id"], *(o[k] for k in head[1:])] for o in report["overview"]]
+    if table == "reminders":
+        head = ["procedure", "step", "title", "sent", "came_back", "came_back_pct", "completed", "completed_pct"]
+        head += ["not_sent", "not_sent_came_back_pct", "not_sent_completed_pct", "opted_out"]
+        return head, [[r[k] for k in head] for r in report["reminders"]]
     if table == "unresolved":
         return ["text", "offered", "count"], [
             [u["text"], "; ".join(u["offered"]), u["count"]] for u in report["unresolved"]
@@ -523,6 +565,7 @@ def to_table(report: Mapping[str, Any]) -> str:
         if p["exit_reasons"]:
             lines.append("  Lý do dừng: " + ", ".join(f"{reason_name(k)} {v}" for k, v in p["exit_reasons"].items()))
         lines.append("")
+    lines += _reminders_text(report.get("reminders", []))
     lines.append("Câu hỏi bot đưa lựa chọn mà người dân không chọn (nhiều nhất trước):")
     lines += [f"  {u['count']:>5}  {u['text']}  [đã đưa: {'; '.join(u['offered'])}]" for u in report["unresolved"]] or [
         "  (không có)"
@@ -530,6 +573,28 @@ def to_table(report: Mapping[str, Any]) -> str:
     lines.append("Câu hỏi bot chưa hiểu (nhiều nhất trước):")
     lines += [f"  {u['count']:>5}  {u['text']}" for u in report["unmatched"]] or ["  (không có)"]
     return "\n".join(lines)
+
+
+def _pct_text(value: float | None) -> str:
+    return "–" if value is None else f"{value:g}%"
+
+
+def _reminders_text(reminders: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Reminders per step: who came back and completed after one, next to those whose reminder could not go."""
+    if not reminders:
+        return []
+    lines = [
+        "Lời nhắc làm tiếp (so với người không nhắc được vì quá thời gian Zalo cho phép):",
+        f"  {'thủ tục / bước':<44}{'nhắc':>6}{'quay lại':>10}{'làm xong':>10}"
+        f"{'không nhắc được':>17}{'quay lại':>10}{'làm xong':>10}{'tắt nhắc':>10}",
+    ]
+    for r in reminders:
+        lines.append(
+            f"  {_short(r['name'] + ' / ' + r['title'], 43):<44}{r['sent']:>6}{_pct_text(r['came_back_pct']):>10}"
+            f"{_pct_text(r['completed_pct']):>10}{r['not_sent']:>17}{_pct_text(r['not_sent_came_back_pct']):>10}"
+            f"{_pct_text(r['not_sent_completed_pct']):>10}{r['opted_out']:>10}"
+        )
+    return [*lines, ""]
 
 
 def _bars(items: Sequence[tuple[str, float, str]], color: str, width: int = 520) -> str:
@@ -709,6 +774,29 @@ def to_html(report: Mapping[str, Any]) -> str:
         if p.get("exit_reasons"):
             out.append("<h3>Lý do người dân dừng</h3>")
             out.append(_bars([(reason_name(k), v, str(v)) for k, v in p["exit_reasons"].items()], "#6a1b9a"))
+    if report.get("reminders"):
+        out.append("<h2>Lời nhắc làm tiếp</h2>")
+        out.append(
+            "<p>Người dân dừng giữa chừng được nhắc một lần. So với người không nhắc được (quá thời gian Zalo "
+            "cho phép nhắn miễn phí): bao nhiêu người quay lại và làm xong.</p>"
+        )
+        head = ["Thủ tục", "Bước", "Đã nhắc", "Quay lại", "Làm xong", "Không nhắc được", "Quay lại", "Làm xong"]
+        head.append("Tắt nhắc")
+        rows = [
+            [
+                _cell(r["name"]),
+                _cell(r["title"]),
+                _num(r["sent"]),
+                _num(_pct_text(r["came_back_pct"])),
+                _num(_pct_text(r["completed_pct"])),
+                _num(r["not_sent"]),
+                _num(_pct_text(r["not_sent_came_back_pct"])),
+                _num(_pct_text(r["not_sent_completed_pct"])),
+                _num(r["opted_out"]),
+            ]
+            for r in report["reminders"]
+        ]
+        out += _table(head, rows)
     out.append("<h2>Câu hỏi bot chưa hiểu</h2>")
     rows = [[_cell(u["text"]), _num(u["count"])] for u in report["unmatched"]]
     out += _table(["Câu hỏi (đã che số cá nhân)", "Số lần"], rows, "Không có.")

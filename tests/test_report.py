@@ -455,3 +455,44 @@ def test_stop_reasons_read_as_the_buttons_said_them_and_stay_ids_in_csv(db: Path
     assert "lý do dừng hay gặp: Không đăng nhập được VNeID" in report(db)
     rows = list(csv.DictReader(io.StringIO(report(db, "--format", "csv", "--table", "overview").lstrip("\ufeff"))))
     assert rows[0]["top_exit_reason"] == "vneid"
+
+
+async def test_reminders_per_step_next_to_the_citizens_who_could_not_be_reminded(tmp_path: Path) -> None:
+    """At dang-nhap: 10 reminded (6 wrote again, 3 of them completed; 1 opted out); 4 could not be reminded
+    (1 wrote again and completed). At thanh-toan: 2 reminded, neither came back."""
+    events: list[Event] = []
+    for u in range(10):
+        events.append(ev(u, "reminder-sent", 100, procedure_id=PROC, step_id="dang-nhap"))
+        if u < 6:
+            events.append(ev(u, "reminder-resumed", 200, procedure_id=PROC))
+            events.append(ev(u, "step-entered", 200, procedure_id=PROC, to_step="dang-nhap", via="resume"))
+        if u < 3:
+            events.append(ev(u, "flow-completed", 300, procedure_id=PROC, step_id="xong"))
+    events.append(ev(9, "reminder-opted-out", 150, procedure_id=PROC, step_id="dang-nhap"))
+    for u in range(20, 24):
+        events.append(ev(u, "flow-completed", 50, procedure_id=PROC, step_id="xong"))  # before: does not count
+        events.append(ev(u, "reminder-skipped", 100, procedure_id=PROC, step_id="dang-nhap", detail={"reason": "x"}))
+    events.append(ev(20, "step-entered", 400, procedure_id=PROC, to_step="thanh-toan", via="choice"))
+    events.append(ev(20, "flow-completed", 500, procedure_id=PROC, step_id="xong"))
+    for u in (30, 31):
+        events.append(ev(u, "reminder-sent", 100, procedure_id=PROC, step_id="thanh-toan"))
+        events.append(ev(u, "replies-superseded", 101))  # not the citizen writing
+    db = await seeded(tmp_path, events)
+    rows = json.loads(report(db, "--format", "json"))["reminders"]
+    at = {r["step"]: r for r in rows}
+    assert [r["step"] for r in rows] == ["dang-nhap", "thanh-toan"]
+    login = at["dang-nhap"]
+    assert (login["sent"], login["came_back"], login["completed"], login["opted_out"]) == (10, 6, 3, 1)
+    assert (login["came_back_pct"], login["completed_pct"]) == (60.0, 30.0)
+    assert (login["not_sent"], login["not_sent_came_back_pct"], login["not_sent_completed_pct"]) == (4, 25.0, 25.0)
+    assert login["title"] == "Bạn đã đăng nhập VNeID mức 2 chưa"
+    pay = at["thanh-toan"]
+    assert (pay["sent"], pay["came_back"], pay["completed"], pay["not_sent_came_back_pct"]) == (2, 0, 0, None)
+    text = report(db)
+    assert "Lời nhắc làm tiếp" in text and "60%" in text and "25%" in text
+    csv_text = report(db, "--format", "csv", "--table", "reminders")
+    assert csv_text.splitlines()[1].startswith("dang-ky-tam-tru,dang-nhap,")
+    out = tmp_path / "r.html"
+    assert run("report", "--content", str(GOOD), "--db", str(db), "--format", "html", "--out", str(out)).returncode == 0
+    html = out.read_text(encoding="utf-8")
+    assert "<h2>Lời nhắc làm tiếp</h2>" in html and "<td class='n'>60%</td>" in html

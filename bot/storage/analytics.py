@@ -18,6 +18,17 @@ from typing import Any, Final
 UNRESOLVED_WITHIN_SECONDS: Final = 3600.0
 VIETNAM_OFFSET_SECONDS: Final = 7 * 3600  # reports count days in Vietnam time (UTC+7, no daylight saving)
 
+# Events that are not the citizen coming back (a reminder's own records, replies dropped by the dispatcher,
+# and "không nhắc nữa": writing only to stop the reminders).
+_NOT_COMING_BACK: Final = (
+    "reminder-sent",
+    "reminder-skipped",
+    "reminder-scheduled",
+    "reminder-opted-out",
+    "replies-superseded",
+)
+_REMINDER_COUNTS: Final = ("sent", "sent_back", "sent_done", "skipped", "skipped_back", "skipped_done", "opted_out")
+
 # Runs one qmark statement on the report's connection and returns its rows (none for DDL).
 Run = Callable[[str, Sequence[Any]], Awaitable[list[tuple[Any, ...]]]]
 
@@ -355,7 +366,27 @@ async def analytics(run: Run, dialect: Dialect, scope: ReportScope) -> dict[str,
             [*unmatched_args, idle_before, UNRESOLVED_WITHIN_SECONDS],
         )
     ]
+    # Reminders, per procedure and step: how many citizens came back (wrote anything) and completed the
+    # procedure after one, next to those whose reminder was due but could not be sent (the baseline).
+    after = "EXISTS (SELECT 1 FROM events b WHERE b.user_key = a.user_key AND b.ts > a.ts AND {})"
+    came_back = after.format(f"b.type NOT IN ({', '.join(repr(t) for t in _NOT_COMING_BACK)})")
+    completed_after = after.format("b.type = 'flow-completed' AND b.procedure_id = a.procedure_id")
+    r_where = " AND ".join("a." + w if w[0].isalpha() and w != "1 = 1" else w for w in where)
+    reminders: dict[tuple[str, str], dict[str, int]] = {}
+    for pid, step, kind, n, back, done in await run(
+        f"SELECT a.procedure_id, a.step_id, a.type, COUNT(*), {_count(came_back)}, {_count(completed_after)} "  # noqa: S608
+        f"FROM events a WHERE {r_where} AND a.type IN ('reminder-sent', 'reminder-skipped', 'reminder-opted-out') "
+        "AND a.procedure_id IS NOT NULL AND a.step_id IS NOT NULL GROUP BY a.procedure_id, a.step_id, a.type",
+        args,
+    ):
+        row = reminders.setdefault((pid, step), dict.fromkeys(_REMINDER_COUNTS, 0))
+        if kind == "reminder-opted-out":
+            row["opted_out"] = int(n)
+            continue
+        side = "sent" if kind == "reminder-sent" else "skipped"
+        row[side], row[f"{side}_back"], row[f"{side}_done"] = int(n), int(back or 0), int(done or 0)
     return {
+        "reminders": reminders,
         "flows": flows,
         "durations": durations,
         "steps": steps,
