@@ -92,8 +92,10 @@ class Dispatcher:
         lease = self.runner.store.outbox_lease_seconds
         if lease > 0 and self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep(lease / 3))
-        if self.runner.config.remind_after_seconds > 0 and self._reminding is None:
-            self._reminding = asyncio.ensure_future(self._remind_loop())
+        after = self.runner.config.remind_after_seconds
+        if after > 0 and self._reminding is None:
+            # (a few times per silence: a reminder is never much later than due, even with a short setting)
+            self._reminding = asyncio.ensure_future(self._remind_loop(min(self.remind_every, after / 4)))
         return len(pending)
 
     async def remind_due(self) -> int:
@@ -112,7 +114,7 @@ class Dispatcher:
                 queued += 1
         return queued
 
-    async def _remind_loop(self) -> None:
+    async def _remind_loop(self, every: float) -> None:
         while True:
             try:
                 await self.remind_due()
@@ -120,7 +122,7 @@ class Dispatcher:
                 raise
             except Exception as exc:
                 logger.warning("%s: could not look for due reminders (%s)", self.channel, exc)
-            await asyncio.sleep(self.remind_every)
+            await asyncio.sleep(every)
 
     async def _sweep(self, every: float) -> None:
         while True:

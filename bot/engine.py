@@ -740,6 +740,18 @@ class _Turn:
         ):
             self.apply("resume", "typed")  # "dạ", "ok", "vâng làm tiếp": go on
             return
+        if prompt is not None and prompt.kind == "reminder" and inbound.kind == "text":
+            # A button's number or words answer the reminder; anything else is read at the step itself.
+            offered = self.current_choices()
+            typed = fold(inbound.text).strip(" .!")
+            number = _NUMBER.match(inbound.text)
+            picked = next((c.id for c in offered if fold(c.label) == typed), None)
+            if number and 1 <= int(number.group(1)) <= len(offered):
+                picked = offered[int(number.group(1)) - 1].id
+            if picked is not None:
+                self.apply(picked, "typed")
+                return
+            self.session = replace(self.session, prompt=None)
         if self.returning_after_a_while():
             self.offer_resume()
             return

@@ -403,3 +403,50 @@ def test_a_typo_in_the_reminder_settings_is_one_clear_line(tmp_path: Path) -> No
         proc = run("chat", "--db", str(tmp_path / "b.db"), **{name: value})
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode != 0 and len(lines) == 1 and said in lines[0], (name, proc.stderr)
+
+
+def test_after_a_reminder_typed_words_answer_it_or_are_read_at_the_step(content: Content) -> None:
+    c = at_login(content)
+    c.reminder_due()
+    c.says("gặp cán bộ", after_hours=1)  # a button's words
+    assert "help" in c.events
+    c = at_login(content)
+    c.reminder_due()
+    c.says("lệ phí bao nhiêu vậy", after_hours=1)  # not an answer to the reminder: read as at the step
+    assert not any("hôm trước bạn đang làm" in r for r in c.replies), "the reminder is not said twice"
+    assert "reminder-resumed" in c.events
+
+
+def test_bot_nudges_off_plans_no_reminder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import nudge_settings
+
+    monkeypatch.setenv("BOT_NUDGES", "off")
+    assert nudge_settings()[0] == 0.0
+    monkeypatch.setenv("BOT_NUDGES", "on")
+    monkeypatch.setenv("BOT_NUDGE_QUIET_HOURS", "")
+    assert nudge_settings() == (1200 * 60.0, None)
+
+
+async def test_the_zalo_bot_platform_keeps_the_48_hour_rule(store: SqliteStore) -> None:
+    from bot.channels import zalo_bot
+
+    clock = Clock(NOW)
+    runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=clock, config=CONFIG)
+    channel = zalo_bot.ZaloBotChannel(runner, zalo_bot.ZaloBotClient("t:k", "http://zalo.invalid"))
+    assert await channel.can_remind("k", NOW.timestamp() - 47 * HOUR) is None
+    assert await channel.can_remind("k", NOW.timestamp() - 49 * HOUR) == "outside-window"
+
+
+async def test_a_reminder_refused_with_429_is_waited_out_and_sent_once(store: SqliteStore) -> None:
+    clock = Clock(NOW.replace(hour=13))
+    async with TelegramCitizen(store, clock) as tgc:
+        await tgc.says("/start dang-ky-tam-tru")
+        before = len(tgc.api.sent())
+        tgc.api.fail_429, tgc.api.retry_after = 1, 0
+        clock.pass_hours(21)
+        assert await tgc.reminder_round() == 1
+        assert len(tgc.api.sent()) == before + 1
+        assert [m for m, _ in tgc.api.calls].count("sendMessage") == before + 2  # refused once, then sent
+        clock.pass_hours(1)
+        assert await tgc.reminder_round() == 0
+        assert await store.outbox_pending("telegram") == []

@@ -9,7 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.applications import Starlette
@@ -27,60 +31,116 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def fake_platforms(polls: list[str]) -> Starlette:
-    """Telegram under /tg/bot<token>/<method>, the Zalo Bot Platform under /zl/bot<token>/<method>."""
+def fake_platforms(
+    polls: list[str], updates: list[dict[str, Any]] | None = None, sent: list[str] | None = None
+) -> Starlette:
+    """Telegram under /tg/bot<token>/<method>, the Zalo Bot Platform under /zl/bot<token>/<method>. Telegram
+    serves ``updates`` until confirmed and records the texts it is sent in ``sent``."""
+    waiting = updates if updates is not None else []
+    said = sent if sent is not None else []
 
     async def method(request: Request) -> JSONResponse:
         platform, name = request.path_params["platform"], request.path_params["method"]
+        params = dict(parse_qsl((await request.body()).decode()))
         if name == "getUpdates":
             polls.append(platform)
+            if platform == "tg":
+                offset = int(params.get("offset", 0) or 0)
+                waiting[:] = [u for u in waiting if u["update_id"] >= offset]
+                if waiting:
+                    return JSONResponse({"ok": True, "result": list(waiting)})
             await asyncio.sleep(0.3)  # an idle long poll
             return JSONResponse({"ok": True, "result": []})
         if name == "getMe":
             return JSONResponse({"ok": True, "result": BOT})
+        if name == "sendMessage":
+            said.append(params.get("text", ""))
+            chat = {"id": int(params["chat_id"]), "type": "private"}
+            message = {"message_id": len(said), "date": int(time.time()), "chat": chat, "text": "…"}
+            return JSONResponse({"ok": True, "result": message})
         return JSONResponse({"ok": True, "result": True})  # setMyCommands, deleteWebhook
 
     return Starlette(routes=[Route("/{platform}/{token}/{method}", method, methods=["GET", "POST"])])
 
 
+class RunningBot:
+    """`python -m bot run` against the fake platforms on loopback, with ``env`` added (the fakes' port is
+    filled in); stopped with SIGTERM, which must end it with exit 0 and no traceback."""
+
+    def __init__(self, tmp_path: Path, app: Starlette, env: dict[str, str]) -> None:
+        self.tmp_path, self.app, self.extra = tmp_path, app, env
+        self.log = tmp_path / "run.log"
+        self.port = free_port()
+
+    async def __aenter__(self) -> RunningBot:
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None))
+        self.serving = asyncio.ensure_future(self.server.serve())
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_", "ZALO_"))}
+        env |= {"BOT_HASH_SECRET": "test-secret"}
+        env |= {k: v.format(port=self.port) for k, v in self.extra.items()}
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "run", "--db", str(self.tmp_path / "bot.db")],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    async def until(self, condition: Callable[[], bool], seconds: float = 15.0) -> None:
+        for _ in range(int(seconds / 0.05)):
+            if condition() or self.proc.poll() is not None:
+                return
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        await self.until(lambda: self.proc.poll() is not None)
+        assert self.proc.returncode == 0, self.log.read_text()
+        assert "Traceback" not in self.log.read_text()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.server.should_exit = True
+        await self.serving
+
+
+TELEGRAM = {"TELEGRAM_BOT_TOKEN": "123:abc", "TELEGRAM_BASE_URL": "http://127.0.0.1:{port}/tg/bot"}
+
+
 async def test_run_polls_both_platforms_and_sigterm_stops_both_cleanly(tmp_path: Path) -> None:
     polls: list[str] = []
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(fake_platforms(polls), host="127.0.0.1", port=port, log_config=None))
-    serving = asyncio.ensure_future(server.serve())
-    log = tmp_path / "run.log"
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": "123:abc",
-        "TELEGRAM_BASE_URL": f"http://127.0.0.1:{port}/tg/bot",
-        "ZALO_BOT_TOKEN": "zalo-token",
-        "ZALO_BOT_BASE_URL": f"http://127.0.0.1:{port}/zl",
-        "BOT_HASH_SECRET": "test-secret",
+    zalo = {"ZALO_BOT_TOKEN": "zalo-token", "ZALO_BOT_BASE_URL": "http://127.0.0.1:{port}/zl"}
+    async with RunningBot(tmp_path, fake_platforms(polls), TELEGRAM | zalo) as bot:
+        await bot.until(lambda: {"tg", "zl"} <= set(polls))
+        assert {"tg", "zl"} <= set(polls), bot.log.read_text()
+        await bot.stop()
+
+
+async def test_run_reminds_a_citizen_who_stopped_once(tmp_path: Path) -> None:
+    """The whole path in a real process: a citizen starts a procedure on Telegram and goes quiet; with a short
+    BOT_NUDGE_AFTER_MINUTES the one reminder arrives, and no second one."""
+    polls: list[str] = []
+    sent: list[str] = []
+    start = {
+        "update_id": 7,
+        "message": {
+            "message_id": 7,
+            "date": 0,
+            "chat": {"id": 42, "type": "private"},
+            "from": {"id": 42, "is_bot": False, "first_name": "Lan"},
+            "text": "/start dang-ky-tam-tru",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        },
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--db", str(tmp_path / "bot.db")],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        for _ in range(300):
-            if {"tg", "zl"} <= set(polls) or proc.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert {"tg", "zl"} <= set(polls), log.read_text()
-        proc.send_signal(signal.SIGTERM)
-        for _ in range(300):
-            if proc.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert proc.returncode == 0, log.read_text()
-        assert "Traceback" not in log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        server.should_exit = True
-        await serving
+    quick = {"BOT_NUDGE_AFTER_MINUTES": "0.02", "BOT_NUDGE_QUIET_HOURS": ""}  # 1.2 seconds, at any hour
+    async with RunningBot(tmp_path, fake_platforms(polls, [start], sent), TELEGRAM | quick) as bot:
+        await bot.until(lambda: any("hôm trước bạn đang làm" in t for t in sent))
+        assert sent and "Bắt đầu thủ tục" in sent[0], bot.log.read_text()
+        assert any("hôm trước bạn đang làm thủ tục “Đăng ký tạm trú”" in t for t in sent), bot.log.read_text()
+        await asyncio.sleep(2.0)  # longer than another silence: still one reminder
+        assert sum("hôm trước bạn đang làm" in t for t in sent) == 1
+        await bot.stop()
