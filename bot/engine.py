@@ -1088,7 +1088,8 @@ class _Turn:
             self.session = replace(
                 self.session, reminders_off=True, prompt=None if prompt and prompt.kind == "reminder" else prompt
             )
-            self.say(texts.REMINDERS_OFF, (Choice("nudge-on", texts.REMINDERS_ON_BUTTON),))
+            # (no button: its number would clash with the step's choices shown right under it)
+            self.say(texts.REMINDERS_OFF)
             if self.session.position is not None or self.session.prompt is not None:
                 self.show()
             return

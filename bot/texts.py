@@ -186,8 +186,5 @@ REMINDER_CONTINUE: Final = "Làm tiếp"
 REMINDER_GUIDE: Final = "Hướng dẫn bước này"
 REMINDER_OFFICIAL: Final = "Gặp cán bộ"
 REMINDER_OFF: Final = "Không nhắc nữa"
-REMINDERS_OFF: Final = (
-    "Dạ, từ nay tôi sẽ không nhắc bạn nữa. Khi nào muốn được nhắc lại, bạn bấm nút dưới đây hoặc gõ “bật nhắc”."
-)
-REMINDERS_ON_BUTTON: Final = "Bật lại lời nhắc"
+REMINDERS_OFF: Final = "Dạ, từ nay tôi sẽ không nhắc bạn nữa. Khi nào muốn được nhắc lại, bạn gõ “bật nhắc”."
 REMINDERS_ON: Final = "Dạ, khi bạn làm dở một thủ tục, tôi sẽ nhắc bạn một lần (không nhắc vào ban đêm)."
