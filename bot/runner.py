@@ -270,7 +270,7 @@ class Runner:
 
     async def _remind(self, due: DueReminder, can_remind: CanRemind | None) -> Delivery | None:
         chat = unseal(self.secret, due.chat)
-        dropped = Remind(None)
+        dropped = Remind(None, run=due.run, same_run=True)
         processed = (due.channel, f"reminder:{due.user_key}:{due.run}")
         stored, seen = await self.store.begin_turn(due.user_key, processed)
         try:
@@ -283,7 +283,7 @@ class Runner:
                 self.content.current, stored, due.user_key, due.channel, due.run, now, self.config, skip
             )
             if result.remind_at is not None:  # not yet: the quiet hours, or the citizen wrote since
-                later = Remind(result.remind_at, due.channel, due.chat, due.run)
+                later = Remind(result.remind_at, due.channel, due.chat, due.run, same_run=True)
                 await self.store.commit_turn(due.user_key, due.channel, None, (), None, None, later)
                 return None
             if not result.events:  # no longer wanted: the citizen went on, finished or said no more

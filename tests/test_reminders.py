@@ -450,3 +450,18 @@ async def test_a_reminder_refused_with_429_is_waited_out_and_sent_once(store: Sq
         clock.pass_hours(1)
         assert await tgc.reminder_round() == 0
         assert await store.outbox_pending("telegram") == []
+
+
+async def test_a_reminder_overtaken_by_a_new_procedure_leaves_the_new_ones_plan(store: SqliteStore) -> None:
+    clock = Clock(NOW.replace(hour=13))
+    async with TelegramCitizen(store, clock) as tgc:
+        await tgc.says("/start dang-ky-tam-tru")
+        clock.pass_hours(21)
+        [due] = await store.reminders_due("telegram", clock.now.timestamp())  # the bot takes it...
+        await tgc.says("/start dang-ky-khai-sinh")  # ...while the citizen starts something else
+        assert await tgc.runner.remind(due) is None, "the old run's reminder is not sent"
+        clock.pass_hours(21)
+        [later] = await store.reminders_due("telegram", clock.now.timestamp())
+        assert later.run.startswith("dang-ky-khai-sinh@"), "the new procedure's reminder survived"
+        assert await tgc.reminder_round() == 1
+        assert "Đăng ký khai sinh" in tgc.api.sent_texts()[-1]

@@ -66,6 +66,9 @@ class Remind:
     channel: str = ""
     chat: str = ""
     run: str = ""
+    # Only the plan of this very run is moved or dropped (the reminder's own turn: meanwhile the citizen
+    # may have started another run, whose plan must stay).
+    same_run: bool = False
 
 
 @dataclass(frozen=True)

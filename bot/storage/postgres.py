@@ -466,12 +466,8 @@ class PostgresStore:
             async with conn.cursor() as cur:
                 await cur.executemany(_INSERT_EVENT, [event_row(e) for e in events])
         if remind is not None:
-            if remind.due is None:
-                await conn.execute(_q(sql.DELETE_REMINDER), (user_key,))
-            else:
-                await conn.execute(
-                    _q(sql.UPSERT_REMINDER), (user_key, remind.channel, remind.chat, remind.run, remind.due)
-                )
+            statement, values = sql.reminder_write(user_key, remind)
+            await conn.execute(_q(statement), values)
         if outbox is not None:
             now = time.time()
             cur = await conn.execute(

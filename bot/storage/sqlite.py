@@ -436,11 +436,7 @@ class SqliteStore:
                 )
                 outbox_id = int(cur.lastrowid or 0)
             if w.remind is not None:
-                if w.remind.due is None:
-                    conn.execute(sql.DELETE_REMINDER, (w.user_key,))
-                else:
-                    r = w.remind
-                    conn.execute(sql.UPSERT_REMINDER, (w.user_key, r.channel, r.chat, r.run, r.due))
+                conn.execute(*sql.reminder_write(w.user_key, w.remind))
             conn.execute("RELEASE turn")
         except sqlite3.Error as exc:
             # Only this turn is undone; if SQLite already ended the transaction, the batch fails as a whole.

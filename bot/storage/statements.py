@@ -135,3 +135,16 @@ UPSERT_REMINDER: Final = (
     "due = excluded.due, owner = '', lease_until = 0"
 )
 DELETE_REMINDER: Final = "DELETE FROM reminders WHERE user_key = ?"
+DELETE_REMINDER_OF_RUN: Final = "DELETE FROM reminders WHERE user_key = ? AND run = ?"
+MOVE_REMINDER_OF_RUN: Final = "UPDATE reminders SET due = ?, owner = '', lease_until = 0 WHERE user_key = ? AND run = ?"
+
+
+def reminder_write(user_key: str, r: Any) -> tuple[str, tuple[Any, ...]]:
+    """The statement and arguments that apply a turn's Remind plan ``r``."""
+    if r.same_run:
+        if r.due is None:
+            return DELETE_REMINDER_OF_RUN, (user_key, r.run)
+        return MOVE_REMINDER_OF_RUN, (r.due, user_key, r.run)
+    if r.due is None:
+        return DELETE_REMINDER, (user_key,)
+    return UPSERT_REMINDER, (user_key, r.channel, r.chat, r.run, r.due)
