@@ -146,6 +146,11 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "reminder-opted-in",
 )
 
+# Runs remembered as reminded, per citizen (a run is reminded once; a citizen rarely has more going).
+REMINDED_KEPT: Final = 8
+# A reminder found this long after it was due (the bot was down) is not sent: "hôm trước" would be wrong.
+REMINDER_LATE_SECONDS: Final = 24 * 3600
+
 # A message longer than this is not read (no matching, nothing stored): the citizen is asked to
 # write it shorter. Telegram allows 4,096 characters and Zalo 2,000; a question is a sentence or two.
 MAX_MESSAGE_CHARS: Final = 1000
@@ -295,6 +300,7 @@ class Session:
     # per run, see ``run_of``); and whether the citizen asked never to be reminded.
     reminder: str = ""
     reminders_off: bool = False
+    reminded: tuple[str, ...] = ()  # the latest runs already reminded (or whose reminder was skipped)
 
     def to_json(self) -> dict[str, Any]:
         # Positions are short lists ([procedure, step] or [procedure, step, stack]): a session keeps
@@ -319,6 +325,7 @@ class Session:
             "explained": sorted(self.explained),
             "reminder": self.reminder,
             "reminders_off": self.reminders_off,
+            "reminded": list(self.reminded),
         }
 
     @staticmethod
@@ -345,6 +352,7 @@ class Session:
             explained=frozenset(str(t) for t in data.get("explained", [])),
             reminder=str(data.get("reminder", "")),
             reminders_off=data.get("reminders_off") is True,
+            reminded=tuple(str(r) for r in data.get("reminded", []))[-REMINDED_KEPT:],
         )
 
 
@@ -501,9 +509,19 @@ _FIXED_CHOICES: Final = frozenset(
         "nudge-guide",
     }
 )
-# "không nhắc nữa", "dung nhac toi nua", "ko can nhac": no more reminders; "bật nhắc", "nhắc tôi nhé": again
-# (folded text; both linear-time).
-_NUDGE_OFF: Final = re.compile(r"^(?:xin |thoi |ban )?(?:khong|ko|k|dung|dung co|khoi|kh) (?:can )?nhac(?: .{0,20})?$")
+# "không nhắc nữa", "đừng nhắc tôi nữa nhé", "ko cần nhắc thêm": no more reminders, anywhere; under a reminder
+# also the bare "không cần nhắc". Never "nhắc lại" (repeat), "không nhắc lại được", "đúng nhắc rồi". Folded text;
+# both patterns linear-time.
+_NUDGE_OFF: Final = re.compile(
+    r"^(?:xin |thoi |ban |bot |ad )?(?:khong|ko|k|kh|dung|dung co|khoi) (?:can )?nhac "
+    r"(?:(?:toi|em|minh|tui|chau|con|bac|co|chu|anh|chi) )?(?:nua|them)(?: (?:nhe|nha|a|ha|nhen|nghe))?$"
+)
+_NUDGE_OFF_AT_REMINDER: Final = re.compile(r"^(?:thoi )?(?:khong|ko|k|kh|dung|khoi) (?:can )?nhac(?: (?:nhe|nha|a))?$")
+# Words that make "dạ …" a polite no, not a yes, under a reminder; and the whole of a short "no thanks" to it.
+_NOT_YES: Final = frozenset({"khong", "ko", "k", "kh", "thoi", "chua", "dung"})
+_POLITE_NO: Final = frozenset(
+    {"da", "vang", "u", "khong", "ko", "k", "kh", "thoi", "a", "nhe", "nha", "lam", "nua", "can", "cam", "on"}
+)
 _NUDGE_ON: Final = re.compile(r"^(?:bat (?:lai )?nhac|nhac (?:toi|em|minh|tui)(?: .{0,12})?)$")
 _COMMAND_CHOICES: Final = frozenset({*COMMAND_IDS.values(), *SLASH_COMMANDS.values()})
 _EXIT_CODES: Final = frozenset(code for code, _ in texts.EXIT_REASONS)
@@ -543,6 +561,12 @@ def step(
     return Result(turn.session, tuple(m for r in replies for m in fit(r)), tuple(turn.events), remind_at)
 
 
+def is_reminder(replies: Sequence[Reply]) -> bool:
+    """Whether these replies are a reminder (the only message the bot sends unprompted): it offers "Không
+    nhắc nữa". (Zalo OA sends it as a reply to the citizen's last message.)"""
+    return any(c.id == "nudge-off" for r in replies for c in r.choices)
+
+
 def run_of(session: Session) -> str | None:
     """The flow run in progress ("procedure@start time"): a citizen is reminded at most once per run."""
     pos = session.position
@@ -557,7 +581,7 @@ def quiet_at(now: datetime, quiet: tuple[int, int] | None) -> bool:
     if quiet is None:
         return False
     start, end = quiet
-    hour = now.hour
+    hour = now.astimezone(VIETNAM_TZ).hour
     return (start <= hour or hour < end) if start > end else start <= hour < end
 
 
@@ -594,8 +618,10 @@ def remind(
         or session.reminders_off
         or run_of(session) != run
         or session.reminder != f"due:{run}"
+        or run in session.reminded
         or (at := turn.current_step()) is None
         or at.kind == "end"
+        or not turn.run_still_there()
     ):
         return nothing
     due = (session.last_seen or 0.0) + config.remind_after_seconds
@@ -605,10 +631,13 @@ def remind(
         return replace(nothing, remind_at=not_quiet(now.timestamp(), config.quiet_hours))
     idle = round((now.timestamp() - (session.last_seen or now.timestamp())) / 3600, 1)
     where = turn.where_in_run()
+    reminded = (*session.reminded[-(REMINDED_KEPT - 1) :], run)
+    if skip is None and now.timestamp() - not_quiet(due, config.quiet_hours) > REMINDER_LATE_SECONDS:
+        skip = "too-late"  # the bot was down when it was due
     if skip is not None:
         turn.emit("reminder-skipped", detail={"reason": skip, "idle_hours": idle}, **where)
-        return Result(replace(session, reminder=f"skipped:{run}"), (), tuple(turn.events))
-    turn.session = replace(session, reminder=f"sent:{run}", prompt=Prompt("reminder"))
+        return Result(replace(session, reminder=f"skipped:{run}", reminded=reminded), (), tuple(turn.events))
+    turn.session = replace(session, reminder=f"sent:{run}", prompt=Prompt("reminder"), reminded=reminded)
     turn.emit("reminder-sent", detail={"idle_hours": idle}, **where)
     replies, explained = explain_terms(content, turn.view(), session.explained)
     final = replace(turn.session, explained=explained)
@@ -677,6 +706,7 @@ class _Turn:
         self.replies: list[Reply] = []
         self.events: list[Event] = []
         self._view: tuple[Session, list[Reply]] | None = None  # sessions are immutable: the same object, the same view
+        self.came_after_reminder = False  # this message answers a reminder
 
     # -- recording ------------------------------------------------------
 
@@ -730,28 +760,8 @@ class _Turn:
         if said is not None:
             self.apply(said, "typed")
             return
-        prompt = self.session.prompt
-        if (
-            prompt is not None
-            and prompt.kind == "reminder"
-            and inbound.kind == "text"
-            and len(inbound.text.split()) <= _LONG_MESSAGE_WORDS
-            and opens_with_yes(inbound.text, self.content.vocabulary, self.content.normalize)
-        ):
-            self.apply("resume", "typed")  # "dạ", "ok", "vâng làm tiếp": go on
+        if self.session.prompt is not None and self.session.prompt.kind == "reminder" and self.answer_reminder():
             return
-        if prompt is not None and prompt.kind == "reminder" and inbound.kind == "text":
-            # A button's number or words answer the reminder; anything else is read at the step itself.
-            offered = self.current_choices()
-            typed = fold(inbound.text).strip(" .!")
-            number = _NUMBER.match(inbound.text)
-            picked = next((c.id for c in offered if fold(c.label) == typed), None)
-            if number and 1 <= int(number.group(1)) <= len(offered):
-                picked = offered[int(number.group(1)) - 1].id
-            if picked is not None:
-                self.apply(picked, "typed")
-                return
-            self.session = replace(self.session, prompt=None)
         if self.returning_after_a_while():
             self.offer_resume()
             return
@@ -766,11 +776,45 @@ class _Turn:
         if self.inbound.kind != "text" or len(self.inbound.text) > 60:
             return None
         folded = " ".join(fold(self.inbound.text).replace(".", " ").replace("!", " ").split())
-        if _NUDGE_OFF.match(folded):
+        at_reminder = self.session.prompt is not None and self.session.prompt.kind == "reminder"
+        if _NUDGE_OFF.match(folded) or (at_reminder and _NUDGE_OFF_AT_REMINDER.match(folded)):
             return "nudge-off"
         if _NUDGE_ON.match(folded):
             return "nudge-on"
         return None
+
+    def answer_reminder(self) -> bool:
+        """The citizen's message under a reminder: a yes, a button of the reminder (tapped, its number or its
+        words) answers it; anything else (a tap on the step's own button above, a question) is read at the
+        step itself, as if the reminder had not come. True when handled."""
+        inbound = self.inbound
+        offered = self.current_choices()
+        picked = None
+        if inbound.kind == "choice":
+            if inbound.choice_id in {c.id for c in offered}:
+                picked = inbound.choice_id
+        elif inbound.kind == "text":
+            text = inbound.text
+            words = re.sub(r"[.,!?;:]", " ", fold(text)).split()
+            number = _NUMBER.match(text)
+            if number and 1 <= int(number.group(1)) <= len(offered):
+                picked = offered[int(number.group(1)) - 1].id
+            elif any(fold(c.label) == " ".join(words) for c in offered):
+                picked = next(c.id for c in offered if fold(c.label) == " ".join(words))
+            elif words and set(words) <= _POLITE_NO and {"khong", "ko", "k", "kh", "thoi"} & set(words):
+                picked = CMD_CANCEL  # "dạ không", "thôi ạ", "không làm nữa": asked to confirm, the place is kept
+            elif (
+                len(words) <= _LONG_MESSAGE_WORDS
+                and not _NOT_YES & set(words)
+                and opens_with_yes(text, self.content.vocabulary, self.content.normalize)
+            ):
+                picked = "resume"  # "dạ", "ok", "vâng làm tiếp": go on (not "dạ không", "dạ thôi")
+        self.session = replace(self.session, prompt=None)
+        self.came_after_reminder = True
+        if picked is None:
+            return False
+        self.apply(picked, "choice" if inbound.kind == "choice" else "typed")
+        return True
 
     def answered_reminder(self, before: Session) -> None:
         """The citizen's first message after a reminder: they came back (unless it was to opt out)."""
@@ -789,16 +833,19 @@ class _Turn:
         if cfg.remind_after_seconds <= 0 or s.reminders_off or run is None:
             return None
         step_ = self.current_step()
-        if (
-            step_ is None
-            or step_.kind == "end"
-            or (s.reminder.endswith(f":{run}") and not s.reminder.startswith("due:"))
-        ):
+        if step_ is None or step_.kind == "end" or run in s.reminded:
             return None
         if s.reminder != f"due:{run}":
             self.session = replace(s, reminder=f"due:{run}")
             self.emit("reminder-scheduled", **self.where_in_run())
         return not_quiet(self.now.timestamp() + cfg.remind_after_seconds, cfg.quiet_hours)
+
+    def run_still_there(self) -> bool:
+        """The procedure and the step of the run exist in the content as it is now (a reload may remove them)."""
+        where = self.where_in_run()
+        flow = self.cat.flow(where["procedure_id"])
+        known = self.cat.procedure(where["procedure_id"]) is not None
+        return known and flow is not None and flow.step(where["step_id"]) is not None
 
     def where_in_run(self) -> dict[str, str]:
         """The procedure and its step a reminder is about (inside a guide: the step the guide returns to)."""
@@ -862,7 +909,7 @@ class _Turn:
         s = self.session
         if s.position is None or s.last_seen is None or self.inbound.kind == "choice":
             return False
-        if s.prompt is not None and s.prompt.kind == "reminder":
+        if self.came_after_reminder:
             return False  # the reminder already asked whether to go on
         text = self.inbound.text.strip()
         words = words_of(self.content.normalize, text)
@@ -1100,14 +1147,16 @@ class _Turn:
             self.say(texts.REMINDERS_ON)
             self.show()
             return
-        if cid == "nudge-guide" and prompt and prompt.kind == "reminder":
+        if cid == "nudge-guide" and self.session.position is not None:
             guide = self.reminder_for().guide
             pos = self.session.position
             self.session = replace(self.session, prompt=None)
-            if guide is None or pos is None:
+            if guide is None:
                 self.help()
-                return
-            self.enter_guide(guide, pos.step, "jump", {"from": "reminder"})
+            elif guide == pos.procedure or any(f.procedure == guide for f in pos.stack):
+                self.show()  # already in that guide: where they were in it
+            else:
+                self.enter_guide(guide, pos.step, "jump", {"from": "reminder"})
             return
         if cid == "resume":
             parked = self.session.parked

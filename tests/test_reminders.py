@@ -169,12 +169,33 @@ def test_khong_nhac_nua_stops_every_reminder_until_the_citizen_asks_again(conten
 
 
 def test_typed_ways_to_say_no_more_reminders(content: Content) -> None:
-    for said in ("không nhắc nữa", "khong nhac nua", "Đừng nhắc tôi nữa!", "ko can nhac", "/stop"):
+    for said in ("không nhắc nữa", "khong nhac nua", "Đừng nhắc tôi nữa!", "ko cần nhắc thêm nhé", "/stop"):
         c = at_login(content)
         c.says(said)
         assert c.session.reminders_off, said
         assert c.remind_at is None, said
-    for said in ("nhắc lại giúp tôi", "không", "khong biet"):
+    for said in ("ko can nhac", "không cần nhắc"):  # short forms: only as an answer to a reminder
+        c = at_login(content)
+        c.says(said)
+        assert not c.session.reminders_off, said
+        c.reminder_due()
+        c.says(said)
+        assert c.session.reminders_off, said
+    # "nhắc lại" is "say it again"; "đúng" folds like "đừng": none of these turn reminders off
+    for said in (
+        "nhắc lại giúp tôi",
+        "Không. Nhắc lại giúp tôi",
+        "không nhắc lại được",
+        "ko nhắc lại à",
+        "k nhắc gì cả",
+    ):
+        for at_reminder in (False, True):
+            c = at_login(content)
+            if at_reminder:
+                c.reminder_due()
+            c.says(said)
+            assert not c.session.reminders_off, (said, at_reminder)
+    for said in ("Đúng nhắc rồi", "không", "khong biet"):
         c = at_login(content)
         c.says(said)
         assert not c.session.reminders_off, said
@@ -465,3 +486,70 @@ async def test_a_reminder_overtaken_by_a_new_procedure_leaves_the_new_ones_plan(
         assert later.run.startswith("dang-ky-khai-sinh@"), "the new procedure's reminder survived"
         assert await tgc.reminder_round() == 1
         assert "Đăng ký khai sinh" in tgc.api.sent_texts()[-1]
+
+
+def test_under_a_reminder_a_tap_on_the_steps_own_button_is_taken(content: Content) -> None:
+    c = at_login(content)
+    c.reminder_due()
+    c.taps("o:roi", after_hours=1)  # "Đã đăng nhập được", on the step's message just above the reminder
+    assert "stale-choice" not in c.events
+    assert c.session.position is not None and c.session.position.step == "thanh-toan"
+
+
+def test_under_a_reminder_a_question_is_read_at_the_step_and_no_restart_is_offered(content: Content) -> None:
+    for said in ("lệ phí bao nhiêu vậy", "chưa"):
+        c = at_login(content)
+        c.reminder_due()
+        c.says(said, after_hours=1)
+        assert "resume-offered" not in c.events, said
+        assert c.session.position is not None and c.session.position.step in ("dang-nhap", "cach-dang-nhap")
+    for said in ("dạ thôi", "không làm nữa", "thôi ạ, cảm ơn"):  # "no thanks" to "Bạn muốn làm tiếp không?"
+        c = at_login(content)
+        c.reminder_due()
+        c.says(said, after_hours=1)
+        assert "cancel-asked" in c.events, said
+        assert "step-entered" not in c.events[c.events.index("reminder-sent") :], "a polite no is not a yes"
+
+
+def test_one_reminder_per_run_even_after_a_detour_through_a_guide(content: Content) -> None:
+    c = at_login(content)
+    c.reminder_due()
+    c.taps("nudge-guide", after_hours=1)  # into the VNeID guide, a run of its own
+    c.taps("next")
+    c.taps("next")
+    assert c.session.position is not None and c.session.position.procedure == "dang-ky-tam-tru"
+    assert c.remind_at is None, "back in the run already reminded: no second reminder planned"
+
+
+def test_help_with_this_step_inside_that_guide_shows_where_the_citizen_is(content: Content) -> None:
+    c = at_login(content)
+    c.taps("o:chua")  # "Chưa đăng nhập được": into the VNeID guide
+    inside = c.session.position
+    assert inside is not None and inside.procedure == "tai-khoan-vneid"
+    c.reminder_due()
+    c.taps("nudge-guide", after_hours=1)
+    assert c.session.position == inside, "not the same guide again inside itself"
+
+
+def test_a_reminder_for_a_step_a_reload_removed_is_dropped(content: Content) -> None:
+    from bot.engine import Frame, Position
+
+    c = at_login(content)
+    guide = content.catalogue.flow("tai-khoan-vneid")
+    assert guide is not None
+    later = c.now + timedelta(hours=21)
+    for gone in (
+        Position("dang-ky-tam-tru", "buoc-da-xoa"),  # the step itself
+        Position("tai-khoan-vneid", guide.start, (Frame("dang-ky-tam-tru", "buoc-da-xoa"),)),  # the step to return to
+    ):
+        session = replace(c.session, position=gone)
+        result = remind(content, session, "u", "telegram", run_of(session) or "", later, CONFIG)
+        assert result.replies == () and result.remind_at is None, gone
+
+
+def test_a_reminder_found_a_day_late_is_skipped_not_sent(content: Content) -> None:
+    c = at_login(content)
+    assert c.remind_at is not None
+    c.remind_at += 30 * HOUR  # the bot was down all that time
+    result = c.reminder_due()
+    assert result.replies == () and [e.detail["reason"] for e in result.events] == ["too-late"]

@@ -475,8 +475,10 @@ async def test_reminders_per_step_next_to_the_citizens_who_could_not_be_reminded
     events.append(ev(20, "step-entered", 400, procedure_id=PROC, to_step="thanh-toan", via="choice"))
     events.append(ev(20, "flow-completed", 500, procedure_id=PROC, step_id="xong"))
     for u in (30, 31):
-        events.append(ev(u, "reminder-sent", 100, procedure_id=PROC, step_id="thanh-toan"))
-        events.append(ev(u, "replies-superseded", 101))  # not the citizen writing
+        events.append(ev(u, "flow-started", 0, procedure_id=PROC, step_id="gioi-thieu"))
+        events.append(ev(u, "step-entered", 10, procedure_id=PROC, to_step="thanh-toan", via="choice"))
+        events.append(ev(u, "reminder-sent", 3 * 86400, procedure_id=PROC, step_id="thanh-toan"))  # days later
+        events.append(ev(u, "replies-superseded", 3 * 86400 + 1))  # not the citizen writing
     db = await seeded(tmp_path, events)
     rows = json.loads(report(db, "--format", "json"))["reminders"]
     at = {r["step"]: r for r in rows}
@@ -488,6 +490,9 @@ async def test_reminders_per_step_next_to_the_citizens_who_could_not_be_reminded
     assert login["title"] == "Bạn đã đăng nhập VNeID mức 2 chưa"
     pay = at["thanh-toan"]
     assert (pay["sent"], pay["came_back"], pay["completed"], pay["not_sent_came_back_pct"]) == (2, 0, 0, None)
+    # the two who never came back were abandoned on the day they went quiet, not on the reminder's day
+    days = {r["from"]: r for r in json.loads(report(db, "--format", "json"))["trend"]["rows"]}
+    assert days["2023-11-15"]["abandoned"] >= 2 and days.get("2023-11-18", {}).get("abandoned", 0) == 0
     text = report(db)
     assert "Lời nhắc làm tiếp" in text and "60%" in text and "25%" in text
     csv_text = report(db, "--format", "csv", "--table", "reminders")

@@ -27,7 +27,7 @@ import httpx
 
 from bot.channels.common import Malformed, clean, digest_id, split
 from bot.delivery import Dispatcher
-from bot.engine import Reply
+from bot.engine import Reply, is_reminder
 from bot.errors import BotError
 from bot.limits import MAX_BODY_BYTES, InputError, parse_json
 from bot.privacy import keep_tokens_out_of_http_logs, seal, unseal
@@ -135,6 +135,13 @@ def to_incoming(event: Any) -> Incoming | None:
     if name.startswith("user_send_"):
         return Incoming(CHANNEL, user_id, kind="unsupported", event_id=event_id)
     return None  # unfollow, receipts, the OA's own echoes
+
+
+def _message_id(event: Any) -> str:
+    """The id of the citizen's message in an event ("" for a follow, or an event without one)."""
+    message = event.get("message") if isinstance(event, dict) else None
+    msg_id = message.get("msg_id") if isinstance(message, dict) else None
+    return clean(msg_id[:MAX_ID_CHARS]) if isinstance(msg_id, str) else ""
 
 
 def messages(reply: Reply) -> list[dict[str, Any]]:
@@ -326,7 +333,7 @@ class ZaloOAChannel:
             if before is not None and before.missed:
                 delivery = replace(delivery, replies=[Reply(WINDOW_MISSED_NOTE), *delivery.replies])
             # The new window opens in the chat's delivery worker, in order with the replies it counts.
-            msg_id = (incoming.event_id or "").partition(":")[2] if incoming.kind != "start" else ""
+            msg_id = _message_id(event)
             self._opened[incoming.user_id] = max((wrote_at, msg_id), self._opened.get(incoming.user_id, (0.0, "")))
             self.dispatcher.submit(delivery)
 
@@ -341,6 +348,8 @@ class ZaloOAChannel:
             return "outside-window"
         if self.clock() - window.last_user_at > WINDOW_SECONDS or window.sent_since >= WINDOW_REPLIES:
             return "outside-window"
+        if not window.last_msg_id:
+            return "no-message-to-answer"  # (sent without one, it would count as a paid message)
         return None
 
     async def recover(self) -> int:
@@ -357,6 +366,12 @@ class ZaloOAChannel:
         opened = self._opened.pop(user_id, None)
         if opened is not None:
             await store.open_oa_window(key, *opened)
+        # Only a reminder names the message it answers: whether every reply should, and in which field, is
+        # not confirmed by Zalo's documentation, so ordinary replies stay as they have always worked.
+        reply_to = ""
+        if is_reminder(replies):
+            window = await store.oa_window(key)
+            reply_to = window.last_msg_id if window is not None else ""
         for reply in replies:
             for message in messages(reply):
                 window = await store.oa_window(key) or OAWindow(self.clock())
@@ -365,7 +380,7 @@ class ZaloOAChannel:
                     await store.miss_oa_reply(key)
                     return
                 try:
-                    await self.client.send(user_id, message, reply_to=window.last_msg_id)
+                    await self.client.send(user_id, message, reply_to=reply_to)
                 except ZaloOAError as exc:
                     if exc.code in WINDOW_CLOSED:
                         logger.warning("zalo oa: reply refused (%d), window or quota exhausted", exc.code)

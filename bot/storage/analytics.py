@@ -97,6 +97,9 @@ async def analytics(run: Run, dialect: Dialect, scope: ReportScope) -> dict[str,
     completions = (
         f"type = 'flow-completed' OR (type = 'guide-returned' AND {dialect.field('detail', 'guide')} = procedure_id)"
     )
+    # A run's last moment is the citizen's, not the reminder the bot sent them (it would move the day of
+    # abandonment, and keep the run "in progress" for another idle period).
+    citizens = "type NOT IN ('reminder-sent', 'reminder-skipped')"
     cancelled = _count("type = 'flow-cancelled'")
     exited = _count("type = 'flow-exited'")
     stopped = _count("type IN ('flow-cancelled', 'flow-exited')")
@@ -131,7 +134,7 @@ async def analytics(run: Run, dialect: Dialect, scope: ReportScope) -> dict[str,
                MAX(ts) AS last_ts,
                MAX(channel) AS channel,
                MAX(CASE WHEN type = 'step-entered' THEN id END) AS last_step_id
-        FROM events WHERE {cond} AND procedure_id IS NOT NULL GROUP BY user_key, procedure_id
+        FROM events WHERE {cond} AND procedure_id IS NOT NULL AND {citizens} GROUP BY user_key, procedure_id
         """,  # noqa: S608 - the WHERE clause is built from fixed fragments; values are bound
         args,
     )
@@ -146,7 +149,7 @@ async def analytics(run: Run, dialect: Dialect, scope: ReportScope) -> dict[str,
         FROM (
             SELECT *, SUM(CASE WHEN {starts} THEN 1 ELSE 0 END)
                       OVER (PARTITION BY user_key, procedure_id ORDER BY id) AS attempt
-            FROM events WHERE {cond} AND procedure_id IS NOT NULL
+            FROM events WHERE {cond} AND procedure_id IS NOT NULL AND {citizens}
             AND user_key IN (SELECT user_key FROM {t}report_runs WHERE started > 1)
         ) AS numbered GROUP BY user_key, procedure_id, attempt
         """,  # noqa: S608

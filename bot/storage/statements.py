@@ -59,7 +59,8 @@ UPSERT_OA_WINDOW: Final = (
 OPEN_OA_WINDOW: Final = (
     "INSERT INTO oa_windows (user_key, last_user_at, sent_since, missed, last_msg_id) VALUES (?, ?, 0, 0, ?) "
     "ON CONFLICT (user_key) DO UPDATE SET last_user_at = excluded.last_user_at, sent_since = 0, missed = 0, "
-    "last_msg_id = excluded.last_msg_id WHERE excluded.last_user_at >= oa_windows.last_user_at"
+    "last_msg_id = CASE WHEN excluded.last_msg_id <> '' THEN excluded.last_msg_id ELSE oa_windows.last_msg_id END "
+    "WHERE excluded.last_user_at >= oa_windows.last_user_at"
 )
 # Counted in SQL, never from a stale copy (another worker may have counted meanwhile).
 COUNT_OA_REPLY: Final = "UPDATE oa_windows SET sent_since = sent_since + 1 WHERE user_key = ?"
