@@ -9,6 +9,7 @@ with an ``access_token`` header answers ``{"data": …, "error": 0, "message": "
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -379,20 +380,27 @@ class Hours:
         self.now += timedelta(hours=hours)
 
 
-async def reminding_service(tmp_path: Path, hours: Hours, after_hours: float) -> Service:
+@contextlib.asynccontextmanager
+async def reminding(
+    tmp_path: Path, after_hours: float
+) -> AsyncIterator[tuple[Hours, Service, oa.ZaloOAChannel, FakeOA]]:
+    """An OA channel whose citizens are reminded after ``after_hours``, on a clock the test moves."""
     from bot.engine import EngineConfig
 
+    hours = Hours()
     config = EngineConfig(remind_after_seconds=after_hours * 3600, quiet_hours=(21, 7))
-    return await Service.open(
+    service = await Service.open(
         GOOD, str(tmp_path / "bot.db"), mode="test", reload_interval=0, clock=hours, config=config
     )
+    try:
+        channel, fake, _ = make(service, clock=hours.unix)
+        yield hours, service, channel, fake
+    finally:
+        await service.close()
 
 
 async def test_an_oa_reminder_is_a_free_reply_to_the_citizens_last_message(tmp_path: Path) -> None:
-    hours = Hours()
-    service = await reminding_service(tmp_path, hours, after_hours=20)
-    try:
-        channel, fake, _ = make(service, clock=hours.unix)
+    async with reminding(tmp_path, after_hours=20) as (hours, _, channel, fake):
         await handled(channel, event("user_send_text", "đăng ký tạm trú", msg_id="m-first"))
         await handled(channel, event("user_send_text", "#c:next", msg_id="m-last"))
         before = len(fake.sends)
@@ -402,15 +410,10 @@ async def test_an_oa_reminder_is_a_free_reply_to_the_citizens_last_message(tmp_p
         [reminder] = fake.sends[before:]
         assert "Đăng ký tạm trú" in reminder[1]["message"]["text"]
         assert reminder[1]["recipient"] == {"user_id": USER, "message_id": "m-last"}
-    finally:
-        await service.close()
 
 
 async def test_an_oa_reminder_outside_the_free_window_is_skipped_never_sent_paid(tmp_path: Path) -> None:
-    hours = Hours()
-    service = await reminding_service(tmp_path, hours, after_hours=50)  # officials chose more than 48 hours
-    try:
-        channel, fake, _ = make(service, clock=hours.unix)
+    async with reminding(tmp_path, after_hours=50) as (hours, service, channel, fake):
         await handled(channel, event("user_send_text", "đăng ký tạm trú", msg_id="m1"))
         before = len(fake.sends)
         hours.pass_hours(51)
@@ -423,15 +426,10 @@ async def test_an_oa_reminder_outside_the_free_window_is_skipped_never_sent_paid
         assert await channel.dispatcher.remind_due() == 0
         again = [e for e in await service.store.events() if e["type"] == "reminder-skipped"]
         assert len(again) == 1, "not tried again"
-    finally:
-        await service.close()
 
 
 async def test_an_oa_reminder_after_eight_free_replies_is_skipped(tmp_path: Path) -> None:
-    hours = Hours()
-    service = await reminding_service(tmp_path, hours, after_hours=20)
-    try:
-        channel, _, _ = make(service, clock=hours.unix)
+    async with reminding(tmp_path, after_hours=20) as (hours, service, channel, _):
         await handled(channel, event("user_send_text", "đăng ký tạm trú", msg_id="m1"))
         key = service.runner.key(oa.CHANNEL, USER)
         for _ in range(8 - (await service.store.oa_window(key)).sent_since):
@@ -439,16 +437,11 @@ async def test_an_oa_reminder_after_eight_free_replies_is_skipped(tmp_path: Path
         hours.pass_hours(21)
         assert await channel.dispatcher.remind_due() == 0
         assert "reminder-skipped" in [e["type"] for e in await service.store.events()]
-    finally:
-        await service.close()
 
 
 async def test_an_oa_reminder_with_no_message_to_answer_is_skipped(tmp_path: Path) -> None:
     """A citizen who only followed the OA (no message of theirs to refer to): a reminder would be paid."""
-    hours = Hours()
-    service = await reminding_service(tmp_path, hours, after_hours=20)
-    try:
-        channel, fake, _ = make(service, clock=hours.unix)
+    async with reminding(tmp_path, after_hours=20) as (hours, service, channel, fake):
         await handled(channel, event("user_send_text", "đăng ký tạm trú", msg_id="m1"))
         key = service.runner.key(oa.CHANNEL, USER)
         await handled(channel, event("follow"))  # (a follow keeps the id of the last real message)
@@ -458,5 +451,3 @@ async def test_an_oa_reminder_with_no_message_to_answer_is_skipped(tmp_path: Pat
         assert await channel.dispatcher.remind_due() == 0
         reasons = [e["detail"]["reason"] for e in await service.store.events() if e["type"] == "reminder-skipped"]
         assert reasons == ["no-message-to-answer"] and fake.sends[-1][1]["recipient"] == {"user_id": USER}
-    finally:
-        await service.close()
