@@ -279,9 +279,15 @@ class Runner:
                 return None
             now = self.clock()
             skip = await can_remind(due.user_key, stored.last_seen or 0.0) if can_remind is not None else None
-            result = engine.remind(
-                self.content.current, stored, due.user_key, due.channel, due.run, now, self.config, skip
-            )
+            try:
+                result = engine.remind(
+                    self.content.current, stored, due.user_key, due.channel, due.run, now, self.config, skip
+                )
+            except Exception:
+                # A bug, not the database: given up (logged), not tried every round for ever.
+                logger.exception("engine failed on a reminder (channel=%s); it is dropped", due.channel)
+                await self.store.commit_turn(due.user_key, due.channel, None, (), None, None, dropped)
+                return None
             if result.remind_at is not None:  # not yet: the quiet hours, or the citizen wrote since
                 later = Remind(result.remind_at, due.channel, due.chat, due.run, same_run=True)
                 await self.store.commit_turn(due.user_key, due.channel, None, (), None, None, later)

@@ -553,3 +553,22 @@ def test_a_reminder_found_a_day_late_is_skipped_not_sent(content: Content) -> No
     c.remind_at += 30 * HOUR  # the bot was down all that time
     result = c.reminder_due()
     assert result.replies == () and [e.detail["reason"] for e in result.events] == ["too-late"]
+
+
+async def test_a_reminder_the_engine_fails_on_is_dropped_not_retried_for_ever(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot import engine
+
+    clock = Clock(NOW.replace(hour=13))
+    async with TelegramCitizen(store, clock) as tgc:
+        await tgc.says("/start dang-ky-tam-tru")
+        clock.pass_hours(21)
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(engine, "remind", broken)
+        assert await tgc.reminder_round() == 0
+        assert "engine failed on a reminder" in caplog.text
+        assert await store.reminders_due("telegram", clock.now.timestamp()) == []
