@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -67,20 +68,27 @@ class RunningBot:
     """`python -m bot run` against the fake platforms on loopback, with ``env`` added (the fakes' port is
     filled in); stopped with SIGTERM, which must end it with exit 0 and no traceback."""
 
-    def __init__(self, tmp_path: Path, app: Starlette, env: dict[str, str]) -> None:
+    def __init__(
+        self, tmp_path: Path, app: Starlette, env: dict[str, str], db: str = "", port: int | None = None
+    ) -> None:
+        """``db``: the database (default: a SQLite file here); ``port``: the fakes another RunningBot serves."""
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.tmp_path, self.app, self.extra = tmp_path, app, env
+        self.db = db or str(tmp_path / "bot.db")
         self.log = tmp_path / "run.log"
-        self.port = free_port()
+        self.serves = port is None
+        self.port = port if port is not None else free_port()
 
     async def __aenter__(self) -> RunningBot:
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None))
-        self.serving = asyncio.ensure_future(self.server.serve())
+        if self.serves:
+            self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None))
+            self.serving = asyncio.ensure_future(self.server.serve())
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_", "ZALO_"))}
-        env |= {"BOT_HASH_SECRET": "test-secret"}
+        env |= {"BOT_HASH_SECRET": "test-secret", "BOT_DB": self.db}  # (in the environment: it may hold a password)
         env |= {k: v.format(port=self.port) for k, v in self.extra.items()}
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "run", "--db", str(self.tmp_path / "bot.db")],
+                [sys.executable, "-m", "bot", "run"],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -104,8 +112,9 @@ class RunningBot:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.server.should_exit = True
-        await self.serving
+        if self.serves:
+            self.server.should_exit = True
+            await self.serving
 
 
 TELEGRAM = {"TELEGRAM_BOT_TOKEN": "123:abc", "TELEGRAM_BASE_URL": "http://127.0.0.1:{port}/tg/bot"}
@@ -144,3 +153,45 @@ async def test_run_reminds_a_citizen_who_stopped_once(tmp_path: Path) -> None:
         await asyncio.sleep(2.0)  # longer than another silence: still one reminder
         assert sum("hôm trước bạn đang làm" in t for t in sent) == 1
         await bot.stop()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_two_run_processes_on_one_database_poll_one_at_a_time_and_the_other_takes_over(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Two `run` processes sharing PostgreSQL: Telegram would answer two getUpdates callers with 409, so only one
+    polls; when it is killed (kill -9), the other takes over."""
+    inflight, most, polled_at = [0], [0], []
+
+    async def method(request: Request) -> JSONResponse:
+        name = request.path_params["method"]
+        if name == "getUpdates":
+            inflight[0] += 1
+            most[0] = max(most[0], inflight[0])
+            polled_at.append(time.monotonic())
+            await asyncio.sleep(0.3)
+            inflight[0] -= 1
+            return JSONResponse({"ok": True, "result": []})
+        if name == "getMe":
+            return JSONResponse({"ok": True, "result": BOT})
+        return JSONResponse({"ok": True, "result": True})
+
+    app = Starlette(routes=[Route("/{platform}/{token}/{method}", method, methods=["GET", "POST"])])
+    first = RunningBot(tmp_path / "a", app, TELEGRAM, db=db_url)
+    async with first:
+        await first.until(lambda: bool(polled_at))
+        second = RunningBot(tmp_path / "b", app, TELEGRAM, db=db_url, port=first.port)
+        async with second:
+            await second.until(lambda: "stands by" in second.log.read_text(), seconds=20)
+            assert "stands by" in second.log.read_text(), second.log.read_text()
+            await asyncio.sleep(1.0)
+            assert most[0] == 1, "one poller at a time"
+            first.proc.kill()  # kill -9: its database connection, and with it the lock, goes
+            first.proc.wait()
+            killed_at = time.monotonic()
+            await second.until(lambda: any(t > killed_at + 0.5 for t in polled_at), seconds=40)
+            assert any(t > killed_at + 0.5 for t in polled_at), second.log.read_text()
+            assert "takes over long polling" in second.log.read_text()
+            assert most[0] == 1
+            await second.stop()
+            assert "psycopg" not in second.log.read_text(), "a clean stop gives its lock back, no pool warnings"

@@ -739,11 +739,15 @@ class PostgresStore:
                     await asyncio.sleep(2 * self.lock_check_seconds)
                 yield True
             finally:
+                dropped = False  # the watchdog found the connection gone (not: the holder stopped)
                 if watchdog is not None:
-                    watchdog.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watchdog
-                if lost is not None and lost.is_set():
+                    if watchdog.done():
+                        dropped = watchdog.result()
+                    else:
+                        watchdog.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await watchdog
+                if dropped:
                     # Whatever the server still thinks, this connection may hold the lock no longer wanted:
                     # closing it frees the lock for sure (the pool replaces a closed connection).
                     await conn.close()
@@ -751,8 +755,8 @@ class PostgresStore:
                     with contextlib.suppress(psycopg.Error):
                         await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (NAMED_LOCKS, name))
 
-    async def _watch_lock(self, conn: psycopg.AsyncConnection[Any], name: str, lost: asyncio.Event) -> None:
-        """Set ``lost`` once the connection holding the lock ``name`` stops answering."""
+    async def _watch_lock(self, conn: psycopg.AsyncConnection[Any], name: str, lost: asyncio.Event) -> bool:
+        """Set ``lost`` (and return True) once the connection holding the lock ``name`` stops answering."""
         while True:
             await asyncio.sleep(self.lock_check_seconds)
             try:
@@ -762,7 +766,7 @@ class PostgresStore:
                 lost.set()
                 if isinstance(exc, psycopg.Error):
                     self._broken(exc)
-                return
+                return True
 
     async def close(self) -> None:
         for user_key in list(self._held):
