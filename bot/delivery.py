@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
-from bot.engine import Reply
+from bot.engine import Reply, is_reminder, quiet_at
 from bot.runner import CanRemind, Delivery, Runner
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,11 @@ class Dispatcher:
                 self._record_superseded(chat, superseded)
             if not send:
                 return  # sent by another worker, or replaced by a newer reply of the same citizen
+        if is_reminder(delivery.replies) and quiet_at(self.runner.clock(), self.runner.config.quiet_hours):
+            # A reminder left in the outbox by a crash, found at night on restart: never sent at night.
+            logger.warning("%s: a reminder left from before a restart would arrive at night; not sent", self.channel)
+            await self.runner.delivered(delivery)
+            return
         try:
             await self._send(chat, delivery.replies)
             self.sent += 1

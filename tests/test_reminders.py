@@ -572,3 +572,24 @@ async def test_a_reminder_the_engine_fails_on_is_dropped_not_retried_for_ever(
         assert await tgc.reminder_round() == 0
         assert "engine failed on a reminder" in caplog.text
         assert await store.reminders_due("telegram", clock.now.timestamp()) == []
+
+
+async def test_a_reminder_left_in_the_outbox_by_a_crash_is_not_sent_at_night(tmp_path: Path) -> None:
+    clock = Clock(NOW.replace(hour=0))  # 00:00 + 20 h: due at 20:00, just before the quiet hours
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    async with TelegramCitizen(store, clock) as tgc:
+        await tgc.says("/start dang-ky-tam-tru")
+        clock.pass_hours(20.5)
+        [due] = await store.reminders_due("telegram", clock.now.timestamp())
+        assert await tgc.runner.remind(due) is not None  # committed to the outbox... and the process dies
+    await store.close()
+    clock.pass_hours(2)  # 22:30: it restarts
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    try:
+        async with TelegramCitizen(store, clock) as again:
+            await again.channel.recover()
+            await again.channel.dispatcher.idle()
+            assert again.api.sent() == [], "not at night"
+            assert await store.outbox_pending("telegram") == []
+    finally:
+        await store.close()
