@@ -167,6 +167,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Số kết nối PostgreSQL tối đa của mỗi tiến trình (mỗi lượt trò chuyện giữ một kết nối trong lúc xử lý).",
     ),
     Setting(
+        "outbox_lease_seconds",
+        "BOT_OUTBOX_LEASE_SECONDS",
+        "60",
+        "Với PostgreSQL và nhiều tiến trình: tin trả lời của một tiến trình đã chết được tiến trình khác gửi sau "
+        "bấy nhiêu giây (phải lâu hơn một lần gửi chậm nhất, kể cả khi nền tảng bắt chờ).",
+    ),
+    Setting(
         "telegram_token",
         "TELEGRAM_BOT_TOKEN",
         "",
@@ -214,6 +221,10 @@ def max_in_flight() -> int:
 
 def db_pool_size() -> int:
     return max(int(number_setting("db_pool", "kết nối")), 1)
+
+
+def outbox_lease_seconds() -> float:
+    return max(number_setting("outbox_lease_seconds", "giây"), 1.0)
 
 
 def resume_after_seconds() -> float:

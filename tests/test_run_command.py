@@ -117,6 +117,18 @@ class RunningBot:
             await self.serving
 
 
+# A citizen on Telegram opening "Đăng ký tạm trú" from a link (update 7, chat 42).
+START_TAM_TRU: dict[str, Any] = {
+    "update_id": 7,
+    "message": {
+        "message_id": 7,
+        "date": 0,
+        "chat": {"id": 42, "type": "private"},
+        "from": {"id": 42, "is_bot": False, "first_name": "Lan"},
+        "text": "/start dang-ky-tam-tru",
+        "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+    },
+}
 TELEGRAM = {"TELEGRAM_BOT_TOKEN": "123:abc", "TELEGRAM_BASE_URL": "http://127.0.0.1:{port}/tg/bot"}
 
 
@@ -134,17 +146,7 @@ async def test_run_reminds_a_citizen_who_stopped_once(tmp_path: Path) -> None:
     BOT_NUDGE_AFTER_MINUTES the one reminder arrives, and no second one."""
     polls: list[str] = []
     sent: list[str] = []
-    start = {
-        "update_id": 7,
-        "message": {
-            "message_id": 7,
-            "date": 0,
-            "chat": {"id": 42, "type": "private"},
-            "from": {"id": 42, "is_bot": False, "first_name": "Lan"},
-            "text": "/start dang-ky-tam-tru",
-            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
-        },
-    }
+    start = START_TAM_TRU
     quick = {"BOT_NUDGE_AFTER_MINUTES": "0.02", "BOT_NUDGE_QUIET_HOURS": ""}  # 1.2 seconds, at any hour
     async with RunningBot(tmp_path, fake_platforms(polls, [start], sent), TELEGRAM | quick) as bot:
         await bot.until(lambda: any("hôm trước bạn đang làm" in t for t in sent))
@@ -195,3 +197,62 @@ async def test_two_run_processes_on_one_database_poll_one_at_a_time_and_the_othe
             assert most[0] == 1
             await second.stop()
             assert "psycopg" not in second.log.read_text(), "a clean stop gives its lock back, no pool warnings"
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_reply_left_by_a_killed_poller_is_sent_by_the_process_that_takes_over(
+    db_url: str, tmp_path: Path
+) -> None:
+    """kill -9 while a committed reply is being sent: the other process takes over polling, finds the update
+    already done (not done again), and sends the dead process's reply once its claim has run out."""
+    import psycopg
+
+    update = START_TAM_TRU
+    waiting = [update]
+    attempts: list[str] = []  # every sendMessage that reached "Telegram"
+    delivered: list[str] = []  # those Telegram answered
+    forever = asyncio.Event()
+
+    async def method(request: Request) -> JSONResponse:
+        name = request.path_params["method"]
+        params = dict(parse_qsl((await request.body()).decode()))
+        if name == "getUpdates":
+            offset = int(params.get("offset", 0) or 0)
+            waiting[:] = [u for u in waiting if u["update_id"] >= offset]
+            if waiting:
+                return JSONResponse({"ok": True, "result": list(waiting)})
+            await asyncio.sleep(0.3)
+            return JSONResponse({"ok": True, "result": []})
+        if name == "sendMessage":
+            attempts.append(params.get("text", ""))
+            if len(attempts) == 1:
+                await forever.wait()  # the first sender never hears back: it is killed meanwhile
+                return JSONResponse({"ok": False, "error_code": 500, "description": "gone"}, status_code=500)
+            delivered.append(params.get("text", ""))
+            message = {"message_id": len(delivered), "date": 0, "chat": {"id": 42, "type": "private"}, "text": "…"}
+            return JSONResponse({"ok": True, "result": message})
+        if name == "getMe":
+            return JSONResponse({"ok": True, "result": BOT})
+        return JSONResponse({"ok": True, "result": True})
+
+    app = Starlette(routes=[Route("/{platform}/{token}/{method}", method, methods=["GET", "POST"])])
+    env = TELEGRAM | {"BOT_OUTBOX_LEASE_SECONDS": "2"}
+    first = RunningBot(tmp_path / "a", app, env, db=db_url)
+    async with first:
+        await first.until(lambda: bool(attempts))
+        assert attempts, first.log.read_text()
+        second = RunningBot(tmp_path / "b", app, env, db=db_url, port=first.port)
+        async with second:
+            await second.until(lambda: "stands by" in second.log.read_text(), seconds=20)
+            first.proc.kill()  # kill -9 in the middle of sending the committed reply
+            first.proc.wait()
+            forever.set()  # (the fake may now let go of the dead process's request)
+            await second.until(lambda: any("Đăng ký tạm trú" in t for t in delivered), seconds=40)
+            assert any("Bắt đầu thủ tục “Đăng ký tạm trú”." in t for t in delivered), second.log.read_text()
+            await second.stop()
+    assert "takes over long polling" in second.log.read_text()
+    with psycopg.connect(db_url) as conn:
+        started = conn.execute("SELECT COUNT(*) FROM events WHERE type = 'flow-started'").fetchone()
+        left = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
+    assert started == (1,), "the update the dead process had done was not done again"
+    assert left == (0,), "and its reply went out"

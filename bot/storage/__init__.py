@@ -263,10 +263,10 @@ async def open_store(db: str) -> AdminStore:
             "postgresql://người_dùng:mật_khẩu@máy:5432/tên_csdl (hoặc đường dẫn tệp SQLite)."
         )
     if is_server(db):
-        from bot.settings import db_pool_size
+        from bot.settings import db_pool_size, outbox_lease_seconds
         from bot.storage.postgres import PostgresStore
 
-        return await PostgresStore.open(db, pool_size=db_pool_size())
+        return await PostgresStore.open(db, pool_size=db_pool_size(), lease_seconds=outbox_lease_seconds())
     from bot.storage.sqlite import SqliteStore
 
     return await SqliteStore.open(db)

@@ -233,7 +233,9 @@ class PostgresStore:
         self._checking: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, url: str, pool_size: int = POOL_SIZE) -> PostgresStore:
+    async def open(
+        cls, url: str, pool_size: int = POOL_SIZE, lease_seconds: float = OUTBOX_LEASE_SECONDS
+    ) -> PostgresStore:
         """Connect, migrate, and keep a pool; an unreachable server is one clear BotError."""
         try:
             # One direct attempt first: the pool would only time out, without the server's reason.
@@ -253,7 +255,7 @@ class PostgresStore:
         except PoolTimeout as exc:
             await pool.close()
             raise _unreachable(url, exc) from None
-        store = cls(pool, url)
+        store = cls(pool, url, lease_seconds)
         try:
             await store.migrate()
         except psycopg.Error as exc:
