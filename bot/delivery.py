@@ -52,7 +52,6 @@ class Dispatcher:
         self.can_remind = can_remind  # the channel's rule for an unprompted message; None: any time
         self.remind_every = remind_every
         self._reminding: asyncio.Task[None] | None = None
-        self.reminded = 0
         self._queues: dict[str, deque[Delivery]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._chores: set[asyncio.Task[None]] = set()
@@ -110,7 +109,6 @@ class Dispatcher:
                 continue
             if delivery is not None:
                 self.submit(delivery)
-                self.reminded += 1
                 queued += 1
         return queued
 

@@ -296,8 +296,9 @@ class Session:
     started_at: float | None = None
     parked: Parked | None = None
     explained: frozenset[str] = frozenset()  # glossary terms already explained in this conversation
-    # The reminder of the flow run in progress: "due:<run>" scheduled, "sent:<run>", "skipped:<run>" (one
-    # per run, see ``run_of``); and whether the citizen asked never to be reminded.
+    # The reminder of the flow run in progress (see ``run_of``): "due:<run>" planned (a row is stored),
+    # "off:<run>" planned then dropped, "sent:<run>", "answered:<run>", "skipped:<run>"; and whether the
+    # citizen asked never to be reminded.
     reminder: str = ""
     reminders_off: bool = False
     reminded: tuple[str, ...] = ()  # the latest runs already reminded (or whose reminder was skipped)
@@ -517,6 +518,14 @@ _NUDGE_OFF: Final = re.compile(
     r"(?:(?:toi|em|minh|tui|chau|con|bac|co|chu|anh|chi) )?(?:nua|them)(?: (?:nhe|nha|a|ha|nhen|nghe))?$"
 )
 _NUDGE_OFF_AT_REMINDER: Final = re.compile(r"^(?:thoi )?(?:khong|ko|k|kh|dung|khoi) (?:can )?nhac(?: (?:nhe|nha|a))?$")
+
+
+def _said_words(text: str) -> list[str]:
+    """A short message's words, folded, without punctuation ("Đừng nhắc tôi nữa!" -> dung nhac toi nua)."""
+    return _PUNCTUATION.sub(" ", fold(text)).split()
+
+
+_PUNCTUATION: Final = re.compile(r"[.,!?;:]")
 # Words that make "dạ …" a polite no, not a yes, under a reminder; and the whole of a short "no thanks" to it.
 _NOT_YES: Final = frozenset({"khong", "ko", "k", "kh", "thoi", "chua", "dung"})
 _POLITE_NO: Final = frozenset(
@@ -558,6 +567,9 @@ def step(
         turn.session, last_seen=now.timestamp(), content_version=content.catalogue.version, explained=explained
     )
     remind_at = turn.plan_reminder()
+    if remind_at is None and turn.session.reminder.startswith("due:"):
+        # its planned row is dropped with this turn (and no later turn needs to drop it again)
+        turn.session = replace(turn.session, reminder="off:" + turn.session.reminder.removeprefix("due:"))
     return Result(turn.session, tuple(m for r in replies for m in fit(r)), tuple(turn.events), remind_at)
 
 
@@ -775,7 +787,7 @@ class _Turn:
         """ "không nhắc nữa" / "bật nhắc" typed: the choice it means."""
         if self.inbound.kind != "text" or len(self.inbound.text) > 60:
             return None
-        folded = " ".join(fold(self.inbound.text).replace(".", " ").replace("!", " ").split())
+        folded = " ".join(_said_words(self.inbound.text))
         at_reminder = self.session.prompt is not None and self.session.prompt.kind == "reminder"
         if _NUDGE_OFF.match(folded) or (at_reminder and _NUDGE_OFF_AT_REMINDER.match(folded)):
             return "nudge-off"
@@ -795,12 +807,13 @@ class _Turn:
                 picked = inbound.choice_id
         elif inbound.kind == "text":
             text = inbound.text
-            words = re.sub(r"[.,!?;:]", " ", fold(text)).split()
+            words = _said_words(text)
             number = _NUMBER.match(text)
+            by_label = next((c.id for c in offered if fold(c.label) == " ".join(words)), None)
             if number and 1 <= int(number.group(1)) <= len(offered):
                 picked = offered[int(number.group(1)) - 1].id
-            elif any(fold(c.label) == " ".join(words) for c in offered):
-                picked = next(c.id for c in offered if fold(c.label) == " ".join(words))
+            elif by_label is not None:
+                picked = by_label
             elif words and set(words) <= _POLITE_NO and {"khong", "ko", "k", "kh", "thoi"} & set(words):
                 picked = CMD_CANCEL  # "dạ không", "thôi ạ", "không làm nữa": asked to confirm, the place is kept
             elif (
@@ -836,8 +849,9 @@ class _Turn:
         if step_ is None or step_.kind == "end" or run in s.reminded:
             return None
         if s.reminder != f"due:{run}":
+            if s.reminder != f"off:{run}":  # (planned before in this run, then dropped: not a new plan)
+                self.emit("reminder-scheduled", **self.where_in_run())
             self.session = replace(s, reminder=f"due:{run}")
-            self.emit("reminder-scheduled", **self.where_in_run())
         return not_quiet(self.now.timestamp() + cfg.remind_after_seconds, cfg.quiet_hours)
 
     def run_still_there(self) -> bool:

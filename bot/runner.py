@@ -253,7 +253,8 @@ class Runner:
                 stamped = replace(session, last_seen=now.timestamp())
                 return await self._commit(key, msg, stamped, [error], [Reply(texts.INTERNAL_ERROR)], outbox)
             remind = None
-            if outbox:
+            # (a write only when a reminder is planned, or one planned before is to be moved or dropped)
+            if outbox and (result.remind_at is not None or session.reminder.startswith("due:")):
                 run = engine.run_of(result.session) or ""
                 remind = Remind(result.remind_at, msg.channel, self._seal(msg.user_id), run)
             return await self._commit(key, msg, result.session, result.events, list(result.replies), outbox, remind)

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final
 
-from bot.storage import ContentLoad, Instance
+from bot.storage import ContentLoad, Instance, Remind
 
 UPSERT_SESSION: Final = (
     "INSERT INTO sessions (user_key, channel, state, content_version, updated_at) VALUES (?, ?, ?, ?, ?) "
@@ -140,7 +140,7 @@ DELETE_REMINDER_OF_RUN: Final = "DELETE FROM reminders WHERE user_key = ? AND ru
 MOVE_REMINDER_OF_RUN: Final = "UPDATE reminders SET due = ?, owner = '', lease_until = 0 WHERE user_key = ? AND run = ?"
 
 
-def reminder_write(user_key: str, r: Any) -> tuple[str, tuple[Any, ...]]:
+def reminder_write(user_key: str, r: Remind) -> tuple[str, tuple[Any, ...]]:
     """The statement and arguments that apply a turn's Remind plan ``r``."""
     if r.same_run:
         if r.due is None:
