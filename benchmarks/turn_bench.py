@@ -170,7 +170,7 @@ async def turn_rate(db: str, citizens: int, messages: int, question_every: int) 
     store = await open_store(db)
     runner = Runner(ContentHolder(content, ROOT), store, b"bench-secret", clock=lambda: NOW)
 
-    async def send(chat: str, replies: object) -> None:
+    async def send(chat: str, replies: object, progress: object) -> None:
         return None
 
     dispatcher = Dispatcher("telegram", runner, send)

@@ -146,8 +146,12 @@ async def deliver(
 
     An update answered 200 goes into ``acked``; any other answer or a broken connection is
     retried after a pause, as Telegram does; when the server is gone, the citizen stops.
+    At most ``connections`` requests are outstanding (Telegram's ``max_connections``); a latency
+    is timed from when the request got its connection, so it is the server's answer time, not the
+    wait of updates queued at the platform.
     """
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    slots = asyncio.Semaphore(connections)
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as http:
 
@@ -157,11 +161,12 @@ async def deliver(
                 if skip and uid in skip:
                     continue
                 for _ in range(50):
-                    asked = time.perf_counter()
                     try:
-                        response = await http.post(
-                            "/webhook/telegram", json=update_for(uid, 10_000 + c, msg), headers=headers
-                        )
+                        async with slots:
+                            asked = time.perf_counter()
+                            response = await http.post(
+                                "/webhook/telegram", json=update_for(uid, 10_000 + c, msg), headers=headers
+                            )
                     except httpx.HTTPError:
                         return  # the server died: what was not acknowledged is delivered again later
                     if response.status_code == 200:

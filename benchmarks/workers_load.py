@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/workers_load.py --postgres postgresql://… [--citizens 1000] [--messages 10]
         [--connections 100] [--workers 1 2] [--kill-after 3] [--restart-db-after 6 --restart-db "pg_ctl … restart"]
+        [--pause S]
 
 Each run gets a new schema on the server, a fake Telegram Bot API process and a `serve` on loopback.
 1,000 scripted citizens (benchmarks/citizens.py) post 10 updates each, each citizen's next once the
-previous got its 200, over at most ``--connections`` connections at once. Printed per run:
-* accepted updates per second, and the p50/p99 time from posting an update to its 200;
+previous got its 200 (and ``--pause`` seconds more), over at most ``--connections`` connections at once. Printed per run:
+* accepted updates per second, and the p50/p99 time from posting an update to its 200 (counted from when
+  the request got one of the ``--connections``, like Telegram's max_connections: the server's answer time);
 * the time until every reply reached the fake Bot API (the outbox empty);
 * exactly once: every update committed (processed ids = the updates sent), and every citizen's events
   equal to what the pure engine writes reading their messages once each, in order;
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace, workers: int, tag: str) -> bool:
         acked: set[int] = set()
         latencies: list[float] = []
         start = time.perf_counter()
-        asyncio.run(deliver(port, plan, acked, connections=args.connections, latencies=latencies))
+        asyncio.run(deliver(port, plan, acked, connections=args.connections, pause=args.pause, latencies=latencies))
         while len(acked) < total:  # a worker died under some citizens: post what got no 200 again
             if workers == 1 and serve.poll() is not None:
                 serve = start_serve(db, port, api_port, **env)
@@ -181,6 +183,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="seconds a citizen waits after each 200 (a paced load, not a flood)"
+    )
     parser.add_argument("--kill-after", type=float, default=0.0, help="SIGKILL one worker after S seconds")
     parser.add_argument("--restart-db-after", type=float, default=0.0)
     parser.add_argument("--restart-db", default="", help="a shell command that restarts the PostgreSQL server")

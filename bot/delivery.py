@@ -30,7 +30,28 @@ BACKLOG: Final = 3
 # Due reminders are looked for this often (a reminder is due hours after a citizen's last message).
 REMIND_EVERY: Final = 30.0
 
-Send = Callable[[str, Sequence[Reply]], Awaitable[None]]
+
+class Progress:
+    """How far one turn's messages went out. A channel sends the messages from number ``done`` on (counted
+    from 0 in the order it renders them) and awaits ``going(i)`` just before message ``i``'s request, once
+    the platform's rate limits let it go: from then on it counts as sent, so a worker resuming the turn
+    after a crash sends the rest, never this one again."""
+
+    def __init__(self, done: int = 0, mark: Callable[[int], Awaitable[None]] | None = None) -> None:
+        self.done = done
+        self._mark = mark
+
+    async def going(self, index: int) -> None:
+        if self._mark is None or index + 1 <= self.done:
+            return
+        self.done = index + 1
+        try:
+            await self._mark(self.done)
+        except Exception as exc:  # the database away this moment: sent anyway (twice rather than never)
+            logger.warning("a reply's progress could not be recorded (%s)", exc)
+
+
+Send = Callable[[str, Sequence[Reply], Progress], Awaitable[None]]
 
 
 class Dispatcher:
@@ -84,8 +105,8 @@ class Dispatcher:
         commits alive and, every third of a claim's lease, takes over those of a worker that died.
         """
         pending = await self.runner.pending(self.channel)
-        for outbox_id, chat, replies in pending:
-            self.submit(Delivery(replies, outbox_id, chat))
+        for delivery in pending:
+            self.submit(delivery)
         if pending:
             logger.warning("%s: %d undelivered replies are being resent", self.channel, len(pending))
         lease = self.runner.store.outbox_lease_seconds
@@ -165,11 +186,16 @@ class Dispatcher:
             logger.warning("%s: a reminder left from before a restart would arrive at night; not sent", self.channel)
             await self.runner.delivered(delivery)
             return
+        progress = Progress(delivery.sent)
+        if delivery.outbox_id:
+            outbox_id, store = delivery.outbox_id, self.runner.store
+            progress = Progress(delivery.sent, lambda upto: store.outbox_sending(outbox_id, upto))
         try:
-            await self._send(chat, delivery.replies)
+            await self._send(chat, delivery.replies, progress)
             self.sent += 1
         except asyncio.CancelledError:
-            queue.appendleft(delivery)  # still in the outbox: sent at the next start
+            # still in the outbox: the rest is sent at the next start
+            queue.appendleft(Delivery(delivery.replies, delivery.outbox_id, delivery.chat, progress.done))
             raise
         except Exception:
             # The channel's send already retried what can be retried; resending this

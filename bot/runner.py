@@ -37,11 +37,13 @@ SEALED_CACHE: Final = 10_000
 
 @dataclass(frozen=True)
 class Delivery:
-    """Replies to send to ``chat``; ``outbox_id`` (non-zero) is their row in the outbox until delivered."""
+    """Replies to send to ``chat``; ``outbox_id`` (non-zero) is their row in the outbox until delivered;
+    ``sent``: how many of the turn's messages went out before (a worker that stopped mid-turn)."""
 
     replies: list[Reply]
     outbox_id: int = 0
     chat: str = ""
+    sent: int = 0
 
 
 def replies_from(dicts: Sequence[Mapping[str, Any]]) -> list[Reply]:
@@ -158,15 +160,15 @@ class Runner:
         )
         return await self._commit(key, msg, None, [event], [Reply(texts.RATE_LIMITED)], outbox=True)
 
-    async def pending(self, channel: str) -> list[tuple[int, str, list[Reply]]]:
-        """Outbox rows of a channel as (row id, chat id, replies); rows that cannot be read are dropped."""
+    async def pending(self, channel: str) -> list[Delivery]:
+        """Outbox rows of a channel to send again; rows that cannot be read are dropped."""
         out = []
         for outbox_id, outgoing in await self.store.outbox_pending(channel):
             chat = unseal(self.secret, outgoing.chat)
             if chat is None:  # another secret (BOT_HASH_SECRET changed): cannot be delivered
                 await self.store.outbox_done(outbox_id)
                 continue
-            out.append((outbox_id, chat, replies_from(outgoing.replies)))
+            out.append(Delivery(replies_from(outgoing.replies), outbox_id, chat, outgoing.sent))
         return out
 
     async def delivered(self, delivery: Delivery) -> None:

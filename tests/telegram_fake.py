@@ -36,6 +36,7 @@ class FakeBotApi:
         self.updates: list[dict[str, Any]] = []
         self.invalid_token = False
         self.delivered: list[dict[str, Any]] = []  # sendMessage calls Telegram accepted
+        self.hold_sends = 0  # the next N sendMessage calls reach "Telegram" and never get an answer
 
     def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.calls.append((method, params))
@@ -91,6 +92,10 @@ class FakeBotApi:
                 if value[:1] in "{[":
                     params[key] = json.loads(value)
             method = req.url.path.rsplit("/", 1)[-1]
+            if method == "sendMessage" and self.hold_sends:
+                self.hold_sends -= 1
+                self.calls.append((method, params))
+                await asyncio.Event().wait()  # until the sender is cancelled (its process stops)
             status, body = self.handle(method, params)
             if method == "getUpdates" and not body.get("result"):
                 await asyncio.sleep(0.02)  # a long poll that found nothing

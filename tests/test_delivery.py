@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.content import ContentHolder, load
-from bot.delivery import Dispatcher
+from bot.delivery import Dispatcher, Progress
 from bot.engine import Reply
 from bot.runner import Delivery, Incoming, Runner
 from bot.storage.sqlite import SqliteStore
@@ -35,7 +35,7 @@ async def test_one_chats_turns_go_out_in_commit_order_and_chats_do_not_wait_for_
     sent: list[tuple[str, str]] = []
     gate = asyncio.Event()
 
-    async def send(chat: str, replies: Sequence[Reply]) -> None:
+    async def send(chat: str, replies: Sequence[Reply], progress: Progress) -> None:
         if chat == "slow":
             await gate.wait()
         for reply in replies:
@@ -57,7 +57,7 @@ async def test_a_backlog_keeps_the_newest_turns_and_records_the_superseded_ones(
     gate = asyncio.Event()
     sent: list[str] = []
 
-    async def send(chat: str, replies: Sequence[Reply]) -> None:
+    async def send(chat: str, replies: Sequence[Reply], progress: Progress) -> None:
         await gate.wait()
         sent.extend(r.text for r in replies)
 
@@ -80,7 +80,7 @@ async def test_a_reply_that_cannot_be_sent_is_logged_and_the_chat_goes_on(
 ) -> None:
     sent: list[str] = []
 
-    async def send(chat: str, replies: Sequence[Reply]) -> None:
+    async def send(chat: str, replies: Sequence[Reply], progress: Progress) -> None:
         if replies[0].text == "boom":
             raise RuntimeError("platform answered nonsense")
         sent.extend(r.text for r in replies)
@@ -97,7 +97,7 @@ async def test_recovery_queues_the_outbox_at_once_and_sends_it_in_the_background
     gate = asyncio.Event()
     sent: list[str] = []
 
-    async def send(chat: str, replies: Sequence[Reply]) -> None:
+    async def send(chat: str, replies: Sequence[Reply], progress: Progress) -> None:
         await gate.wait()
         sent.append(chat)
 
@@ -113,7 +113,7 @@ async def test_recovery_queues_the_outbox_at_once_and_sends_it_in_the_background
 
 
 async def test_a_shutdown_leaves_what_was_not_sent_in_the_outbox_for_the_next_start(runner: Runner) -> None:
-    async def stuck(chat: str, replies: Sequence[Reply]) -> None:
+    async def stuck(chat: str, replies: Sequence[Reply], progress: Progress) -> None:
         await asyncio.Event().wait()
 
     dispatcher = Dispatcher("telegram", runner, stuck)

@@ -133,8 +133,8 @@ async def test_the_outbox_never_holds_a_readable_chat_id(tmp_path: Path) -> None
     runner = Runner(ContentHolder(load(GOOD), GOOD), store, b"s3cret", clock=lambda: NOW)
     delivery = await runner.handle_for_delivery(Incoming("telegram", "987654321", kind="start"))
     assert delivery is not None and delivery.outbox_id
-    [(_, chat, replies)] = await runner.pending("telegram")
-    assert chat == "987654321" and replies == delivery.replies
+    [pending] = await runner.pending("telegram")
+    assert pending.chat == "987654321" and pending.replies == delivery.replies
     await store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("bot.db"))
     assert b"987654321" not in raw
@@ -191,9 +191,9 @@ async def test_turns_committed_together_keep_their_own_results(tmp_path: Path) -
     batches: list[int] = []
     real = store._write_batch
 
-    def counting(writes: list, done: list) -> list:  # type: ignore[type-arg]
+    def counting(writes: list, done: list, progress: dict) -> list:  # type: ignore[type-arg]
         batches.append(len(writes))
-        return real(writes, done)
+        return real(writes, done, progress)
 
     store._write_batch = counting  # type: ignore[method-assign]
     session = Session(position=Position("p", "s"), last_seen=1.0)
@@ -302,22 +302,26 @@ async def test_delivery_marks_survive_a_commit_that_fails(tmp_path: Path) -> Non
 
     store = await SqliteStore.open(tmp_path / "bot.db")
     row = await store.commit_turn("u1", "test", None, [], ("test", "1"), Outgoing("test", "sealed", ({"text": "x"},)))
+    two = Outgoing("test", "sealed", ({"text": "a"}, {"text": "b"}))
+    going = await store.commit_turn("u3", "test", None, [], ("test", "3"), two)
     await store.outbox_done(int(row))
+    await store.outbox_sending(int(going), 1)
     await store.conn.execute(
         "CREATE TRIGGER no_bad BEFORE INSERT ON processed_updates WHEN NEW.event_id = 'bad' "
         "BEGIN SELECT RAISE(FAIL, 'disk trouble'); END"
     )
     real = store._write_batch
 
-    def failing(writes: list, done: list) -> list:  # type: ignore[type-arg]
+    def failing(writes: list, done: list, progress: dict) -> list:  # type: ignore[type-arg]
         if writes:
             raise sqlite3.OperationalError("database is locked")  # the whole transaction fails
-        return real(writes, done)
+        return real(writes, done, progress)
 
     store._write_batch = failing  # type: ignore[method-assign]
     with pytest.raises(sqlite3.OperationalError):
         await store.commit_turn("u2", "test", None, [], ("test", "2"))  # would have carried the mark
     store._write_batch = real  # type: ignore[method-assign]
     await store.flush()
-    assert await store.outbox_pending("test") == []  # the mark was written later, not lost
+    [(left, rest)] = await store.outbox_pending("test")  # the marks were written later, not lost
+    assert left == going and rest.sent == 1
     await store.close()

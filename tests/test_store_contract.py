@@ -289,8 +289,10 @@ async def test_the_runner_on_this_backend_dedupes_and_never_stores_the_raw_chat_
         events = await store.events()
         assert [e["type"] for e in events].count("flow-started") == 1
         assert all("987654321" not in repr(e) for e in events)
-        [(_, chat, replies)] = await runner.pending("telegram")
-        assert chat == "987654321" and replies == first.replies, "the outbox gives the chat back, sealed at rest"
+        [pending] = await runner.pending("telegram")
+        assert pending.chat == "987654321" and pending.replies == first.replies, (
+            "the outbox gives the chat back, sealed at rest"
+        )
         session = await store.load_session(runner.key("telegram", "987654321"))
         assert session is not None and session.position is not None
     finally:
@@ -492,7 +494,7 @@ async def test_a_worker_sends_the_replies_another_committed_and_died_before_send
         runner_b = Runner(ContentHolder(content, GOOD), b, b"secret", clock=lambda: NOW)
         sent: list[tuple[str, str]] = []
 
-        async def send(chat: str, replies: object) -> None:
+        async def send(chat: str, replies: object, progress: object) -> None:
             assert isinstance(replies, list)
             sent.append((chat, replies[0].text))
 
@@ -718,7 +720,7 @@ async def test_one_citizens_replies_from_two_workers_arrive_in_turn_order_and_ne
         runners = [Runner(ContentHolder(content, GOOD), s, b"secret", clock=lambda: NOW) for s in (a, b)]
 
         def sender(worker: str, pause: float) -> Any:
-            async def send(chat: str, replies: Any) -> None:
+            async def send(chat: str, replies: Any, progress: Any) -> None:
                 await asyncio.sleep(pause)
                 sent.extend((worker, r.text) for r in replies)
 
@@ -755,16 +757,66 @@ async def test_a_reply_left_by_a_dead_worker_is_not_sent_after_a_newer_one_reach
         first = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
         second = await b.commit_turn("k", "telegram", None, [], ("telegram", "2"), out)
         assert await a.start_delivery(first) == (True, 0)  # ...and worker a dies mid-send
-        assert await asyncio.wait_for(b.start_delivery(second), 5) == (True, 0), "waits for a, then gives up on it"
+        assert await asyncio.wait_for(b.start_delivery(second), 5) == (True, 1), "waits for a, then supersedes it"
         await b.outbox_done(second)
         await asyncio.sleep(0.4)
-        [(taken, _)] = await c.outbox_pending("telegram")
-        assert taken == first
-        assert await c.start_delivery(first) == (False, 1), "older than what the citizen already has: dropped"
-        assert await c.outbox_pending("telegram") == []
+        assert await c.outbox_pending("telegram") == [], "what a had on its way counts as sent; the rest is replaced"
     finally:
         for store in (a, b, c):
             await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_an_older_reply_taken_over_never_starts_once_a_newer_one_is_on_its_way(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(PostgreSQL only.) Worker A dies sending turn 1; worker B starts turn 2 and waits for A; worker C takes
+    turn 1 over when A's claim runs out. C must not send it: B's newer reply is already on its way, and two
+    workers sending one citizen's turns at once would mix their messages."""
+    from bot.storage import postgres
+
+    monkeypatch.setattr(postgres, "SENDING_POLL_SECONDS", 1.5)  # b looks again only after c took turn 1 over
+    a, b, c = [await open_store(db_url) for _ in range(3)]
+    try:
+        a.outbox_lease_seconds = 0.3  # (b lives: its claim lasts)
+        out = Outgoing("telegram", "sealed", ({"text": "x"},))
+        first = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
+        second = await b.commit_turn("k", "telegram", None, [], ("telegram", "2"), out)
+        assert await a.start_delivery(first) == (True, 0)  # ...and worker a dies mid-send
+        waiting = asyncio.ensure_future(b.start_delivery(second))
+        await asyncio.sleep(0.5)
+        [(taken, _)] = await c.outbox_pending("telegram")
+        assert taken == first
+        assert await c.start_delivery(first) == (False, 1), "a newer reply is on its way: this one is superseded"
+        assert await asyncio.wait_for(waiting, 5) == (True, 0)
+        assert [i for i, _ in await c.outbox_pending("telegram", max_age_seconds=86400)] == []
+    finally:
+        for store in (a, b, c):
+            await store.close()
+
+
+async def test_a_turn_taken_over_resumes_after_the_messages_already_on_their_way(db_url: str) -> None:
+    """A worker records each message of a turn just before it goes out; whoever sends the turn again after a
+    crash (another worker, or the restarted process) is told how many to skip."""
+    a = await open_store(db_url)
+    try:
+        a.outbox_lease_seconds = min(a.outbox_lease_seconds, 0.3)
+        out = Outgoing("telegram", "sealed", ({"text": "1"}, {"text": "2"}, {"text": "3"}))
+        row = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
+        assert (await a.start_delivery(row))[0]
+        await a.outbox_sending(row, 1)
+        await a.outbox_sending(row, 2)
+        await a.outbox_sending(row, 1)  # (a retry of an earlier message never moves it back)
+        await a.flush()
+    finally:
+        await a.close()  # ...as if it died here: the row was never marked delivered
+    await asyncio.sleep(0.4)
+    b = await open_store(db_url)
+    try:
+        [(taken, left)] = await b.outbox_pending("telegram")
+        assert taken == row and left.sent == 2 and left.replies == out.replies
+    finally:
+        await b.close()
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)

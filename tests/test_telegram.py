@@ -341,6 +341,42 @@ async def test_replies_committed_before_a_crash_are_sent_at_the_next_start(tmp_p
     await store.close()
 
 
+async def test_a_turn_cut_off_mid_send_is_resumed_after_the_message_on_its_way_never_from_its_start(
+    tmp_path: Path,
+) -> None:
+    """The process stops while Telegram holds the first of a turn's two messages (the request reached it, so
+    the citizen has it); at the next start only the second message is sent."""
+    db = tmp_path / "bot.db"
+    store = await SqliteStore.open(db)
+    api = FakeBotApi()
+    api.hold_sends = 1
+    ptb = tg.build_bot(TOKEN, request=api.request())
+    channel = tg.TelegramChannel(Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW), ptb)
+    async with ptb:
+        await channel.accept(text_update(31, "/start dang-ky-tam-tru"))
+        for _ in range(200):
+            if "sendMessage" in api.methods():
+                break
+            await asyncio.sleep(0.01)
+        await channel.close(seconds=0.1)  # stopping: the held request is cut off
+    await store.close()
+    assert [p["text"] for m, p in api.calls if m == "sendMessage"] == ["Bắt đầu thủ tục “Đăng ký tạm trú”."]
+
+    store = await SqliteStore.open(db)
+    api = FakeBotApi()
+    ptb = tg.build_bot(TOKEN, request=api.request())
+    channel = tg.TelegramChannel(Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW), ptb)
+    try:
+        async with ptb:
+            assert await channel.recover() == 1
+            await settle(channel)
+        assert await store.outbox_pending("telegram") == []
+    finally:
+        await store.close()
+    assert len(api.sent()) == 1 and "làm trực tuyến được" in api.sent()[0]["text"], api.sent_texts()
+    assert buttons(api.sent()[0])[0] == ("Tiếp tục", "next")
+
+
 async def test_a_delivered_turn_leaves_nothing_in_the_outbox(bot: Bot, store: SqliteStore) -> None:
     await bot.say("/start dang-ky-tam-tru")
     await bot.tap("next")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import os
@@ -31,7 +32,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.request import BaseRequest
 
 from bot.channels.common import Malformed, clean, is_int, split, stop_on_signals
-from bot.delivery import Dispatcher
+from bot.delivery import Dispatcher, Progress
 from bot.engine import Reply
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
@@ -244,14 +245,23 @@ class Sender:
             if until <= now:
                 del self._blocked_until[chat]
 
-    async def send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> bool:
+    async def send(
+        self,
+        chat_id: int,
+        text: str,
+        markup: InlineKeyboardMarkup | None,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
         """True when Telegram accepted the message. One chat's messages are sent by one caller at a time
-        (the dispatcher's worker for that chat), so they keep their order."""
+        (the dispatcher's worker for that chat), so they keep their order. ``before`` is awaited once the
+        rate limits let the message go, just before its request (to record it as on its way)."""
         if len(self._tokens) > MAX_TRACKED_CHATS:
             self._prune()
         for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
             await self._chat_slot(chat_id)
             await self._overall_slot()
+            if before is not None:
+                await before()
             try:
                 await self._send(chat_id=chat_id, text=text, reply_markup=markup)
                 return True
@@ -309,12 +319,13 @@ class TelegramChannel:
         self._answers.add(task)
         task.add_done_callback(self._answers.discard)
 
-    async def deliver(self, chat: str, replies: Sequence[Reply]) -> None:
-        """One turn's messages, in order (the dispatcher sends one turn per chat at a time)."""
-        chat_id = int(chat)
-        for reply in replies:
-            for text, markup in render(reply):
-                await self.sender.send(chat_id, text, markup)
+    async def deliver(self, chat: str, replies: Sequence[Reply], progress: Progress | None = None) -> None:
+        """One turn's messages, in order, from where ``progress`` says it stopped (the dispatcher sends one
+        turn per chat at a time)."""
+        chat_id, progress = int(chat), progress or Progress()
+        for index, (text, markup) in enumerate(m for reply in replies for m in render(reply)):
+            if index >= progress.done:
+                await self.sender.send(chat_id, text, markup, before=functools.partial(progress.going, index))
 
     async def recover(self) -> int:
         """Queue replies committed before a crash but never sent; they go out in the background."""

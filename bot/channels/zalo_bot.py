@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import httpx
 
 from bot.channels.common import Malformed, clean, digest_id, split, stop_on_signals
-from bot.delivery import Dispatcher
+from bot.delivery import Dispatcher, Progress
 from bot.engine import Reply
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
@@ -211,14 +212,17 @@ class ZaloBotChannel:
         """Queue replies committed before a crash but never sent; they go out in the background."""
         return await self.dispatcher.recover()
 
-    async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> None:
-        for reply in replies:
-            for text in render(reply):
-                await self._send(chat_id, text)
+    async def deliver(self, chat_id: str, replies: Sequence[Reply], progress: Progress | None = None) -> None:
+        """One turn's messages, in order, from where ``progress`` says it stopped."""
+        progress = progress or Progress()
+        for index, text in enumerate(text for reply in replies for text in render(reply)):
+            if index >= progress.done:
+                await self._send(chat_id, text, functools.partial(progress.going, index))
 
-    async def _send(self, chat_id: str, text: str) -> None:
+    async def _send(self, chat_id: str, text: str, before: Callable[[], Awaitable[None]]) -> None:
         for attempt in range(1, 7):
             try:
+                await before()
                 await self.client.send_message(chat_id, text)
                 return
             except ZaloError as exc:

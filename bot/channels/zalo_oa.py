@@ -15,18 +15,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
 import httpx
 
 from bot.channels.common import Malformed, clean, digest_id, split
-from bot.delivery import Dispatcher
+from bot.delivery import Dispatcher, Progress
 from bot.engine import Reply, is_reminder
 from bot.errors import BotError
 from bot.limits import MAX_BODY_BYTES, InputError, parse_json
@@ -265,16 +266,25 @@ class ZaloOAClient:
             logger.info("zalo oa tokens rotated")
             return fresh
 
-    async def send(self, user_id: str, message: Mapping[str, Any], reply_to: str = "") -> None:
+    async def send(
+        self,
+        user_id: str,
+        message: Mapping[str, Any],
+        reply_to: str = "",
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Send one message; refresh once on -216, back off on -32/429; raise ZaloOAError otherwise.
 
         ``reply_to`` is the citizen's last message id: the OA support centre counts a message sent with
         only the user id as a paid "proactive" one, a reply referring to their message as a free one
-        (the field's place in ``recipient`` follows that article and open-source clients [unverified])."""
+        (the field's place in ``recipient`` follows that article and open-source clients [unverified]).
+        ``before`` is awaited just before each request (to record the message as on its way)."""
         recipient = {"user_id": user_id, "message_id": reply_to} if reply_to else {"user_id": user_id}
         tokens = await self.tokens()
         refreshed = False
         for attempt in range(1, 7):
+            if before is not None:
+                await before()
             try:
                 response = await self._http.post(
                     f"{self.api}/v3.0/oa/message/cs",
@@ -359,8 +369,10 @@ class ZaloOAChannel:
     async def close(self, seconds: float = DRAIN_SECONDS) -> None:
         await self.dispatcher.drain(seconds)
 
-    async def deliver(self, user_id: str, replies: Sequence[Reply]) -> None:
-        """Send one turn's messages inside the citizen's free-reply window, counting each in the database."""
+    async def deliver(self, user_id: str, replies: Sequence[Reply], progress: Progress | None = None) -> None:
+        """Send one turn's messages inside the citizen's free-reply window, counting each in the database,
+        from where ``progress`` says it stopped."""
+        progress = progress or Progress()
         store = self.runner.store
         key = self.runner.key(CHANNEL, user_id)
         opened = self._opened.pop(user_id, None)
@@ -372,15 +384,17 @@ class ZaloOAChannel:
         if is_reminder(replies):
             window = await store.oa_window(key)
             reply_to = window.last_msg_id if window is not None else ""
-        for reply in replies:
-            for message in messages(reply):
+        for index, message in enumerate(message for reply in replies for message in messages(reply)):
+            if index >= progress.done:
                 window = await store.oa_window(key) or OAWindow(self.clock())
                 if self.clock() - window.last_user_at > WINDOW_SECONDS or window.sent_since >= WINDOW_REPLIES:
                     logger.warning("zalo oa: free-reply window closed; a reply was not sent")
                     await store.miss_oa_reply(key)
                     return
                 try:
-                    await self.client.send(user_id, message, reply_to=reply_to)
+                    await self.client.send(
+                        user_id, message, reply_to=reply_to, before=functools.partial(progress.going, index)
+                    )
                 except ZaloOAError as exc:
                     if exc.code in WINDOW_CLOSED:
                         logger.warning("zalo oa: reply refused (%d), window or quota exhausted", exc.code)

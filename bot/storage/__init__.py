@@ -50,11 +50,13 @@ class Instance:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A turn's replies waiting for delivery: channel, the channel's chat id, replies as dicts."""
+    """A turn's replies waiting for delivery: channel, the channel's chat id, replies as dicts, and how many
+    of the turn's messages already went out (or were on their way when a worker stopped)."""
 
     channel: str
     chat: str
     replies: tuple[Mapping[str, Any], ...]
+    sent: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,13 @@ class Store(Protocol):
         """Just before sending the row ``outbox_id``: (whether to send it, how many older rows of the same
         citizen it superseded). With several workers, a row another worker sent or a newer reply superseded
         is not sent, and older replies of the citizen are out first; one process always sends, in order."""
+
+    async def outbox_sending(self, outbox_id: int, upto: int) -> None:
+        """Just before a turn's message number ``upto`` (counted from 1) goes to the platform: it and those
+        before it are never sent again, by any worker resuming the turn after a crash. (A message whose
+        request was on its way when its worker died is taken as sent: a platform cannot say whether it got
+        it, and a request on its way almost always arrives.) With one process it may be written a moment
+        later, like ``outbox_done``."""
 
     async def outbox_done(self, outbox_id: int) -> None:
         """Mark a row delivered (may be written a moment later, with the next turn)."""

@@ -47,7 +47,7 @@ TABLES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ),
     ("oa_tokens", ("id", "access_token", "refresh_token", "expires_at", "updated_at", "origin")),
     ("oa_windows", ("user_key", "last_user_at", "sent_since", "missed", "last_msg_id")),
-    ("outbox", ("id", "channel", "chat", "replies", "created_at")),
+    ("outbox", ("id", "channel", "chat", "replies", "created_at", "sent")),
     ("reminders", ("user_key", "channel", "chat", "run", "due")),
 )
 WITH_IDS: Final = ("events", "content_loads", "outbox")

@@ -169,6 +169,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX reminders_due ON reminders (channel, due);
     ALTER TABLE oa_windows ADD COLUMN last_msg_id TEXT NOT NULL DEFAULT '';
     """,
+    # 7: how many of a turn's messages went out (or were on their way): a worker resuming the turn of one
+    # that died sends the rest of it, never its beginning again.
+    """
+    ALTER TABLE outbox ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 # pg_advisory_xact_lock key held while migrating ("dvcbot" in ASCII, as a number).
@@ -513,10 +518,12 @@ class PostgresStore:
         rows = await self._rows(
             "UPDATE outbox SET owner = ?, lease_until = ?, sending = FALSE WHERE id IN ("
             "SELECT id FROM outbox WHERE channel = ? AND lease_until < ? ORDER BY id LIMIT 1000 "
-            "FOR UPDATE SKIP LOCKED) RETURNING id, channel, chat, replies",
+            "FOR UPDATE SKIP LOCKED) RETURNING id, channel, chat, replies, sent",
             (self.worker, now + self.outbox_lease_seconds, channel, now),
         )
-        return sorted((int(r[0]), Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows)
+        return sorted(
+            ((int(r[0]), Outgoing(r[1], r[2], tuple(json.loads(r[3])), int(r[4]))) for r in rows), key=lambda r: r[0]
+        )
 
     async def reminders_due(self, channel: str, now: float, limit: int = 100) -> list[DueReminder]:
         """Due reminders no live worker holds, claimed for this one (FOR UPDATE SKIP LOCKED: two workers
@@ -542,17 +549,21 @@ class PostgresStore:
     async def start_delivery(self, outbox_id: int) -> tuple[bool, int]:
         """Before a worker sends the row ``outbox_id``: (whether to send it, how many older rows of the same
         citizen it supersedes). The row is marked as being sent, unless another worker already sent it (then:
-        do not send). An older row of that citizen being sent by a live worker is waited for; older rows not
-        being sent are superseded (deleted: this newer reply replaces them, as one process does under a
-        backlog), and so is this row when a newer reply already reached the citizen. So the citizen's
-        messages arrive in the order of the turns, the newest always among them."""
+        do not send). It is superseded instead (deleted: a newer reply replaces it, as one process does under
+        a backlog) when a newer reply of the citizen already reached them or is being sent. Older rows not
+        being sent are superseded; an older row being sent by a live worker is waited for, and one whose
+        worker died mid-send (its claim ran out) is superseded: the messages it had on their way count as
+        sent, the rest are replaced by this reply. So the citizen's messages arrive in the order of the
+        turns, never twice, the newest always among them."""
         late = await self._rows(
-            "DELETE FROM outbox o WHERE id = ? AND id < (SELECT upto FROM delivered d WHERE d.user_key = o.user_key) "
-            "RETURNING id",
+            "DELETE FROM outbox o WHERE id = ? AND ("
+            "id < (SELECT upto FROM delivered d WHERE d.user_key = o.user_key) OR (NOT sending AND user_key <> '' "
+            "AND EXISTS (SELECT 1 FROM outbox n WHERE n.user_key = o.user_key AND n.id > o.id AND n.sending))"
+            ") RETURNING id",
             (outbox_id,),
         )
         if late:
-            return False, 1  # a newer reply reached the citizen already: this one would arrive out of order
+            return False, 1  # a newer reply reached the citizen or is on its way: this one would arrive out of order
         rows = await self._rows(
             "WITH mine AS (UPDATE outbox SET sending = TRUE WHERE id = ? AND NOT sending RETURNING user_key), "
             "older AS (DELETE FROM outbox WHERE user_key = (SELECT user_key FROM mine) AND user_key <> '' "
@@ -568,14 +579,22 @@ class PostgresStore:
         while key:
             # Only rows being sent: waiting for rows merely queued by other workers can deadlock (queues hold
             # rows taken over from a dead worker behind newer ones), so those are superseded instead.
-            busy = await self._rows(
-                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND sending AND lease_until >= ? LIMIT 1",
+            dead = await self._rows(
+                "DELETE FROM outbox WHERE user_key = ? AND id < ? AND sending AND lease_until < ? RETURNING id",
                 (key, outbox_id, time.time()),
+            )
+            superseded += len(dead)
+            busy = await self._rows(
+                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND sending LIMIT 1", (key, outbox_id)
             )
             if not busy:
                 break
             await asyncio.sleep(SENDING_POLL_SECONDS)
         return True, superseded
+
+    async def outbox_sending(self, outbox_id: int, upto: int) -> None:
+        """Committed before the message goes to the platform (see ``Store.outbox_sending``)."""
+        await self._write(sql.OUTBOX_SENT, (upto, upto, outbox_id))
 
     async def outbox_done(self, outbox_id: int) -> None:
         """Delivered (or given up): the row goes, and the citizen's newest delivered reply moves up to it."""

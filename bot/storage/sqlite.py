@@ -136,6 +136,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX reminders_due ON reminders (channel, due);
     ALTER TABLE oa_windows ADD COLUMN last_msg_id TEXT NOT NULL DEFAULT '';
     """,
+    # 8: how many of a turn's messages went out (or were on their way): after a crash, the rest of the
+    # turn is sent, never its beginning again.
+    """
+    ALTER TABLE outbox ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -192,6 +197,7 @@ class SqliteStore:
         self._run: Callable[..., Awaitable[Any]] = conn._execute
         self._writes: list[tuple[_TurnWrite, asyncio.Future[bool | int]]] = []
         self._done: list[int] = []
+        self._progress: dict[int, int] = {}  # outbox row -> messages of its turn sent or on their way
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._sessions: OrderedDict[str, tuple[float, Session]] = OrderedDict()
@@ -353,7 +359,7 @@ class SqliteStore:
             self._flusher = asyncio.ensure_future(self._flush_loop())
 
     async def _flush_loop(self) -> None:
-        while self._writes or self._done:
+        while self._writes or self._done or self._progress:
             if not self._writes:
                 # Only delivery marks: give a turn the chance to carry them in its own transaction.
                 self._wake.clear()
@@ -362,14 +368,17 @@ class SqliteStore:
                 timer.cancel()
             batch, self._writes = self._writes, []
             done, self._done = self._done, []
+            progress, self._progress = self._progress, {}
             try:
                 async with self._tx:
-                    results = await self._run(self._write_batch, [w for w, _ in batch], done)
+                    results = await self._run(self._write_batch, [w for w, _ in batch], done, progress)
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("store closed"))
                 self._done[:0] = done  # not written: they go with the next transaction
+                for row, upto in progress.items():
+                    self._progress[row] = max(upto, self._progress.get(row, 0))
                 if not isinstance(exc, Exception):
                     raise
                 if not batch:
@@ -384,7 +393,9 @@ class SqliteStore:
                 else:
                     future.set_result(result)
 
-    def _write_batch(self, writes: list[_TurnWrite], done: list[int]) -> list[bool | int | BaseException]:
+    def _write_batch(
+        self, writes: list[_TurnWrite], done: list[int], progress: dict[int, int]
+    ) -> list[bool | int | BaseException]:
         """One transaction for a batch of turns (on aiosqlite's thread).
 
         A batch with no turn only marks replies delivered: losing that on a power cut means a
@@ -401,6 +412,8 @@ class SqliteStore:
             try:
                 for w in writes:
                     results.append(self._write_one(conn, w))
+                if progress:
+                    conn.executemany(sql.OUTBOX_SENT, [(upto, upto, row) for row, upto in progress.items()])
                 if done:
                     conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
                 conn.execute("COMMIT")
@@ -535,7 +548,7 @@ class SqliteStore:
         await self._write(sql.DELETE_STALE_OUTBOX, (time.time() - max_age_seconds,))
         async with self.conn.execute(sql.SELECT_OUTBOX, (channel,)) as cur:
             rows = await cur.fetchall()
-        return [(r[0], Outgoing(r[1], r[2], tuple(json.loads(r[3])))) for r in rows]
+        return [(r[0], Outgoing(r[1], r[2], tuple(json.loads(r[3])), int(r[4]))) for r in rows]
 
     async def reminders_due(self, channel: str, now: float, limit: int = 100) -> list[DueReminder]:
         """One process owns a SQLite file: due reminders are simply read (each is dropped or moved by the
@@ -554,6 +567,12 @@ class SqliteStore:
 
     async def renew_outbox_claims(self, ids: Collection[int]) -> None:
         """One process owns a SQLite file: no other worker could take its replies over."""
+
+    async def outbox_sending(self, outbox_id: int, upto: int) -> None:
+        """The first ``upto`` messages of a row's turn are out or on their way; written with the delivery marks
+        (a crash within that moment sends the message again, as for a delivered row not yet marked)."""
+        self._progress[outbox_id] = max(upto, self._progress.get(outbox_id, 0))
+        self._kick(wake=False)
 
     async def outbox_done(self, outbox_id: int) -> None:
         """Mark a row delivered; written with the next turn's commit (or on its own shortly after)."""
