@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from bot import engine  # noqa: E402
 from bot.engine import Content, EngineConfig, Inbound, Session  # noqa: E402
 from bot.runner import Incoming  # noqa: E402
+from bot.settings import nudge_settings, resume_after_seconds  # noqa: E402
 
 QUESTIONS = (
     "dk tam tru cho nguoi thue tro",
@@ -80,10 +81,16 @@ def script(content: Content, citizen: int, length: int, now: datetime, question_
     return out
 
 
+def served_config() -> EngineConfig:
+    """The engine's settings in a `serve` started with this environment (reminders on by default)."""
+    after, quiet = nudge_settings()
+    return EngineConfig(resume_after_seconds=resume_after_seconds(), remind_after_seconds=after, quiet_hours=quiet)
+
+
 def replay(content: Content, messages: list[Message], now: datetime) -> Iterator[str]:
-    """The event types the engine writes for these messages, in order."""
-    session = Session()
+    """The event types a served engine writes for these messages, in order."""
+    session, config = Session(), served_config()
     for msg in messages:
-        result = engine.step(content, session, msg.inbound("k"), now, EngineConfig())
+        result = engine.step(content, session, msg.inbound("k"), now, config)
         session = result.session
         yield from (e.type for e in result.events)
