@@ -680,12 +680,16 @@ async def test_status_lists_workers_on_other_machines_by_their_heartbeat_with_th
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_connections_dropped_by_a_database_restart_are_replaced_without_failing_the_next_work(
-    db_url: str,
+    db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """(PostgreSQL only.) A restart drops every connection the pool holds idle; the next turn and the next
-    bookkeeping write still succeed, at once, instead of failing or waiting out the pool's back-off."""
+    bookkeeping write still succeed, at once, instead of failing or waiting out the pool's back-off; and the
+    log gets one line about it from the pool, not one per dropped connection."""
+    import logging
+
     import psycopg
 
+    caplog.set_level(logging.INFO)
     store = await open_store(db_url)
     try:
         await asyncio.gather(*(store.instances() for _ in range(20)))  # several idle connections
@@ -700,18 +704,21 @@ async def test_connections_dropped_by_a_database_restart_are_replaced_without_fa
         assert await store.commit_turn("k", "t", Session(last_seen=1.0), [sample_event()], ("t", "1"))
         assert await store.instances() == []
         assert time.monotonic() - started < 3
+        await asyncio.gather(*(store.instances() for _ in range(20)))
+        pool_lines = [r for r in caplog.records if r.name.startswith("psycopg")]
+        assert len(pool_lines) <= 1, [r.getMessage() for r in pool_lines]
     finally:
         await store.close()
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-async def test_one_citizens_replies_from_two_workers_arrive_in_turn_order_and_newer_ones_replace_waiting_ones(
+async def test_one_citizens_replies_from_two_workers_arrive_in_turn_order_each_once(
     db_url: str, content: Content
 ) -> None:
     """(PostgreSQL only.) Worker A is still sending turn 1's reply (Telegram allows about one message a
-    second per chat) when the citizen's turns 2 (on A, queued) and 3 (on B) are committed: B waits until
-    A has sent turn 1; turn 2's reply, still waiting, is replaced by turn 3's (as one process does under a
-    backlog): nothing arrives twice or out of order, and the newest reply is last."""
+    second per chat) when the citizen's turns 2 (on A, queued) and 3 (on B) are committed: B lets A send
+    turns 1 and 2 first, as one process would: nothing arrives twice or out of order, nothing is left out,
+    and the newest reply is last."""
     from bot.delivery import Dispatcher
 
     a, b = await open_store(db_url), await open_store(db_url)
@@ -736,9 +743,9 @@ async def test_one_citizens_replies_from_two_workers_arrive_in_turn_order_and_ne
         await asyncio.sleep(0.1)
         fast.submit(third)
         await asyncio.wait_for(asyncio.gather(slow.idle(), fast.idle()), 10)
-        expected = [("a", r.text) for r in first.replies] + [("b", r.text) for r in third.replies]
-        assert sent == expected, "turn 1, then turn 3; turn 2's reply was replaced, not sent late"
-        assert fast.superseded == 1
+        expected = [("a", r.text) for r in first.replies + second.replies] + [("b", r.text) for r in third.replies]
+        assert sent == expected, "turns 1, 2 and 3, in order"
+        assert fast.superseded == 0
         assert await a.outbox_pending("t") == []
     finally:
         await a.close()
@@ -792,6 +799,54 @@ async def test_an_older_reply_taken_over_never_starts_once_a_newer_one_is_on_its
         assert [i for i, _ in await c.outbox_pending("telegram", max_age_seconds=86400)] == []
     finally:
         for store in (a, b, c):
+            await store.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_an_older_reply_another_worker_queued_goes_first_within_a_bound(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(PostgreSQL only.) A quick typist's turns 1 and 2 land on workers A and B; A has not started turn 1 yet
+    (its chat is busy). B lets it go first instead of replacing it, as one process would; but not forever:
+    a reply A never starts is replaced after the bound."""
+    from bot.storage import postgres
+
+    monkeypatch.setattr(postgres, "QUEUED_WAIT_SECONDS", 1.0)
+    a, b = [await open_store(db_url) for _ in range(2)]
+    try:
+        out = Outgoing("telegram", "sealed", ({"text": "x"},))
+        first = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
+        second = await b.commit_turn("k", "telegram", None, [], ("telegram", "2"), out)
+        waiting = asyncio.ensure_future(b.start_delivery(second))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "b lets a's reply go first"
+        assert await a.start_delivery(first) == (True, 0), "and it is not replaced"
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "b waits while a sends it"
+        await a.outbox_done(first)
+        assert await asyncio.wait_for(waiting, 5) == (True, 0)
+        await b.outbox_done(second)
+
+        third = await a.commit_turn("k", "telegram", None, [], ("telegram", "3"), out)
+        fourth = await b.commit_turn("k", "telegram", None, [], ("telegram", "4"), out)
+        started = time.monotonic()
+        assert await asyncio.wait_for(b.start_delivery(fourth), 5) == (True, 1), "a never started it: replaced"
+        assert 0.9 <= time.monotonic() - started < 3
+        assert await a.start_delivery(third) == (False, 0), "gone"
+        await b.outbox_done(fourth)
+
+        # A reply b took over from a dead worker sits in b's own queue behind b's newer one: never waited for
+        # (it would wait on itself), replaced at once.
+        a.outbox_lease_seconds = 0.2
+        fifth = await a.commit_turn("k", "telegram", None, [], ("telegram", "5"), out)  # ...and a dies
+        sixth = await b.commit_turn("k", "telegram", None, [], ("telegram", "6"), out)
+        await asyncio.sleep(0.3)
+        assert [i for i, _ in await b.outbox_pending("telegram")] == [fifth]
+        started = time.monotonic()
+        assert await b.start_delivery(sixth) == (True, 1)
+        assert time.monotonic() - started < 0.5
+    finally:
+        for store in (a, b):
             await store.close()
 
 
@@ -872,3 +927,24 @@ async def test_a_worker_never_waits_for_its_own_older_row_taken_over_from_a_dead
     finally:
         await dead.close()
         await b.close()
+
+
+def test_the_pool_log_quieter_lets_one_line_through_per_interval_and_says_how_many_it_left_out() -> None:
+    import logging
+
+    from bot.storage.postgres import PoolLogQuieter
+
+    now = [0.0]
+    quieter = PoolLogQuieter(seconds=30, clock=lambda: now[0])
+
+    def line(text: str) -> logging.LogRecord:
+        return logging.LogRecord("psycopg.pool", logging.WARNING, __file__, 1, text, (), None)
+
+    assert quieter.filter(line("discarding closed connection: %s"))
+    assert not any(quieter.filter(line("error connecting")) for _ in range(12))
+    now[0] = 31.0
+    record = line("error connecting in %r")
+    record.args = ("pool-1",)
+    assert quieter.filter(record)
+    assert record.getMessage() == "error connecting in 'pool-1' [and 12 lines like it left out]"
+    assert not quieter.filter(line("again"))

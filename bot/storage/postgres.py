@@ -188,6 +188,10 @@ POOL_SIZE: Final = 10
 OUTBOX_LEASE_SECONDS: Final = 60.0
 # How often a worker looks whether an older reply to the same citizen, being sent by another worker, is out.
 SENDING_POLL_SECONDS: Final = 0.05
+# How long a worker about to send lets an older reply to the same citizen, queued by another worker and not
+# started yet, go first; and from how many such replies on it does not wait (the newest replaces them).
+QUEUED_WAIT_SECONDS: Final = 5.0
+QUEUED_WAIT_MOST: Final = 3
 CONNECT_TIMEOUT_SECONDS: Final = 10
 
 
@@ -198,6 +202,39 @@ def _q(statement: str) -> bytes:
 
 _UPSERT_SESSION: Final = _q(sql.UPSERT_SESSION)
 _INSERT_EVENT: Final = _q(sql.INSERT_EVENT)
+
+
+# The connection pool logs a line per dropped connection and per failed reconnection: dozens each time the
+# server restarts. The first goes through; then at most one line per this many seconds.
+POOL_LOG_SECONDS: Final = 30.0
+
+
+class PoolLogQuieter(logging.Filter):
+    """Lets the pool's first line through, then one line per ``seconds`` saying how many were left out."""
+
+    def __init__(self, seconds: float = POOL_LOG_SECONDS, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.seconds, self.clock = seconds, clock
+        self.until = float("-inf")
+        self.left_out = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self.clock()
+        if now < self.until:
+            self.left_out += 1
+            return False
+        if self.left_out:
+            # (no "%" in the added text: the record's own arguments are formatted later)
+            record.msg = f"{record.msg} [and {self.left_out} lines like it left out]"
+        self.until, self.left_out = now + self.seconds, 0
+        return True
+
+
+def quiet_pool_logs() -> None:
+    """Install the quieter on psycopg's pool logger once, whoever configured logging."""
+    log = logging.getLogger("psycopg.pool")
+    if not any(isinstance(f, PoolLogQuieter) for f in log.filters):
+        log.addFilter(PoolLogQuieter())
 
 
 def _unreachable(url: str, exc: BaseException) -> BotError:
@@ -248,6 +285,7 @@ class PostgresStore:
         except (psycopg.Error, OSError) as exc:
             raise _unreachable(url, exc) from None
         await probe.close()
+        quiet_pool_logs()
         pool = AsyncConnectionPool(
             url,
             min_size=1,
@@ -554,7 +592,24 @@ class PostgresStore:
         being sent are superseded; an older row being sent by a live worker is waited for, and one whose
         worker died mid-send (its claim ran out) is superseded: the messages it had on their way count as
         sent, the rest are replaced by this reply. So the citizen's messages arrive in the order of the
-        turns, never twice, the newest always among them."""
+        turns, never twice, the newest always among them.
+
+        An older reply another live worker committed and has not started yet (it waits there behind that
+        worker's earlier reply to the same chat) is first given up to ``QUEUED_WAIT_SECONDS`` to start, so
+        a quick typist gets a reply to each message, as from one process (unless ``QUEUED_WAIT_MOST`` or
+        more wait: then the newest replaces them, as one process does under a backlog)."""
+        deadline = time.time() + QUEUED_WAIT_SECONDS
+        while True:
+            queued = await self._rows(
+                "SELECT COUNT(o.id) FROM outbox me JOIN outbox o ON o.user_key = me.user_key AND o.id < me.id "
+                "WHERE me.id = ? AND me.user_key <> '' AND NOT me.sending "
+                "AND NOT o.sending AND o.owner <> ? AND o.lease_until >= ?",
+                (outbox_id, self.worker, time.time()),
+            )
+            waiting = int(queued[0][0]) if queued else 0
+            if not waiting or waiting >= QUEUED_WAIT_MOST or time.time() >= deadline:
+                break
+            await asyncio.sleep(SENDING_POLL_SECONDS)
         late = await self._rows(
             "DELETE FROM outbox o WHERE id = ? AND ("
             "id < (SELECT upto FROM delivered d WHERE d.user_key = o.user_key) OR (NOT sending AND user_key <> '' "
@@ -579,14 +634,14 @@ class PostgresStore:
         while key:
             # Only rows being sent: waiting for rows merely queued by other workers can deadlock (queues hold
             # rows taken over from a dead worker behind newer ones), so those are superseded instead.
-            dead = await self._rows(
-                "DELETE FROM outbox WHERE user_key = ? AND id < ? AND sending AND lease_until < ? RETURNING id",
-                (key, outbox_id, time.time()),
+            now = time.time()
+            [(dead, busy)] = await self._rows(
+                "WITH dead AS (DELETE FROM outbox WHERE user_key = ? AND id < ? AND sending AND lease_until < ? "
+                "RETURNING id) SELECT (SELECT COUNT(*) FROM dead), "
+                "EXISTS (SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND sending AND lease_until >= ?)",
+                (key, outbox_id, now, key, outbox_id, now),
             )
-            superseded += len(dead)
-            busy = await self._rows(
-                "SELECT 1 FROM outbox WHERE user_key = ? AND id < ? AND sending LIMIT 1", (key, outbox_id)
-            )
+            superseded += int(dead)
             if not busy:
                 break
             await asyncio.sleep(SENDING_POLL_SECONDS)
