@@ -156,6 +156,8 @@ async def deliver(
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as http:
 
         async def citizen(c: int) -> None:
+            if pause:  # a paced load starts spread over one pause, not as one burst
+                await asyncio.sleep(pause * c / len(plan))
             for i, msg in enumerate(plan[c]):
                 uid = update_id(c, i)
                 if skip and uid in skip:
