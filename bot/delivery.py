@@ -31,24 +31,43 @@ BACKLOG: Final = 3
 REMIND_EVERY: Final = 30.0
 
 
+class TurnTakenOver(Exception):
+    """The turn being sent is no longer this worker's (its claim ran out and another worker took it over,
+    or a newer reply replaced it): sending stops, so that two workers never send one turn at once."""
+
+
 class Progress:
     """How far one turn's messages went out. A channel sends the messages from number ``done`` on (counted
-    from 0 in the order it renders them) and awaits ``going(i)`` just before message ``i``'s request, once
-    the platform's rate limits let it go: from then on it counts as sent, so a worker resuming the turn
-    after a crash sends the rest, never this one again."""
+    from 0 in the order it renders them), awaits ``going(i)`` just before message ``i``'s request, once the
+    platform's rate limits let it go, and ``refused(i)`` when the platform certainly did not take it (a
+    429): from ``going`` until then it counts as sent, so a worker resuming the turn after a crash sends
+    the rest, never this one again. ``mark(n)`` records that n messages went out and says whether the turn
+    is still this worker's (``TurnTakenOver`` when it is not)."""
 
-    def __init__(self, done: int = 0, mark: Callable[[int], Awaitable[None]] | None = None) -> None:
+    def __init__(self, done: int = 0, mark: Callable[[int], Awaitable[bool]] | None = None) -> None:
         self.done = done
         self._mark = mark
 
     async def going(self, index: int) -> None:
-        if self._mark is None or index + 1 <= self.done:
+        if index + 1 <= self.done:
+            return  # a retry of the same message
+        await self._record(index + 1)
+
+    async def refused(self, index: int) -> None:
+        if self.done == index + 1:
+            await self._record(index)
+
+    async def _record(self, done: int) -> None:
+        self.done = done
+        if self._mark is None:
             return
-        self.done = index + 1
         try:
-            await self._mark(self.done)
+            ours = await self._mark(done)
         except Exception as exc:  # the database away this moment: sent anyway (twice rather than never)
             logger.warning("a reply's progress could not be recorded (%s)", exc)
+            return
+        if not ours:
+            raise TurnTakenOver()
 
 
 Send = Callable[[str, Sequence[Reply], Progress], Awaitable[None]]
@@ -193,6 +212,9 @@ class Dispatcher:
         try:
             await self._send(chat, delivery.replies, progress)
             self.sent += 1
+        except TurnTakenOver:
+            logger.warning("%s: a reply being sent was taken over by another worker; left to it", self.channel)
+            return
         except asyncio.CancelledError:
             # still in the outbox: the rest is sent at the next start
             queue.appendleft(Delivery(delivery.replies, delivery.outbox_id, delivery.chat, progress.done))

@@ -120,3 +120,24 @@ async def test_a_shutdown_leaves_what_was_not_sent_in_the_outbox_for_the_next_st
     await committed(runner, "5", 2, dispatcher.submit)
     await dispatcher.drain(seconds=0.1)
     assert len(await runner.store.outbox_pending("telegram")) == 2
+
+
+async def test_a_turn_taken_over_by_another_worker_stops_being_sent_here(runner: Runner) -> None:
+    """When recording a message finds the row no longer this worker's (its claim ran out and another worker
+    took it over), this worker stops sending that turn and leaves the row to the other."""
+    sent: list[str] = []
+
+    async def send(chat: str, replies: Sequence[Reply], progress: Progress) -> None:
+        for index, reply in enumerate(replies):
+            await progress.going(index)
+            sent.append(reply.text)
+
+    async def not_mine(outbox_id: int, upto: int) -> bool:
+        return False
+
+    runner.store.outbox_sending = not_mine  # type: ignore[method-assign]
+    dispatcher = Dispatcher("telegram", runner, send)
+    await committed(runner, "5", 1, dispatcher.submit)
+    await dispatcher.idle()
+    assert sent == []
+    assert len(await runner.store.outbox_pending("telegram")) == 1, "not marked delivered: the other worker has it"

@@ -850,6 +850,32 @@ async def test_an_older_reply_another_worker_queued_goes_first_within_a_bound(
             await store.close()
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_worker_whose_claim_ran_out_learns_it_at_its_next_message(db_url: str) -> None:
+    """(PostgreSQL only.) Worker A, alive but cut off from the database longer than its claim, comes back to
+    find its turn taken over by B: recording its next message says so (A stops), and B goes on."""
+    a, b = [await open_store(db_url) for _ in range(2)]
+    try:
+        a.outbox_lease_seconds = 0.2
+        out = Outgoing("telegram", "sealed", ({"text": "1"}, {"text": "2"}))
+        row = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
+        assert (await a.start_delivery(row))[0] and await a.outbox_sending(row, 1)
+        await asyncio.sleep(0.3)
+        [(taken, left)] = await b.outbox_pending("telegram")
+        assert taken == row and left.sent == 1
+        assert not await a.outbox_sending(row, 2), "no longer a's"
+        assert await b.outbox_sending(row, 2)
+        await b.outbox_sending(row, 1)  # (refused by the platform: counted back)
+        await asyncio.sleep(0.01)
+        b.outbox_lease_seconds = 0.0
+        await b.renew_outbox_claims([row])
+        [(_, again)] = await a.outbox_pending("telegram")
+        assert again.sent == 1
+    finally:
+        for store in (a, b):
+            await store.close()
+
+
 async def test_a_turn_taken_over_resumes_after_the_messages_already_on_their_way(db_url: str) -> None:
     """A worker records each message of a turn just before it goes out; whoever sends the turn again after a
     crash (another worker, or the restarted process) is told how many to skip."""
@@ -859,9 +885,9 @@ async def test_a_turn_taken_over_resumes_after_the_messages_already_on_their_way
         out = Outgoing("telegram", "sealed", ({"text": "1"}, {"text": "2"}, {"text": "3"}))
         row = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
         assert (await a.start_delivery(row))[0]
-        await a.outbox_sending(row, 1)
-        await a.outbox_sending(row, 2)
-        await a.outbox_sending(row, 1)  # (a retry of an earlier message never moves it back)
+        for upto in (1, 2, 3):
+            assert await a.outbox_sending(row, upto)
+        assert await a.outbox_sending(row, 2)  # the platform refused the third (429): it is not sent
         await a.flush()
     finally:
         await a.close()  # ...as if it died here: the row was never marked delivered

@@ -377,6 +377,43 @@ async def test_a_turn_cut_off_mid_send_is_resumed_after_the_message_on_its_way_n
     assert buttons(api.sent()[0])[0] == ("Tiếp tục", "next")
 
 
+async def test_a_message_refused_by_a_flood_limit_is_sent_after_a_restart_not_counted_as_sent(
+    tmp_path: Path,
+) -> None:
+    """Telegram answers 429 to the first message; the process stops while waiting it out. That message
+    certainly did not arrive, so the next start sends the whole turn."""
+    db = tmp_path / "bot.db"
+    store = await SqliteStore.open(db)
+    api = FakeBotApi()
+    api.fail_429, api.retry_after = 1, 30
+    ptb = tg.build_bot(TOKEN, request=api.request())
+    channel = tg.TelegramChannel(Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW), ptb)
+    try:
+        async with ptb:
+            await channel.accept(text_update(31, "/start dang-ky-tam-tru"))
+            for _ in range(200):
+                if "sendMessage" in api.methods():
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            await channel.close(seconds=0.1)  # stopping while the flood limit is waited out
+    finally:
+        await store.close()
+    assert api.sent() == [] and api.methods().count("sendMessage") == 1
+
+    store = await SqliteStore.open(db)
+    api = FakeBotApi()
+    ptb = tg.build_bot(TOKEN, request=api.request())
+    channel = tg.TelegramChannel(Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW), ptb)
+    try:
+        async with ptb:
+            assert await channel.recover() == 1
+            await settle(channel)
+    finally:
+        await store.close()
+    assert api.sent_texts()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”." and len(api.sent()) == 2
+
+
 async def test_a_delivered_turn_leaves_nothing_in_the_outbox(bot: Bot, store: SqliteStore) -> None:
     await bot.say("/start dang-ky-tam-tru")
     await bot.tap("next")

@@ -255,6 +255,27 @@ async def test_a_closed_reply_window_is_logged_and_explained_at_the_next_message
     assert window is not None and not window.missed and window.sent_since == len(fake.sends)
 
 
+async def test_the_missed_reply_note_does_not_shift_a_turns_count_of_messages_sent(service: Service) -> None:
+    """The note is put before the turn in memory only; a worker resuming the turn from its outbox row must
+    count the same messages, or it would skip the answer."""
+    from bot.delivery import Progress
+
+    channel, fake, _ = make(service)
+    await handled(channel, event("user_send_text", "dk tam tru cho nguoi thue tro", msg_id="n1"))  # opens the window
+    before = len(fake.sends)
+    marks: list[int] = []
+
+    async def mark(n: int) -> bool:
+        marks.append(n)
+        return True
+
+    await channel.deliver(USER, [Reply(oa.WINDOW_MISSED_NOTE), Reply("một"), Reply("hai")], Progress(0, mark))
+    assert fake.texts()[before:] == [oa.WINDOW_MISSED_NOTE, "một", "hai"]
+    assert marks == [1, 2], "the turn's own two messages, the note not counted"
+    await channel.deliver(USER, [Reply("một"), Reply("hai")], Progress(1))  # resumed from the row
+    assert fake.texts()[before + 3 :] == ["hai"]
+
+
 async def test_replies_are_not_sent_after_48_hours_or_8_messages(service: Service) -> None:
     now = [NOW.timestamp()]
     channel, fake, _ = make(service, clock=lambda: now[0])
@@ -358,8 +379,9 @@ async def test_messages_that_arrive_while_replies_go_out_keep_the_window_open(
     await client.close()
     window = await service.store.oa_window(service.runner.key(oa.CHANNEL, USER))
     assert len(sends) == 12 and "window closed" not in caplog.text
-    # The window runs from the last message; replies still going out after it count in it.
-    assert window is not None and window.last_user_at == now[0] and 1 <= window.sent_since <= 3 and not window.missed
+    # The window runs from the last message; replies still going out after it count in it (how many depends
+    # on how far sending lagged behind on a busy machine; without the reset at each message it would be 12).
+    assert window is not None and window.last_user_at == now[0] and 1 <= window.sent_since < 8 and not window.missed
 
 
 class Hours:

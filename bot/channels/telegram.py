@@ -251,10 +251,12 @@ class Sender:
         text: str,
         markup: InlineKeyboardMarkup | None,
         before: Callable[[], Awaitable[None]] | None = None,
+        refused: Callable[[], Awaitable[None]] | None = None,
     ) -> bool:
         """True when Telegram accepted the message. One chat's messages are sent by one caller at a time
         (the dispatcher's worker for that chat), so they keep their order. ``before`` is awaited once the
-        rate limits let the message go, just before its request (to record it as on its way)."""
+        rate limits let the message go, just before its request (to record it as on its way), and
+        ``refused`` when Telegram certainly did not take it (a flood limit: it is sent again)."""
         if len(self._tokens) > MAX_TRACKED_CHATS:
             self._prune()
         for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
@@ -270,6 +272,8 @@ class Sender:
                 seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay)
                 logger.warning("telegram flood limit: waiting %.0f s before resending", seconds)
                 self._blocked_until[chat_id] = self._clock() + seconds
+                if refused is not None:
+                    await refused()
             except Forbidden:
                 logger.info("telegram: a user blocked the bot; reply not delivered")
                 return False
@@ -325,7 +329,13 @@ class TelegramChannel:
         chat_id, progress = int(chat), progress or Progress()
         for index, (text, markup) in enumerate(m for reply in replies for m in render(reply)):
             if index >= progress.done:
-                await self.sender.send(chat_id, text, markup, before=functools.partial(progress.going, index))
+                await self.sender.send(
+                    chat_id,
+                    text,
+                    markup,
+                    before=functools.partial(progress.going, index),
+                    refused=functools.partial(progress.refused, index),
+                )
 
     async def recover(self) -> int:
         """Queue replies committed before a crash but never sent; they go out in the background."""

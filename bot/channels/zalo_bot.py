@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import httpx
@@ -217,15 +216,17 @@ class ZaloBotChannel:
         progress = progress or Progress()
         for index, text in enumerate(text for reply in replies for text in render(reply)):
             if index >= progress.done:
-                await self._send(chat_id, text, functools.partial(progress.going, index))
+                await self._send(chat_id, text, index, progress)
 
-    async def _send(self, chat_id: str, text: str, before: Callable[[], Awaitable[None]]) -> None:
+    async def _send(self, chat_id: str, text: str, index: int, progress: Progress) -> None:
         for attempt in range(1, 7):
             try:
-                await before()
+                await progress.going(index)
                 await self.client.send_message(chat_id, text)
                 return
             except ZaloError as exc:
+                if exc.status == 429:
+                    await progress.refused(index)  # certainly not taken: sent again, also after a restart
                 if exc.status in (429, 0) or exc.status >= 500:
                     logger.warning("zalo bot send failed (%s), attempt %d; retrying", exc.status, attempt)
                     await self._sleep(min(2.0**attempt, 60.0))

@@ -272,13 +272,15 @@ class ZaloOAClient:
         message: Mapping[str, Any],
         reply_to: str = "",
         before: Callable[[], Awaitable[None]] | None = None,
+        refused: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Send one message; refresh once on -216, back off on -32/429; raise ZaloOAError otherwise.
 
         ``reply_to`` is the citizen's last message id: the OA support centre counts a message sent with
         only the user id as a paid "proactive" one, a reply referring to their message as a free one
         (the field's place in ``recipient`` follows that article and open-source clients [unverified]).
-        ``before`` is awaited just before each request (to record the message as on its way)."""
+        ``before`` is awaited just before each request (to record the message as on its way), ``refused``
+        when Zalo certainly did not take it (429, rate limit, expired token: it is sent again)."""
         recipient = {"user_id": user_id, "message_id": reply_to} if reply_to else {"user_id": user_id}
         tokens = await self.tokens()
         refreshed = False
@@ -296,12 +298,14 @@ class ZaloOAClient:
                 logger.warning("zalo oa send failed (%s), attempt %d; retrying", type(exc).__name__, attempt)
                 await self._sleep(min(2.0**attempt, 60.0))
                 continue
-            if response.status_code == 429:
-                await self._sleep(min(2.0**attempt, 60.0))
-                continue
             code = int(body.get("error", 0) or 0) if isinstance(body, dict) else -1
             if code == 0 and response.status_code == 200:
                 return
+            if refused is not None and (response.status_code == 429 or code in (INVALID_TOKEN, RATE_LIMITED)):
+                await refused()
+            if response.status_code == 429:
+                await self._sleep(min(2.0**attempt, 60.0))
+                continue
             if code == INVALID_TOKEN and not refreshed:
                 tokens = await self.refresh(tokens)
                 refreshed = True
@@ -384,8 +388,14 @@ class ZaloOAChannel:
         if is_reminder(replies):
             window = await store.oa_window(key)
             reply_to = window.last_msg_id if window is not None else ""
-        for index, message in enumerate(message for reply in replies for message in messages(reply)):
-            if index >= progress.done:
+        # The note about a missed reply is put before the turn's replies in memory only (the outbox row has
+        # the turn alone): it is not counted, so a worker resuming the turn from its row counts the same.
+        note = [m for m in messages(replies[0])] if replies and replies[0].text == WINDOW_MISSED_NOTE else []
+        numbered = [(None, m) for m in note] + list(
+            enumerate(message for reply in replies[1 if note else 0 :] for message in messages(reply))
+        )
+        for index, message in numbered:
+            if index is None or index >= progress.done:
                 window = await store.oa_window(key) or OAWindow(self.clock())
                 if self.clock() - window.last_user_at > WINDOW_SECONDS or window.sent_since >= WINDOW_REPLIES:
                     logger.warning("zalo oa: free-reply window closed; a reply was not sent")
@@ -393,7 +403,11 @@ class ZaloOAChannel:
                     return
                 try:
                     await self.client.send(
-                        user_id, message, reply_to=reply_to, before=functools.partial(progress.going, index)
+                        user_id,
+                        message,
+                        reply_to=reply_to,
+                        before=functools.partial(progress.going, index) if index is not None else None,
+                        refused=functools.partial(progress.refused, index) if index is not None else None,
                     )
                 except ZaloOAError as exc:
                     if exc.code in WINDOW_CLOSED:

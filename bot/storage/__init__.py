@@ -164,12 +164,13 @@ class Store(Protocol):
         citizen it superseded). With several workers, a row another worker sent or a newer reply superseded
         is not sent, and older replies of the citizen are out first; one process always sends, in order."""
 
-    async def outbox_sending(self, outbox_id: int, upto: int) -> None:
+    async def outbox_sending(self, outbox_id: int, upto: int) -> bool:
         """Just before a turn's message number ``upto`` (counted from 1) goes to the platform: it and those
         before it are never sent again, by any worker resuming the turn after a crash. (A message whose
         request was on its way when its worker died is taken as sent: a platform cannot say whether it got
-        it, and a request on its way almost always arrives.) With one process it may be written a moment
-        later, like ``outbox_done``."""
+        it, and a request on its way almost always arrives.) Called with one less when the platform refused
+        the message. False when the row is no longer this worker's (taken over, or replaced): it must stop
+        sending. With one process it may be written a moment later, like ``outbox_done``."""
 
     async def outbox_done(self, outbox_id: int) -> None:
         """Mark a row delivered (may be written a moment later, with the next turn)."""

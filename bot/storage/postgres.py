@@ -202,6 +202,7 @@ def _q(statement: str) -> bytes:
 
 _UPSERT_SESSION: Final = _q(sql.UPSERT_SESSION)
 _INSERT_EVENT: Final = _q(sql.INSERT_EVENT)
+_OUTBOX_SENT_MINE: Final = "UPDATE outbox SET sent = ? WHERE id = ? AND owner = ? RETURNING id"
 
 
 # The connection pool logs a line per dropped connection and per failed reconnection: dozens each time the
@@ -647,9 +648,10 @@ class PostgresStore:
             await asyncio.sleep(SENDING_POLL_SECONDS)
         return True, superseded
 
-    async def outbox_sending(self, outbox_id: int, upto: int) -> None:
-        """Committed before the message goes to the platform (see ``Store.outbox_sending``)."""
-        await self._write(sql.OUTBOX_SENT, (upto, upto, outbox_id))
+    async def outbox_sending(self, outbox_id: int, upto: int) -> bool:
+        """Committed before the message goes to the platform, only while the row is this worker's (see
+        ``Store.outbox_sending``)."""
+        return bool(await self._rows(_OUTBOX_SENT_MINE, (upto, outbox_id, self.worker)))
 
     async def outbox_done(self, outbox_id: int) -> None:
         """Delivered (or given up): the row goes, and the citizen's newest delivered reply moves up to it."""

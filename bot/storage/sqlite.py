@@ -378,7 +378,7 @@ class SqliteStore:
                         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("store closed"))
                 self._done[:0] = done  # not written: they go with the next transaction
                 for row, upto in progress.items():
-                    self._progress[row] = max(upto, self._progress.get(row, 0))
+                    self._progress.setdefault(row, upto)  # (a newer count, given meanwhile, wins)
                 if not isinstance(exc, Exception):
                     raise
                 if not batch:
@@ -413,7 +413,9 @@ class SqliteStore:
                 for w in writes:
                     results.append(self._write_one(conn, w))
                 if progress:
-                    conn.executemany(sql.OUTBOX_SENT, [(upto, upto, row) for row, upto in progress.items()])
+                    conn.executemany(
+                        "UPDATE outbox SET sent = ? WHERE id = ?", [(n, row) for row, n in progress.items()]
+                    )
                 if done:
                     conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
                 conn.execute("COMMIT")
@@ -568,11 +570,13 @@ class SqliteStore:
     async def renew_outbox_claims(self, ids: Collection[int]) -> None:
         """One process owns a SQLite file: no other worker could take its replies over."""
 
-    async def outbox_sending(self, outbox_id: int, upto: int) -> None:
-        """The first ``upto`` messages of a row's turn are out or on their way; written with the delivery marks
-        (a crash within that moment sends the message again, as for a delivered row not yet marked)."""
-        self._progress[outbox_id] = max(upto, self._progress.get(outbox_id, 0))
+    async def outbox_sending(self, outbox_id: int, upto: int) -> bool:
+        """How many of a row's turn's messages are out or on their way; written with the delivery marks (a
+        crash within that moment sends the message again, as for a delivered row not yet marked). One
+        process owns its rows: always True."""
+        self._progress[outbox_id] = upto
         self._kick(wake=False)
+        return True
 
     async def outbox_done(self, outbox_id: int) -> None:
         """Mark a row delivered; written with the next turn's commit (or on its own shortly after)."""

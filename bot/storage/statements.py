@@ -67,8 +67,7 @@ COUNT_OA_REPLY: Final = "UPDATE oa_windows SET sent_since = sent_since + 1 WHERE
 MISS_OA_REPLY: Final = "UPDATE oa_windows SET missed = 1 WHERE user_key = ?"
 DELETE_STALE_OUTBOX: Final = "DELETE FROM outbox WHERE created_at < ?"
 SELECT_OUTBOX: Final = "SELECT id, channel, chat, replies, sent FROM outbox WHERE channel = ? ORDER BY id"
-# Before a turn's message goes out: it and those before it are never sent again, whoever resumes the turn.
-OUTBOX_SENT: Final = "UPDATE outbox SET sent = CASE WHEN sent > ? THEN sent ELSE ? END WHERE id = ?"
+
 SELECT_VERSIONS: Final = (
     "SELECT content_version, COUNT(*), MIN(ts), MAX(ts) FROM events GROUP BY content_version ORDER BY MAX(ts) DESC"
 )
