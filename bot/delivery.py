@@ -272,8 +272,10 @@ class Dispatcher:
                 await self._sweeper
             self._sweeper = None
         workers = set(self._workers.values()) | set(self._chores)
+        held: set[int] = set()
         if workers:
             _, late = await asyncio.wait(workers, timeout=seconds)
+            held = {d.outbox_id for q in self._queues.values() for d in q if d.outbox_id} | self._sending
             if late:
                 logger.warning(
                     "%s: %d chats still had replies to send; they are resent at the next start", self.channel, len(late)
@@ -283,3 +285,8 @@ class Dispatcher:
                 for task in late:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+        if held:  # (other workers may send them now, rather than after the claims run out)
+            try:
+                await self.runner.store.release_outbox_claims(held)
+            except Exception as exc:
+                logger.warning("%s: replies left unsent wait for their claims to run out (%s)", self.channel, exc)

@@ -876,6 +876,38 @@ async def test_a_worker_whose_claim_ran_out_learns_it_at_its_next_message(db_url
             await store.close()
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_worker_stopping_with_replies_unsent_frees_them_for_the_others_at_once(
+    db_url: str, content: Content
+) -> None:
+    """(PostgreSQL only.) A worker told to stop while a reply is still being sent (the platform slow) lets
+    the others take it over at once, not after its claim runs out; they resume after what was on its way."""
+    from bot.delivery import Dispatcher, Progress
+
+    a, b = await open_store(db_url), await open_store(db_url)
+    try:
+        runner = Runner(ContentHolder(content, GOOD), a, b"secret", clock=lambda: NOW)
+        reached = asyncio.Event()
+
+        async def slow(chat: str, replies: Any, progress: Progress) -> None:
+            await progress.going(0)
+            reached.set()
+            await asyncio.Event().wait()  # the platform never answers
+
+        dispatcher = Dispatcher("t", runner, slow)
+        delivery = await runner.handle_for_delivery(Incoming("t", "42", text="dk tam tru cho nguoi thue tro"))
+        assert delivery is not None and len(delivery.replies) >= 2
+        dispatcher.submit(delivery)
+        await asyncio.wait_for(reached.wait(), 5)
+        await dispatcher.drain(seconds=0.1)
+        [(taken, left)] = await b.outbox_pending("t")
+        assert taken == delivery.outbox_id and left.sent == 1
+        assert await b.start_delivery(taken) == (True, 0)
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_a_turn_taken_over_resumes_after_the_messages_already_on_their_way(db_url: str) -> None:
     """A worker records each message of a turn just before it goes out; whoever sends the turn again after a
     crash (another worker, or the restarted process) is told how many to skip."""

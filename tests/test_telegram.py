@@ -341,27 +341,27 @@ async def test_replies_committed_before_a_crash_are_sent_at_the_next_start(tmp_p
     await store.close()
 
 
-async def test_a_turn_cut_off_mid_send_is_resumed_after_the_message_on_its_way_never_from_its_start(
-    tmp_path: Path,
-) -> None:
-    """The process stops while Telegram holds the first of a turn's two messages (the request reached it, so
-    the citizen has it); at the next start only the second message is sent."""
-    db = tmp_path / "bot.db"
+async def stopped_while_sending(db: Path, api: FakeBotApi) -> None:
+    """A process commits a citizen's "/start dang-ky-tam-tru" (two messages) and stops 0.1 s after its first
+    send reached ``api``."""
     store = await SqliteStore.open(db)
-    api = FakeBotApi()
-    api.hold_sends = 1
     ptb = tg.build_bot(TOKEN, request=api.request())
     channel = tg.TelegramChannel(Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW), ptb)
-    async with ptb:
-        await channel.accept(text_update(31, "/start dang-ky-tam-tru"))
-        for _ in range(200):
-            if "sendMessage" in api.methods():
-                break
-            await asyncio.sleep(0.01)
-        await channel.close(seconds=0.1)  # stopping: the held request is cut off
-    await store.close()
-    assert [p["text"] for m, p in api.calls if m == "sendMessage"] == ["Bắt đầu thủ tục “Đăng ký tạm trú”."]
+    try:
+        async with ptb:
+            await channel.accept(text_update(31, "/start dang-ky-tam-tru"))
+            for _ in range(200):
+                if "sendMessage" in api.methods():
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            await channel.close(seconds=0.1)
+    finally:
+        await store.close()
 
+
+async def sent_at_next_start(db: Path) -> FakeBotApi:
+    """The next process's start: what it resends from the outbox, and the outbox is empty after."""
     store = await SqliteStore.open(db)
     api = FakeBotApi()
     ptb = tg.build_bot(TOKEN, request=api.request())
@@ -373,6 +373,19 @@ async def test_a_turn_cut_off_mid_send_is_resumed_after_the_message_on_its_way_n
         assert await store.outbox_pending("telegram") == []
     finally:
         await store.close()
+    return api
+
+
+async def test_a_turn_cut_off_mid_send_is_resumed_after_the_message_on_its_way_never_from_its_start(
+    tmp_path: Path,
+) -> None:
+    """The process stops while Telegram holds the first of a turn's two messages (the request reached it, so
+    the citizen has it); at the next start only the second message is sent."""
+    api = FakeBotApi()
+    api.hold_sends = 1
+    await stopped_while_sending(tmp_path / "bot.db", api)
+    assert [p["text"] for m, p in api.calls if m == "sendMessage"] == ["Bắt đầu thủ tục “Đăng ký tạm trú”."]
+    api = await sent_at_next_start(tmp_path / "bot.db")
     assert len(api.sent()) == 1 and "làm trực tuyến được" in api.sent()[0]["text"], api.sent_texts()
     assert buttons(api.sent()[0])[0] == ("Tiếp tục", "next")
 
@@ -382,35 +395,11 @@ async def test_a_message_refused_by_a_flood_limit_is_sent_after_a_restart_not_co
 ) -> None:
     """Telegram answers 429 to the first message; the process stops while waiting it out. That message
     certainly did not arrive, so the next start sends the whole turn."""
-    db = tmp_path / "bot.db"
-    store = await SqliteStore.open(db)
     api = FakeBotApi()
     api.fail_429, api.retry_after = 1, 30
-    ptb = tg.build_bot(TOKEN, request=api.request())
-    channel = tg.TelegramChannel(Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW), ptb)
-    try:
-        async with ptb:
-            await channel.accept(text_update(31, "/start dang-ky-tam-tru"))
-            for _ in range(200):
-                if "sendMessage" in api.methods():
-                    break
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.1)
-            await channel.close(seconds=0.1)  # stopping while the flood limit is waited out
-    finally:
-        await store.close()
+    await stopped_while_sending(tmp_path / "bot.db", api)
     assert api.sent() == [] and api.methods().count("sendMessage") == 1
-
-    store = await SqliteStore.open(db)
-    api = FakeBotApi()
-    ptb = tg.build_bot(TOKEN, request=api.request())
-    channel = tg.TelegramChannel(Runner(ContentHolder(load(GOOD), GOOD), store, b"secret", clock=lambda: NOW), ptb)
-    try:
-        async with ptb:
-            assert await channel.recover() == 1
-            await settle(channel)
-    finally:
-        await store.close()
+    api = await sent_at_next_start(tmp_path / "bot.db")
     assert api.sent_texts()[0] == "Bắt đầu thủ tục “Đăng ký tạm trú”." and len(api.sent()) == 2
 
 

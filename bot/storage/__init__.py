@@ -159,6 +159,10 @@ class Store(Protocol):
         """This worker still lives and has the replies ``ids`` to send: keep its claims on them (a no-op with
         one process)."""
 
+    async def release_outbox_claims(self, ids: Collection[int]) -> None:
+        """This worker stops with the replies ``ids`` not (all) sent: any worker may take them over at once,
+        instead of when the claims run out (a no-op with one process)."""
+
     async def start_delivery(self, outbox_id: int) -> tuple[bool, int]:
         """Just before sending the row ``outbox_id``: (whether to send it, how many older rows of the same
         citizen it superseded). With several workers, a row another worker sent or a newer reply superseded

@@ -585,6 +585,14 @@ class PostgresStore:
                 (time.time() + self.outbox_lease_seconds, self.worker, list(ids)),
             )
 
+    async def release_outbox_claims(self, ids: Collection[int]) -> None:
+        """Stopping: these rows are no longer being sent, and free for any worker now."""
+        if ids:
+            await self._write(
+                "UPDATE outbox SET lease_until = 0, sending = FALSE WHERE owner = ? AND id = ANY(?)",
+                (self.worker, list(ids)),
+            )
+
     async def start_delivery(self, outbox_id: int) -> tuple[bool, int]:
         """Before a worker sends the row ``outbox_id``: (whether to send it, how many older rows of the same
         citizen it supersedes). The row is marked as being sent, unless another worker already sent it (then:

@@ -570,6 +570,9 @@ class SqliteStore:
     async def renew_outbox_claims(self, ids: Collection[int]) -> None:
         """One process owns a SQLite file: no other worker could take its replies over."""
 
+    async def release_outbox_claims(self, ids: Collection[int]) -> None:
+        """One process owns a SQLite file: its replies are resent at its next start."""
+
     async def outbox_sending(self, outbox_id: int, upto: int) -> bool:
         """How many of a row's turn's messages are out or on their way; written with the delivery marks (a
         crash within that moment sends the message again, as for a delivered row not yet marked). One
