@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot import engine  # noqa: E402
+from bot.cli import served_config  # noqa: E402
 from bot.engine import Content, EngineConfig, Inbound, Session  # noqa: E402
 from bot.runner import Incoming  # noqa: E402
-from bot.settings import nudge_settings, resume_after_seconds  # noqa: E402
 
 QUESTIONS = (
     "dk tam tru cho nguoi thue tro",
@@ -79,12 +79,6 @@ def script(content: Content, citizen: int, length: int, now: datetime, question_
         result = engine.step(content, session, msg.inbound("k"), now, config)
         session, replies = result.session, result.replies
     return out
-
-
-def served_config() -> EngineConfig:
-    """The engine's settings in a `serve` started with this environment (reminders on by default)."""
-    after, quiet = nudge_settings()
-    return EngineConfig(resume_after_seconds=resume_after_seconds(), remind_after_seconds=after, quiet_hours=quiet)
 
 
 def replay(content: Content, messages: list[Message], now: datetime) -> Iterator[str]:

@@ -780,17 +780,22 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def served_config() -> EngineConfig:
+    """The engine's settings in a bot process started with this environment (reminders on by default)."""
+    after, quiet = nudge_settings()
+    return EngineConfig(resume_after_seconds=resume_after_seconds(), remind_after_seconds=after, quiet_hours=quiet)
+
+
 async def _open_service(args: argparse.Namespace, mode: str) -> Service:
     """Content, database and runner for a bot process, with the reload and rate-limit settings."""
     from bot.service import Service
 
-    after, quiet = nudge_settings()
     return await Service.open(
         _content_dir(args),
         _db_path(args),
         mode=mode,
         reload_interval=reload_seconds(),
-        config=EngineConfig(resume_after_seconds=resume_after_seconds(), remind_after_seconds=after, quiet_hours=quiet),
+        config=served_config(),
         messages_per_minute=messages_per_minute(),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -752,6 +752,16 @@ async def test_one_citizens_replies_from_two_workers_arrive_in_turn_order_each_o
         await b.close()
 
 
+ONE_REPLY: Final = Outgoing("telegram", "sealed", ({"text": "x"},))
+
+
+async def turns_on(first: Any, second: Any, n: int = 1) -> tuple[int, int]:
+    """Citizen "k"'s turns n and n+1, committed by two workers in that order: their outbox rows."""
+    older = await first.commit_turn("k", "telegram", None, [], ("telegram", str(n)), ONE_REPLY)
+    newer = await second.commit_turn("k", "telegram", None, [], ("telegram", str(n + 1)), ONE_REPLY)
+    return older, newer
+
+
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_a_reply_left_by_a_dead_worker_is_not_sent_after_a_newer_one_reached_the_citizen(db_url: str) -> None:
     """(PostgreSQL only.) Worker A dies while sending turn 1's reply; worker B sends turn 2's once A's
@@ -760,9 +770,7 @@ async def test_a_reply_left_by_a_dead_worker_is_not_sent_after_a_newer_one_reach
     try:
         for store in (a, b, c):
             store.outbox_lease_seconds = 0.3
-        out = Outgoing("telegram", "sealed", ({"text": "x"},))
-        first = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
-        second = await b.commit_turn("k", "telegram", None, [], ("telegram", "2"), out)
+        first, second = await turns_on(a, b)
         assert await a.start_delivery(first) == (True, 0)  # ...and worker a dies mid-send
         assert await asyncio.wait_for(b.start_delivery(second), 5) == (True, 1), "waits for a, then supersedes it"
         await b.outbox_done(second)
@@ -786,9 +794,7 @@ async def test_an_older_reply_taken_over_never_starts_once_a_newer_one_is_on_its
     a, b, c = [await open_store(db_url) for _ in range(3)]
     try:
         a.outbox_lease_seconds = 0.3  # (b lives: its claim lasts)
-        out = Outgoing("telegram", "sealed", ({"text": "x"},))
-        first = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
-        second = await b.commit_turn("k", "telegram", None, [], ("telegram", "2"), out)
+        first, second = await turns_on(a, b)
         assert await a.start_delivery(first) == (True, 0)  # ...and worker a dies mid-send
         waiting = asyncio.ensure_future(b.start_delivery(second))
         await asyncio.sleep(0.5)
@@ -814,9 +820,7 @@ async def test_an_older_reply_another_worker_queued_goes_first_within_a_bound(
     monkeypatch.setattr(postgres, "QUEUED_WAIT_SECONDS", 1.0)
     a, b = [await open_store(db_url) for _ in range(2)]
     try:
-        out = Outgoing("telegram", "sealed", ({"text": "x"},))
-        first = await a.commit_turn("k", "telegram", None, [], ("telegram", "1"), out)
-        second = await b.commit_turn("k", "telegram", None, [], ("telegram", "2"), out)
+        first, second = await turns_on(a, b)
         waiting = asyncio.ensure_future(b.start_delivery(second))
         await asyncio.sleep(0.3)
         assert not waiting.done(), "b lets a's reply go first"
@@ -827,8 +831,7 @@ async def test_an_older_reply_another_worker_queued_goes_first_within_a_bound(
         assert await asyncio.wait_for(waiting, 5) == (True, 0)
         await b.outbox_done(second)
 
-        third = await a.commit_turn("k", "telegram", None, [], ("telegram", "3"), out)
-        fourth = await b.commit_turn("k", "telegram", None, [], ("telegram", "4"), out)
+        third, fourth = await turns_on(a, b, 3)
         started = time.monotonic()
         assert await asyncio.wait_for(b.start_delivery(fourth), 5) == (True, 1), "a never started it: replaced"
         assert 0.9 <= time.monotonic() - started < 3
@@ -838,8 +841,7 @@ async def test_an_older_reply_another_worker_queued_goes_first_within_a_bound(
         # A reply b took over from a dead worker sits in b's own queue behind b's newer one: never waited for
         # (it would wait on itself), replaced at once.
         a.outbox_lease_seconds = 0.2
-        fifth = await a.commit_turn("k", "telegram", None, [], ("telegram", "5"), out)  # ...and a dies
-        sixth = await b.commit_turn("k", "telegram", None, [], ("telegram", "6"), out)
+        fifth, sixth = await turns_on(a, b, 5)  # ...and a dies
         await asyncio.sleep(0.3)
         assert [i for i, _ in await b.outbox_pending("telegram")] == [fifth]
         started = time.monotonic()

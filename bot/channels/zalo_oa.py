@@ -390,7 +390,7 @@ class ZaloOAChannel:
             reply_to = window.last_msg_id if window is not None else ""
         # The note about a missed reply is put before the turn's replies in memory only (the outbox row has
         # the turn alone): it is not counted, so a worker resuming the turn from its row counts the same.
-        note = [m for m in messages(replies[0])] if replies and replies[0].text == WINDOW_MISSED_NOTE else []
+        note = list(messages(replies[0])) if replies and replies[0].text == WINDOW_MISSED_NOTE else []
         numbered = [(None, m) for m in note] + list(
             enumerate(message for reply in replies[1 if note else 0 :] for message in messages(reply))
         )
