@@ -38,6 +38,7 @@ from bot.stages import title as stage_title
 from bot.understand import (
     NAME_VERBS,
     Options,
+    Reader,
     Reading,
     Vocabulary,
     command_of,
@@ -367,16 +368,20 @@ class Content:
     glossary_re: re.Pattern[str] | None = field(init=False, default=None)
     glossary_forms: Mapping[str, Term] = field(init=False, default_factory=dict)
     glossary_folded: Mapping[str, Term] = field(init=False, default_factory=dict)
+    # ``normalize`` remembering the words it read: what the dialogue reader is given
+    reader: Reader = field(init=False, compare=False, repr=False)
     _resemblance: dict[bool, Resemblance] = field(init=False, default_factory=dict, compare=False, repr=False)
+    _terms: dict[str, tuple[tuple[str, Term], ...]] = field(init=False, default_factory=dict, compare=False, repr=False)
     _phrases: dict[tuple[str, bool], tuple[str, ...]] = field(
         init=False, default_factory=dict, compare=False, repr=False
     )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "reader", Reader(self.normalize))
         d = self.catalogue.dialogue
         lists = {name: d.words(name) for name in ("back", "repeat", "help", "cancel", "menu")}
         vocabulary = Vocabulary.from_phrases(
-            self.normalize,
+            self.reader,
             affirm=d.words("affirm"),
             done=d.words("done"),
             deny=d.words("deny"),
@@ -403,6 +408,19 @@ class Content:
             self, "glossary_folded", {fold(f): t for t in self.catalogue.glossary for f in t.forms if fold(f)}
         )
 
+    def terms_in(self, shown: str) -> tuple[tuple[str, Term], ...]:
+        """The glossary terms a text shows, in order, each with its key (its folded name); remembered, since
+        the same step texts are shown again and again."""
+        found = self._terms.get(shown)
+        if found is None:
+            pattern = self.glossary_re
+            terms = [self.glossary_forms.get(m.group(0).casefold()) for m in pattern.finditer(shown)] if pattern else []
+            found = tuple((fold(t.term), t) for t in terms if t is not None)
+            if len(self._terms) >= _TEXTS_KEPT:
+                self._terms.clear()
+            self._terms[shown] = found
+        return found
+
     def normalize(self, text: str) -> list[str]:
         """Words of a message as the dialogue reader sees them (folded, the officials' abbreviations applied)."""
         m = self.matcher
@@ -411,7 +429,7 @@ class Content:
     def meaning(self, text: str, marked: bool = False) -> tuple[str, ...]:
         """The words of a message or a phrase that carry meaning, as the dialogue reader reads them
         (``marked``: as spelled, for a message typed with diacritics)."""
-        return meaning_of(text, self.vocabulary, self.normalize, marked)
+        return meaning_of(text, self.vocabulary, self.reader, marked)
 
     def phrase(self, text: str, marked: bool = False) -> tuple[str, ...]:
         """``meaning`` of a label or a way of saying: the content's own words, read once and kept."""
@@ -664,18 +682,14 @@ def explain_terms(
     The line goes under the text of the reply where the term first appears (in its text or on a
     button): "💡 OTP là mã số dùng một lần…". Terms explained before are not explained again.
     """
-    pattern = content.glossary_re
-    if pattern is None:
+    if content.glossary_re is None:
         return list(replies), explained
     out = []
     known = set(explained)
     for reply in replies:
-        shown = "\n".join((reply.text, *(c.label for c in reply.choices)))
         lines = []
-        for m in pattern.finditer(shown):
-            term = content.glossary_forms.get(m.group(0).casefold())
-            key = fold(term.term) if term else ""
-            if term is not None and key not in known:
+        for key, term in content.terms_in("\n".join((reply.text, *(c.label for c in reply.choices)))):
+            if key not in known:
                 known.add(key)
                 lines.append(texts.TERM_EXPLAINED.format(term=term.term, explain=term.explain))
         out.append(replace(reply, text=reply.text + "\n\n" + "\n".join(lines)) if lines else reply)
@@ -692,6 +706,7 @@ LEGAL_IN_FLOW_WORDS: Final = 6
 # (A ``says:`` phrase found whole was written for this step by its officials: never second-guessed.)
 _WEAK_READINGS: Final = frozenset({"near", "words", "affirm", "contained", "help-answer", "quantity", "someone-else"})
 _LONG_MESSAGE_WORDS: Final = 8
+_TEXTS_KEPT: Final = 5_000  # reply texts whose glossary terms are remembered (a step's text, filled in)
 _PHRASES_KEPT: Final = 100_000  # labels and ways of saying read for the likeness model (38 flows: about 26,000)
 _LEGAL_OVER_ANSWER: Final = 0.9  # the intent gate's score at which such a message is a question of law
 
@@ -819,7 +834,7 @@ class _Turn:
             elif (
                 len(words) <= _LONG_MESSAGE_WORDS
                 and not _NOT_YES & set(words)
-                and opens_with_yes(text, self.content.vocabulary, self.content.normalize)
+                and opens_with_yes(text, self.content.vocabulary, self.content.reader)
             ):
                 picked = "resume"  # "dạ", "ok", "vâng làm tiếp": go on (not "dạ không", "dạ thôi")
         self.session = replace(self.session, prompt=None)
@@ -925,11 +940,12 @@ class _Turn:
             return False
         if self.came_after_reminder:
             return False  # the reminder already asked whether to go on
+        if self.now.timestamp() - s.last_seen <= self.config.resume_after_seconds:
+            return False
         text = self.inbound.text.strip()
-        words = words_of(self.content.normalize, text)
-        if command_of(words, self.content.vocabulary) or text.split(" ")[0].lower() in SLASH_COMMANDS:
-            return False  # an explicit command after a pause means what it says
-        return self.now.timestamp() - s.last_seen > self.config.resume_after_seconds
+        words = words_of(self.content.reader, text)
+        # an explicit command after a pause means what it says
+        return not (command_of(words, self.content.vocabulary) or text.split(" ")[0].lower() in SLASH_COMMANDS)
 
     def check_vanished(self) -> bool:
         """A session pinned to a step that the current content no longer has."""
@@ -1000,7 +1016,7 @@ class _Turn:
             if self.session.position is not None or self.session.prompt is not None:
                 self.show()
             return ("noop", "typed")
-        reading = read(text, self.options(offered), self.content.vocabulary, self.content.normalize)
+        reading = read(text, self.options(offered), self.content.vocabulary, self.content.reader)
         self.reading = reading
         if reading.kind in ("choice", "ask") and self.asks_something_else(text, reading):
             self.reading = None
@@ -1026,7 +1042,7 @@ class _Turn:
             return False
         if len(text.split()) < _LONG_MESSAGE_WORDS:
             return False
-        if reading.how == "affirm" and opens_with_yes(text, self.content.vocabulary, self.content.normalize):
+        if reading.how == "affirm" and opens_with_yes(text, self.content.vocabulary, self.content.reader):
             return False  # "dạ em hiểu, không trả tiền, tiếp ạ": an answer, whatever the rest sounds like
         result = self.match(text)
         if result.intent == "law":
@@ -1587,10 +1603,10 @@ class _Turn:
         ids = {c.id for c in offered}
         content = self.content
         vocab = content.vocabulary
-        if vocab.asks(words_of(content.normalize, text)):
+        if vocab.asks(words_of(content.reader, text)):
             return False  # "bao lâu thì có kết quả" asks something: no choice answers it
         # typed with diacritics, words are compared as spelled: "chở hàng ngoài chợ" is not "chờ họ gọi"
-        marked = typed_with_marks(text, content.normalize)
+        marked = typed_with_marks(text, content.reader)
         choices = [
             (f"o:{o.id}", [content.phrase(t, marked) for t in (o.label, *o.says)])
             for o in step_.options

@@ -94,9 +94,16 @@ class Runner:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
         self._sealed: OrderedDict[str, str] = OrderedDict()
+        self._keys: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def key(self, channel: str, user_id: str) -> str:
-        return user_key(self.secret, channel, user_id)
+        """The citizen's key in sessions and events (an HMAC, computed once per chat while it stays in memory)."""
+        key = self._keys.get((channel, user_id))
+        if key is None:
+            key = self._keys[(channel, user_id)] = user_key(self.secret, channel, user_id)
+            if len(self._keys) > SEALED_CACHE:
+                self._keys.popitem(last=False)
+        return key
 
     async def handle(self, msg: Incoming) -> list[Reply] | None:
         """The replies to send, or None when this update was already handled.

@@ -180,14 +180,45 @@ def words_of(normalize: Normalizer, text: str) -> Phrase:
             text = text.replace(emoji, word)
     text = _KEYCAP.sub(r" \1 ", text)
     out: list[Word] = []
+    memo = normalize.word if isinstance(normalize, Reader) else None
     for raw in _RAW_WORD.findall(text.replace("_", " ")):
-        raw = _unstretched(raw)
-        tokens = normalize(raw)
-        if len(tokens) == 1 and tokens[0] == "".join(fold_words(raw)):
-            out.append((tokens[0], spelling(raw)))
-        else:
-            out += [(t, None) for t in tokens]
+        out += memo(raw) if memo is not None else _read_word(normalize, raw)
     return tuple(out)
+
+
+def _read_word(normalize: Normalizer, raw: str) -> Phrase:
+    raw = _unstretched(raw)
+    tokens = normalize(raw)
+    if len(tokens) == 1 and tokens[0] == "".join(fold_words(raw)):
+        return ((tokens[0], spelling(raw)),)
+    return tuple((t, None) for t in tokens)
+
+
+class Reader:
+    """A normalizer that remembers how it read each word (``words_of`` reads a message word by word).
+
+    The same words come back at every turn ("1", "dạ", "ok", "căn cước", "rồi") and in several readings of
+    one message; looking one up costs a fraction of reading it again. At most ``MEMO_WORDS`` are kept
+    (a few MB); then the memory starts afresh. Content loaded again gets a new reader.
+    """
+
+    MEMO_WORDS: Final = 20_000
+    __slots__ = ("_words", "normalize")
+
+    def __init__(self, normalize: Normalizer) -> None:
+        self.normalize = normalize
+        self._words: dict[str, Phrase] = {}
+
+    def __call__(self, text: str) -> list[str]:
+        return self.normalize(text)
+
+    def word(self, raw: str) -> Phrase:
+        words = self._words.get(raw)
+        if words is None:
+            if len(self._words) >= self.MEMO_WORDS:
+                self._words.clear()
+            words = self._words[raw] = _read_word(self.normalize, raw)
+        return words
 
 
 def _unstretched(raw: str) -> str:
@@ -307,6 +338,7 @@ class Vocabulary:
     index: Mapping[str, Mapping[str, tuple[tuple[str, Phrase, Phrase], ...]]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    affirm_one: Mapping[str, tuple[str | None, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def indexed(self) -> Vocabulary:
         """The same vocabulary with its lookups by first token built (synonyms; one-word, longer and core commands)."""
@@ -326,7 +358,10 @@ class Vocabulary:
                 if len(p) >= 2:
                     kinds["answer"].setdefault(p[0][0], []).append((kind, p, p))
         index = {k: {t: tuple(v) for t, v in d.items()} for k, d in kinds.items()}
-        return replace(self, index=index)
+        affirm_one: dict[str, list[str | None]] = {}
+        for ((token, spelled),) in (p for p in self.affirm if len(p) == 1):
+            affirm_one.setdefault(token, []).append(spelled)
+        return replace(self, index=index, affirm_one={t: tuple(v) for t, v in affirm_one.items()})
 
     @staticmethod
     def from_phrases(
@@ -455,6 +490,11 @@ class Vocabulary:
     def asks(self, said: Phrase) -> bool:
         """Whether a message (as typed) holds a way of asking ("bao lâu thì có kết quả", "ở đâu vậy")."""
         return _says(self.canonical(said), self.questions)
+
+    def yes_word(self, word: Word) -> bool:
+        """A yes said in one word ("ok", "dạ", "vâng"), spelled as listed."""
+        spellings = (self.affirm_one if self.index else self.indexed().affirm_one).get(word[0], ())
+        return any(_same(word, (word[0], s)) for s in spellings)
 
     def filler(self, word: Word) -> bool:
         """A word said only for politeness or rhythm ("ạ", "nha", "đi", "giùm"), spelled as listed.
@@ -859,11 +899,7 @@ def _position(
 ) -> int | None:
     rest, prefixed = _without(message, vocab.ordinal_words)
     # Politeness and a thumbs-up around a number do not change it: "1 nha", "3 ạ", "1 👍".
-    named = [
-        w
-        for w in rest
-        if w[0] in _ENDS or not (vocab.filler(w) or any(_same(w, p[0]) for p in vocab.affirm if len(p) == 1))
-    ]
+    named = [w for w in rest if w[0] in _ENDS or not (vocab.filler(w) or vocab.yes_word(w))]
     if prefixed and len(named) > 1 and named[0][0] in _SPEAKERS:
         named = named[1:]  # "con chọn cái thứ hai": the speaker calling themself "con", "cháu"
     if len(named) == 1 and named[0][0] in ORDINAL_NUMBERS:

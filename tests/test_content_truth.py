@@ -252,6 +252,22 @@ def test_a_term_is_explained_once_per_conversation(shipped: Content) -> None:
     assert "💡" not in again[0].text
 
 
+def test_every_conversation_gets_a_terms_explanation_and_the_memory_of_texts_is_bounded(
+    shipped: Content, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import engine
+    from bot.engine import Reply
+
+    for _ in range(2):  # a new conversation: the second time the text's terms come from memory
+        first, _ = explain_terms(shipped, [Reply("Nhập mã OTP gửi về điện thoại.")], frozenset())
+        assert "💡 OTP:" in first[0].text
+    monkeypatch.setattr(engine, "_TEXTS_KEPT", 3)
+    for i in range(10):
+        step, _ = explain_terms(shipped, [Reply(f"Bước {i}: nhập mã OTP.")], frozenset())
+        assert "💡 OTP:" in step[0].text
+    assert len(shipped._terms) <= 3
+
+
 def test_guides_are_not_announced_as_procedures(shipped: Content) -> None:
     guide = shipped.catalogue.procedure("thanh-toan-truc-tuyen")
     assert guide is not None and guide.is_guide

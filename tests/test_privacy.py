@@ -55,6 +55,20 @@ def test_user_keys_are_stable_and_do_not_reveal_the_id() -> None:
     assert "123456789" not in a and len(a) == 32
 
 
+def test_the_runner_remembers_keys_per_channel_and_chat(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import runner as runner_module
+    from bot.content import ContentHolder, load
+    from bot.runner import Runner
+    from tests.conftest import ROOT
+
+    monkeypatch.setattr(runner_module, "SEALED_CACHE", 2)
+    runner = Runner(ContentHolder(load(ROOT), ROOT), None, b"secret")  # type: ignore[arg-type]
+    for _ in range(2):  # the second time from memory
+        for channel, chat in (("telegram", "1"), ("zalo-bot", "1"), ("telegram", "2"), ("zalo-oa", "3")):
+            assert runner.key(channel, chat) == user_key(b"secret", channel, chat)
+    assert len(runner._keys) <= 2
+
+
 def test_tokens_in_log_lines_are_hidden() -> None:
     import logging
 

@@ -8,7 +8,7 @@ import pytest
 
 from bot.content import load
 from bot.engine import Content
-from bot.understand import Options, read
+from bot.understand import Options, Reader, read, words_of
 from tests.conftest import ROOT
 
 MESSAGE = Options((("next", "Tiếp tục"), ("cmd:back", "Quay lại")), forward="next", flow_choices=1)
@@ -908,3 +908,37 @@ def test_a_yes_no_question_at_a_checklist_is_no_missing_paper(shipped: Content) 
     assert meaning(shipped, asked, CHECKLIST) != ("choice", "missing")
     assert meaning(shipped, "không có giấy khám", CHECKLIST) == ("choice", "missing")
     assert meaning(shipped, "còn thiếu cái tờ khai", CHECKLIST)[0] == "choice"
+
+
+# Messages whose words take every path of reading a word: held letters, abbreviations, emoji, keycaps,
+# numbers, Telex leftovers, English, marks typed and not.
+READ_TWICE = (
+    "dạaaa okkk 👍",
+    "dk tam tru cho nguoi thue tro",
+    "2️⃣",
+    "cho e hỏi cái số 2 đc ko ạ",
+    "hong biet lam sao het tron",
+    "tôi đã thanh toans xong rồi",
+    "ch play không tải được VNeID",
+    "nop 1000000 dong phi",
+    "hủy, thôi ko làm nữa",
+)
+
+
+@pytest.mark.parametrize("options", [MESSAGE, YES_NO, PAYMENT, CHECKLIST])
+def test_the_engines_remembering_reader_reads_as_the_normalizer_does(shipped: Content, options: Options) -> None:
+    """The engine reads messages through ``content.reader``, which remembers words it read; a word read
+    from memory must mean what it meant the first time."""
+    for text in READ_TWICE:
+        plain = read(text, options, shipped.vocabulary, shipped.normalize)
+        for _ in range(2):  # the first time reads the words, the second finds them remembered
+            assert words_of(shipped.reader, text) == words_of(shipped.normalize, text), text
+            assert read(text, options, shipped.vocabulary, shipped.reader) == plain, text
+
+
+def test_the_readers_memory_is_bounded(shipped: Content, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Reader, "MEMO_WORDS", 5)
+    reader = Reader(shipped.normalize)
+    many = " ".join(f"tu{i}" for i in range(12))
+    assert words_of(reader, many) == words_of(shipped.normalize, many)
+    assert len(reader._words) <= 5
