@@ -334,6 +334,9 @@ class Vocabulary:
     says_seen: dict[tuple[str, str], tuple[Phrase, Phrase] | None] = field(
         default_factory=dict, compare=False, repr=False
     )
+    names_seen: dict[tuple[str, ...], tuple[frozenset[str], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
     # indexes by first token, built once (see ``indexed``)
     index: Mapping[str, Mapping[str, tuple[tuple[str, Phrase, Phrase], ...]]] = field(
         default_factory=dict, compare=False, repr=False
@@ -797,7 +800,7 @@ def _unmarked_for_marked(said: Phrase, phrase: Phrase) -> bool:
     )
 
 
-def _no_longer(tokens: Tokens, names: Sequence[set[str]], vocab: Vocabulary) -> bool:
+def _no_longer(tokens: Tokens, names: Sequence[frozenset[str]], vocab: Vocabulary) -> bool:
     """ "không <words of the procedure's name> nữa": the citizen no longer wants this procedure."""
     if "nua" not in tokens:
         return False
@@ -1367,7 +1370,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
         if label and (label in (tokens, core) or label_core == core):
             return Reading("choice", cid, how="label")
     names = _names(options, vocab, normalize)  # the procedure being done: its name and short aliases
-    confused = any(_contains(words, p) for p in vocab.confused)  # "là sao", "không hiểu": asks to be explained to
+    confused = _says(words, vocab.confused)  # "là sao", "không hiểu": asks to be explained to
     # 2. A way of saying a choice that the content lists (``says:``): "độc thân" → "Chưa từng kết hôn";
     # the officials wrote it for this step, so it goes before a label merely found among the words.
     core_words = vocab.core(words)
@@ -1754,7 +1757,7 @@ def _leading_yes(words: Phrase, vocab: Vocabulary, phrases: frozenset[Phrase] | 
     return said
 
 
-def _name_sets(names: Sequence[set[str]]) -> list[set[str]]:
+def _name_sets(names: Sequence[frozenset[str]]) -> list[frozenset[str]]:
     """The procedure's name and short aliases as word sets, without the verbs put before a name."""
     return [n - NAME_VERBS for n in names if n - NAME_VERBS]
 
@@ -1788,10 +1791,17 @@ def _not_now(tokens: Tokens) -> bool:
     return bool(pairs & _NOT_NOW or "khoi" in tokens) and not _STOP_VERBS & set(tokens)
 
 
-def _names(options: Options, vocab: Vocabulary, normalize: Normalizer) -> list[set[str]]:
-    """The words of the procedure's name and of its short aliases (a long alias is a situation, not a name)."""
-    names = [set(_tokens(vocab.read_label(n, normalize, core=True))) for n in options.own_names]
-    return [n for i, n in enumerate(names) if i == 0 or len(n) <= 4]
+def _names(options: Options, vocab: Vocabulary, normalize: Normalizer) -> tuple[frozenset[str], ...]:
+    """The words of the procedure's name and of its short aliases (a long alias is a situation, not a name),
+    remembered per procedure like the labels."""
+    found = vocab.names_seen.get(options.own_names)
+    if found is None:
+        names = [frozenset(_tokens(vocab.read_label(n, normalize, core=True))) for n in options.own_names]
+        found = tuple(n for i, n in enumerate(names) if i == 0 or len(n) <= 4)
+        if len(vocab.names_seen) > _CACHE_LIMIT:
+            vocab.names_seen.clear()
+        vocab.names_seen[options.own_names] = found
+    return found
 
 
 def _affirm(
