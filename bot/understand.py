@@ -259,7 +259,17 @@ def _same(word: Word, wanted: Word) -> bool:
 
 
 def _at(words: Phrase, i: int, phrase: Phrase) -> bool:
-    return len(phrase) <= len(words) - i and all(_same(words[i + k], phrase[k]) for k in range(len(phrase)))
+    """The phrase stands at position ``i`` of the message, each word ``_same`` as the phrase's (written out:
+    it runs for every candidate phrase at every word of every message)."""
+    if len(phrase) > len(words) - i:
+        return False
+    for word, wanted in zip(words[i : i + len(phrase)], phrase, strict=True):
+        if word[0] != wanted[0]:
+            return False
+        typed, spelled = word[1], wanted[1]
+        if not (typed is None or spelled is None or typed == spelled or typed.isascii()):
+            return False
+    return True
 
 
 def _contains(words: Phrase, phrase: Phrase) -> bool:
@@ -551,7 +561,8 @@ class Vocabulary:
 
     def core(self, words: Phrase) -> Phrase:
         """The words that carry meaning (fillers dropped), or all of them when nothing else is left."""
-        return tuple(w for w in words if not self.filler(w)) or words
+        fillers = self.filler_spellings  # (most words are no filler at all: no call for them)
+        return tuple(w for w in words if w[0] not in fillers or not self.filler(w)) or words
 
     def negative(self, tokens: Iterable[str]) -> bool:
         """Whether words say no (after ``canonical``, every negation is "không"; "chưa" counts too).

@@ -412,10 +412,10 @@ class SqliteStore:
             try:
                 for w in writes:
                     results.append(self._write_one(conn, w))
-                if progress:
-                    conn.executemany(
-                        "UPDATE outbox SET sent = ? WHERE id = ?", [(n, row) for row, n in progress.items()]
-                    )
+                gone = set(done)  # (a row delivered in the same batch is deleted: no count to write)
+                counts = [(n, row) for row, n in progress.items() if row not in gone]
+                if counts:
+                    conn.executemany("UPDATE outbox SET sent = ? WHERE id = ?", counts)
                 if done:
                     conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
                 conn.execute("COMMIT")
