@@ -377,7 +377,8 @@ class Content:
     )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "reader", Reader(self.normalize))
+        m = self.matcher  # (the reader holds the matcher's tables, not this object: no reference cycle)
+        object.__setattr__(self, "reader", Reader(lambda text: normalize_words(text, m.table, m.vocab, exact=m.exact)))
         d = self.catalogue.dialogue
         lists = {name: d.words(name) for name in ("back", "repeat", "help", "cancel", "menu")}
         vocabulary = Vocabulary.from_phrases(

@@ -102,7 +102,9 @@ class Runner:
         if key is None:
             key = self._keys[(channel, user_id)] = user_key(self.secret, channel, user_id)
             if len(self._keys) > SEALED_CACHE:
-                self._keys.popitem(last=False)
+                self._keys.popitem(last=False)  # the chat written to longest ago
+        else:
+            self._keys.move_to_end((channel, user_id))
         return key
 
     async def handle(self, msg: Incoming) -> list[Reply] | None:

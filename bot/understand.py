@@ -198,11 +198,13 @@ class Reader:
     """A normalizer that remembers how it read each word (``words_of`` reads a message word by word).
 
     The same words come back at every turn ("1", "dạ", "ok", "căn cước", "rồi") and in several readings of
-    one message; looking one up costs a fraction of reading it again. At most ``MEMO_WORDS`` are kept
-    (a few MB); then the memory starts afresh. Content loaded again gets a new reader.
+    one message; looking one up costs a fraction of reading it again. Only words of a normal length and
+    with few digits are kept (a long run of digits is a personal number, and never comes back), at most
+    ``MEMO_WORDS`` of them (a few MB); then the memory starts afresh. Content loaded again gets a new reader.
     """
 
     MEMO_WORDS: Final = 20_000
+    MEMO_LETTERS: Final = 24  # the longest word kept
     __slots__ = ("_words", "normalize")
 
     def __init__(self, normalize: Normalizer) -> None:
@@ -215,9 +217,11 @@ class Reader:
     def word(self, raw: str) -> Phrase:
         words = self._words.get(raw)
         if words is None:
-            if len(self._words) >= self.MEMO_WORDS:
-                self._words.clear()
-            words = self._words[raw] = _read_word(self.normalize, raw)
+            words = _read_word(self.normalize, raw)
+            if len(raw) <= self.MEMO_LETTERS and sum(ch.isdigit() for ch in raw) < 5:
+                if len(self._words) >= self.MEMO_WORDS:
+                    self._words.clear()
+                self._words[raw] = words
         return words
 
 

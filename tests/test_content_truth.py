@@ -261,6 +261,7 @@ def test_every_conversation_gets_a_terms_explanation_and_the_memory_of_texts_is_
     for _ in range(2):  # a new conversation: the second time the text's terms come from memory
         first, _ = explain_terms(shipped, [Reply("Nhập mã OTP gửi về điện thoại.")], frozenset())
         assert "💡 OTP:" in first[0].text
+        assert "Nhập mã OTP gửi về điện thoại." in shipped._terms
     monkeypatch.setattr(engine, "_TEXTS_KEPT", 3)
     for i in range(10):
         step, _ = explain_terms(shipped, [Reply(f"Bước {i}: nhập mã OTP.")], frozenset())

@@ -910,6 +910,24 @@ async def test_a_worker_stopping_with_replies_unsent_frees_them_for_the_others_a
         await b.close()
 
 
+async def test_a_row_counted_and_delivered_together_is_gone_and_another_keeps_its_count(db_url: str) -> None:
+    """On SQLite the counts and the delivery marks of several rows go in one transaction."""
+    store = await open_store(db_url)
+    try:
+        two = Outgoing("telegram", "sealed", ({"text": "1"}, {"text": "2"}))
+        done = await store.commit_turn("k1", "telegram", None, [], ("telegram", "1"), two)
+        going = await store.commit_turn("k2", "telegram", None, [], ("telegram", "2"), two)
+        for row in (done, going):
+            assert (await store.start_delivery(row))[0] and await store.outbox_sending(row, 1)
+        assert await store.outbox_sending(done, 2)
+        await store.outbox_done(done)
+        await store.flush()
+        [(left, rest)] = await store.outbox_pending("telegram")
+        assert left == going and rest.sent == 1
+    finally:
+        await store.close()
+
+
 async def test_a_turn_taken_over_resumes_after_the_messages_already_on_their_way(db_url: str) -> None:
     """A worker records each message of a turn just before it goes out; whoever sends the turn again after a
     crash (another worker, or the restarted process) is told how many to skip."""

@@ -929,16 +929,24 @@ READ_TWICE = (
 def test_the_engines_remembering_reader_reads_as_the_normalizer_does(shipped: Content, options: Options) -> None:
     """The engine reads messages through ``content.reader``, which remembers words it read; a word read
     from memory must mean what it meant the first time."""
+    reader = Reader(shipped.reader.normalize)  # (a new memory: the content's own is filled already)
     for text in READ_TWICE:
         plain = read(text, options, shipped.vocabulary, shipped.normalize)
         for _ in range(2):  # the first time reads the words, the second finds them remembered
-            assert words_of(shipped.reader, text) == words_of(shipped.normalize, text), text
+            assert words_of(reader, text) == words_of(shipped.normalize, text), text
+            assert read(text, options, shipped.vocabulary, reader) == plain, text
             assert read(text, options, shipped.vocabulary, shipped.reader) == plain, text
+    assert {"dạaaa", "dk", "đc"} <= set(reader._words)  # remembered as typed
 
 
-def test_the_readers_memory_is_bounded(shipped: Content, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Reader, "MEMO_WORDS", 5)
+def test_the_readers_memory_is_bounded_and_keeps_no_personal_numbers(
+    shipped: Content, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reader = Reader(shipped.normalize)
+    text = "so cccd 079201234567 sdt 0901234567 " + "a" * 900
+    assert words_of(reader, text) == words_of(shipped.normalize, text)
+    assert set(reader._words) == {"so", "cccd", "sdt"}  # not the numbers, nor a word longer than any word
+    monkeypatch.setattr(Reader, "MEMO_WORDS", 5)
     many = " ".join(f"tu{i}" for i in range(12))
     assert words_of(reader, many) == words_of(shipped.normalize, many)
-    assert len(reader._words) <= 5
+    assert 0 < len(reader._words) <= 5
