@@ -912,20 +912,26 @@ async def test_a_worker_stopping_with_replies_unsent_frees_them_for_the_others_a
 
 async def test_a_row_counted_and_delivered_together_is_gone_and_another_keeps_its_count(db_url: str) -> None:
     """On SQLite the counts and the delivery marks of several rows go in one transaction."""
-    store = await open_store(db_url)
+    a = await open_store(db_url)
     try:
+        a.outbox_lease_seconds = min(a.outbox_lease_seconds, 0.3)
         two = Outgoing("telegram", "sealed", ({"text": "1"}, {"text": "2"}))
-        done = await store.commit_turn("k1", "telegram", None, [], ("telegram", "1"), two)
-        going = await store.commit_turn("k2", "telegram", None, [], ("telegram", "2"), two)
+        done = await a.commit_turn("k1", "telegram", None, [], ("telegram", "1"), two)
+        going = await a.commit_turn("k2", "telegram", None, [], ("telegram", "2"), two)
         for row in (done, going):
-            assert (await store.start_delivery(row))[0] and await store.outbox_sending(row, 1)
-        assert await store.outbox_sending(done, 2)
-        await store.outbox_done(done)
-        await store.flush()
-        [(left, rest)] = await store.outbox_pending("telegram")
+            assert (await a.start_delivery(row))[0] and await a.outbox_sending(row, 1)
+        assert await a.outbox_sending(done, 2)
+        await a.outbox_done(done)
+        await a.flush()
+    finally:
+        await a.close()  # ...and stopped before the second row went out
+    await asyncio.sleep(0.4)
+    b = await open_store(db_url)
+    try:
+        [(left, rest)] = await b.outbox_pending("telegram")
         assert left == going and rest.sent == 1
     finally:
-        await store.close()
+        await b.close()
 
 
 async def test_a_turn_taken_over_resumes_after_the_messages_already_on_their_way(db_url: str) -> None:
