@@ -43,6 +43,7 @@ from bot.understand import (
     Vocabulary,
     command_of,
     meaning_of,
+    only_dialogue,
     opens_with_yes,
     read,
     typed_with_marks,
@@ -1526,8 +1527,13 @@ class _Turn:
                 self.say(texts.WELCOME)
             self.show()
             return
-        result = self.match(text)
         pos = self.session.position
+        if pos is None and only_dialogue(
+            self.content.vocabulary.canonical(words_of(self.content.reader, text)), self.content.vocabulary
+        ):
+            self.show()  # "dạ", "ok" to the menu: the menu again, not a search that finds a name by two letters
+            return
+        result = self.match(text)
         if result.intent == "law" and pos is not None and not _plainly_legal(text, result):
             # mid-procedure, a short or half-sure "law" reading is more likely an answer the step did not
             # expect ("kiểm tra rồi, không sai chỗ nào"): treated as not understood below

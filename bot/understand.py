@@ -1351,10 +1351,30 @@ def _yes_no(
         cid
         for cid, label in labels
         if not vocab.negative(label)
-        and (any(t in vocab.yes_words for t in label) or any(w in vocab.yes_spelled for w in written.get(cid, ())))
+        and (
+            any(t in vocab.yes_words and _spelled_as_yes(t, written.get(cid, ()), vocab) for t in label)
+            or any(w in vocab.yes_spelled for w in written.get(cid, ()))
+        )
     ]
     no = [cid for cid, label in labels if vocab.negative(label)]
     return yes, no
+
+
+def only_dialogue(words: Phrase, vocab: Vocabulary) -> bool:
+    """A message of dialogue words alone ("dạ", "ok", "ừ", "dạ vâng", "không"): nothing in it to look up in the
+    catalogue (two letters match some name by its letters: "dạ" is no "đăng ký")."""
+    core = vocab.core(words)
+    singles = _by_first(vocab.everywhere)
+    return bool(core) and all(any(len(p) == 1 and _same(w, p[0]) for p in singles.get(w[0], ())) for w in core)
+
+
+def _spelled_as_yes(token: str, written: Phrase, vocab: Vocabulary) -> bool:
+    """A yes word of a label is one as the label spells it: "biến động" folds to the "đồng" of "đồng ý" but says
+    nothing of yes ("Đăng ký biến động đất đai…" is no yes answer). A word the label does not hold as written
+    (a synonym brought it) or wrote without marks counts."""
+    known = {s for t, s in vocab.yes_spelled if t == token}
+    spellings = [s for t, s in written if t == token]
+    return not known or not spellings or any(s is None or s.isascii() or s in known for s in spellings)
 
 
 def _says(words: Phrase, phrases: frozenset[Phrase]) -> bool:

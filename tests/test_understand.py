@@ -950,3 +950,34 @@ def test_the_readers_memory_is_bounded_and_keeps_no_personal_numbers(
     many = " ".join(f"tu{i}" for i in range(12))
     assert words_of(reader, many) == words_of(shipped.normalize, many)
     assert 0 < len(reader._words) <= 5
+
+
+def test_a_yes_word_folded_inside_a_name_makes_no_yes_answer(shipped: Content) -> None:
+    """ "biến động" folds to the "đồng" of "đồng ý": a bare "dạ" at a list of procedures picks none of them."""
+    candidates = Options(
+        (
+            ("p:xoa", "Xóa đăng ký thường trú"),
+            ("p:tra", "Tra cứu tình trạng hồ sơ đã nộp"),
+            ("p:sang", "Đăng ký biến động đất đai khi chuyển nhượng, tặng cho, thừa kế"),
+            ("none", "Không phải các mục trên"),
+        ),
+        flow_choices=4,
+    )
+    for said in ("dạ", "ok", "ừ", "da"):
+        assert meaning(shipped, said, candidates) == ("ask", ""), said
+    agree = Options((("o:y", "Đồng ý"), ("o:n", "Không đồng ý")), flow_choices=2)
+    assert meaning(shipped, "dạ", agree) == ("choice", "o:y")  # a yes word spelled as one still is
+
+
+def test_a_bare_yes_at_the_menu_shows_the_menu_and_looks_nothing_up(shipped: Content) -> None:
+    from bot.engine import Inbound, Session, step
+    from tests.conftest import NOW
+
+    session = step(shipped, Session(), Inbound("test", "u", text="xin chào"), NOW).session
+    for said in ("dạ", "da", "ok", "ừ", "dạ vâng", "ok em"):
+        result = step(shipped, session, Inbound("test", "u", text=said), NOW)
+        assert result.session.position is None and result.session.prompt is None, said
+        assert [e.type for e in result.events if e.type.startswith("match")] == [], said
+        assert "Bạn cần làm thủ tục gì" in "\n".join(r.text for r in result.replies), said
+    started = step(shipped, session, Inbound("test", "u", text="dạ làm lại căn cước bị mất"), NOW)
+    assert started.session.position is not None  # words beside the yes are still looked up
