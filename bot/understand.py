@@ -1352,8 +1352,14 @@ def _yes_no(
         for cid, label in labels
         if not vocab.negative(label)
         and (
-            any(t in vocab.yes_words and _spelled_as_yes(t, written.get(cid, ()), vocab) for t in label)
-            or any(w in vocab.yes_spelled for w in written.get(cid, ()))
+            any(
+                t in vocab.yes_words and _yes_here(label, i) and _spelled_as_yes(t, written.get(cid, ()), vocab)
+                for i, t in enumerate(label)
+            )
+            or any(
+                w in vocab.yes_spelled and _yes_here(_tokens(written[cid]), i)
+                for i, w in enumerate(written.get(cid, ()))
+            )
         )
     ]
     no = [cid for cid, label in labels if vocab.negative(label)]
@@ -1366,6 +1372,19 @@ def only_dialogue(words: Phrase, vocab: Vocabulary) -> bool:
     core = vocab.core(words)
     singles = _by_first(vocab.everywhere)
     return bool(core) and all(any(len(p) == 1 and _same(w, p[0]) for p in singles.get(w[0], ())) for w in core)
+
+
+def _yes_here(label: Tokens, i: int) -> bool:
+    """Whether the yes word at ``i`` of a label says yes there: "có" only leading the label ("Có, chỉ tôi"; in "Đã
+    có thẻ, muốn đổi" it is "have"), "đóng" only after "đã" ("Đã đóng tiền"; "Đóng lần đầu" is to pay), "ý" only
+    in "đồng ý" ("Góp ý" is no yes)."""
+    if label[i] == "co":
+        return i == 0
+    if label[i] == "dong":
+        return (i > 0 and label[i - 1] == "da") or (i + 1 < len(label) and label[i + 1] == "y")
+    if label[i] == "y":
+        return i > 0 and label[i - 1] == "dong"
+    return True
 
 
 def _spelled_as_yes(token: str, written: Phrase, vocab: Vocabulary) -> bool:

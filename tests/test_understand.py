@@ -981,3 +981,31 @@ def test_a_bare_yes_at_the_menu_shows_the_menu_and_looks_nothing_up(shipped: Con
         assert "Bạn cần làm thủ tục gì" in "\n".join(r.text for r in result.replies), said
     started = step(shipped, session, Inbound("test", "u", text="dạ làm lại căn cước bị mất"), NOW)
     assert started.session.position is not None  # words beside the yes are still looked up
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        # "có" inside a label is "have"; "đóng" leading one is "to pay"; "ý" outside "đồng ý" is an opinion
+        (("o:6", "Chưa đủ 6 tuổi"), ("o:14", "Đủ 14 tuổi trở lên"), ("o:co-the", "Đã có thẻ, muốn đổi hoặc làm lại")),
+        (("o:dang", "Đang xử lý, còn trong hạn"), ("o:tu-choi", "Bị từ chối"), ("o:xong", "Đã có kết quả")),
+        (("o:gia-han", "Gia hạn thẻ sắp hoặc đã hết hạn"), ("o:dau", "Đóng lần đầu cho người nhà")),
+        (("o:hoi", "Hỏi thêm cán bộ"), ("o:gop", "Góp ý cho bot")),
+    ],
+)
+def test_a_bare_ok_picks_no_answer_that_only_holds_a_yes_word(shipped: Content, labels: tuple) -> None:  # type: ignore[type-arg]
+    options = Options(labels, flow_choices=len(labels))
+    for said in ("ok", "dạ", "ừ"):
+        assert meaning(shipped, said, options)[0] == "ask", said
+
+
+@pytest.mark.parametrize(
+    ("labels", "yes"),
+    [
+        ((("o:co", "Có, chỉ tôi cách xem"), ("o:khong", "Không, cảm ơn")), "o:co"),
+        ((("o:roi", "Đã đóng tiền"), ("o:chua", "Chưa đóng tiền")), "o:roi"),
+        ((("o:y", "Đồng ý"), ("o:khac", "Xem lại điều khoản")), "o:y"),
+    ],
+)
+def test_a_bare_yes_still_takes_the_yes_answer(shipped: Content, labels: tuple, yes: str) -> None:  # type: ignore[type-arg]
+    assert meaning(shipped, "dạ", Options(labels, flow_choices=len(labels))) == ("choice", yes)
