@@ -116,6 +116,10 @@ def _number(word: str) -> int | None:
     return int(word) if word.isdigit() else _DIGIT_OF.get(word)
 
 
+# An age said as a bound ("dưới 6 tuổi", "trên 14 tuổi"): an age just inside it.
+_BOUND_SHIFT: Final[Mapping[str, int]] = {"duoi": -1, "tren": 1}
+
+
 def _age_range(name: Sequence[str]) -> tuple[int, int] | None:
     """The ages a procedure's name is for: "… dưới 6 tuổi" is (0, 6), "… từ đủ 6 tuổi …" is (6, 200)."""
     for i in range(len(name) - 2):
@@ -254,17 +258,25 @@ class Matcher:
     def _of_age(self, said: Sequence[str], family: Family) -> str | None:
         """The one member of a family whose age range holds the one age the question states ("cho con 2 tuổi"
         is "dưới 6 tuổi"), if any."""
-        ages = [a for i in range(1, len(said)) if said[i] == "tuoi" and (a := _number(said[i - 1])) is not None]
+        ages = [
+            a + _BOUND_SHIFT.get(said[i - 2], 0) if i >= 2 else a  # "dưới 6 tuổi" is 5 or less
+            for i in range(1, len(said))
+            if said[i] == "tuoi" and (a := _number(said[i - 1])) is not None
+        ]
         if len(ages) != 1:
             return None
         fits = [m for m in family.members if (r := self.age_range.get(m)) is not None and r[0] <= ages[0] < r[1]]
         if len(fits) != 1:
             return None
-        # ...unless another member's own words are said too: "cấp lại căn cước cho con 8 tuổi bị mất"
+        # ...unless another member's own words are said too: "cấp lại căn cước cho con 8 tuổi bị mất"; not those
+        # of a member the age rules out ("cho cháu nội 10 tuổi" is not "dưới 6 tuổi" for its "cháu")
         words = set(said)
-        return (
-            None if any(words & self.own_words.get(m, frozenset()) for m in family.members if m != fits[0]) else fits[0]
-        )
+        others = [
+            m
+            for m in family.members
+            if m != fits[0] and ((r := self.age_range.get(m)) is None or r[0] <= ages[0] < r[1])
+        ]
+        return None if any(words & self.own_words.get(m, frozenset()) for m in others) else fits[0]
 
     def idf(self, term: str) -> float:
         """BM25 inverse document frequency of a term the catalogue has."""

@@ -218,6 +218,11 @@ def test_a_question_about_the_whole_family_is_asked_back_not_guessed(
         ("lam can cuoc cho con 2 tuoi", "can-cuoc-duoi-6-tuoi"),
         # ...unless another member's own words are said too: lost is "cấp lại"
         ("cấp lại căn cước cho con 8 tuổi bị mất", "cap-doi-can-cuoc"),
+        # ...but not the words of a member the age rules out: "cháu" is said for small children, not at 10
+        ("dk cccd cho chau noi 10 tuoi", "cap-the-can-cuoc"),
+        ("làm căn cước cho cháu ngoại 9 tuổi", "cap-the-can-cuoc"),
+        # an age said as a bound: "dưới 6 tuổi" is under six, not six
+        ("bé nhà tui dưới 6 tuổi thì làm căn cước sao", "can-cuoc-duoi-6-tuoi"),
         # a member's whole name said word for word, holding its sibling's name: that member
         (
             "Cháu tôi chuyển vào Sài Gòn lâu rồi, tôi muốn xóa đăng ký thường trú của cháu ở nhà tôi",
