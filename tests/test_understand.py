@@ -1009,3 +1009,14 @@ def test_a_bare_ok_picks_no_answer_that_only_holds_a_yes_word(shipped: Content, 
 )
 def test_a_bare_yes_still_takes_the_yes_answer(shipped: Content, labels: tuple, yes: str) -> None:  # type: ignore[type-arg]
     assert meaning(shipped, "dạ", Options(labels, flow_choices=len(labels))) == ("choice", yes)
+
+
+@pytest.mark.parametrize("said", ["chào con", "chao chau", "con chào cô", "cháu chào chú ạ", "xin chào bot"])
+def test_an_older_or_younger_persons_greeting_is_a_greeting(shipped: Content, said: str) -> None:
+    """Not a search ("chào con" found nothing) and never a question of law ("con chào cô" was one)."""
+    from bot.engine import Inbound, Session, step
+    from tests.conftest import NOW
+
+    result = step(shipped, Session(), Inbound("test", "u", text=said), NOW)
+    assert [e.type for e in result.events] == []
+    assert result.replies[0].text == "Xin chào bạn!"
