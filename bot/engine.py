@@ -708,6 +708,7 @@ LEGAL_IN_FLOW_WORDS: Final = 6
 # (A ``says:`` phrase found whole was written for this step by its officials: never second-guessed.)
 _WEAK_READINGS: Final = frozenset({"near", "words", "affirm", "contained", "help-answer", "quantity", "someone-else"})
 _LONG_MESSAGE_WORDS: Final = 8
+_GUIDE_IN_HELP_WORDS: Final = 4  # a call for help this long may tell of a guide's matter (see ``guide_told_of``)
 _TEXTS_KEPT: Final = 5_000  # reply texts whose glossary terms are remembered (a step's text, filled in)
 _PHRASES_KEPT: Final = 100_000  # labels and ways of saying read for the likeness model (38 flows: about 26,000)
 _LEGAL_OVER_ANSWER: Final = 0.9  # the intent gate's score at which such a message is a question of law
@@ -1243,7 +1244,7 @@ class _Turn:
             how: Via = "menu"
             if prompt and prompt.kind in ("disambiguate", "legal"):
                 how = "match"
-            elif prompt and prompt.kind == "switch":
+            elif prompt and prompt.kind in ("switch", "help"):
                 how = "switch"
             elif prompt and prompt.kind in ("resume", "vanished"):
                 how = "restart"
@@ -1483,8 +1484,23 @@ class _Turn:
 
     def help(self) -> None:
         self.emit("help")
-        self.session = replace(self.session, prompt=Prompt("help"))
+        guide = self.guide_told_of()
+        self.session = replace(self.session, prompt=Prompt("help", (guide,) if guide else ()))
         self.show()
+
+    def guide_told_of(self) -> str | None:
+        """A guide that a call for help plainly tells of: "có người gọi điện đòi tiền" while renewing health
+        insurance is help, and also the guide to scam calls, offered first on the help card."""
+        text = self.inbound.text if self.inbound.kind == "text" else ""
+        if len(text.split()) < _GUIDE_IN_HELP_WORDS:
+            return None
+        result = self.match(text)
+        proc = self.cat.procedure(result.procedure_id) if result.status == "confident" and result.procedure_id else None
+        pos = self.session.position
+        doing = ({f.procedure for f in pos.stack} | {pos.procedure}) if pos else set()
+        if proc is None or not proc.is_guide or proc.id in doing or self.cat.flow(proc.id) is None:
+            return None
+        return proc.id
 
     def offer_resume(self) -> None:
         self.emit("resume-offered")
@@ -1813,6 +1829,11 @@ class _Turn:
         bring = proc.bring if proc and proc.bring else texts.DEFAULT_BRING
         lines += ["", texts.BRING_INTRO, *[f"• {b}" for b in bring]]
         choices: tuple[Choice, ...] = (Choice("resume", texts.RESUME),) if pos else ()
+        prompt = self.session.prompt
+        guide = self.cat.procedure(prompt.data[0]) if prompt and prompt.kind == "help" and prompt.data else None
+        if guide is not None:
+            name = guide.name if len(guide.name) <= 45 else guide.name[:44].rstrip() + "…"
+            choices = (Choice(f"p:{guide.id}", texts.SEE_GUIDE.format(name=name)), *choices)
         return Reply("\n".join(lines), (*choices, Choice(CMD_MENU, texts.MENU)))
 
     def contact_line(self, c: Contact) -> str:

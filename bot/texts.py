@@ -49,6 +49,7 @@ LEGAL_QUESTION: Final = (
 LEGAL_WHERE: Final = "Bạn hỏi giúp ở:\n{contacts}\nHoặc hỏi luật sư, trung tâm trợ giúp pháp lý của tỉnh."
 LEGAL_DO: Final = "Nếu bạn cần làm thủ tục, tôi hướng dẫn từng bước:"
 DO_PROCEDURE: Final = "Làm: {name}"
+SEE_GUIDE: Final = "Xem: {name}"
 AMBIGUOUS: Final = "Có phải bạn muốn hỏi một trong các thủ tục này? Bạn chọn giúp tôi:"
 AMBIGUOUS_NONE: Final = "Vâng. Bạn thử gõ lại bằng lời khác, hoặc chọn một nhóm bên dưới."
 SWITCH_OFFER: Final = "Bạn đang làm thủ tục “{current}”. Có phải bạn muốn chuyển sang thủ tục khác?"

@@ -67,3 +67,19 @@ def test_an_answer_that_opens_with_yes_is_not_taken_for_a_question_of_law(shippe
     said = _say(shipped, "tach-ho", "gioi-thieu", "dạ em hiểu, được miễn không phải trả tiền, tiếp ạ")
     pressed = _say(shipped, "tach-ho", "gioi-thieu", "Tiếp tục")
     assert said.session.position == pressed.session.position != Position("tach-ho", "gioi-thieu")
+
+
+def test_a_call_for_help_that_tells_of_a_scam_call_offers_the_scam_guide_first(shipped: Content) -> None:
+    """Mid-procedure, "có người gọi điện đòi tiền" is help (the contacts) and the guide to scam calls, one tap
+    away; the procedure is kept to come back to."""
+    flow = shipped.catalogue.flow("gia-han-bhyt-ho-gia-dinh")
+    assert flow is not None
+    said = _say(shipped, "gia-han-bhyt-ho-gia-dinh", flow.start, "có người gọi điện tới đòi tui chuyển tiền")
+    assert [e.type for e in said.events] == ["help"]
+    first = said.replies[-1].choices[0]
+    assert first.id == "p:canh-bao-lua-dao" and first.label.startswith("Xem: Nhận biết")
+    tapped = step(shipped, said.session, Inbound("test", "u1", kind="choice", choice_id=first.id), NOW)
+    assert tapped.session.position == Position("canh-bao-lua-dao", shipped.catalogue.flow("canh-bao-lua-dao").start)  # type: ignore[union-attr]
+    assert tapped.session.parked is not None  # the health insurance renewal is kept
+    plain = _say(shipped, "gia-han-bhyt-ho-gia-dinh", flow.start, "gặp cán bộ giúp tui với")
+    assert [c.id for c in plain.replies[-1].choices] == ["resume", "cmd:menu"]  # plain help: no guide
