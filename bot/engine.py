@@ -42,6 +42,7 @@ from bot.understand import (
     Reading,
     Vocabulary,
     command_of,
+    fact_asked,
     meaning_of,
     only_dialogue,
     opens_with_yes,
@@ -139,6 +140,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "cancel-asked",
     "flow-resumed",
     "term-explained",
+    "fact-asked",
     "legal-question",
     "reminder-scheduled",
     "reminder-sent",
@@ -1544,6 +1546,9 @@ class _Turn:
             self.show()
             return
         pos = self.session.position
+        if pos is not None and self.session.prompt is None and (asked := self.facts_asked(text)):
+            self.answer_facts(asked)  # "phí bao nhiêu", "mất bao lâu vậy", "làm ở đâu": the facts, then the step
+            return
         if pos is None and only_dialogue(
             self.content.vocabulary.canonical(words_of(self.content.reader, text)), self.content.vocabulary
         ):
@@ -1614,6 +1619,41 @@ class _Turn:
         self.emit("match-none", detail=detail)
         self.session = replace(self.session, prompt=None)
         self.say(texts.NO_MATCH + "\n" + texts.NO_MATCH_HOTLINE.format(hotline=self.hotline(None)))
+        self.show()
+
+    def facts_asked(self, text: str) -> tuple[str, ...]:
+        """The facts of the procedure being done that a short question asks (see ``understand.fact_asked``)."""
+        proc = self.cat.procedure(self.root_of(self.session.position)) if self.session.position else None
+        if proc is None or proc.is_guide:
+            return ()
+        own = frozenset(w for n in (proc.name, *proc.aliases) for w in fold(n).split())
+        return fact_asked(tuple(t for t, _ in words_of(self.content.reader, text)), own)
+
+    def answer_facts(self, asked: tuple[str, ...]) -> None:
+        pos = self.session.position
+        proc = self.cat.procedure(self.root_of(pos)) if pos else None
+        assert proc is not None
+        self.emit("fact-asked", detail={"asked": list(asked)})
+        parts = []
+        for what in asked:
+            if what == "fee":
+                parts.append(self.fee_table(proc))
+            elif what == "time":
+                parts.append(
+                    self.fill(texts.FACT_TIME, proc, footnote=False)
+                    if proc.processing_time
+                    else texts.FACT_UNKNOWN.format(what=texts.FACT_TIME_WHAT, where=self.where_to_check(proc))
+                )
+            else:
+                parts.append(
+                    self.fill(texts.FACT_PLACE, proc, footnote=False)
+                    if proc.agency
+                    else texts.FACT_UNKNOWN.format(what=texts.FACT_PLACE_WHAT, where=self.where_to_check(proc))
+                )
+        text = "\n\n".join(parts)
+        if texts.UNVERIFIED_MARK in text and texts.UNVERIFIED_FOOTNOTE not in text:
+            text += "\n" + texts.UNVERIFIED_FOOTNOTE
+        self.say(text)
         self.show()
 
     def resembled(self, text: str) -> bool:

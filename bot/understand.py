@@ -1366,6 +1366,46 @@ def _yes_no(
     return yes, no
 
 
+# Short questions about the procedure being done: its fee, how long it takes, where to go (folded, as typed).
+_FACT_ASKS: Final[Mapping[str, frozenset[Tokens]]] = {
+    "fee": frozenset(
+        {("phi",), ("bao", "nhieu", "tien"), ("may", "tien"), ("ton", "bao", "nhieu"), ("het", "bao", "nhieu")}
+        | {("mat", "bao", "nhieu"), ("tra", "bao", "nhieu"), ("dong", "bao", "nhieu")}
+    ),
+    "time": frozenset(
+        {("bao", "lau"), ("may", "ngay"), ("bao", "nhieu", "ngay"), ("khi", "nao", "co"), ("bao", "gio", "co")}
+        | {("lau", "khong"), ("lau", "hong"), ("lau", "ko"), ("may", "bua")}
+    ),
+    "place": frozenset({("o", "dau"), ("cho", "nao"), ("noi", "nao"), ("nop", "dau"), ("lam", "dau"), ("di", "dau")}),
+}
+# Words such a question may hold besides: "mất bao lâu thì lấy được", "làm ở đâu vậy", "lệ phí hết bao nhiêu".
+_FACT_AROUND: Final = frozenset(
+    {"mat", "thi", "lay", "nhan", "co", "duoc", "dc", "ket", "qua", "xong", "le", "tien", "vay", "the", "nay", "ha"}
+    | {"nop", "lam", "di", "toi", "minh", "tui", "em", "a", "nhi", "nha", "nhe", "khong", "ko", "hong", "ak", "ah"}
+    | {"cho", "hoi", "xin", "ban", "oi", "thu", "tuc", "ho", "so", "can", "phai", "ca", "tat", "tong", "cong"}
+    | {"bao", "nhieu", "gio", "ngay", "lau"}
+)
+
+
+def fact_asked(tokens: Tokens, own: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """Which facts of the procedure being done a short question asks: "phí bao nhiêu" (fee), "mất bao lâu vậy"
+    (time), "làm ở đâu" (place). Only when every other word is one such questions hold or a word of the
+    procedure's own name (``own``): "phí làm hộ chiếu bao nhiêu" while registering a birth asks of another."""
+    if not tokens or len(tokens) > 12:
+        return ()
+    asked: list[str] = []
+    used: set[int] = set()
+    for what, phrases in _FACT_ASKS.items():
+        for phrase in phrases:
+            for i in range(len(tokens) - len(phrase) + 1):
+                if tokens[i : i + len(phrase)] == phrase:
+                    used |= set(range(i, i + len(phrase)))
+                    if what not in asked:
+                        asked.append(what)
+    rest = {t for i, t in enumerate(tokens) if i not in used}
+    return tuple(asked) if asked and rest <= _FACT_AROUND | own else ()
+
+
 def only_dialogue(words: Phrase, vocab: Vocabulary) -> bool:
     """A message of dialogue words alone ("dạ", "ok", "ừ", "dạ vâng", "không"): nothing in it to look up in the
     catalogue (two letters match some name by its letters: "dạ" is no "đăng ký")."""

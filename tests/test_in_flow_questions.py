@@ -83,3 +83,32 @@ def test_a_call_for_help_that_tells_of_a_scam_call_offers_the_scam_guide_first(s
     assert tapped.session.parked is not None  # the health insurance renewal is kept
     plain = _say(shipped, "gia-han-bhyt-ho-gia-dinh", flow.start, "gặp cán bộ giúp tui với")
     assert [c.id for c in plain.replies[-1].choices] == ["resume", "cmd:menu"]  # plain help: no guide
+
+
+@pytest.mark.parametrize(
+    ("text", "asked", "shown"),
+    [
+        ("mất bao lâu vậy", ["time"], "Thời gian giải quyết thủ tục “Đăng ký khai sinh”: 1 ngày"),
+        ("phi bao nhieu", ["fee"], "Đăng ký khai sinh đúng hạn: miễn phí"),
+        ("làm ở đâu vậy em", ["place"], "Nơi giải quyết thủ tục “Đăng ký khai sinh”: Ủy ban nhân dân cấp xã"),
+        ("lam o dau, le phi het bao nhieu", ["fee", "place"], "(cập nhật"),
+    ],
+)
+def test_a_short_question_about_the_procedure_being_done_is_answered_from_the_catalogue(
+    shipped: Content, text: str, asked: list[str], shown: str
+) -> None:
+    flow = shipped.catalogue.flow("dang-ky-khai-sinh")
+    assert flow is not None
+    result = _say(shipped, "dang-ky-khai-sinh", flow.start, text)
+    assert [(e.type, e.detail) for e in result.events] == [("fact-asked", {"asked": asked})]
+    assert shown in result.replies[0].text
+    assert result.session.position == Position("dang-ky-khai-sinh", flow.start)  # then the step again
+    assert result.replies[-1].choices  # with its buttons
+
+
+def test_a_fact_question_naming_another_procedure_is_not_answered_for_this_one(shipped: Content) -> None:
+    flow = shipped.catalogue.flow("dang-ky-khai-sinh")
+    assert flow is not None
+    result = _say(shipped, "dang-ky-khai-sinh", flow.start, "phí làm hộ chiếu bao nhiêu")
+    assert "fact-asked" not in [e.type for e in result.events]
+    assert result.session.prompt is not None and result.session.prompt.kind == "switch"
