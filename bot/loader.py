@@ -803,6 +803,14 @@ class _Loader:
                 f"verified: {str(verified).lower()} không khớp với grade: {grade} ({GRADE_NAMES[grade]}).",
                 "Chỉ grade S, S-3p hoặc can-bo là đã kiểm tra. Hãy sửa grade theo nguồn, hoặc bỏ dòng verified.",
             )
+        as_of = raw.get("as_of")
+        if isinstance(as_of, date) and as_of > self.today:
+            self.c.add(
+                doc,
+                (*path, "as_of"),
+                f"ngày kiểm tra as_of {as_of:%d/%m/%Y} ở sau hôm nay: bot sẽ nói thông tin được cập nhật ngày đó.",
+                "as_of là ngày bạn đã xem nguồn (hôm nay hoặc trước đó). Kiểm tra lại năm, tháng, ngày.",
+            )
         review_by = raw.get("review_by")
         if isinstance(review_by, date) and review_by < self.today:
             self.c.add(
@@ -811,6 +819,21 @@ class _Loader:
                 f"đã quá ngày cần xem lại thông tin này ({review_by:%d/%m/%Y}).",
                 "Hãy đối chiếu lại với nguồn, sửa nếu cần, rồi ghi as_of là hôm nay và một review_by mới.",
                 "warning",
+            )
+
+    def _check_fee_source(self, doc: _Doc, raw: Any, path: Path_) -> None:
+        """A fee row says where its amount comes from and when that was checked: one added without them would
+        take the procedure's date and grade, and be shown to citizens as checked."""
+        if not isinstance(raw, dict):
+            return
+        lacking = [k for k in ("source", "as_of") if not raw.get(k)]
+        if lacking and raw.get("grade") != "?" and raw.get("verified") is not False:
+            self.c.add(
+                doc,
+                path,
+                "dòng lệ phí thiếu " + " và ".join(lacking) + ": bot sẽ nói mức phí này như đã kiểm tra.",
+                "Ghi source (văn bản hoặc trang gov.vn có mức phí) và as_of (ngày bạn xem nguồn), như các dòng lệ "
+                'phí khác. Chưa có nguồn thì ghi grade: "?" để bot nói rõ là chưa xác nhận.',
             )
 
     def _named_facts(self, doc: _Doc, raw: Any, path: Path_, default: Verification) -> dict[str, NamedFact]:
@@ -1242,6 +1265,7 @@ class _Loader:
                 self._declared_fees.add(pid)
             for k, fee in enumerate(fees_raw if isinstance(fees_raw, list) else []):
                 self._check_grade(doc, fee, (*path, "fees", k), default)
+                self._check_fee_source(doc, fee, (*path, "fees", k))
                 if not isinstance(fee, dict) or not isinstance(fee.get("valid_from"), date):
                     continue
                 valid_to = fee.get("valid_to")
@@ -1764,6 +1788,15 @@ class _Loader:
             "url": proc.url is not None,
             "hotline": True,
         }
+        stray = PLACEHOLDER_RE.sub("", text.replace("{{", "").replace("}}", ""))
+        if "{" in stray or "}" in stray:
+            self.c.add(
+                doc,
+                path,
+                "có dấu ngoặc nhọn { hoặc } không thành chỗ điền: người dân sẽ thấy nguyên dấu đó.",
+                "Chỗ điền viết liền, không dấu cách, đóng mở đủ: {fee}, {time}, {agency}, {fact:ma}. "
+                "Muốn in chính dấu ngoặc nhọn thì viết hai lần: {{ hoặc }}.",
+            )
         for m in PLACEHOLDER_RE.finditer(text):
             name, _, key = m.group(1).partition(":")
             if name == "fact" and key:

@@ -238,3 +238,40 @@ def test_a_web_address_without_https_is_checked_too(content: Path, where: str, o
 def test_amounts_and_numbers_typed_without_units_are_flagged(content: Path, text: str) -> None:
     flow_step_text(content, text)
     assert any("là số tiền, thời hạn" in p.message for p in problems(content, "warning"))
+
+
+# -- fees and dates an official may get wrong ----------------------------------------------------
+
+
+def test_a_fee_row_without_its_own_source_and_date_is_an_error(content: Path) -> None:
+    """Added without them, it took the procedure's grade and date and was shown to citizens as checked."""
+    edit(content / "procedures.yaml", "        source: thử nghiệm\n        as_of: 2026-11-28\n", "")
+    [found] = problems(content, "error")
+    assert (found.file, found.line) == ("procedures.yaml", 22)
+    assert "dòng lệ phí thiếu source và as_of" in found.message and 'grade: "?"' in found.hint
+
+
+def test_a_fee_row_marked_unverified_needs_no_source(content: Path) -> None:
+    edit(
+        content / "procedures.yaml",
+        "        grade: S\n        source: thử nghiệm\n        as_of: 2026-11-28\n",
+        '        grade: "?"\n',
+    )
+    assert problems(content, "error") == []
+
+
+def test_a_checked_date_after_today_is_an_error(content: Path) -> None:
+    edit(content / "procedures.yaml", "        as_of: 2026-11-28\n", "        as_of: 2062-11-28\n")
+    [found] = problems(content, "error")
+    assert "28/11/2062 ở sau hôm nay" in found.message and found.path.endswith("fees[0].as_of")
+
+
+@pytest.mark.parametrize("typed", ["{ fee }", "{fee.", "{lệ phí}", "{fact: ma}", "fee}"])
+def test_a_mistyped_placeholder_is_an_error_not_braces_shown_to_citizens(content: Path, typed: str) -> None:
+    flow_step_text(content, f"Ai là người nộp hồ sơ? Lệ phí: {typed}")
+    assert any("dấu ngoặc nhọn" in p.message for p in problems(content, "error")), typed
+
+
+def test_doubled_braces_print_a_brace_and_are_no_error(content: Path) -> None:
+    flow_step_text(content, "Ai là người nộp hồ sơ? Mã có dạng {{mã}}.")
+    assert not any("dấu ngoặc nhọn" in p.message for p in problems(content))

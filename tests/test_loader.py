@@ -49,7 +49,7 @@ CASES: list[tuple[str | None, str, list[str]]] = [
         [
             'procedures.yaml:23:17: lỗi: số tiền khi nộp trực tuyến (đồng) cần là số nguyên, không phải "7.000". '
             "Viết số tiền liền, không dấu chấm, ví dụ 20000. [procedures[0].fees[0].online]",
-            'procedures.yaml:32:19: lỗi: true nếu làm trọn vẹn trực tuyến được cần là true hoặc false, không phải "co". '
+            'procedures.yaml:34:19: lỗi: true nếu làm trọn vẹn trực tuyến được cần là true hoặc false, không phải "co". '
             "Viết true hoặc false. [procedures[0].fully_online]",
         ],
     ),
@@ -57,7 +57,7 @@ CASES: list[tuple[str | None, str, list[str]]] = [
         "unknown-key.yaml",
         "procedures.yaml",
         [
-            'procedures.yaml:30:5: lỗi: khoá "procesing_time" không có trong định dạng. Có phải ý bạn là "processing_time"? '
+            'procedures.yaml:32:5: lỗi: khoá "procesing_time" không có trong định dạng. Có phải ý bạn là "processing_time"? '
             "[procedures[0].procesing_time]",
             'flows/dang-ky-tam-tru.yaml:5:11: lỗi: chỗ điền "{time}" cần mục processing_time của thủ tục "dang-ky-tam-tru" '
             "nhưng mục đó chưa có. Hãy thêm processing_time vào thủ tục trong procedures.yaml hoặc bỏ chỗ điền này. "
@@ -68,7 +68,7 @@ CASES: list[tuple[str | None, str, list[str]]] = [
         "duplicate-procedure-id.yaml",
         "procedures.yaml",
         [
-            'procedures.yaml:37:9: lỗi: mã thủ tục "dang-ky-tam-tru" bị trùng (đã có ở dòng 16). '
+            'procedures.yaml:39:9: lỗi: mã thủ tục "dang-ky-tam-tru" bị trùng (đã có ở dòng 16). '
             "Mỗi thủ tục cần một mã riêng; hãy đổi mã hoặc gộp hai mục. [procedures[1].id]",
         ],
     ),
@@ -142,7 +142,7 @@ CASES: list[tuple[str | None, str, list[str]]] = [
         "stage-reminder-unknown-guide.yaml",
         "procedures.yaml",
         [
-            'procedures.yaml:77:14: lỗi: lời nhắc của chặng "thanh-toan" mở hướng dẫn "thanh-toan-truc-tuyenn" nhưng '
+            'procedures.yaml:79:14: lỗi: lời nhắc của chặng "thanh-toan" mở hướng dẫn "thanh-toan-truc-tuyenn" nhưng '
             'không có hướng dẫn dùng chung nào mã như vậy. Có phải ý bạn là "thanh-toan-truc-tuyen"? '
             "[stages[3].reminder.guide]",
         ],
@@ -151,7 +151,7 @@ CASES: list[tuple[str | None, str, list[str]]] = [
         None,
         "flows/dang-ky-khai-sinh.yaml",
         [
-            'procedures.yaml:46:11: lỗi: không tìm thấy tệp kịch bản "flows/dang-ky-khai-sinh.yaml" của thủ tục '
+            'procedures.yaml:48:11: lỗi: không tìm thấy tệp kịch bản "flows/dang-ky-khai-sinh.yaml" của thủ tục '
             '"dang-ky-khai-sinh". Hãy tạo tệp flows/dang-ky-khai-sinh.yaml hoặc sửa đường dẫn flow. [procedures[1].flow]',
         ],
     ),
