@@ -198,7 +198,20 @@ def _pieces(text: str, limit: int) -> list[str]:
             if current:
                 out.append(current.rstrip())
             return out
-    return [text[i : i + limit] for i in range(0, len(text), limit)]
+    # One long sentence: cut between words (a word longer than a whole message, such as a link, is cut)
+    out, current = [], ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            out.append(current)
+        while len(word) > limit:
+            out.append(word[:limit])
+            word = word[limit:]
+        current = word
+    return [*out, current] if current else out
 
 
 def needs_cutting(reply: Reply, limit: int = MAX_REPLY_CHARS) -> bool:

@@ -821,6 +821,29 @@ class _Loader:
                 "warning",
             )
 
+    def _check_fee_overlap(self, doc: _Doc, raw: Any, fees: list[Fee], path: Path_) -> None:
+        """Two rows for one case (the same id, or the same label) in force on the same day: citizens would be
+        told both amounts. The usual slip: a new row added and the old one not closed with valid_to."""
+        rows = [k for k, f in enumerate(raw if isinstance(raw, list) else []) if isinstance(f, dict)]
+        rows = [k for k in rows if isinstance(raw[k].get("valid_from"), date)][: len(fees)]
+        for b in range(len(fees)):
+            for a in range(b):
+                first, second = fees[a], fees[b]
+                same = (first.id and first.id == second.id) or (not first.id and first.label == second.label)
+                if not same:
+                    continue
+                starts, ends = max(first.valid_from, second.valid_from), [f.valid_to for f in (first, second)]
+                if all(e is None or starts <= e for e in ends):  # (valid_to is the last day a rate applies)
+                    case = first.id or first.label
+                    self.c.add(
+                        doc,
+                        (*path, rows[b] if b < len(rows) else b),
+                        f'hai dòng lệ phí cho cùng trường hợp "{case}" cùng áp dụng từ {starts:%d/%m/%Y}: người dân '
+                        "sẽ thấy cả hai mức.",
+                        "Nếu mức mới thay mức cũ, ghi valid_to cho dòng cũ là ngày cuối mức cũ còn áp dụng. Nếu là hai "
+                        "trường hợp khác nhau, đặt tên (label) hoặc id khác nhau.",
+                    )
+
     def _check_fee_source(self, doc: _Doc, raw: Any, path: Path_) -> None:
         """A fee row says where its amount comes from and when that was checked: one added without them would
         take the procedure's date and grade, and be shown to citizens as checked."""
@@ -1287,6 +1310,7 @@ class _Loader:
                         start_known=fee.get("start_known") is not False,
                     )
                 )
+            self._check_fee_overlap(doc, fees_raw, fees, (*path, "fees"))
             kind = item.get("kind")
             proc = Procedure(
                 id=pid,

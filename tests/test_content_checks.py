@@ -275,3 +275,22 @@ def test_a_mistyped_placeholder_is_an_error_not_braces_shown_to_citizens(content
 def test_doubled_braces_print_a_brace_and_are_no_error(content: Path) -> None:
     flow_step_text(content, "Ai là người nộp hồ sơ? Mã có dạng {{mã}}.")
     assert not any("dấu ngoặc nhọn" in p.message for p in problems(content))
+
+
+def test_two_fee_rows_for_one_case_in_force_together_are_an_error(content: Path) -> None:
+    """A new rate added without closing the old one: citizens were told both amounts."""
+    row = "      - label: Đăng ký tạm trú\n"
+    newer = (
+        row
+        + "        online: 10000\n        legal_basis: Thông tư mới\n        valid_from: 2026-07-01\n        grade: S\n"
+    )
+    newer += "        source: thử nghiệm\n        as_of: 2026-11-28\n"
+    edit(content / "procedures.yaml", row, newer + row)
+    [found] = problems(content, "error")
+    assert 'hai dòng lệ phí cho cùng trường hợp "Đăng ký tạm trú" cùng áp dụng từ 01/07/2026' in found.message
+    edit(
+        content / "procedures.yaml",
+        "        valid_from: 2023-02-05\n",
+        "        valid_from: 2023-02-05\n        valid_to: 2026-06-30\n",
+    )
+    assert problems(content, "error") == []  # the old rate closed the day before the new one

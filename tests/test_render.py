@@ -68,6 +68,14 @@ def test_a_long_reply_becomes_several_messages_in_order_with_the_buttons_last() 
     assert fit(short) == [short]
 
 
+def test_one_long_sentence_is_cut_between_words_not_inside_one() -> None:
+    sentence = Reply(" ".join(["thông tin tạm trú của bạn"] * 40), (Choice("next", "Tiếp tục"),))
+    parts = fit(sentence)
+    assert len(parts) > 1 and all(render_check.rendered_length(p) <= MAX_REPLY_CHARS for p in parts)
+    assert all(p.text.endswith("bạn") for p in parts)  # every message ends with a whole word
+    assert " ".join(p.text for p in parts).split() == sentence.text.split()
+
+
 def test_validate_names_a_step_whose_message_cannot_fit(tmp_path: Path) -> None:
     content = tmp_path / "c"
     shutil.copytree(GOOD, content)
