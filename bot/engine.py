@@ -41,6 +41,7 @@ from bot.understand import (
     Reader,
     Reading,
     Vocabulary,
+    asks_a_question,
     command_of,
     fact_asked,
     meaning_of,
@@ -1596,8 +1597,10 @@ class _Turn:
         if pos is not None:
             current = {f.procedure for f in pos.stack} | {pos.procedure}
             top = result.candidates[0].procedure_id if result.candidates else None
-            if result.status != "none" and top in current:
-                # The procedure they are doing, by name: stay here and show the step again.
+            questioned = asks_a_question(text, words_of(self.content.reader, text), self.content.vocabulary)
+            if result.status != "none" and top in current and not (questioned and result.status != "confident"):
+                # The procedure they are doing, by name: stay here and show the step again. (A question only
+                # close to its name, "làm trên điện thoại được không", is no such thing: said not understood.)
                 self.emit("repeat", detail={"reason": "same-procedure"})
                 self.show()
                 return

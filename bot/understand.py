@@ -1406,6 +1406,15 @@ def fact_asked(tokens: Tokens, own: frozenset[str] = frozenset()) -> tuple[str, 
     return tuple(asked) if asked and rest <= _FACT_AROUND | own else ()
 
 
+def asks_a_question(text: str, words: Phrase, vocab: Vocabulary) -> bool:
+    """Whether a message asks something: a question mark, a way of asking ("bao lâu", "ở đâu"), or a closing
+    "không", "chưa", "sao" ("làm trên điện thoại được không")."""
+    if "?" in text or vocab.asks(words):
+        return True
+    tokens = [t for t, _ in words]
+    return len(tokens) >= 3 and tokens[-1] in (_ASKING_TAGS | {"chua", "sao", "nao"})
+
+
 def only_dialogue(words: Phrase, vocab: Vocabulary) -> bool:
     """A message of dialogue words alone ("dạ", "ok", "ừ", "dạ vâng", "không"): nothing in it to look up in the
     catalogue (two letters match some name by its letters: "dạ" is no "đăng ký")."""

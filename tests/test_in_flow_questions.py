@@ -112,3 +112,15 @@ def test_a_fact_question_naming_another_procedure_is_not_answered_for_this_one(s
     result = _say(shipped, "dang-ky-khai-sinh", flow.start, "phí làm hộ chiếu bao nhiêu")
     assert "fact-asked" not in [e.type for e in result.events]
     assert result.session.prompt is not None and result.session.prompt.kind == "switch"
+
+
+def test_a_question_only_close_to_the_procedures_name_is_not_taken_for_its_name(shipped: Content) -> None:
+    """ "làm trên điện thoại được không" while registering a birth showed the step again without a word, as if
+    frozen; the procedure's name typed again still shows the step."""
+    flow = shipped.catalogue.flow("dang-ky-khai-sinh")
+    assert flow is not None
+    asked = _say(shipped, "dang-ky-khai-sinh", flow.start, "lam tren dien thoai dc ko")
+    assert [e.type for e in asked.events] == ["not-understood"]
+    assert asked.replies[0].text.startswith("Xin lỗi, tôi chưa hiểu")
+    named = _say(shipped, "dang-ky-khai-sinh", flow.start, "đăng ký khai sinh")
+    assert [e.type for e in named.events] == ["repeat"]
