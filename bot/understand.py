@@ -1455,6 +1455,10 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if not text.strip():
         return Reading("empty")
     said = words_of(normalize, text)
+    if options.forward_needs_done:  # "rồi sao nữa" at a payment: "and then what?", not "paid already"
+        said = tuple(
+            w for i, w in enumerate(said) if not (w[0] == "roi" and i + 1 < len(said) and said[i + 1][0] == "sao")
+        )
     words = vocab.canonical(said)
     if not words:
         return Reading("empty")  # only emoji or punctuation

@@ -1020,3 +1020,11 @@ def test_an_older_or_younger_persons_greeting_is_a_greeting(shipped: Content, sa
     result = step(shipped, Session(), Inbound("test", "u", text=said), NOW)
     assert [e.type for e in result.events] == []
     assert result.replies[0].text == "Xin chào bạn!"
+
+
+@pytest.mark.parametrize("said", ["rồi sao nữa", "roi sao nua"])
+def test_and_then_what_at_a_payment_is_not_paid(shipped: Content, said: str) -> None:
+    """ "rồi sao nữa" asks what comes next: at a payment it must not record the fee as paid."""
+    assert meaning(shipped, said, PAYMENT)[0] == "ask"
+    assert meaning(shipped, said, MESSAGE) == ("choice", "next")  # elsewhere it goes on, as before
+    assert meaning(shipped, "trả rồi", PAYMENT) == ("choice", "paid")
