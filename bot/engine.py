@@ -49,6 +49,7 @@ from bot.understand import (
     opens_with_yes,
     read,
     typed_with_marks,
+    words_beside,
     words_of,
 )
 
@@ -724,7 +725,7 @@ LEGAL_IN_FLOW_WORDS: Final = 6
 # (A ``says:`` phrase found whole was written for this step by its officials: never second-guessed.)
 _WEAK_READINGS: Final = frozenset({"near", "words", "affirm", "contained", "help-answer", "quantity", "someone-else"})
 _LONG_MESSAGE_WORDS: Final = 8
-_GUIDE_IN_HELP_WORDS: Final = 4  # a call for help this long may tell of a guide's matter (see ``guide_told_of``)
+_GUIDE_IN_HELP_WORDS: Final = 3  # words beside a call for help that may tell of a guide's matter (``guide_told_of``)
 _TEXTS_KEPT: Final = 5_000  # reply texts whose glossary terms are remembered (a step's text, filled in)
 _PHRASES_KEPT: Final = 100_000  # labels and ways of saying read for the likeness model (38 flows: about 26,000)
 _LEGAL_OVER_ANSWER: Final = 0.9  # the intent gate's score at which such a message is a question of law
@@ -1256,6 +1257,12 @@ class _Turn:
             self.session = replace(self.session, prompt=Prompt("area", (cid[2:],)))
             self.show()
             return
+        here = self.session.position
+        if cid.startswith("p:") and prompt and prompt.kind == "help" and here is not None:
+            # the guide a call for help told of: seen from the step, which comes back after it
+            self.session = replace(self.session, prompt=None)
+            self.enter_guide(cid[2:], here.step, via, {"reason": "help"})
+            return
         if cid.startswith("p:"):
             how: Via = "menu"
             if prompt and prompt.kind in ("disambiguate", "legal"):
@@ -1508,8 +1515,9 @@ class _Turn:
         """A guide that a call for help plainly tells of: "có người gọi điện đòi tiền" while renewing health
         insurance is help, and also the guide to scam calls, offered first on the help card."""
         text = self.inbound.text if self.inbound.kind == "text" else ""
-        if len(text.split()) < _GUIDE_IN_HELP_WORDS:
-            return None
+        said = words_of(self.content.reader, text)
+        if words_beside(said, self.content.vocabulary, "help") < _GUIDE_IN_HELP_WORDS:
+            return None  # only a call for help ("tôi không biết làm sao"), however a search would read it
         result = self.match(text)
         proc = self.cat.procedure(result.procedure_id) if result.status == "confident" and result.procedure_id else None
         pos = self.session.position
@@ -1639,9 +1647,10 @@ class _Turn:
 
     def facts_asked(self, text: str) -> tuple[str, ...]:
         """The facts of the procedure being done that a short question asks (see ``understand.fact_asked``)."""
-        proc = self.cat.procedure(self.root_of(self.session.position)) if self.session.position else None
-        if proc is None or proc.is_guide:
-            return ()
+        pos = self.session.position
+        proc = self.cat.procedure(self.root_of(pos)) if pos else None
+        if proc is None or proc.is_guide or (pos is not None and pos.stack):
+            return ()  # (inside a guide, "ở đâu" is about the guide's matter, not the procedure's office)
         own = frozenset(w for n in (proc.name, *proc.aliases) for w in fold(n).split())
         return fact_asked(tuple(t for t, _ in words_of(self.content.reader, text)), own)
 

@@ -61,6 +61,7 @@ from bot.schema import (
     Term,
     Verification,
 )
+from bot.settings import VIETNAM_TZ
 
 logger = logging.getLogger(__name__)
 
@@ -721,7 +722,7 @@ def load_content(content_dir: Path, today: date | None = None) -> LoadResult:
 
     ``today`` is the day review dates are compared with (the real date unless a test says otherwise).
     """
-    return _Loader(Path(content_dir), today or date.today()).run()
+    return _Loader(Path(content_dir), today or datetime.now(VIETNAM_TZ).date()).run()  # (the officials' day)
 
 
 class _Loader:
@@ -844,13 +845,13 @@ class _Loader:
                         "trường hợp khác nhau, đặt tên (label) hoặc id khác nhau.",
                     )
 
-    def _check_fee_source(self, doc: _Doc, raw: Any, path: Path_) -> None:
+    def _check_fee_source(self, doc: _Doc, raw: Any, path: Path_, default: Verification) -> None:
         """A fee row says where its amount comes from and when that was checked: one added without them would
         take the procedure's date and grade, and be shown to citizens as checked."""
         if not isinstance(raw, dict):
             return
         lacking = [k for k in ("source", "as_of") if not raw.get(k)]
-        if lacking and raw.get("grade") != "?" and raw.get("verified") is not False:
+        if lacking and _verification(raw, default).verified:
             self.c.add(
                 doc,
                 path,
@@ -1288,7 +1289,7 @@ class _Loader:
                 self._declared_fees.add(pid)
             for k, fee in enumerate(fees_raw if isinstance(fees_raw, list) else []):
                 self._check_grade(doc, fee, (*path, "fees", k), default)
-                self._check_fee_source(doc, fee, (*path, "fees", k))
+                self._check_fee_source(doc, fee, (*path, "fees", k), default)
                 if not isinstance(fee, dict) or not isinstance(fee.get("valid_from"), date):
                     continue
                 valid_to = fee.get("valid_to")

@@ -1415,6 +1415,13 @@ def asks_a_question(text: str, words: Phrase, vocab: Vocabulary) -> bool:
     return len(tokens) >= 3 and tokens[-1] in (_ASKING_TAGS | {"chua", "sao", "nao"})
 
 
+def words_beside(words: Phrase, vocab: Vocabulary, command: str) -> int:
+    """How many words that carry meaning a message holds besides the phrases of ``command`` ("có người gọi
+    điện đòi tiền" tells of something; "tôi không biết làm sao" only asks for help)."""
+    rest, _ = _without(vocab.core(vocab.canonical(words)), vocab.commands.get(command, frozenset()))
+    return len(rest)
+
+
 def only_dialogue(words: Phrase, vocab: Vocabulary) -> bool:
     """A message of dialogue words alone ("dạ", "ok", "ừ", "dạ vâng", "không"): nothing in it to look up in the
     catalogue (two letters match some name by its letters: "dạ" is no "đăng ký")."""
@@ -1424,16 +1431,23 @@ def only_dialogue(words: Phrase, vocab: Vocabulary) -> bool:
 
 
 def _yes_here(label: Tokens, i: int) -> bool:
-    """Whether the yes word at ``i`` of a label says yes there: "có" only leading the label ("Có, chỉ tôi"; in "Đã
-    có thẻ, muốn đổi" it is "have"), "đóng" only after "đã" ("Đã đóng tiền"; "Đóng lần đầu" is to pay), "ý" only
+    """Whether the yes word at ``i`` of a label says yes there: "có" only leading the label or after a leading "đã"
+    ("Có, chỉ tôi", "Đã có giấy chứng sinh"; in "Từ 6 tuổi, có thẻ" it is "have"), "đóng" only after "đã" ("Đã đóng tiền"; "Đóng lần đầu" is to pay), "ý" only
     in "đồng ý" ("Góp ý" is no yes)."""
     if label[i] == "co":
-        return i == 0
+        return i == 0 or (i == 1 and label[0] == "da")  # "Có, …", "Đã có giấy chứng sinh"
     if label[i] == "dong":
         return (i > 0 and label[i - 1] == "da") or (i + 1 < len(label) and label[i + 1] == "y")
     if label[i] == "y":
         return i > 0 and label[i - 1] == "dong"
     return True
+
+
+def _opens_with_a_yes(label: str, vocab: Vocabulary, normalize: Normalizer) -> bool:
+    """A label whose first clause is a yes said alone: "Có, chỉ tôi cách xem", "Đồng ý", "Đúng hết"; not "Có tin
+    nhắn, cuộc gọi báo phạt" (there is a message) nor "Đã có kết quả"."""
+    clause = _tokens(vocab.label_words(label.split(",")[0], normalize))
+    return 0 < len(clause) <= 2 and clause[0] in vocab.yes_words and _yes_here(clause, 0)
 
 
 def _spelled_as_yes(token: str, written: Phrase, vocab: Vocabulary) -> bool:
@@ -1457,7 +1471,14 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     said = words_of(normalize, text)
     if options.forward_needs_done:  # "rồi sao nữa" at a payment: "and then what?", not "paid already"
         said = tuple(
-            w for i, w in enumerate(said) if not (w[0] == "roi" and i + 1 < len(said) and said[i + 1][0] == "sao")
+            w
+            for i, w in enumerate(said)
+            if not (
+                w[0] == "roi"
+                and i + 1 < len(said)
+                and said[i + 1][0] == "sao"
+                and all(vocab.filler(v) for v in said[:i])  # ("đóng rồi sao nữa": paid, then asks)
+            )
         )
     words = vocab.canonical(said)
     if not words:
@@ -1495,7 +1516,8 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
             # "khai báo tạm vắng" while doing it, though the checklist's "Tờ khai báo tạm vắng" holds those words;
             # but an alias that answers the question ("ho chieu bi rach" at "Hộ chiếu bị hỏng, rách") answers it
             answering = {t for _, label in cores for t in label} - name_sets[0] - NAME_VERBS
-            if not set(core) & answering:
+            asks_of_it = fact_asked(_tokens(said), frozenset().union(*names))  # "làm hộ chiếu ở đâu"
+            if not set(core) & answering and not asks_of_it:
                 return Reading("command", "repeat", how="same-procedure")
         # "chữ ký số là sao? tui hổng hiểu": a citizen who does not understand is not answering yet
         if options.words and not confused:
@@ -1588,6 +1610,7 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if (
         len(core) >= 2
         and not only_answers
+        and not fact_asked(_tokens(said), frozenset().union(*names))  # "làm hộ chiếu ở đâu" asks of it
         and any(
             set(core) <= name | NAME_VERBS and set(core) & name - answering - NAME_VERBS
             for name in (*names, set().union(*names))  # "đổi bằng lái xe": the name's and an alias's words
@@ -1598,6 +1621,11 @@ def read(text: str, options: Options, vocab: Vocabulary, normalize: Normalizer) 
     if names:
         core = tuple(t for t in core if t not in names[0]) or core
     yes, no = _yes_no(labels, vocab, {cid: vocab.label_words(label, normalize) for cid, label in flow})
+    if any(cid not in yes and cid not in no for cid, _ in labels):
+        # Not a yes-or-no question ("Hồ sơ của bạn đang ở tình trạng nào?"): only an answer opening with a yes
+        # word is a yes ("Có, chỉ tôi cách xem"), not one that holds one ("Đã có kết quả").
+        written = dict(flow)
+        yes = [cid for cid in yes if _opens_with_a_yes(written.get(cid, ""), vocab, normalize)]
     flow_ids = tuple(cid for cid, _ in flow)
     # At a "for whom" question, the citizen alone: "có mình tui thôi", "cho tui thôi, tui đi làm xa".
     alone = _just_me(_tokens(said), cores)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 import pytest
@@ -258,6 +258,35 @@ def test_a_fee_row_marked_unverified_needs_no_source(content: Path) -> None:
         '        grade: "?"\n',
     )
     assert problems(content, "error") == []
+
+
+def test_a_fee_row_of_an_unchecked_grade_needs_no_source(content: Path) -> None:
+    edit(
+        content / "procedures.yaml",
+        "        grade: S\n        source: thử nghiệm\n        as_of: 2026-11-28\n",
+        "        grade: BG\n",
+    )
+    assert problems(content, "error") == []
+
+
+def test_todays_date_is_the_officials_day_in_vietnam(content: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 00:30 in Vietnam the server's UTC date is still yesterday: a date checked today is no error."""
+    from datetime import datetime, timedelta
+
+    from bot import loader
+
+    server_day = datetime.now(UTC).date()
+    evening = datetime(server_day.year, server_day.month, server_day.day, 17, 30, tzinfo=UTC)
+    vietnam_day = (evening + timedelta(hours=7)).date()  # already tomorrow there
+
+    class Night(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> Night:  # type: ignore[override]
+            return evening.astimezone(tz) if tz is not None else evening  # type: ignore[arg-type,return-value]
+
+    monkeypatch.setattr(loader, "datetime", Night)
+    edit(content / "procedures.yaml", "        as_of: 2026-11-28\n", f"        as_of: {vietnam_day.isoformat()}\n")
+    assert [p for p in load_content(content).problems if p.severity == "error"] == []
 
 
 def test_a_checked_date_after_today_is_an_error(content: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.content import load
-from bot.engine import Content, Inbound, Position, Result, Session, step
+from bot.engine import Content, Frame, Inbound, Position, Result, Session, step
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 12, 3, 10, 0)
@@ -79,10 +79,14 @@ def test_a_call_for_help_that_tells_of_a_scam_call_offers_the_scam_guide_first(s
     first = said.replies[-1].choices[0]
     assert first.id == "p:canh-bao-lua-dao" and first.label.startswith("Xem: Nhận biết")
     tapped = step(shipped, said.session, Inbound("test", "u1", kind="choice", choice_id=first.id), NOW)
-    assert tapped.session.position == Position("canh-bao-lua-dao", shipped.catalogue.flow("canh-bao-lua-dao").start)  # type: ignore[union-attr]
-    assert tapped.session.parked is not None  # the health insurance renewal is kept
-    plain = _say(shipped, "gia-han-bhyt-ho-gia-dinh", flow.start, "gặp cán bộ giúp tui với")
-    assert [c.id for c in plain.replies[-1].choices] == ["resume", "cmd:menu"]  # plain help: no guide
+    guide = shipped.catalogue.flow("canh-bao-lua-dao")
+    assert guide is not None and tapped.session.position is not None
+    # seen from the step, as a guide the procedure opened: its end comes back to the same step
+    assert tapped.session.position.procedure == "canh-bao-lua-dao" and tapped.session.position.step == guide.start
+    assert [(f.procedure, f.step) for f in tapped.session.position.stack] == [("gia-han-bhyt-ho-gia-dinh", flow.start)]
+    for plain_help in ("gặp cán bộ giúp tui với", "tôi không biết làm sao", "tôi không rành làm sao"):
+        plain = _say(shipped, "gia-han-bhyt-ho-gia-dinh", flow.start, plain_help)
+        assert [c.id for c in plain.replies[-1].choices] == ["resume", "cmd:menu"], plain_help  # no guide
 
 
 @pytest.mark.parametrize(
@@ -104,6 +108,23 @@ def test_a_short_question_about_the_procedure_being_done_is_answered_from_the_ca
     assert shown in result.replies[0].text
     assert result.session.position == Position("dang-ky-khai-sinh", flow.start)  # then the step again
     assert result.replies[-1].choices  # with its buttons
+
+
+def test_a_place_question_naming_the_procedure_being_done_is_answered(shipped: Content) -> None:
+    flow = shipped.catalogue.flow("cap-ho-chieu")
+    assert flow is not None
+    result = _say(shipped, "cap-ho-chieu", flow.start, "làm hộ chiếu ở đâu")
+    assert [e.type for e in result.events] == ["fact-asked"]
+    assert "Nơi giải quyết thủ tục “Cấp hộ chiếu phổ thông”" in result.replies[0].text
+    assert [e.type for e in _say(shipped, "cap-ho-chieu", flow.start, "làm hộ chiếu").events] == ["repeat"]
+
+
+def test_inside_a_guide_a_place_question_is_not_answered_for_the_procedure(shipped: Content) -> None:
+    guide = shipped.catalogue.flow("tai-khoan-vneid")
+    assert guide is not None
+    here = Position("tai-khoan-vneid", guide.start, (Frame("dang-ky-tam-tru", "gioi-thieu"),))
+    result = step(shipped, Session(position=here, history=(here,)), Inbound("test", "u1", text="ở đâu"), NOW)
+    assert "fact-asked" not in [e.type for e in result.events]
 
 
 def test_a_fact_question_naming_another_procedure_is_not_answered_for_this_one(shipped: Content) -> None:

@@ -991,6 +991,12 @@ def test_a_bare_yes_at_the_menu_shows_the_menu_and_looks_nothing_up(shipped: Con
         (("o:dang", "Đang xử lý, còn trong hạn"), ("o:tu-choi", "Bị từ chối"), ("o:xong", "Đã có kết quả")),
         (("o:gia-han", "Gia hạn thẻ sắp hoặc đã hết hạn"), ("o:dau", "Đóng lần đầu cho người nhà")),
         (("o:hoi", "Hỏi thêm cán bộ"), ("o:gop", "Góp ý cho bot")),
+        # a leading "Có" that says "there is", and "Đã có" beside answers that are neither yes nor no
+        (
+            ("o:qd", "Đã có quyết định xử phạt"),
+            ("o:bb", "Mới bị lập biên bản"),
+            ("o:tn", "Có tin nhắn, cuộc gọi báo phạt"),
+        ),
     ],
 )
 def test_a_bare_ok_picks_no_answer_that_only_holds_a_yes_word(shipped: Content, labels: tuple) -> None:  # type: ignore[type-arg]
@@ -1005,6 +1011,7 @@ def test_a_bare_ok_picks_no_answer_that_only_holds_a_yes_word(shipped: Content, 
         ((("o:co", "Có, chỉ tôi cách xem"), ("o:khong", "Không, cảm ơn")), "o:co"),
         ((("o:roi", "Đã đóng tiền"), ("o:chua", "Chưa đóng tiền")), "o:roi"),
         ((("o:y", "Đồng ý"), ("o:khac", "Xem lại điều khoản")), "o:y"),
+        ((("o:co", "Đã có giấy chứng sinh"), ("o:chua", "Chưa có giấy chứng sinh")), "o:co"),
     ],
 )
 def test_a_bare_yes_still_takes_the_yes_answer(shipped: Content, labels: tuple, yes: str) -> None:  # type: ignore[type-arg]
@@ -1028,3 +1035,4 @@ def test_and_then_what_at_a_payment_is_not_paid(shipped: Content, said: str) -> 
     assert meaning(shipped, said, PAYMENT)[0] == "ask"
     assert meaning(shipped, said, MESSAGE) == ("choice", "next")  # elsewhere it goes on, as before
     assert meaning(shipped, "trả rồi", PAYMENT) == ("choice", "paid")
+    assert meaning(shipped, "đóng rồi sao nữa", PAYMENT) == ("choice", "paid")  # paid, then asks what next
