@@ -38,6 +38,7 @@ from bot.stages import title as stage_title
 from bot.understand import (
     NAME_VERBS,
     Options,
+    Phrase,
     Reader,
     Reading,
     Vocabulary,
@@ -176,6 +177,34 @@ def rendered_length(reply: Reply) -> int:
     return n
 
 
+def split_text(text: str, limit: int) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at paragraphs, then lines, then words (a word longer than a
+    whole message, such as a link, is cut). Channels use it for the platforms' own limits."""
+    if len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    for sep in ("\n\n", "\n", " "):
+        if sep not in text:
+            continue
+        current = ""
+        for part in text.split(sep):
+            candidate = f"{current}{sep}{part}" if current else part
+            if len(candidate) <= limit:
+                current = candidate
+                continue
+            if current:
+                pieces.append(current)
+            if len(part) <= limit:
+                current = part
+            else:
+                pieces += split_text(part, limit)
+                current = ""
+        if current:
+            pieces.append(current)
+        return pieces
+    return [text[i : i + limit] for i in range(0, len(text), limit)]
+
+
 def _pieces(text: str, limit: int) -> list[str]:
     """Paragraphs (then lines, then sentences) of at most ``limit`` characters, in order."""
     if len(text) <= limit:
@@ -200,20 +229,7 @@ def _pieces(text: str, limit: int) -> list[str]:
             if current:
                 out.append(current.rstrip())
             return out
-    # One long sentence: cut between words (a word longer than a whole message, such as a link, is cut)
-    out, current = [], ""
-    for word in text.split(" "):
-        candidate = f"{current} {word}" if current else word
-        if len(candidate) <= limit:
-            current = candidate
-            continue
-        if current:
-            out.append(current)
-        while len(word) > limit:
-            out.append(word[:limit])
-            word = word[limit:]
-        current = word
-    return [*out, current] if current else out
+    return split_text(text, limit)  # one long sentence: cut between words
 
 
 def needs_cutting(reply: Reply, limit: int = MAX_REPLY_CHARS) -> bool:
@@ -746,6 +762,7 @@ class _Turn:
         self.matcher = content.matcher
         self.reading: Reading | None = None  # what the dialogue reader made of a typed message
         self._match: tuple[str, MatchResult] | None = None  # the catalogue's reading of it, once asked
+        self._said: tuple[str, Phrase] | None = None  # its words, once read (see ``said``)
         self.session = session
         self.inbound = inbound
         self.now = now
@@ -963,7 +980,7 @@ class _Turn:
         if self.now.timestamp() - s.last_seen <= self.config.resume_after_seconds:
             return False
         text = self.inbound.text.strip()
-        words = words_of(self.content.reader, text)
+        words = self.said(text)
         # an explicit command after a pause means what it says
         return not (command_of(words, self.content.vocabulary) or text.split(" ")[0].lower() in SLASH_COMMANDS)
 
@@ -1101,6 +1118,12 @@ class _Turn:
             key = fold(text)
             self._match = (text, self.matcher.match(text) if key else MatchResult("none", ()))
         return self._match[1]
+
+    def said(self, text: str) -> Phrase:
+        """The words of a typed message, read once per turn however many checks look at them."""
+        if self._said is None or self._said[0] != text:
+            self._said = (text, words_of(self.content.reader, text))
+        return self._said[1]
 
     def asked_term(self, text: str) -> Term | None:
         """The glossary term a "… là gì?" question asks about ("OTP là gì", "cho hỏi passcode là cái gì vậy")."""
@@ -1515,7 +1538,7 @@ class _Turn:
         """A guide that a call for help plainly tells of: "có người gọi điện đòi tiền" while renewing health
         insurance is help, and also the guide to scam calls, offered first on the help card."""
         text = self.inbound.text if self.inbound.kind == "text" else ""
-        said = words_of(self.content.reader, text)
+        said = self.said(text)
         if words_beside(said, self.content.vocabulary, "help") < _GUIDE_IN_HELP_WORDS:
             return None  # only a call for help ("tôi không biết làm sao"), however a search would read it
         result = self.match(text)
@@ -1571,9 +1594,7 @@ class _Turn:
         if pos is not None and self.session.prompt is None and (asked := self.facts_asked(text)):
             self.answer_facts(asked)  # "phí bao nhiêu", "mất bao lâu vậy", "làm ở đâu": the facts, then the step
             return
-        if pos is None and only_dialogue(
-            self.content.vocabulary.canonical(words_of(self.content.reader, text)), self.content.vocabulary
-        ):
+        if pos is None and only_dialogue(self.content.vocabulary.canonical(self.said(text)), self.content.vocabulary):
             self.show()  # "dạ", "ok" to the menu: the menu again, not a search that finds a name by two letters
             return
         result = self.match(text)
@@ -1605,7 +1626,7 @@ class _Turn:
         if pos is not None:
             current = {f.procedure for f in pos.stack} | {pos.procedure}
             top = result.candidates[0].procedure_id if result.candidates else None
-            questioned = asks_a_question(text, words_of(self.content.reader, text), self.content.vocabulary)
+            questioned = asks_a_question(text, self.said(text), self.content.vocabulary)
             if result.status != "none" and top in current and not (questioned and result.status != "confident"):
                 # The procedure they are doing, by name: stay here and show the step again. (A question only
                 # close to its name, "làm trên điện thoại được không", is no such thing: said not understood.)
@@ -1652,7 +1673,7 @@ class _Turn:
         if proc is None or proc.is_guide or (pos is not None and pos.stack):
             return ()  # (inside a guide, "ở đâu" is about the guide's matter, not the procedure's office)
         own = frozenset(w for n in (proc.name, *proc.aliases) for w in fold(n).split())
-        return fact_asked(tuple(t for t, _ in words_of(self.content.reader, text)), own)
+        return fact_asked(tuple(t for t, _ in self.said(text)), own)
 
     def answer_facts(self, asked: tuple[str, ...]) -> None:
         pos = self.session.position
@@ -1691,7 +1712,7 @@ class _Turn:
         ids = {c.id for c in offered}
         content = self.content
         vocab = content.vocabulary
-        if vocab.asks(words_of(content.reader, text)):
+        if vocab.asks(self.said(text)):
             return False  # "bao lâu thì có kết quả" asks something: no choice answers it
         # typed with diacritics, words are compared as spelled: "chở hàng ngoài chợ" is not "chờ họ gọi"
         marked = typed_with_marks(text, content.reader)

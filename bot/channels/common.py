@@ -1,4 +1,4 @@
-"""Helpers shared by the chat channels: splitting long replies, stopping on signals, strict parsing."""
+"""Helpers shared by the chat channels: stopping on signals, strict parsing (long replies: ``engine.split_text``)."""
 
 from __future__ import annotations
 
@@ -15,33 +15,6 @@ def stop_on_signals(stop: asyncio.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-
-
-def split(text: str, limit: int) -> list[str]:
-    """Pieces of at most ``limit`` characters, cut at paragraphs, then lines, then words."""
-    if len(text) <= limit:
-        return [text]
-    pieces: list[str] = []
-    for sep in ("\n\n", "\n", " "):
-        if sep not in text:
-            continue
-        current = ""
-        for part in text.split(sep):
-            candidate = f"{current}{sep}{part}" if current else part
-            if len(candidate) <= limit:
-                current = candidate
-                continue
-            if current:
-                pieces.append(current)
-            if len(part) <= limit:
-                current = part
-            else:
-                pieces += split(part, limit)
-                current = ""
-        if current:
-            pieces.append(current)
-        return pieces
-    return [text[i : i + limit] for i in range(0, len(text), limit)]
 
 
 class Malformed(ValueError):

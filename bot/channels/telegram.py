@@ -31,9 +31,10 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import BaseRequest
 
-from bot.channels.common import Malformed, clean, is_int, split, stop_on_signals
+from bot.channels.common import Malformed, clean, is_int, stop_on_signals
 from bot.delivery import Dispatcher, Progress
 from bot.engine import Reply
+from bot.engine import split_text as split_pieces
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
 from bot.runner import Incoming, Runner
@@ -66,7 +67,7 @@ MAX_SEND_ATTEMPTS: Final = 6
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Telegram's 4,096-character pieces, cut at paragraphs, then lines, then words."""
-    return split(text, limit)
+    return split_pieces(text, limit)
 
 
 def callback_data(choice_id: str, index: int) -> str:

@@ -19,9 +19,10 @@ from typing import Any, Final
 
 import httpx
 
-from bot.channels.common import Malformed, clean, digest_id, split, stop_on_signals
+from bot.channels.common import Malformed, clean, digest_id, stop_on_signals
 from bot.delivery import Dispatcher, Progress
 from bot.engine import Reply
+from bot.engine import split_text as split_pieces
 from bot.errors import BotError
 from bot.privacy import keep_tokens_out_of_http_logs
 from bot.runner import Incoming, Runner
@@ -116,7 +117,7 @@ class ZaloBotClient:
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Zalo's 2,000-character pieces, cut at paragraphs, then lines, then words."""
-    return split(text, limit)
+    return split_pieces(text, limit)
 
 
 def render(reply: Reply) -> list[str]:

@@ -26,9 +26,9 @@ from typing import Any, Final
 
 import httpx
 
-from bot.channels.common import Malformed, clean, digest_id, split
+from bot.channels.common import Malformed, clean, digest_id
 from bot.delivery import Dispatcher, Progress
-from bot.engine import Reply, is_reminder
+from bot.engine import Reply, is_reminder, split_text
 from bot.errors import BotError
 from bot.limits import MAX_BODY_BYTES, InputError, parse_json
 from bot.privacy import keep_tokens_out_of_http_logs, seal, unseal
@@ -152,7 +152,7 @@ def messages(reply: Reply) -> list[dict[str, Any]]:
         parts.append("\n".join(f"🔗 {link}" for link in reply.links))
     if reply.choices:
         parts.append("\n".join(f"{i}. {c.label}" for i, c in enumerate(reply.choices, 1)) + "\n\n" + CHOOSE_HINT)
-    pieces = split("\n\n".join(parts) or " ", MAX_TEXT)
+    pieces = split_text("\n\n".join(parts) or " ", MAX_TEXT)
     out: list[dict[str, Any]] = [{"text": piece} for piece in pieces]
     if reply.choices and len(reply.choices) <= MAX_BUTTONS:
         out[-1]["attachment"] = {
